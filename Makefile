@@ -1,0 +1,130 @@
+# Glow in C and CUDA. Plain make: `make` builds every tool into build/bin,
+# `make test` runs the whole suite, `make help` lists the targets.
+
+BUILD    ?= build
+CC       ?= gcc
+NVCC     ?= nvcc
+CUDA_HOME ?= /usr/local/cuda
+
+# CUDA is built when nvcc and cuDNN are present; CUDA=0 / CUDA=1 force it.
+ifeq ($(origin CUDA),undefined)
+  CUDA := $(shell command -v $(NVCC) >/dev/null 2>&1 && \
+            { test -f $(CUDA_HOME)/include/cudnn.h || test -f /usr/include/cudnn.h || \
+              test -f /usr/include/x86_64-linux-gnu/cudnn.h; } && echo 1 || echo 0)
+endif
+
+OPT      ?= -O2 -march=x86-64-v3
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Ilibcommon -Icpu -MMD -MP
+LDLIBS   := -lpng -ljpeg -lz -lyaml -lcjson -ldnnl -lm -lpthread
+LDFLAGS  += -fopenmp
+
+SAN ?=
+ifneq ($(SAN),)
+  CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=$(SAN)
+endif
+
+COMMON_SRC := $(wildcard libcommon/*.c) $(wildcard cpu/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_SRC   := $(wildcard tools/*.c)
+TOOLS      := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+UNIT_SRC   := $(wildcard test/unit/test_*.c)
+UNITS      := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
+LIB        := $(BUILD)/libglow.a
+
+ifeq ($(CUDA),1)
+  NVCCFLAGS ?= -O3 -std=c++17 --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror \
+               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90 -Ilibcommon -Icuda
+  CUDA_SRC  := $(wildcard cuda/*.cu)
+  CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+  CUDA_LIB  := $(BUILD)/libglowcuda.a
+  CFLAGS    += -DGLOW_HAVE_CUDA=1
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+endif
+
+.PHONY: all test unit bats refcheck check-asan deps demo clean help
+all: $(TOOLS) $(UNITS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIB): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CUDA_LIB): $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(LIB) $(CUDA_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group $(LDLIBS) -o $@
+
+$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB) $(CUDA_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group $(LDLIBS) -o $@
+
+# The whole suite: C unit tests, the reference cases, then the Bats tests of
+# every tool. test/run.sh prints one summary line "N passed, N failed".
+test: all
+	@BUILD=$(BUILD) test/run.sh
+
+unit: $(UNITS)
+	@BUILD=$(BUILD) test/run.sh unit
+
+bats: $(TOOLS)
+	@BUILD=$(BUILD) test/run.sh bats
+
+# Every reference case found under REF (a folder of case folders, or one case).
+REF    ?= ../shared/reference
+DEVICE ?= cpu
+refcheck: all
+	$(BUILD)/test/test_refcheck --device $(DEVICE) $(REF)
+
+# The suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own
+# build folder. oneDNN's JIT and OpenMP runtime are not instrumented; leaks in
+# them are suppressed in test/asan.supp.
+check-asan:
+	$(MAKE) BUILD=build-asan SAN=address,undefined CUDA=0 OPT=-O1 all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  BUILD=build-asan GLOW_TEST_ASAN=1 test/run.sh
+
+# Debian packages the project needs (idempotent; quiet when all are present).
+DEB_PACKAGES := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev \
+                libyaml-dev libcjson-dev libdnnl-dev bats python3 python3-numpy \
+                dataset-fashion-mnist
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+demo: all
+	$(MAKE) -f pipelines/fashion-mnist.mk BUILD=$(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+help:
+	@echo "make            build every tool into $(BUILD)/bin (CUDA=$(CUDA))"
+	@echo "make test       the whole suite (unit, reference cases, bats)"
+	@echo "make refcheck   REF=DIR DEVICE=cpu|cuda: every reference case under DIR"
+	@echo "make check-asan the suite under ASan + UBSan"
+	@echo "make deps       install the Debian packages"
+	@echo "make demo       the Fashion-MNIST pipeline"
+
+-include $(COMMON_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d)

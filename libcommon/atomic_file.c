@@ -1,0 +1,120 @@
+#include "atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Live temp files, so an interrupted tool can remove them on its way out. */
+#define MAX_LIVE 64
+static char *live[MAX_LIVE];
+
+static void live_add(char *p)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (!live[i]) {
+            live[i] = p;
+            return;
+        }
+}
+
+static void live_remove(const char *p)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i] == p)
+            live[i] = NULL;
+}
+
+void atomic_cleanup_all(void)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i])
+            unlink(live[i]);
+}
+
+int atomic_open(atomic_file *af, const char *path, glow_error *err)
+{
+    memset(af, 0, sizeof *af);
+    af->path = xstrdup(path);
+    if (strcmp(path, "-") == 0) {
+        af->f = stdout;
+        return 0;
+    }
+    char *d = xstrdup(path), *b = xstrdup(path);
+    const char *dir = dirname(d), *base = basename(b);
+    size_t n = strlen(dir) + strlen(base) + 64;
+    af->tmp_path = xmalloc(n);
+    snprintf(af->tmp_path, n, "%s/.%s.tmp.%ld", dir, base, (long)getpid());
+    free(d);
+    free(b);
+    af->f = fopen(af->tmp_path, "wb");
+    if (!af->f) {
+        glow_errorf(err, "%s: cannot create: %s", path, strerror(errno));
+        free(af->tmp_path);
+        free(af->path);
+        af->tmp_path = af->path = NULL;
+        return -1;
+    }
+    live_add(af->tmp_path);
+    return 0;
+}
+
+int atomic_commit(atomic_file *af, glow_error *err)
+{
+    int rc = 0;
+    if (!af->tmp_path) { /* stdout */
+        if (fflush(af->f) != 0 || ferror(af->f)) {
+            glow_errorf(err, "standard output: write failed: %s", strerror(errno));
+            rc = -1;
+        }
+        free(af->path);
+        af->path = NULL;
+        return rc;
+    }
+    if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0) {
+        glow_errorf(err, "%s: write failed: %s", af->path, strerror(errno));
+        rc = -1;
+    }
+    if (fclose(af->f) != 0 && rc == 0) {
+        glow_errorf(err, "%s: write failed: %s", af->path, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0 && rename(af->tmp_path, af->path) != 0) {
+        glow_errorf(err, "%s: cannot rename into place: %s", af->path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0)
+        unlink(af->tmp_path);
+    else {
+        /* Make the rename itself durable. */
+        char *d = xstrdup(af->path);
+        int fd = open(dirname(d), O_RDONLY | O_DIRECTORY);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        free(d);
+    }
+    live_remove(af->tmp_path);
+    free(af->tmp_path);
+    free(af->path);
+    af->tmp_path = af->path = NULL;
+    af->f = NULL;
+    return rc;
+}
+
+void atomic_abort(atomic_file *af)
+{
+    if (af->tmp_path) {
+        if (af->f)
+            fclose(af->f);
+        unlink(af->tmp_path);
+        live_remove(af->tmp_path);
+        free(af->tmp_path);
+    }
+    free(af->path);
+    af->tmp_path = af->path = NULL;
+    af->f = NULL;
+}

@@ -1,0 +1,29 @@
+/* Files that appear whole or not at all: written under a temporary name in the
+ * same directory (".NAME.tmp.PID"), flushed, fsync'ed and renamed over NAME on
+ * commit. A killed process leaves only a temporary file, never a truncated NAME.
+ * The path "-" means standard output, written directly. */
+#ifndef GLOW_ATOMIC_FILE_H
+#define GLOW_ATOMIC_FILE_H
+
+#include <stdio.h>
+
+#include "util.h"
+
+typedef struct {
+    FILE *f;
+    char *path;     /* final name */
+    char *tmp_path; /* NULL for stdout */
+} atomic_file;
+
+/* Returns 0 and fills af, or -1 with err set ("PATH: reason"). */
+int atomic_open(atomic_file *af, const char *path, glow_error *err);
+/* Flush, fsync and rename. Returns 0, or -1 with err set (the temp file removed). */
+int atomic_commit(atomic_file *af, glow_error *err);
+/* Close and remove the temporary file. */
+void atomic_abort(atomic_file *af);
+
+/* Remove temporary files still open (called from a signal handler's exit path or
+ * atexit): every atomic_open registers its temp name until commit or abort. */
+void atomic_cleanup_all(void);
+
+#endif
