@@ -44,7 +44,7 @@ ifeq ($(CUDA),1)
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
 
-.PHONY: all test unit bats refcheck check-asan deps demo clean help
+.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model
 all: $(TOOLS) $(UNITS)
 
 $(BUILD)/obj/%.o: %.c
@@ -87,6 +87,15 @@ REF    ?= ../shared/reference
 DEVICE ?= cpu
 refcheck: all
 	$(BUILD)/test/test_refcheck --device $(DEVICE) $(REF)
+
+# Model speed (ms/image, conv GFLOP/s) for the benchmark configs; BENCH=A128|A512|B.
+BENCH ?=
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB) $(CUDA_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group $(LDLIBS) -o $@
+
+bench-model: $(BUILD)/bench/model_bench
+	$(BUILD)/bench/model_bench $(BENCH)
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own
 # build folder. oneDNN's JIT and OpenMP runtime are not instrumented; leaks in

@@ -3,6 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifndef GLOW_HAVE_CUDA
+#define GLOW_HAVE_CUDA 0
+#endif
+
 #if GLOW_HAVE_CUDA
 #include "../cuda/cuda_device.h"
 #else
@@ -15,7 +19,7 @@ static int glow_cuda_device_count(char *why, size_t len)
 }
 #endif
 
-int glow_device_cuda_built(void) { return GLOW_HAVE_CUDA + 0; }
+int glow_device_cuda_built(void) { return GLOW_HAVE_CUDA; }
 
 int glow_device_resolve(const char *spec, glow_device *dev, glow_error *err)
 {

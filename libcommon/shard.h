@@ -68,6 +68,16 @@ int shard_reader_next(shard_reader *r, shard_record *rec, glow_error *err);
 uint64_t shard_reader_records(const shard_reader *r);
 void shard_reader_close(shard_reader *r);
 
+/* What a shard file holds, from its record headers alone (payloads are skipped,
+ * not decompressed, but must be present in full). A regular file only. */
+typedef struct {
+    shard_dtype dtype;
+    uint32_t c, h, w;
+    int has_labels;
+    uint64_t n_images, records;
+} shard_scan;
+int shard_scan_file(const char *path, shard_scan *out, glow_error *err);
+
 /* ---- A stream over several files ----
  * Reads the files in order as one stream (stdin when there are none, or for
  * "-"), enforcing one shape and dtype across all of them. */
@@ -87,11 +97,28 @@ shard_dir_writer *shard_dir_writer_open(const char *dir, const char *prefix,
 /* Append images (one record's worth or less is buffered). All calls must have the
  * same dtype/shape and the same presence of labels. */
 int shard_dir_writer_add(shard_dir_writer *w, const shard_record *images, glow_error *err);
-/* Flush and commit the last file; returns files written via *nfiles. */
+/* Flush and commit the last file; returns files written via *nfiles. Files of
+ * the same prefix with higher numbers, left by an earlier, larger run, are then
+ * removed so the directory holds exactly this run's data. Frees w, also on error.
+ * After a failed add, call shard_dir_writer_abort instead (committed files stay). */
 int shard_dir_writer_close(shard_dir_writer *w, int *nfiles, glow_error *err);
 void shard_dir_writer_abort(shard_dir_writer *w);
 
 /* The sorted list of *.glow files in a directory (for training from shard dirs). */
 int shard_dir_list(const char *dir, char ***files, int *nfiles, glow_error *err);
+void shard_dir_list_free(char **files, int nfiles);
+
+/* Where the record last returned by shard_multi_next came from: the file's name
+ * as used in messages ("standard input" for "-") and its record number there
+ * (from 1). NULL before the first record. */
+const char *shard_multi_where(const shard_multi *m, uint64_t *record);
+
+/* mkdir -p: create dir and its missing parents. Returns 0, or -1 with err set. */
+int glow_mkdir_p(const char *dir, glow_error *err);
+
+/* Readers refuse records whose payload would exceed this (16 GiB) rather than
+ * attempt the allocation; writers aim for records of at most SHARD_RECORD_TARGET. */
+#define SHARD_MAX_RAW ((uint64_t)1 << 34)
+#define SHARD_RECORD_TARGET ((uint64_t)64 << 20)
 
 #endif

@@ -1,0 +1,349 @@
+/* Data movement, actnorm and coupling ops of the CPU backend. Reductions go
+ * through fixed chunks of CPU_RED_ROWS rows combined in chunk order. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+#include "ew_math.h"
+#include "rng.h"
+
+static void copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, size_t rows,
+                      int cols, int accumulate)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (rows * (size_t)cols > 32768)
+    for (size_t r = 0; r < rows; r++) {
+        float *d = dst + r * ldd;
+        const float *s = src + r * lds;
+        if (accumulate)
+            for (int j = 0; j < cols; j++)
+                d[j] += s[j];
+        else
+            memmove(d, s, (size_t)cols * sizeof(float));
+    }
+}
+
+static void axpy(backend *b, float *dst, const float *src, size_t n, float alpha)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        dst[i] += alpha * src[i];
+}
+
+static void add_scalar(backend *b, float *x, size_t n, float v)
+{
+    (void)b;
+    for (size_t i = 0; i < n; i++)
+        x[i] += v;
+}
+
+static void scale(backend *b, float *x, size_t n, float s)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+/* One loop for both directions: the pixel (n, i, j, c) of the big side is channel
+ * c*4 + dy*2 + dx of pixel (n, i/2, j/2) on the small side. */
+static void squeeze_dir(const float *src, int lds, float *dst, int ldd, int n, int h, int w,
+                        int c, int to_small)
+{
+    const int h2 = h / 2, w2 = w / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < n; b++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++) {
+                size_t big = ((size_t)b * h + i) * w + j;
+                size_t small = ((size_t)b * h2 + i / 2) * w2 + j / 2;
+                int off = (i & 1) * 2 + (j & 1);
+                if (to_small) {
+                    const float *s = src + big * lds;
+                    float *d = dst + small * ldd + off;
+                    for (int ch = 0; ch < c; ch++)
+                        d[ch * 4] = s[ch];
+                } else {
+                    const float *s = src + small * lds + off;
+                    float *d = dst + big * ldd;
+                    for (int ch = 0; ch < c; ch++)
+                        d[ch] = s[ch * 4];
+                }
+            }
+}
+
+static void squeeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
+                    int w, int c)
+{
+    (void)b;
+    squeeze_dir(src, lds, dst, ldd, n, h, w, c, 1);
+}
+
+static void unsqueeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
+                      int w, int c)
+{
+    (void)b;
+    squeeze_dir(src, lds, dst, ldd, n, h, w, c, 0);
+}
+
+static void gather_channels(backend *b, const float *x, float *y, size_t rows, int c,
+                            const int32_t *perm)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < c; j++)
+            y[r * c + j] = x[r * c + perm[j]];
+}
+
+static void dequantize(backend *b, const uint8_t *img, const float *noise, uint64_t seed,
+                       uint64_t first, int n_bits, int n, int c, int h, int w, float *x)
+{
+    (void)b;
+    const size_t D = (size_t)c * h * w, hw = (size_t)h * w;
+    const float inv_bins = 1.0f / (float)(1 << n_bits);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < D; j++) {
+            size_t idx = (size_t)i * D + j;
+            float u = noise ? noise[idx]
+                            : rng_uniform_at(seed, RNG_STREAM_DEQUANT, (first + i) * D + j) * inv_bins;
+            size_t ch = j / hw, p = j % hw;
+            x[((size_t)i * hw + p) * c + ch] = ew_dequant(img[idx], n_bits, u);
+        }
+}
+
+static void actnorm_fwd(backend *b, const float *x, int ldx, float *y, int ldy, size_t rows,
+                        int c, const float *bias, const float *logs, int relu)
+{
+    (void)b;
+    float *s = malloc((size_t)c * sizeof *s);
+    for (int j = 0; j < c; j++)
+        s[j] = ew_actnorm_scale(logs[j]);
+    const float lo = relu ? 0.0f : -INFINITY;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xp = x + r * ldx;
+        float *yp = y + r * ldy;
+#pragma omp simd
+        for (int j = 0; j < c; j++) {
+            float v = ew_actnorm_fwd(xp[j], bias[j], s[j]);
+            yp[j] = v > lo ? v : lo;
+        }
+    }
+    free(s);
+}
+
+static void actnorm_inv(backend *b, const float *y, int ldy, float *x, int ldx, size_t rows,
+                        int c, const float *bias, const float *logs)
+{
+    (void)b;
+    float *s = malloc((size_t)c * sizeof *s);
+    for (int j = 0; j < c; j++)
+        s[j] = ew_actnorm_scale(logs[j]);
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < c; j++)
+            x[r * ldx + j] = ew_actnorm_inv(y[r * ldy + j], bias[j], s[j]);
+    free(s);
+}
+
+static void actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int ldy,
+                        float *dx, int lddx, size_t rows, int c, const float *logs, int relu,
+                        float *dbias, float *dlogs)
+{
+    (void)b;
+    const size_t nch = (rows + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
+    float *part = calloc(nch * 2 * (size_t)c, sizeof *part);
+    float *s = malloc((size_t)c * sizeof *s);
+    for (int j = 0; j < c; j++)
+        s[j] = ew_actnorm_scale(logs[j]);
+    /* with relu, dy only passes where the output is positive */
+    const float thr = relu ? 0.0f : -INFINITY;
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < nch; k++) {
+        float *pb = part + k * 2 * c, *pl = pb + c;
+        size_t r1 = (k + 1) * CPU_RED_ROWS < rows ? (k + 1) * CPU_RED_ROWS : rows;
+        for (size_t r = k * CPU_RED_ROWS; r < r1; r++) {
+            const float *g = dy + r * lddy, *yp = y + r * ldy;
+            float *d = dx + r * lddx;
+#pragma omp simd
+            for (int j = 0; j < c; j++) {
+                float gj = yp[j] > thr ? g[j] : 0.0f;
+                float dj = gj * s[j];
+                pb[j] += dj;
+                pl[j] += gj * yp[j];
+                d[j] = dj;
+            }
+        }
+    }
+#pragma omp parallel for schedule(static) if (c > 64)
+    for (int j = 0; j < c; j++) {
+        double sb = 0, sl = 0;
+        for (size_t k = 0; k < nch; k++) {
+            sb += part[k * 2 * c + j];
+            sl += part[k * 2 * c + c + j];
+        }
+        dbias[j] = (float)sb;
+        dlogs[j] = (float)(3.0 * sl);
+    }
+    free(s);
+    free(part);
+}
+
+static void actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c, float *bias,
+                        float *logs)
+{
+    (void)b;
+    const size_t nch = (rows + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
+    double *part = calloc(nch * (size_t)c, sizeof *part);
+    double *mean = calloc((size_t)c, sizeof *mean);
+    for (int pass = 0; pass < 2; pass++) {
+        memset(part, 0, nch * (size_t)c * sizeof *part);
+#pragma omp parallel for schedule(static)
+        for (size_t k = 0; k < nch; k++) {
+            double *p = part + k * c;
+            size_t r1 = (k + 1) * CPU_RED_ROWS < rows ? (k + 1) * CPU_RED_ROWS : rows;
+            for (size_t r = k * CPU_RED_ROWS; r < r1; r++)
+                for (int j = 0; j < c; j++) {
+                    double v = (double)x[r * ldx + j] - (pass ? mean[j] : 0.0);
+                    p[j] += pass ? v * v : v;
+                }
+        }
+        for (int j = 0; j < c; j++) {
+            double s = 0;
+            for (size_t k = 0; k < nch; k++)
+                s += part[k * c + j];
+            s /= (double)rows;
+            if (pass == 0) {
+                mean[j] = s;
+                bias[j] = (float)-s;
+            } else {
+                logs[j] = (float)(log(1.0 / (sqrt(s) + 1e-6)) / 3.0);
+            }
+        }
+    }
+    free(mean);
+    free(part);
+}
+
+static void sum_into(backend *b, const float *v, int c, float factor, float *ld, int n)
+{
+    (void)b;
+    double s = 0;
+    for (int j = 0; j < c; j++)
+        s += v[j];
+    for (int i = 0; i < n; i++)
+        ld[i] += (float)(factor * s);
+}
+
+static void coupling_fwd(backend *b, int affine, const float *x2, int ldx, const float *h,
+                         float *y2, int ldy, int n, size_t rows_per_image, int c2, float *logdet)
+{
+    (void)b;
+    const size_t cpi = (rows_per_image + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
+    const size_t nch = (size_t)n * cpi;
+    double *part = calloc(nch, sizeof *part);
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < nch; k++) {
+        size_t img = k / cpi, r0 = img * rows_per_image + (k % cpi) * CPU_RED_ROWS;
+        size_t r1 = r0 + CPU_RED_ROWS;
+        if (r1 > (img + 1) * rows_per_image)
+            r1 = (img + 1) * rows_per_image;
+        double acc = 0;
+        for (size_t r = r0; r < r1; r++) {
+            const float *xp = x2 + r * ldx;
+            float *yp = y2 + r * ldy;
+            if (affine) {
+                const float *hp = h + r * 2 * c2;
+                for (int j = 0; j < c2; j++) {
+                    float s = ew_coupling_scale(hp[2 * j + 1]);
+                    yp[j] = (xp[j] + hp[2 * j]) * s;
+                    acc += ew_coupling_logscale(hp[2 * j + 1]);
+                }
+            } else {
+                const float *hp = h + r * c2;
+                for (int j = 0; j < c2; j++)
+                    yp[j] = xp[j] + hp[j];
+            }
+        }
+        part[k] = acc;
+    }
+    if (affine)
+        for (int i = 0; i < n; i++) {
+            double s = 0;
+            for (size_t k = 0; k < cpi; k++)
+                s += part[(size_t)i * cpi + k];
+            logdet[i] += (float)s;
+        }
+    free(part);
+}
+
+static void coupling_inv(backend *b, int affine, const float *y2, int ldy, const float *h,
+                         float *x2, int ldx, size_t rows, int c2)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c2 > 16384)
+    for (size_t r = 0; r < rows; r++) {
+        const float *yp = y2 + r * ldy;
+        float *xp = x2 + r * ldx;
+        if (affine) {
+            const float *hp = h + r * 2 * c2;
+            for (int j = 0; j < c2; j++)
+                xp[j] = yp[j] / ew_coupling_scale(hp[2 * j + 1]) - hp[2 * j];
+        } else {
+            const float *hp = h + r * c2;
+            for (int j = 0; j < c2; j++)
+                xp[j] = yp[j] - hp[j];
+        }
+    }
+}
+
+static void coupling_bwd(backend *b, int affine, const float *dy2, int lddy, const float *y2,
+                         int ldy, const float *h, float *dx2, int lddx, float *dh, size_t rows,
+                         int c2, float g_logdet)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c2 > 16384)
+    for (size_t r = 0; r < rows; r++) {
+        const float *g = dy2 + r * lddy, *yp = y2 + r * ldy;
+        float *dxp = dx2 + r * lddx;
+        if (affine) {
+            const float *hp = h + r * 2 * c2;
+            float *dhp = dh + r * 2 * c2;
+            for (int j = 0; j < c2; j++) {
+                float s = ew_coupling_scale(hp[2 * j + 1]);
+                dxp[j] = ew_affine_bwd(g[j], yp[j], s, g_logdet, &dhp[2 * j], &dhp[2 * j + 1]);
+            }
+        } else {
+            float *dhp = dh + r * c2;
+            for (int j = 0; j < c2; j++) {
+                float v = g[j];
+                dhp[j] = v;
+                dxp[j] = v;
+            }
+        }
+    }
+}
+
+void cpu_ops_init(backend *b)
+{
+    b->copy_cols = copy_cols;
+    b->axpy = axpy;
+    b->add_scalar = add_scalar;
+    b->scale = scale;
+    b->squeeze = squeeze;
+    b->unsqueeze = unsqueeze;
+    b->gather_channels = gather_channels;
+    b->dequantize = dequantize;
+    b->actnorm_fwd = actnorm_fwd;
+    b->actnorm_inv = actnorm_inv;
+    b->actnorm_bwd = actnorm_bwd;
+    b->actnorm_ddi = actnorm_ddi;
+    b->sum_into = sum_into;
+    b->coupling_fwd = coupling_fwd;
+    b->coupling_inv = coupling_inv;
+    b->coupling_bwd = coupling_bwd;
+}

@@ -1,0 +1,430 @@
+/* Model construction, parameters, batch buffers and host-side results. */
+#include "model_internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *balloc(glow_model *m, size_t bytes)
+{
+    if (m->nbufs == m->capbufs) {
+        m->capbufs = m->capbufs ? 2 * m->capbufs : 64;
+        m->bufs = xrealloc(m->bufs, (size_t)m->capbufs * sizeof *m->bufs);
+    }
+    void *p = m->b->alloc(m->b, bytes);
+    m->bufs[m->nbufs++] = p;
+    return p;
+}
+
+static float *fbuf(glow_model *m, size_t n) { return balloc(m, n * sizeof(float)); }
+
+static void free_batch(glow_model *m)
+{
+    for (int i = 0; i < m->nbufs; i++)
+        m->b->free(m->b, m->bufs[i]);
+    m->nbufs = 0;
+    free(m->h_bpd);
+    free(m->h_logdet);
+    free(m->h_logp);
+    free(m->h_ce);
+    free(m->labels_host);
+    m->h_bpd = m->h_logdet = m->h_logp = m->h_ce = NULL;
+    m->labels_host = NULL;
+    m->n = 0;
+}
+
+void mdl_ensure_batch(glow_model *m, int n)
+{
+    if (n == m->n)
+        return;
+    free_batch(m);
+    m->n = n;
+    const glow_config *c = &m->cfg;
+    const size_t D = (size_t)glow_config_dims(c), HW = (size_t)c->image_h * c->image_w;
+    m->img = balloc(m, (size_t)n * D);
+    m->noise = fbuf(m, (size_t)n * D);
+    m->x = fbuf(m, (size_t)n * D);
+    m->labels = balloc(m, (size_t)n * sizeof(int32_t));
+    size_t maxpc = 0, maxpw = 0;
+    for (int l = 0; l < m->L; l++) {
+        mdl_level *lv = &m->lv[l];
+        const int C = lv->C, Cout = c->coupling == COUPLING_AFFINE ? C : C / 2;
+        lv->rows = (size_t)n * lv->H * lv->W;
+        const size_t P = lv->rows;
+        bk_conv c1 = {n, lv->H, lv->W, C / 2, m->Wd, 3, m->E};
+        bk_conv c2 = {n, lv->H, lv->W, m->Wd, m->Wd, 1, 0};
+        bk_conv c3 = {n, lv->H, lv->W, m->Wd, Cout, 3, m->E};
+        bk_conv inv = {n, lv->H, lv->W, C, C, 1, 0};
+        bk_conv sp = {n, lv->H, lv->W, C / 2, C, 3, m->E};
+        lv->c1 = c1;
+        lv->c2 = c2;
+        lv->c3 = c3;
+        lv->inv = inv;
+        lv->split = sp;
+        lv->lin = fbuf(m, P * C);
+        for (int k = 0; k < m->K; k++) {
+            mdl_step *s = &lv->steps[k];
+            s->an_out = fbuf(m, P * C);
+            s->pm = fbuf(m, P * C);
+            s->out = fbuf(m, P * C);
+            s->z1 = fbuf(m, P * C / 2);
+            s->a1 = fbuf(m, P * m->Wd);
+            s->a2 = fbuf(m, P * m->Wd);
+            s->h = fbuf(m, P * Cout);
+        }
+        if (l < m->L - 1) {
+            lv->sz1 = fbuf(m, P * C / 2);
+            lv->sh = fbuf(m, P * C);
+        }
+        if (P * C > maxpc)
+            maxpc = P * C;
+        if (P * m->Wd > maxpw)
+            maxpw = P * m->Wd;
+    }
+    mdl_level *top = &m->lv[m->L - 1];
+    const size_t Pt = top->rows, Ct = (size_t)top->C;
+    bk_conv tc = {n, top->H, top->W, 2 * top->C, 2 * top->C, 3, m->E};
+    m->top = tc;
+    if (2 * Pt * Ct > maxpc)
+        maxpc = 2 * Pt * Ct;
+    m->tzero = fbuf(m, Pt * 2 * Ct);
+    m->thz = fbuf(m, Pt * 2 * Ct);
+    m->th = fbuf(m, Pt * 2 * Ct);
+    m->logdet = fbuf(m, (size_t)n);
+    m->logp = fbuf(m, (size_t)n);
+    m->ce = fbuf(m, (size_t)n);
+    m->g_cur = fbuf(m, maxpc);
+    m->g_tmp = fbuf(m, maxpc);
+    m->g_h = fbuf(m, maxpc);
+    m->g_z1 = fbuf(m, maxpc);
+    m->g_a1 = fbuf(m, maxpw);
+    m->g_a2 = fbuf(m, maxpw);
+    m->h_bpd = xcalloc((size_t)n, sizeof(float));
+    m->h_logdet = xcalloc((size_t)n, sizeof(float));
+    m->h_logp = xcalloc((size_t)n, sizeof(float));
+    m->h_ce = xcalloc((size_t)n, sizeof(float));
+    m->labels_host = xcalloc((size_t)n, sizeof(int32_t));
+    (void)HW;
+}
+
+static float *param_ptr(glow_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static float *param_ptr(glow_model *m, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    long off = glow_model_param_offset(m, name);
+    return off < 0 ? NULL : m->params + off;
+}
+
+static void *fixed_ptr(glow_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void *fixed_ptr(glow_model *m, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    glow_param *p = glow_paramset_find(&m->layout, name);
+    return p ? p->data : NULL;
+}
+
+long glow_model_param_offset(const glow_model *m, const char *name)
+{
+    for (int i = 0; i < m->layout.n; i++)
+        if (strcmp(m->layout.v[i].name, name) == 0)
+            return m->offset[i];
+    return -1;
+}
+
+glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_paramset *ps,
+                           glow_error *err)
+{
+    glow_model *m = xcalloc(1, sizeof *m);
+    m->b = b;
+    m->cfg = *cfg;
+    if (glow_paramset_layout(cfg, &m->layout, err)) {
+        free(m);
+        return NULL;
+    }
+    m->offset = xcalloc((size_t)m->layout.n, sizeof *m->offset);
+    for (int i = 0; i < m->layout.n; i++) {
+        glow_param *p = &m->layout.v[i];
+        if (p->trained && p->dtype == PARAM_F32) {
+            m->offset[i] = (long)m->n_trained;
+            m->n_trained += p->count;
+        } else {
+            m->offset[i] = -1;
+        }
+    }
+    m->params = b->alloc(b, m->n_trained * sizeof(float));
+    m->grads = b->alloc(b, m->n_trained * sizeof(float));
+    m->L = cfg->levels;
+    m->K = cfg->steps;
+    m->Wd = cfg->width;
+    m->E = cfg->edge_bias ? 1 : 0;
+    m->lv = xcalloc((size_t)m->L, sizeof *m->lv);
+    int maxc = 0;
+    for (int l = 0; l < m->L; l++) {
+        mdl_level *lv = &m->lv[l];
+        lv->C = glow_level_channels(cfg, l);
+        lv->H = glow_level_h(cfg, l);
+        lv->W = glow_level_w(cfg, l);
+        if (lv->C > maxc)
+            maxc = lv->C;
+        lv->steps = xcalloc((size_t)m->K, sizeof *lv->steps);
+        for (int k = 0; k < m->K; k++) {
+            mdl_step *s = &lv->steps[k];
+            const char *pre = "flow";
+            s->an.b = param_ptr(m, "%s.%d.%d.actnorm.bias", pre, l, k);
+            s->an.l = param_ptr(m, "%s.%d.%d.actnorm.logs", pre, l, k);
+            s->w1 = param_ptr(m, "%s.%d.%d.coupling.conv1.weight", pre, l, k);
+            s->an1.b = param_ptr(m, "%s.%d.%d.coupling.actnorm1.bias", pre, l, k);
+            s->an1.l = param_ptr(m, "%s.%d.%d.coupling.actnorm1.logs", pre, l, k);
+            s->w2 = param_ptr(m, "%s.%d.%d.coupling.conv2.weight", pre, l, k);
+            s->an2.b = param_ptr(m, "%s.%d.%d.coupling.actnorm2.bias", pre, l, k);
+            s->an2.l = param_ptr(m, "%s.%d.%d.coupling.actnorm2.logs", pre, l, k);
+            s->w3 = param_ptr(m, "%s.%d.%d.coupling.conv3.weight", pre, l, k);
+            s->c3.b = param_ptr(m, "%s.%d.%d.coupling.conv3.bias", pre, l, k);
+            s->c3.l = param_ptr(m, "%s.%d.%d.coupling.conv3.logs", pre, l, k);
+            const size_t CC = (size_t)lv->C * lv->C;
+            if (cfg->permutation == PERM_INVCONV) {
+                s->W = xcalloc(CC, sizeof(double));
+                s->Winv = xcalloc(CC, sizeof(double));
+                s->Wdev = b->alloc(b, CC * sizeof(float));
+                s->Winvdev = b->alloc(b, CC * sizeof(float));
+                if (cfg->lu) {
+                    s->lu_lower = param_ptr(m, "flow.%d.%d.invconv.lower", l, k);
+                    s->lu_upper = param_ptr(m, "flow.%d.%d.invconv.upper", l, k);
+                    s->lu_logs = param_ptr(m, "flow.%d.%d.invconv.log_s", l, k);
+                    s->lu_p = fixed_ptr(m, "flow.%d.%d.invconv.p", l, k);
+                    s->lu_sign = fixed_ptr(m, "flow.%d.%d.invconv.sign_s", l, k);
+                } else {
+                    s->inv_w = param_ptr(m, "flow.%d.%d.invconv.weight", l, k);
+                }
+            } else {
+                s->perm = b->alloc(b, (size_t)lv->C * sizeof(int32_t));
+                s->iperm = b->alloc(b, (size_t)lv->C * sizeof(int32_t));
+                if (cfg->permutation == PERM_SHUFFLE)
+                    s->perm_host = fixed_ptr(m, "flow.%d.%d.shuffle.perm", l, k);
+            }
+        }
+        if (l < m->L - 1) {
+            lv->sw = param_ptr(m, "split.%d.conv.weight", l);
+            lv->sp.b = param_ptr(m, "split.%d.conv.bias", l);
+            lv->sp.l = param_ptr(m, "split.%d.conv.logs", l);
+        }
+    }
+    m->tw = param_ptr(m, "prior.conv.weight");
+    m->tp.b = param_ptr(m, "prior.conv.bias");
+    m->tp.l = param_ptr(m, "prior.conv.logs");
+    m->yw = param_ptr(m, "prior.y_emb.weight");
+    m->yp.b = param_ptr(m, "prior.y_emb.bias");
+    m->yp.l = param_ptr(m, "prior.y_emb.logs");
+    m->cw = param_ptr(m, "classifier.weight");
+    m->cp.b = param_ptr(m, "classifier.bias");
+    m->cp.l = param_ptr(m, "classifier.logs");
+    m->hW = xcalloc((size_t)maxc * maxc * 6, sizeof(double));
+    m->hWf = xcalloc((size_t)maxc * maxc, sizeof(float));
+    m->g_W = b->alloc(b, (size_t)maxc * maxc * sizeof(float));
+    if (ps && glow_model_set_params(m, ps, err)) {
+        glow_model_free(m);
+        return NULL;
+    }
+    if (!ps)
+        glow_model_set_params(m, &m->layout, err);
+    return m;
+}
+
+/* Upload the permutation of every shuffle/reverse step. */
+static void upload_perms(glow_model *m)
+{
+    for (int l = 0; l < m->L; l++) {
+        mdl_level *lv = &m->lv[l];
+        int32_t *p = xcalloc((size_t)lv->C, sizeof *p), *ip = xcalloc((size_t)lv->C, sizeof *ip);
+        for (int k = 0; k < m->K; k++) {
+            mdl_step *s = &lv->steps[k];
+            if (!s->perm)
+                continue;
+            for (int j = 0; j < lv->C; j++)
+                p[j] = s->perm_host ? s->perm_host[j] : lv->C - 1 - j;
+            for (int j = 0; j < lv->C; j++)
+                if (p[j] >= 0 && p[j] < lv->C)
+                    ip[p[j]] = j;
+            m->b->upload(m->b, s->perm, p, (size_t)lv->C * sizeof *p);
+            m->b->upload(m->b, s->iperm, ip, (size_t)lv->C * sizeof *ip);
+        }
+        free(p);
+        free(ip);
+    }
+}
+
+int glow_model_set_params(glow_model *m, const glow_paramset *ps, glow_error *err)
+{
+    for (int i = 0; i < ps->n; i++) {
+        const glow_param *src = &ps->v[i];
+        int j;
+        for (j = 0; j < m->layout.n; j++)
+            if (strcmp(m->layout.v[j].name, src->name) == 0)
+                break;
+        if (j == m->layout.n)
+            continue;
+        glow_param *dst = &m->layout.v[j];
+        if (dst->count != src->count || dst->dtype != src->dtype) {
+            glow_errorf(err, "parameter %s: %zu elements expected, %zu given", dst->name,
+                        dst->count, src->count);
+            return -1;
+        }
+        if (m->offset[j] >= 0)
+            m->b->upload(m->b, m->params + m->offset[j], src->data, src->count * sizeof(float));
+        else if (dst->data != src->data)
+            memcpy(dst->data, src->data, src->count * 4);
+    }
+    if (m->cfg.permutation == PERM_SHUFFLE) {
+        for (int l = 0; l < m->L; l++)
+            for (int k = 0; k < m->K; k++) {
+                const int32_t *p = m->lv[l].steps[k].perm_host;
+                int C = m->lv[l].C;
+                char *seen = xcalloc((size_t)C, 1);
+                for (int j = 0; j < C; j++) {
+                    if (p[j] < 0 || p[j] >= C || seen[p[j]]) {
+                        free(seen);
+                        glow_errorf(err, "parameter flow.%d.%d.shuffle.perm: not a permutation "
+                                         "of 0..%d", l, k, C - 1);
+                        return -1;
+                    }
+                    seen[p[j]] = 1;
+                }
+                free(seen);
+            }
+    }
+    upload_perms(m);
+    return 0;
+}
+
+void glow_model_get_params(glow_model *m, glow_paramset *ps)
+{
+    for (int i = 0; i < ps->n; i++) {
+        glow_param *dst = &ps->v[i];
+        for (int j = 0; j < m->layout.n; j++) {
+            const glow_param *src = &m->layout.v[j];
+            if (strcmp(src->name, dst->name) != 0 || src->count != dst->count)
+                continue;
+            if (m->offset[j] >= 0)
+                m->b->download(m->b, dst->data, m->params + m->offset[j], dst->count * sizeof(float));
+            else
+                memcpy(dst->data, src->data, src->count * 4);
+        }
+    }
+}
+
+float *glow_model_params(glow_model *m) { return m->params; }
+float *glow_model_grads(glow_model *m) { return m->grads; }
+size_t glow_model_n_trained(const glow_model *m) { return m->n_trained; }
+const glow_config *glow_model_config(const glow_model *m) { return &m->cfg; }
+backend *glow_model_backend(const glow_model *m) { return m->b; }
+
+void glow_model_flat_upload(glow_model *m, float *flat, const glow_paramset *ps)
+{
+    for (int i = 0; i < ps->n; i++) {
+        long off = glow_model_param_offset(m, ps->v[i].name);
+        if (off >= 0 && ps->v[i].dtype == PARAM_F32)
+            m->b->upload(m->b, flat + off, ps->v[i].data, ps->v[i].count * sizeof(float));
+    }
+}
+
+void glow_model_flat_download(glow_model *m, const float *flat, glow_paramset *ps)
+{
+    for (int i = 0; i < ps->n; i++) {
+        long off = glow_model_param_offset(m, ps->v[i].name);
+        if (off >= 0 && ps->v[i].dtype == PARAM_F32)
+            m->b->download(m->b, ps->v[i].data, flat + off, ps->v[i].count * sizeof(float));
+    }
+}
+
+void glow_model_free(glow_model *m)
+{
+    if (!m)
+        return;
+    free_batch(m);
+    free(m->bufs);
+    backend *b = m->b;
+    for (int l = 0; l < m->L; l++) {
+        for (int k = 0; k < m->K; k++) {
+            mdl_step *s = &m->lv[l].steps[k];
+            free(s->W);
+            free(s->Winv);
+            if (s->Wdev)
+                b->free(b, s->Wdev);
+            if (s->Winvdev)
+                b->free(b, s->Winvdev);
+            if (s->perm)
+                b->free(b, s->perm);
+            if (s->iperm)
+                b->free(b, s->iperm);
+        }
+        free(m->lv[l].steps);
+    }
+    free(m->lv);
+    b->free(b, m->params);
+    b->free(b, m->grads);
+    b->free(b, m->g_W);
+    free(m->hW);
+    free(m->hWf);
+    free(m->offset);
+    glow_paramset_free(&m->layout);
+    free(m);
+}
+
+void mdl_nchw_to_nhwc(const float *src, float *dst, int n, int c, int hw)
+{
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            for (int p = 0; p < hw; p++)
+                dst[((size_t)i * hw + p) * c + ch] = src[((size_t)i * c + ch) * hw + p];
+}
+
+void mdl_nhwc_to_nchw(const float *src, int ld, float *dst, int n, int c, int hw)
+{
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            for (int p = 0; p < hw; p++)
+                dst[((size_t)i * c + ch) * hw + p] = src[((size_t)i * hw + p) * ld + ch];
+}
+
+int glow_model_n_latents(const glow_model *m) { return m->L; }
+
+void glow_model_latent_shape(const glow_model *m, int idx, int n, int shape[4])
+{
+    const mdl_level *lv = &m->lv[idx];
+    shape[0] = n;
+    shape[1] = idx == m->L - 1 ? lv->C : lv->C / 2;
+    shape[2] = lv->H;
+    shape[3] = lv->W;
+}
+
+void glow_model_get_latent(glow_model *m, int idx, float *out)
+{
+    mdl_level *lv = &m->lv[idx];
+    const int n = m->ncur, C = lv->C, hw = lv->H * lv->W;
+    float *tmp = xmalloc(lv->rows * C * sizeof(float));
+    m->b->download(m->b, tmp, lv->steps[m->K - 1].out, lv->rows * C * sizeof(float));
+    if (idx == m->L - 1)
+        mdl_nhwc_to_nchw(tmp, C, out, n, C, hw);
+    else
+        mdl_nhwc_to_nchw(tmp + C / 2, C, out, n, C / 2, hw);
+    free(tmp);
+}
+
+void glow_model_get_x(glow_model *m, float *out)
+{
+    const glow_config *c = &m->cfg;
+    const int hw = c->image_h * c->image_w;
+    size_t cnt = (size_t)m->ncur * glow_config_dims(c);
+    float *tmp = xmalloc(cnt * sizeof(float));
+    m->b->download(m->b, tmp, m->x, cnt * sizeof(float));
+    mdl_nhwc_to_nchw(tmp, c->channels, out, m->ncur, c->channels, hw);
+    free(tmp);
+}

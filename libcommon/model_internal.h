@@ -1,0 +1,87 @@
+/* Internals shared by the model's files. Activations are NHWC (backend.h). */
+#ifndef GLOW_MODEL_INTERNAL_H
+#define GLOW_MODEL_INTERNAL_H
+
+#include "model.h"
+
+/* A zeros layer or actnorm: bias and logs pointers into the flat arrays. */
+typedef struct {
+    float *b, *l;
+} mdl_affine;
+
+typedef struct {
+    /* parameters (flat array pointers) */
+    mdl_affine an;
+    float *inv_w;            /* invconv.weight (plain) */
+    float *lu_lower, *lu_upper, *lu_logs;
+    float *w1, *w2, *w3;
+    mdl_affine an1, an2, c3;
+    /* host side of the permutation */
+    double *W, *Winv;        /* current invconv matrix, its inverse (C x C, float64) */
+    double logabsdet;        /* log|det W| */
+    float *lu_p, *lu_sign;   /* fixed LU parts (host) */
+    int32_t *perm_host;      /* shuffle.perm (host) */
+    /* backend copies of the permutation */
+    float *Wdev, *Winvdev;
+    int32_t *perm, *iperm;
+    /* activations of the current batch */
+    float *an_out, *pm, *z1, *a1, *a2, *h, *out;
+} mdl_step;
+
+typedef struct {
+    int C, H, W;       /* channels and size in this level */
+    size_t rows;       /* n * H * W for the current batch */
+    mdl_step *steps;
+    bk_conv c1, c2, c3, inv, split;
+    /* split prior (l < L-1) */
+    float *sw;
+    mdl_affine sp;
+    float *lin;        /* level input (after squeeze) */
+    float *sz1, *sh;   /* split prior input (dense z1) and its h */
+} mdl_level;
+
+struct glow_model {
+    backend *b;
+    glow_config cfg;
+    glow_paramset layout;  /* names, shapes; data holds the fixed parameters */
+    long *offset;          /* per layout entry: flat offset or -1 */
+    size_t n_trained;
+    float *params, *grads; /* flat, backend */
+    int L, K, Wd, E, Cout0;
+    mdl_level *lv;
+    /* top prior */
+    float *tw, *yw, *cw;
+    mdl_affine tp, yp, cp;
+    bk_conv top;
+    /* batch buffers */
+    int n;                 /* batch the buffers are sized for (0: none) */
+    int ncur;              /* images of the last forward pass */
+    uint8_t *img;
+    float *noise, *x;
+    int32_t *labels;
+    int32_t *labels_host;
+    float *tzero, *thz, *th;
+    float *logdet, *logp, *ce;             /* backend, n */
+    float *h_bpd, *h_logdet, *h_logp, *h_ce; /* host, n */
+    double loss;
+    /* gradient scratch */
+    float *g_cur, *g_tmp, *g_h, *g_a1, *g_a2, *g_z1, *g_W;
+    double *hW;            /* host scratch, C x C doubles x 4 */
+    float *hWf;            /* host scratch, C x C floats */
+    void **bufs;           /* batch buffers, freed when the batch size changes */
+    int nbufs, capbufs;
+};
+
+/* model.c */
+void mdl_ensure_batch(glow_model *m, int n);
+/* model_invconv.c: recompute W (and W^-1 with inverse) from the parameters,
+ * upload them; gradients of the flat dW into the invconv parameters. */
+void mdl_invconv_prepare(glow_model *m, int need_inverse);
+void mdl_invconv_grad(glow_model *m, mdl_level *lv, mdl_step *s, double g_logdet_total);
+/* model_forward.c */
+void mdl_step_net(glow_model *m, mdl_level *lv, mdl_step *s, int ddi);
+/* host layout conversions */
+void mdl_nchw_to_nhwc(const float *src, float *dst, int n, int c, int hw);
+void mdl_nhwc_to_nchw(const float *src, int ld, float *dst, int n, int c, int hw);
+
+#endif

@@ -1,0 +1,139 @@
+/* glow-prep directory input: every .png, .jpg and .jpeg file (any case) below
+ * the folder, in bytewise order of the whole path, so the order never depends on
+ * the file system. Names starting with '.' are skipped, and links to folders are
+ * not followed (no cycles). With labels_from_dirs the first-level folders are
+ * the classes: their sorted names get labels 0..K-1. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "prep_inputs.h"
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} strvec;
+
+static void strvec_push(strvec *s, char *p)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 256;
+        s->v = xrealloc(s->v, s->cap * sizeof *s->v);
+    }
+    s->v[s->n++] = p;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") ||
+                   !strcasecmp(dot, ".jpeg"));
+}
+
+static int walk(const char *dir, strvec *files, strvec *topdirs, glow_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        glow_errorf(err, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    strvec sub = {0};
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *p = prep_join(dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            strvec_push(&sub, p);
+            if (topdirs)
+                strvec_push(topdirs, xstrdup(e->d_name));
+        } else if (is_image_name(e->d_name)) {
+            strvec_push(files, p);
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    for (size_t i = 0; i < sub.n; i++) {
+        if (rc == 0)
+            rc = walk(sub.v[i], files, NULL, err);
+        free(sub.v[i]);
+    }
+    free(sub.v);
+    return rc;
+}
+
+int prep_add_dir(prep_inputs *in, const char *path, const prep_options *opt, glow_error *err)
+{
+    strvec files = {0}, classes = {0};
+    if (opt->labels_from_dirs && in->nclasses > 0) {
+        glow_errorf(err, "%s: --labels-from-dirs takes one directory", path);
+        return -1;
+    }
+    int rc = walk(path, &files, opt->labels_from_dirs ? &classes : NULL, err);
+    if (rc == 0)
+        rc = prep_set_labels(in, path, opt->labels_from_dirs, err);
+    if (rc == 0 && opt->labels_from_dirs && classes.n == 0) {
+        glow_errorf(err, "%s: no class folders (--labels-from-dirs)", path);
+        rc = -1;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < files.n; i++)
+            free(files.v[i]);
+        for (size_t i = 0; i < classes.n; i++)
+            free(classes.v[i]);
+        free(files.v);
+        free(classes.v);
+        return -1;
+    }
+    qsort(files.v, files.n, sizeof *files.v, cmp_str);
+    qsort(classes.v, classes.n, sizeof *classes.v, cmp_str);
+    if (opt->labels_from_dirs) {
+        in->classes = classes.v;
+        in->nclasses = (int)classes.n;
+    }
+    /* Paths are prep_join(path, ...): the first component after the prefix
+     * names the class. */
+    char *probe = prep_join(path, "x");
+    size_t plen = strlen(probe) - 1;
+    free(probe);
+    for (size_t i = 0; i < files.n; i++) {
+        int32_t label = -1;
+        if (opt->labels_from_dirs) {
+            const char *rel = files.v[i] + plen, *slash = strchr(rel, '/');
+            size_t k = slash ? (size_t)(slash - rel) : 0;
+            for (size_t c = 0; slash && c < classes.n && label < 0; c++)
+                if (strlen(classes.v[c]) == k && !memcmp(classes.v[c], rel, k))
+                    label = (int32_t)c;
+            if (label < 0) {
+                int bad = prep_bad_entry(in, opt, err, "%s: not inside a class folder", files.v[i]);
+                free(files.v[i]);
+                if (bad) {
+                    for (size_t j = i + 1; j < files.n; j++)
+                        free(files.v[j]);
+                    free(files.v);
+                    return -1;
+                }
+                continue;
+            }
+        }
+        prep_push(in, files.v[i], 0, 0, label);
+    }
+    free(files.v);
+    if (!opt->labels_from_dirs) {
+        for (size_t i = 0; i < classes.n; i++)
+            free(classes.v[i]);
+        free(classes.v);
+    }
+    return 0;
+}
