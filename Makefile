@@ -45,6 +45,8 @@ ifeq ($(CUDA),1)
 endif
 
 .PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model
+# Objects of tools and tests are intermediate files to make; keep them.
+.SECONDARY:
 all: $(TOOLS) $(UNITS)
 
 $(BUILD)/obj/%.o: %.c

@@ -1,47 +1,65 @@
-/* Convolutions through oneDNN. One set of primitives per shape, created on first
- * use and kept: activations stay in plain NHWC (so the element-wise ops see a
- * plain layout), weights go to whatever format oneDNN prefers through a reorder
- * per call (weights change every step; the reorder is small next to the conv).
+/* Convolutions through oneDNN. Activations stay in plain NHWC (so the element-wise
+ * ops see a plain layout); weights go to whatever format oneDNN prefers through a
+ * reorder per call (weights change every step; the reorder is small next to the
+ * conv).
  *
  * The edge channel (spec section 4) is a separate contribution: a conv over
  * [x, edge] equals conv(x, W[:, :C]) plus, at border pixels only, the sum of the
  * edge taps that fall on the padding. Its filter gradient sums dy over the border
  * pixels whose taps reach the padding; its data gradient is not needed.
  *
- * Determinism: oneDNN splits the filter-gradient reduction over images between
- * threads, so its bits would depend on the thread count. The batch is therefore
- * cut into fixed chunks of images; each chunk runs single-threaded (its own
- * primitive, stream and scratchpad), chunks run in parallel, and their partial
- * gradients are added in chunk order. */
+ * Threads: the batch is cut into chunks of a fixed number of images. Each chunk
+ * runs on one thread with primitives created for one thread (their own stream
+ * and scratchpad), and the chunks run in parallel. This scales better on few
+ * cores than oneDNN's own splitting of one call, and it makes the filter
+ * gradient deterministic: oneDNN would split its reduction over images between
+ * threads, so its bits would depend on the thread count; here each chunk's
+ * partial gradient is computed alone and the partials are added in chunk order.
+ * Primitives are created on first use of a shape and kept. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_internal.h"
+#include <math.h>
 
-/* Images per chunk of the filter gradient. */
-#define BWDW_CHUNK 2
+#include "cpu_internal.h"
+#include "ew_math.h"
+
+/* Images per chunk: at least 2, and enough for CONV_CHUNK_PIXELS pixels (small
+ * images make small calls, whose fixed cost would dominate). Depends on the shape
+ * only, never on the thread count. */
+#define CONV_CHUNK_PIXELS 256
+static int chunk_images(const bk_conv *d)
+{
+    int hw = d->h * d->w;
+    int c = (CONV_CHUNK_PIXELS + hw - 1) / hw;
+    if (c < 2)
+        c = 2;
+    return c < d->n ? c : d->n;
+}
+
+enum { OP_FWD = 0, OP_BWD_DATA = 1, OP_BWD_W = 2 };
+
+/* One operation of one shape, as chunk primitives: variant 0 for chunk_images
+ * images, variant 1 for the last chunk (fewer images when n is not a multiple). */
+typedef struct {
+    int ready;
+    int nchunk, chunk_n, last_n;
+    dnnl_primitive_t prim[2];
+    dnnl_memory_desc_t md_x[2], md_y[2];
+    dnnl_memory_desc_t md_w;   /* weights (fwd, bwd data) or diff weights (bwd w) */
+    dnnl_primitive_t wreorder; /* user -> md_w, or md_w -> user for bwd w; NULL: same */
+    float *wbuf;               /* reordered weights, or nchunk partial gradients */
+    size_t w_floats, scratch_bytes;
+    void *scratch;             /* nchunk scratchpads */
+    dnnl_stream_t *streams;    /* one per chunk */
+} chunk_op;
 
 struct conv_prim {
     bk_conv d;
-    dnnl_memory_desc_t md_x, md_y, md_wuser; /* nhwc, nhwc, strided [cout, cin, k, k] */
-    /* forward */
-    dnnl_primitive_t fwd, fwd_wreorder;
-    dnnl_memory_desc_t md_wfwd;
-    float *wfwd;
-    /* backward data */
-    dnnl_primitive_t bwdd, bwdd_wreorder;
-    dnnl_memory_desc_t md_wbwdd;
-    float *wbwdd, *dx_tmp;
-    /* backward filter, per chunk of images */
-    int nchunk, chunk_n, last_n; /* chunks; images in each but the last; in the last */
-    dnnl_primitive_t bwdw[2], dw_reorder; /* [0]: chunk_n images, [1]: last_n */
-    dnnl_memory_desc_t md_xc[2], md_yc[2], md_dw;
-    size_t dw_floats, scratch_bytes[2];
-    float *dw_part; /* nchunk * dw_floats */
-    void *scratch;  /* per chunk slot */
-    dnnl_stream_t *streams;
-    int nstreams;
+    dnnl_memory_desc_t md_wuser; /* strided [cout, cin, k, k] view of [cout, cin+E, k, k] */
+    chunk_op op[3];
+    float *dx_tmp;
     conv_prim *next;
 };
 
@@ -71,29 +89,6 @@ static void md_act(dnnl_memory_desc_t *md, int n, int c, int h, int w)
     DN(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc));
 }
 
-static void conv_geometry(const bk_conv *d, dnnl_dims_t strides, dnnl_dims_t pad)
-{
-    strides[0] = strides[1] = 1;
-    pad[0] = pad[1] = d->k == 3 ? 1 : 0;
-}
-
-static dnnl_primitive_desc_t make_fwd_pd(cpu_ctx *ctx, const bk_conv *d, int n,
-                                         const dnnl_primitive_attr_t attr)
-{
-    dnnl_memory_desc_t x, y, w;
-    md_act(&x, n, d->cin, d->h, d->w);
-    md_act(&y, n, d->cout, d->h, d->w);
-    dnnl_dims_t wd = {d->cout, d->cin, d->k, d->k}, st, pad;
-    DN(dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, dnnl_format_tag_any));
-    conv_geometry(d, st, pad);
-    dnnl_convolution_desc_t cd;
-    DN(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
-                                          &x, &w, NULL, &y, st, pad, pad));
-    dnnl_primitive_desc_t pd;
-    DN(dnnl_primitive_desc_create(&pd, &cd, attr, ctx->eng, NULL));
-    return pd;
-}
-
 static dnnl_primitive_t make_reorder(cpu_ctx *ctx, const dnnl_memory_desc_t *from,
                                      const dnnl_memory_desc_t *to)
 {
@@ -118,8 +113,6 @@ static conv_prim *get_prim(cpu_ctx *ctx, const bk_conv *d)
     if (!p)
         glow_die(1, "backend: out of memory");
     p->d = *d;
-    md_act(&p->md_x, d->n, d->cin, d->h, d->w);
-    md_act(&p->md_y, d->n, d->cout, d->h, d->w);
     const int e = d->edge ? 1 : 0;
     dnnl_dims_t wd = {d->cout, d->cin, d->k, d->k};
     dnnl_dims_t ws = {(dnnl_dim_t)(d->cin + e) * d->k * d->k, d->k * d->k, d->k, 1};
@@ -129,10 +122,90 @@ static conv_prim *get_prim(cpu_ctx *ctx, const bk_conv *d)
     return p;
 }
 
-static void exec(dnnl_primitive_t prim, dnnl_stream_t s, int nargs, const int *kinds,
-                 const dnnl_memory_desc_t *const *mds, void *const *ptrs, cpu_ctx *ctx)
+/* The primitive descriptor of one operation for n images, weights md given (or any). */
+static dnnl_primitive_desc_t make_pd(cpu_ctx *ctx, const bk_conv *d, int op, int n,
+                                     const dnnl_memory_desc_t *wmd, dnnl_primitive_attr_t attr,
+                                     dnnl_memory_desc_t *x, dnnl_memory_desc_t *y)
 {
-    dnnl_exec_arg_t args[6];
+    md_act(x, n, d->cin, d->h, d->w);
+    md_act(y, n, d->cout, d->h, d->w);
+    dnnl_memory_desc_t wany;
+    dnnl_dims_t wd = {d->cout, d->cin, d->k, d->k}, st = {1, 1};
+    dnnl_dim_t p = d->k == 3 ? 1 : 0;
+    dnnl_dims_t pad = {p, p};
+    if (wmd)
+        wany = *wmd;
+    else
+        DN(dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any));
+    dnnl_convolution_desc_t fd, cd;
+    DN(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, x,
+                                          &wany, NULL, y, st, pad, pad));
+    dnnl_primitive_desc_t hint = NULL, pd;
+    if (op == OP_FWD) {
+        DN(dnnl_primitive_desc_create(&pd, &fd, attr, ctx->eng, NULL));
+        return pd;
+    }
+    DN(dnnl_primitive_desc_create(&hint, &fd, attr, ctx->eng, NULL));
+    if (op == OP_BWD_DATA)
+        DN(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, x, &wany, y, st,
+                                                    pad, pad));
+    else
+        DN(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, x, &wany,
+                                                       NULL, y, st, pad, pad));
+    DN(dnnl_primitive_desc_create(&pd, &cd, attr, ctx->eng, hint));
+    dnnl_primitive_desc_destroy(hint);
+    return pd;
+}
+
+static void setup_op(cpu_ctx *ctx, conv_prim *cp, int op)
+{
+    chunk_op *o = &cp->op[op];
+    const bk_conv *d = &cp->d;
+    o->chunk_n = chunk_images(d);
+    o->nchunk = (d->n + o->chunk_n - 1) / o->chunk_n;
+    o->last_n = d->n - (o->nchunk - 1) * o->chunk_n;
+    dnnl_primitive_attr_t attr;
+    DN(dnnl_primitive_attr_create(&attr));
+    DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    /* primitives that each run on one thread (the weight reorders too: they are
+     * small, and a parallel region costs more than it saves there): created while
+     * OpenMP offers one thread */
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    size_t sb = 64;
+    for (int v = 0; v < 2; v++) {
+        int n = v == 0 ? o->chunk_n : o->last_n;
+        dnnl_primitive_desc_t pd = make_pd(ctx, d, op, n, v ? &o->md_w : NULL, attr, &o->md_x[v],
+                                           &o->md_y[v]);
+        if (v == 0)
+            o->md_w = *dnnl_primitive_desc_query_md(
+                pd, op == OP_BWD_W ? dnnl_query_diff_weights_md : dnnl_query_weights_md, 0);
+        size_t s = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+        if (s > sb)
+            sb = s;
+        DN(dnnl_primitive_create(&o->prim[v], pd));
+        dnnl_primitive_desc_destroy(pd);
+    }
+    o->w_floats = dnnl_memory_desc_get_size(&o->md_w) / sizeof(float);
+    if (op == OP_BWD_W)
+        o->wreorder = make_reorder(ctx, &o->md_w, &cp->md_wuser);
+    else
+        o->wreorder = make_reorder(ctx, &cp->md_wuser, &o->md_w);
+    omp_set_num_threads(saved);
+    dnnl_primitive_attr_destroy(attr);
+    o->scratch_bytes = (sb + 63) / 64 * 64;
+    o->scratch = amalloc((size_t)o->nchunk * o->scratch_bytes);
+    o->streams = calloc((size_t)o->nchunk, sizeof *o->streams);
+    for (int i = 0; i < o->nchunk; i++)
+        DN(dnnl_stream_create(&o->streams[i], ctx->eng, dnnl_stream_default_flags));
+    o->wbuf = amalloc((op == OP_BWD_W ? (size_t)o->nchunk : 1) * o->w_floats * sizeof(float));
+    o->ready = 1;
+}
+
+static void exec(cpu_ctx *ctx, dnnl_primitive_t prim, dnnl_stream_t s, int nargs,
+                 const int *kinds, const dnnl_memory_desc_t *const *mds, void *const *ptrs)
+{
+    dnnl_exec_arg_t args[5];
     for (int i = 0; i < nargs; i++) {
         args[i].arg = kinds[i];
         DN(dnnl_memory_create(&args[i].memory, mds[i], ctx->eng, ptrs[i]));
@@ -143,13 +216,13 @@ static void exec(dnnl_primitive_t prim, dnnl_stream_t s, int nargs, const int *k
         dnnl_memory_destroy(args[i].memory);
 }
 
-static void reorder_weights(cpu_ctx *ctx, dnnl_primitive_t r, const dnnl_memory_desc_t *from,
-                            const float *w, const dnnl_memory_desc_t *to, float *out)
+static void reorder(cpu_ctx *ctx, dnnl_primitive_t r, const dnnl_memory_desc_t *from,
+                    const void *src, const dnnl_memory_desc_t *to, void *dst)
 {
     int kinds[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
     const dnnl_memory_desc_t *mds[2] = {from, to};
-    void *ptrs[2] = {(void *)w, out};
-    exec(r, ctx->stream, 2, kinds, mds, ptrs, ctx);
+    void *ptrs[2] = {(void *)src, dst};
+    exec(ctx, r, ctx->stream, 2, kinds, mds, ptrs);
 }
 
 /* Border pixels of an h x w image, in a fixed order. */
@@ -168,84 +241,196 @@ static float edge_tap_sum(const float *we, int i, int j, int H, int W)
     return s;
 }
 
-static void edge_fwd(const bk_conv *d, const float *wt, float *y)
+/* The edge channel's output: nonzero at border pixels only, the same for every
+ * image, so it is a map of border pixels x output channels. */
+typedef struct {
+    int nb;
+    int *pix;   /* border pixel indices i*W + j */
+    float *map; /* nb x cout */
+} edge_map;
+
+static void edge_map_build(const bk_conv *d, const float *wt, edge_map *em)
 {
     const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
-    /* border pixels in a fixed order, and the per-pixel map (the same for every image) */
-    int nb = 0;
-    int *pix = malloc((size_t)2 * (H + W) * 2 * sizeof *pix);
+    em->nb = 0;
+    em->pix = malloc((size_t)4 * (H + W) * sizeof *em->pix);
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++)
             if (is_border(i, j, H, W))
-                pix[nb++] = i * W + j;
-    float *map = malloc((size_t)nb * co * sizeof *map);
-    for (int p = 0; p < nb; p++)
+                em->pix[em->nb++] = i * W + j;
+    em->map = malloc((size_t)em->nb * co * sizeof *em->map);
+    for (int p = 0; p < em->nb; p++)
         for (int o = 0; o < co; o++)
-            map[(size_t)p * co + o] =
-                edge_tap_sum(wt + ((size_t)o * cin1 + d->cin) * 9, pix[p] / W, pix[p] % W, H, W);
-#pragma omp parallel for schedule(static) if ((size_t)d->n * nb * co > 32768)
-    for (int n = 0; n < d->n; n++)
-        for (int p = 0; p < nb; p++) {
-            float *yp = y + ((size_t)n * H * W + pix[p]) * co;
-            const float *mp = map + (size_t)p * co;
+            em->map[(size_t)p * co + o] = edge_tap_sum(wt + ((size_t)o * cin1 + d->cin) * 9,
+                                                       em->pix[p] / W, em->pix[p] % W, H, W);
+}
+
+static void edge_map_free(edge_map *em)
+{
+    free(em->pix);
+    free(em->map);
+}
+
+/* y += the map, for images n0 .. n0+nimg-1 */
+static void edge_map_add(const bk_conv *d, const edge_map *em, float *y, size_t n0, int nimg)
+{
+    const int co = d->cout;
+    for (size_t n = n0; n < n0 + (size_t)nimg; n++)
+        for (int p = 0; p < em->nb; p++) {
+            float *yp = y + (n * d->h * d->w + em->pix[p]) * co;
+            const float *mp = em->map + (size_t)p * co;
 #pragma omp simd
             for (int o = 0; o < co; o++)
                 yp[o] += mp[o];
         }
-    free(map);
-    free(pix);
+}
+
+/* What the forward pass does to each chunk's output right after its convolution,
+ * on the same thread while the chunk is in cache: the edge map, then the affine
+ * (x + bias) * s with optional ReLU (the formula of actnorm_fwd). */
+typedef struct {
+    const edge_map *em;
+    const float *bias, *s; /* NULL: no affine */
+    int relu;
+} fwd_post;
+
+static void apply_post(const bk_conv *d, const fwd_post *fp, float *y, size_t n0, int nimg)
+{
+    if (fp->em)
+        edge_map_add(d, fp->em, y, n0, nimg);
+    if (!fp->s)
+        return;
+    const int co = d->cout;
+    const float lo = fp->relu ? 0.0f : -INFINITY;
+    const size_t r0 = n0 * d->h * d->w, r1 = r0 + (size_t)nimg * d->h * d->w;
+    for (size_t r = r0; r < r1; r++) {
+        float *yp = y + r * co;
+#pragma omp simd
+        for (int o = 0; o < co; o++) {
+            float v = ew_actnorm_fwd(yp[o], fp->bias[o], fp->s[o]);
+            yp[o] = v > lo ? v : lo;
+        }
+    }
+}
+
+/* Run op over the chunks: a (x for fwd and bwd w, dx for bwd data) and b (y, dy). */
+static void run_chunks(cpu_ctx *ctx, conv_prim *cp, int op, float *a, float *b, const float *w,
+                       const fwd_post *post)
+{
+    chunk_op *o = &cp->op[op];
+    const bk_conv *d = &cp->d;
+    const size_t as = (size_t)d->h * d->w * d->cin, bs = (size_t)d->h * d->w * d->cout;
+    const void *wk = w;
+    if (op != OP_BWD_W && o->wreorder) {
+        reorder(ctx, o->wreorder, &cp->md_wuser, w, &o->md_w, o->wbuf);
+        wk = o->wbuf;
+    }
+    const dnnl_memory_desc_t *wmd = op != OP_BWD_W && !o->wreorder ? &cp->md_wuser : &o->md_w;
+    int kinds[4];
+    switch (op) {
+    case OP_FWD:
+        kinds[0] = DNNL_ARG_SRC, kinds[1] = DNNL_ARG_DST, kinds[2] = DNNL_ARG_WEIGHTS;
+        break;
+    case OP_BWD_DATA:
+        kinds[0] = DNNL_ARG_DIFF_SRC, kinds[1] = DNNL_ARG_DIFF_DST, kinds[2] = DNNL_ARG_WEIGHTS;
+        break;
+    default:
+        kinds[0] = DNNL_ARG_SRC, kinds[1] = DNNL_ARG_DIFF_DST, kinds[2] = DNNL_ARG_DIFF_WEIGHTS;
+    }
+    kinds[3] = DNNL_ARG_SCRATCHPAD;
+    dnnl_memory_desc_t md_scr;
+    dnnl_dims_t sd = {(dnnl_dim_t)o->scratch_bytes};
+    DN(dnnl_memory_desc_init_by_tag(&md_scr, 1, sd, dnnl_u8, dnnl_x));
+    const double work = (double)d->n * d->h * d->w * d->cin * d->cout * d->k * d->k;
+#pragma omp parallel for schedule(dynamic, 1) if (o->nchunk > 1 && work > 1e6)
+    for (int c = 0; c < o->nchunk; c++) {
+        int v = c == o->nchunk - 1 ? 1 : 0;
+        size_t n0 = (size_t)c * o->chunk_n;
+        void *wc = op == OP_BWD_W ? (void *)(o->wbuf + (size_t)c * o->w_floats) : (void *)wk;
+        void *ptrs[4] = {a + n0 * as, b + n0 * bs, wc, (char *)o->scratch + (size_t)c * o->scratch_bytes};
+        const dnnl_memory_desc_t *mds[4] = {&o->md_x[v], &o->md_y[v], wmd, &md_scr};
+        exec(ctx, o->prim[v], o->streams[c], 4, kinds, mds, ptrs);
+        if (post)
+            apply_post(d, post, b, n0, v ? o->last_n : o->chunk_n);
+    }
 }
 
 static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw)
 {
-    const int cin1 = d->cin + 1, H = d->h, W = d->w;
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < d->cout; o++) {
-        double acc[9] = {0};
-        for (int i = 0; i < H; i++)
-            for (int j = 0; j < W; j++) {
-                if (!is_border(i, j, H, W))
-                    continue;
-                double s = 0;
-                for (int n = 0; n < d->n; n++)
-                    s += dy[(((size_t)n * H + i) * W + j) * d->cout + o];
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 3; kx++) {
-                        int yy = i + ky - 1, xx = j + kx - 1;
-                        if (yy < 0 || yy >= H || xx < 0 || xx >= W)
-                            acc[ky * 3 + kx] += s;
-                    }
-            }
-        float *we = dw + ((size_t)o * cin1 + d->cin) * 9;
-        for (int t = 0; t < 9; t++)
-            we[t] = (float)acc[t];
+    const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
+    edge_map em; /* only its border pixel list */
+    em.nb = 0;
+    em.pix = malloc((size_t)4 * (H + W) * sizeof *em.pix);
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++)
+            if (is_border(i, j, H, W))
+                em.pix[em.nb++] = i * W + j;
+    /* per border pixel, dy summed over the images (in image order) */
+    double *S = calloc((size_t)em.nb * co, sizeof *S);
+#pragma omp parallel for schedule(static) if ((size_t)d->n * em.nb * co > 32768)
+    for (int p = 0; p < em.nb; p++) {
+        double *sp = S + (size_t)p * co;
+        for (int n = 0; n < d->n; n++) {
+            const float *g = dy + ((size_t)n * H * W + em.pix[p]) * co;
+            for (int o = 0; o < co; o++)
+                sp[o] += g[o];
+        }
     }
+    /* each tap collects the border pixels where it falls on the padding, in order */
+    for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++) {
+            double *acc = calloc((size_t)co, sizeof *acc);
+            for (int p = 0; p < em.nb; p++) {
+                int yy = em.pix[p] / W + ky - 1, xx = em.pix[p] % W + kx - 1;
+                if (yy >= 0 && yy < H && xx >= 0 && xx < W)
+                    continue;
+                const double *sp = S + (size_t)p * co;
+                for (int o = 0; o < co; o++)
+                    acc[o] += sp[o];
+            }
+            for (int o = 0; o < co; o++)
+                dw[((size_t)o * cin1 + d->cin) * 9 + ky * 3 + kx] = (float)acc[o];
+            free(acc);
+        }
+    free(S);
+    free(em.pix);
+}
+
+static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const float *w,
+                          const float *bias, const float *logs, int relu, float *y)
+{
+    cpu_ctx *ctx = b->impl;
+    conv_prim *p = get_prim(ctx, d);
+    if (!p->op[OP_FWD].ready)
+        setup_op(ctx, p, OP_FWD);
+    edge_map em;
+    float *s = NULL;
+    fwd_post post = {NULL, bias, NULL, relu};
+    if (d->edge) {
+        edge_map_build(d, w, &em);
+        post.em = &em;
+    }
+    if (logs) {
+        s = malloc((size_t)d->cout * sizeof *s);
+        for (int o = 0; o < d->cout; o++)
+            s[o] = ew_actnorm_scale(logs[o]);
+        post.s = s;
+    }
+    run_chunks(ctx, p, OP_FWD, (float *)x, y, w, post.em || post.s ? &post : NULL);
+    if (d->edge)
+        edge_map_free(&em);
+    free(s);
 }
 
 static void conv_fwd(backend *b, const bk_conv *d, const float *x, const float *w, float *y)
 {
-    cpu_ctx *ctx = b->impl;
-    conv_prim *p = get_prim(ctx, d);
-    if (!p->fwd) {
-        dnnl_primitive_desc_t pd = make_fwd_pd(ctx, d, d->n, NULL);
-        p->md_wfwd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        DN(dnnl_primitive_create(&p->fwd, pd));
-        dnnl_primitive_desc_destroy(pd);
-        p->fwd_wreorder = make_reorder(ctx, &p->md_wuser, &p->md_wfwd);
-        p->wfwd = amalloc(dnnl_memory_desc_get_size(&p->md_wfwd));
-    }
-    const float *wk = w;
-    if (p->fwd_wreorder) {
-        reorder_weights(ctx, p->fwd_wreorder, &p->md_wuser, w, &p->md_wfwd, p->wfwd);
-        wk = p->wfwd;
-    }
-    int kinds[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
-    const dnnl_memory_desc_t *mds[3] = {&p->md_x, p->fwd_wreorder ? &p->md_wfwd : &p->md_wuser,
-                                        &p->md_y};
-    void *ptrs[3] = {(void *)x, (void *)wk, y};
-    exec(p->fwd, ctx->stream, 3, kinds, mds, ptrs, ctx);
-    if (d->edge)
-        edge_fwd(d, w, y);
+    conv_fwd_post(b, d, x, w, NULL, NULL, 0, y);
+}
+
+static void conv_fwd_affine(backend *b, const bk_conv *d, const float *x, const float *w,
+                            const float *bias, const float *logs, int relu, float *y)
+{
+    conv_fwd_post(b, d, x, w, bias, logs, relu, y);
 }
 
 static void conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const float *w,
@@ -253,29 +438,8 @@ static void conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const f
 {
     cpu_ctx *ctx = b->impl;
     conv_prim *p = get_prim(ctx, d);
-    if (!p->bwdd) {
-        dnnl_primitive_desc_t hint = make_fwd_pd(ctx, d, d->n, NULL);
-        dnnl_memory_desc_t wany;
-        dnnl_dims_t wd = {d->cout, d->cin, d->k, d->k}, st, pad;
-        DN(dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any));
-        conv_geometry(d, st, pad);
-        dnnl_convolution_desc_t cd;
-        DN(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &p->md_x,
-                                                    &wany, &p->md_y, st, pad, pad));
-        dnnl_primitive_desc_t pd;
-        DN(dnnl_primitive_desc_create(&pd, &cd, NULL, ctx->eng, hint));
-        p->md_wbwdd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        DN(dnnl_primitive_create(&p->bwdd, pd));
-        dnnl_primitive_desc_destroy(pd);
-        dnnl_primitive_desc_destroy(hint);
-        p->bwdd_wreorder = make_reorder(ctx, &p->md_wuser, &p->md_wbwdd);
-        p->wbwdd = amalloc(dnnl_memory_desc_get_size(&p->md_wbwdd));
-    }
-    const float *wk = w;
-    if (p->bwdd_wreorder) {
-        reorder_weights(ctx, p->bwdd_wreorder, &p->md_wuser, w, &p->md_wbwdd, p->wbwdd);
-        wk = p->wbwdd;
-    }
+    if (!p->op[OP_BWD_DATA].ready)
+        setup_op(ctx, p, OP_BWD_DATA);
     size_t nx = (size_t)d->n * d->h * d->w * d->cin;
     float *out = dx;
     if (accumulate) {
@@ -283,68 +447,12 @@ static void conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const f
             p->dx_tmp = amalloc(nx * sizeof(float));
         out = p->dx_tmp;
     }
-    int kinds[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
-    const dnnl_memory_desc_t *mds[3] = {&p->md_y,
-                                        p->bwdd_wreorder ? &p->md_wbwdd : &p->md_wuser, &p->md_x};
-    void *ptrs[3] = {(void *)dy, (void *)wk, out};
-    exec(p->bwdd, ctx->stream, 3, kinds, mds, ptrs, ctx);
+    run_chunks(ctx, p, OP_BWD_DATA, out, (float *)dy, w, NULL);
     if (accumulate) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nx > 65536)
         for (size_t i = 0; i < nx; i++)
             dx[i] += out[i];
     }
-}
-
-static void setup_bwdw(cpu_ctx *ctx, conv_prim *p)
-{
-    const bk_conv *d = &p->d;
-    p->chunk_n = d->n < BWDW_CHUNK ? d->n : BWDW_CHUNK;
-    p->nchunk = (d->n + p->chunk_n - 1) / p->chunk_n;
-    p->last_n = d->n - (p->nchunk - 1) * p->chunk_n;
-    dnnl_primitive_attr_t attr;
-    DN(dnnl_primitive_attr_create(&attr));
-    DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-    /* Primitives that each run on one thread: created while OpenMP offers one. */
-    int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    for (int v = 0; v < 2; v++) {
-        int n = v == 0 ? p->chunk_n : p->last_n;
-        dnnl_primitive_desc_t hint = make_fwd_pd(ctx, d, n, attr);
-        md_act(&p->md_xc[v], n, d->cin, d->h, d->w);
-        md_act(&p->md_yc[v], n, d->cout, d->h, d->w);
-        dnnl_memory_desc_t wany;
-        dnnl_dims_t wd = {d->cout, d->cin, d->k, d->k}, st, pad;
-        DN(dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32,
-                                        v == 0 ? dnnl_format_tag_any : dnnl_format_tag_undef));
-        if (v == 1)
-            wany = p->md_dw; /* both variants write partials in one format */
-        conv_geometry(d, st, pad);
-        dnnl_convolution_desc_t cd;
-        DN(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct,
-                                                       &p->md_xc[v], &wany, NULL, &p->md_yc[v],
-                                                       st, pad, pad));
-        dnnl_primitive_desc_t pd;
-        DN(dnnl_primitive_desc_create(&pd, &cd, attr, ctx->eng, hint));
-        if (v == 0)
-            p->md_dw = *dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
-        p->scratch_bytes[v] =
-            dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
-        DN(dnnl_primitive_create(&p->bwdw[v], pd));
-        dnnl_primitive_desc_destroy(pd);
-        dnnl_primitive_desc_destroy(hint);
-    }
-    omp_set_num_threads(saved);
-    dnnl_primitive_attr_destroy(attr);
-    p->dw_floats = dnnl_memory_desc_get_size(&p->md_dw) / sizeof(float);
-    p->dw_part = amalloc((size_t)p->nchunk * p->dw_floats * sizeof(float));
-    size_t sb = p->scratch_bytes[0] > p->scratch_bytes[1] ? p->scratch_bytes[0] : p->scratch_bytes[1];
-    p->scratch_bytes[0] = (sb + 64) / 64 * 64;
-    p->scratch = amalloc((size_t)p->nchunk * p->scratch_bytes[0] + 64);
-    p->nstreams = p->nchunk;
-    p->streams = calloc((size_t)p->nstreams, sizeof *p->streams);
-    for (int i = 0; i < p->nstreams; i++)
-        DN(dnnl_stream_create(&p->streams[i], ctx->eng, dnnl_stream_default_flags));
-    p->dw_reorder = make_reorder(ctx, &p->md_dw, &p->md_wuser);
 }
 
 static void conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const float *dy,
@@ -352,49 +460,24 @@ static void conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const 
 {
     cpu_ctx *ctx = b->impl;
     conv_prim *p = get_prim(ctx, d);
-    if (!p->bwdw[0])
-        setup_bwdw(ctx, p);
-    const size_t xs = (size_t)d->h * d->w * d->cin, ys = (size_t)d->h * d->w * d->cout;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int c = 0; c < p->nchunk; c++) {
-        int v = c == p->nchunk - 1 ? 1 : 0;
-        size_t n0 = (size_t)c * p->chunk_n;
-        dnnl_exec_arg_t args[4];
-        void *ptrs[4] = {(void *)(x + n0 * xs), (void *)(dy + n0 * ys),
-                         p->dw_part + (size_t)c * p->dw_floats,
-                         (char *)p->scratch + (size_t)c * p->scratch_bytes[0]};
-        const dnnl_memory_desc_t *mds[4] = {&p->md_xc[v], &p->md_yc[v], &p->md_dw, NULL};
-        dnnl_memory_desc_t md_scr;
-        dnnl_dims_t sd = {(dnnl_dim_t)p->scratch_bytes[0]};
-        DN(dnnl_memory_desc_init_by_tag(&md_scr, 1, sd, dnnl_u8, dnnl_x));
-        mds[3] = &md_scr;
-        int kinds[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_SCRATCHPAD};
-        for (int i = 0; i < 4; i++) {
-            args[i].arg = kinds[i];
-            DN(dnnl_memory_create(&args[i].memory, mds[i], ctx->eng, ptrs[i]));
-        }
-        DN(dnnl_primitive_execute(p->bwdw[v], p->streams[c], 4, args));
-        DN(dnnl_stream_wait(p->streams[c]));
-        for (int i = 0; i < 4; i++)
-            dnnl_memory_destroy(args[i].memory);
-    }
+    chunk_op *o = &p->op[OP_BWD_W];
+    if (!o->ready)
+        setup_op(ctx, p, OP_BWD_W);
+    run_chunks(ctx, p, OP_BWD_W, (float *)x, (float *)dy, NULL, NULL);
     /* fixed-order combine of the partial gradients */
-    float *sum = p->dw_part;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < p->dw_floats; i++) {
+    float *sum = o->wbuf;
+    const size_t nw = o->w_floats;
+#pragma omp parallel for schedule(static) if (nw * o->nchunk > 65536)
+    for (size_t i = 0; i < nw; i++) {
         float s = sum[i];
-        for (int c = 1; c < p->nchunk; c++)
-            s += p->dw_part[(size_t)c * p->dw_floats + i];
+        for (int c = 1; c < o->nchunk; c++)
+            s += sum[(size_t)c * nw + i];
         sum[i] = s;
     }
-    if (p->dw_reorder) {
-        int kinds[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
-        const dnnl_memory_desc_t *mds[2] = {&p->md_dw, &p->md_wuser};
-        void *ptrs[2] = {sum, dw};
-        exec(p->dw_reorder, ctx->stream, 2, kinds, mds, ptrs, ctx);
-    } else {
-        memcpy(dw, sum, p->dw_floats * sizeof(float));
-    }
+    if (o->wreorder)
+        reorder(ctx, o->wreorder, &o->md_w, sum, &p->md_wuser, dw);
+    else
+        memcpy(dw, sum, nw * sizeof(float));
     if (d->edge)
         edge_bwd_filter(d, dy, dw);
 }
@@ -404,19 +487,21 @@ void cpu_conv_release(cpu_ctx *ctx)
     conv_prim *p = ctx->convs;
     while (p) {
         conv_prim *next = p->next;
-        dnnl_primitive_t prims[] = {p->fwd, p->fwd_wreorder, p->bwdd, p->bwdd_wreorder,
-                                    p->bwdw[0], p->bwdw[1], p->dw_reorder};
-        for (size_t i = 0; i < sizeof prims / sizeof *prims; i++)
-            if (prims[i])
-                dnnl_primitive_destroy(prims[i]);
-        for (int i = 0; i < p->nstreams; i++)
-            dnnl_stream_destroy(p->streams[i]);
-        free(p->streams);
-        free(p->wfwd);
-        free(p->wbwdd);
+        for (int k = 0; k < 3; k++) {
+            chunk_op *o = &p->op[k];
+            if (!o->ready)
+                continue;
+            for (int v = 0; v < 2; v++)
+                dnnl_primitive_destroy(o->prim[v]);
+            if (o->wreorder)
+                dnnl_primitive_destroy(o->wreorder);
+            for (int i = 0; i < o->nchunk; i++)
+                dnnl_stream_destroy(o->streams[i]);
+            free(o->streams);
+            free(o->wbuf);
+            free(o->scratch);
+        }
         free(p->dx_tmp);
-        free(p->dw_part);
-        free(p->scratch);
         free(p);
         p = next;
     }
@@ -426,6 +511,7 @@ void cpu_conv_release(cpu_ctx *ctx)
 void cpu_conv_init(backend *b)
 {
     b->conv_fwd = conv_fwd;
+    b->conv_fwd_affine = conv_fwd_affine;
     b->conv_bwd_data = conv_bwd_data;
     b->conv_bwd_filter = conv_bwd_filter;
 }

@@ -53,7 +53,7 @@ static void squeeze_dir(const float *src, int lds, float *dst, int ldd, int n, i
                         int c, int to_small)
 {
     const int h2 = h / 2, w2 = w / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * h * w * c > 32768)
     for (int b = 0; b < n; b++)
         for (int i = 0; i < h; i++)
             for (int j = 0; j < w; j++) {
@@ -104,7 +104,7 @@ static void dequantize(backend *b, const uint8_t *img, const float *noise, uint6
     (void)b;
     const size_t D = (size_t)c * h * w, hw = (size_t)h * w;
     const float inv_bins = 1.0f / (float)(1 << n_bits);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * D > 32768)
     for (int i = 0; i < n; i++)
         for (size_t j = 0; j < D; j++) {
             size_t idx = (size_t)i * D + j;
@@ -162,7 +162,7 @@ static void actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, i
         s[j] = ew_actnorm_scale(logs[j]);
     /* with relu, dy only passes where the output is positive */
     const float thr = relu ? 0.0f : -INFINITY;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
     for (size_t k = 0; k < nch; k++) {
         float *pb = part + k * 2 * c, *pl = pb + c;
         size_t r1 = (k + 1) * CPU_RED_ROWS < rows ? (k + 1) * CPU_RED_ROWS : rows;
@@ -202,7 +202,7 @@ static void actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c,
     double *mean = calloc((size_t)c, sizeof *mean);
     for (int pass = 0; pass < 2; pass++) {
         memset(part, 0, nch * (size_t)c * sizeof *part);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
         for (size_t k = 0; k < nch; k++) {
             double *p = part + k * c;
             size_t r1 = (k + 1) * CPU_RED_ROWS < rows ? (k + 1) * CPU_RED_ROWS : rows;
@@ -246,7 +246,7 @@ static void coupling_fwd(backend *b, int affine, const float *x2, int ldx, const
     const size_t cpi = (rows_per_image + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
     const size_t nch = (size_t)n * cpi;
     double *part = calloc(nch, sizeof *part);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * rows_per_image * (size_t)c2 > 16384)
     for (size_t k = 0; k < nch; k++) {
         size_t img = k / cpi, r0 = img * rows_per_image + (k % cpi) * CPU_RED_ROWS;
         size_t r1 = r0 + CPU_RED_ROWS;

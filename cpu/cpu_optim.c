@@ -33,7 +33,7 @@ static double sumsq(backend *b, const float *x, size_t n)
     (void)b;
     size_t nch = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
     double *part = calloc(nch ? nch : 1, sizeof *part);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t k = 0; k < nch; k++) {
         size_t i1 = (k + 1) * SUMSQ_CHUNK < n ? (k + 1) * SUMSQ_CHUNK : n;
         double s = 0;

@@ -24,7 +24,7 @@ static void gauss_logp(backend *b, const float *z, int ldz, const float *h, bk_p
     (void)b;
     const size_t cpi = (rows_per_image + CPU_RED_ROWS - 1) / CPU_RED_ROWS, nch = (size_t)n * cpi;
     double *part = calloc(nch, sizeof *part);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * rows_per_image * (size_t)c > 16384)
     for (size_t k = 0; k < nch; k++) {
         size_t img = k / cpi, r0 = img * rows_per_image + (k % cpi) * CPU_RED_ROWS;
         size_t r1 = r0 + CPU_RED_ROWS;
@@ -75,7 +75,7 @@ static void gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
 {
     (void)b;
     const size_t rows = (size_t)n * rows_per_image;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 16384)
     for (size_t r = 0; r < rows; r++) {
         size_t img = r / rows_per_image, pr = r % rows_per_image;
         const float *hp = h + r * 2 * c;

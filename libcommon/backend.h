@@ -54,6 +54,10 @@ struct backend {
 
     /* ---- convolutions (dense NHWC operands) ---- */
     void (*conv_fwd)(backend *b, const bk_conv *c, const float *x, const float *w, float *y);
+    /* y = relu?((conv(x, w) + bias) * exp(3 logs)): conv_fwd then actnorm_fwd in one
+     * pass (a coupling network's conv + actnorm + ReLU, or a zeros layer) */
+    void (*conv_fwd_affine)(backend *b, const bk_conv *c, const float *x, const float *w,
+                            const float *bias, const float *logs, int relu, float *y);
     /* dx = conv^T(dy) (the edge channel gets no gradient); accumulate: dx += */
     void (*conv_bwd_data)(backend *b, const bk_conv *c, const float *dy, const float *w,
                           float *dx, int accumulate);

@@ -24,21 +24,24 @@ struct dataset {
     int order_slot;       /* position in file_order of the loaded chunk */
     uint32_t *chunk_perm; /* image order within the chunk */
     uint64_t chunk_pos;   /* next image of chunk_perm */
+    int positioned;       /* dataset_seek has run */
     /* Sequential reading. */
     int seq_file;
     uint64_t seq_pos;
 };
 
-/* Read every record of one file (or stream) into the chunk buffers. */
-static int load_records(dataset *d, shard_reader *r, glow_error *err, uint64_t mem_limit)
+/* Read every record of one file (or stream) into the chunk buffers. `name` is
+ * the source as messages call it. */
+static int load_records(dataset *d, shard_reader *r, const char *name, glow_error *err,
+                        uint64_t mem_limit)
 {
     d->chunk_n = 0;
     shard_record rec;
     int rc;
     while ((rc = shard_reader_next(r, &rec, err)) == 1) {
         if (rec.dtype != SHARD_U8) {
-            glow_errorf(err, "record %llu: float32 images cannot be trained on or scored; "
-                        "glow-prep writes uint8", (unsigned long long)shard_reader_records(r));
+            glow_errorf(err, "%s: record %llu: float32 images cannot be trained on or scored; "
+                        "glow-prep writes uint8", name, (unsigned long long)shard_reader_records(r));
             shard_record_free(&rec);
             return -1;
         }
@@ -48,8 +51,8 @@ static int load_records(dataset *d, shard_reader *r, glow_error *err, uint64_t m
             d->image_bytes = (size_t)rec.c * rec.h * rec.w;
         } else if (rec.c != d->info.c || rec.h != d->info.h || rec.w != d->info.w ||
                    (rec.labels != NULL) != d->info.has_labels) {
-            glow_errorf(err, "record %llu: images of %ux%ux%u%s differ from %ux%ux%u%s of the other inputs",
-                        (unsigned long long)shard_reader_records(r), rec.c, rec.h, rec.w,
+            glow_errorf(err, "%s: record %llu: images of %ux%ux%u%s differ from %ux%ux%u%s of the other inputs",
+                        name, (unsigned long long)shard_reader_records(r), rec.c, rec.h, rec.w,
                         rec.labels ? " with labels" : "", d->info.c, d->info.h, d->info.w,
                         d->info.has_labels ? " with labels" : "");
             shard_record_free(&rec);
@@ -91,7 +94,7 @@ static int load_file(dataset *d, int f, glow_error *err)
     shard_reader *r = shard_reader_open(d->files[f], err);
     if (!r)
         return -1;
-    int rc = load_records(d, r, err, 0);
+    int rc = load_records(d, r, d->files[f], err, 0);
     shard_reader_close(r);
     if (rc != 0)
         return -1;
@@ -121,7 +124,7 @@ dataset *dataset_open(int ninputs, char **inputs, uint64_t mem_limit, glow_error
         if (!r)
             goto fail;
         d->chunk_file = -2;
-        int rc = load_records(d, r, err, mem_limit);
+        int rc = load_records(d, r, "standard input", err, mem_limit);
         shard_reader_close(r);
         if (rc != 0)
             goto fail;
@@ -201,7 +204,7 @@ int dataset_read_seq(dataset *d, uint32_t max, uint8_t *pixels, int32_t *labels,
 {
     uint32_t got = 0;
     while (got < max) {
-        if (d->chunk_file == -2) { /* the stream */
+        if (d->info.from_stream) {
             if (d->seq_pos >= d->chunk_n)
                 break;
         } else {
@@ -228,6 +231,12 @@ int dataset_read_seq(dataset *d, uint32_t max, uint8_t *pixels, int32_t *labels,
     return (int)got;
 }
 
+void dataset_rewind(dataset *d)
+{
+    d->seq_file = 0;
+    d->seq_pos = 0;
+}
+
 /* The random streams of an epoch: one for the file order, one per file. */
 static glow_rng epoch_rng(uint64_t seed, uint64_t epoch, uint64_t file_plus_one)
 {
@@ -236,7 +245,7 @@ static glow_rng epoch_rng(uint64_t seed, uint64_t epoch, uint64_t file_plus_one)
 
 static int enter_slot(dataset *d, int slot, uint64_t pos, glow_error *err)
 {
-    int f = d->chunk_file == -2 ? -2 : (int)d->file_order[slot];
+    int f = d->info.from_stream ? -2 : (int)d->file_order[slot];
     if (f >= 0 && load_file(d, f, err) != 0)
         return -1;
     for (uint64_t i = 0; i < d->chunk_n; i++)
@@ -254,7 +263,8 @@ int dataset_seek(dataset *d, uint64_t seed, uint64_t epoch, uint64_t offset, glo
     d->epoch = epoch + offset / d->info.n_images;
     offset %= d->info.n_images;
     d->offset = offset;
-    if (d->chunk_file == -2)
+    d->positioned = 1;
+    if (d->info.from_stream)
         return enter_slot(d, 0, offset, err);
     for (int i = 0; i < d->nfiles; i++)
         d->file_order[i] = (uint32_t)i;
@@ -270,10 +280,17 @@ int dataset_seek(dataset *d, uint64_t seed, uint64_t epoch, uint64_t offset, glo
 
 int dataset_next_batch(dataset *d, uint32_t n, uint8_t *pixels, int32_t *labels, glow_error *err)
 {
+    if (!d->positioned && dataset_seek(d, 0, 0, 0, err) != 0)
+        return -1;
+    /* Sequential reading may have replaced the chunk: the order within a file
+     * depends only on (seed, epoch, file), so reloading the file restores it. */
+    if (!d->info.from_stream && d->chunk_file != (int)d->file_order[d->order_slot] &&
+        load_file(d, (int)d->file_order[d->order_slot], err) != 0)
+        return -1;
     for (uint32_t i = 0; i < n; i++) {
         while (d->chunk_pos >= d->chunk_n) { /* next file, or next epoch */
             int slot = d->order_slot + 1;
-            if (d->chunk_file == -2 || slot >= d->nfiles) {
+            if (d->info.from_stream || slot >= d->nfiles) {
                 if (dataset_seek(d, d->seed, d->epoch + 1, 0, err) != 0)
                     return -1;
             } else if (enter_slot(d, slot, 0, err) != 0)

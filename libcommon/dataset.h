@@ -34,6 +34,8 @@ const dataset_info *dataset_get_info(const dataset *d);
 /* Sequential reading for evaluation: the images in stored order, `max` at a time.
  * Returns images read (0 at the end), or -1 with err set. */
 int dataset_read_seq(dataset *d, uint32_t max, uint8_t *pixels, int32_t *labels, glow_error *err);
+/* Restart sequential reading at the first image (for repeated validation passes). */
+void dataset_rewind(dataset *d);
 
 /* Shuffled training batches. Positions the reader at (epoch, offset): the next
  * batch starts at the offset-th image of that epoch's order. */

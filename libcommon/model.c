@@ -33,14 +33,16 @@ static void free_batch(glow_model *m)
     m->n = 0;
 }
 
-void mdl_ensure_batch(glow_model *m, int n)
+void mdl_ensure_batch(glow_model *m, int n, int train)
 {
-    if (n == m->n)
+    if (n == m->n && (m->train || !train))
         return;
     free_batch(m);
     m->n = n;
+    m->train = train;
+    m->grad_ready = 0;
     const glow_config *c = &m->cfg;
-    const size_t D = (size_t)glow_config_dims(c), HW = (size_t)c->image_h * c->image_w;
+    const size_t D = (size_t)glow_config_dims(c);
     m->img = balloc(m, (size_t)n * D);
     m->noise = fbuf(m, (size_t)n * D);
     m->x = fbuf(m, (size_t)n * D);
@@ -62,15 +64,30 @@ void mdl_ensure_batch(glow_model *m, int n)
         lv->inv = inv;
         lv->split = sp;
         lv->lin = fbuf(m, P * C);
+        float *pingpong[2] = {NULL, NULL};
         for (int k = 0; k < m->K; k++) {
             mdl_step *s = &lv->steps[k];
-            s->an_out = fbuf(m, P * C);
-            s->pm = fbuf(m, P * C);
-            s->out = fbuf(m, P * C);
-            s->z1 = fbuf(m, P * C / 2);
-            s->a1 = fbuf(m, P * m->Wd);
-            s->a2 = fbuf(m, P * m->Wd);
-            s->h = fbuf(m, P * Cout);
+            if (train || k == 0) {
+                s->an_out = fbuf(m, P * C);
+                s->pm = fbuf(m, P * C);
+                s->z1 = fbuf(m, P * C / 2);
+                s->a1 = fbuf(m, P * m->Wd);
+                s->a2 = fbuf(m, P * m->Wd);
+                s->h = fbuf(m, P * Cout);
+            } else {
+                mdl_step *s0 = &lv->steps[0];
+                s->an_out = s0->an_out;
+                s->pm = s0->pm;
+                s->z1 = s0->z1;
+                s->a1 = s0->a1;
+                s->a2 = s0->a2;
+                s->h = s0->h;
+            }
+            /* a step's output must not be its input: alternate two buffers */
+            if (train || k < 2)
+                s->out = pingpong[k & 1] = fbuf(m, P * C);
+            else
+                s->out = pingpong[k & 1];
         }
         if (l < m->L - 1) {
             lv->sz1 = fbuf(m, P * C / 2);
@@ -104,7 +121,6 @@ void mdl_ensure_batch(glow_model *m, int n)
     m->h_logp = xcalloc((size_t)n, sizeof(float));
     m->h_ce = xcalloc((size_t)n, sizeof(float));
     m->labels_host = xcalloc((size_t)n, sizeof(int32_t));
-    (void)HW;
 }
 
 static float *param_ptr(glow_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -229,12 +245,15 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
     m->hW = xcalloc((size_t)maxc * maxc * 6, sizeof(double));
     m->hWf = xcalloc((size_t)maxc * maxc, sizeof(float));
     m->g_W = b->alloc(b, (size_t)maxc * maxc * sizeof(float));
-    if (ps && glow_model_set_params(m, ps, err)) {
+    if (!ps) {
+        glow_errorf(err, "no parameters given");
         glow_model_free(m);
         return NULL;
     }
-    if (!ps)
-        glow_model_set_params(m, &m->layout, err);
+    if (glow_model_set_params(m, ps, err)) {
+        glow_model_free(m);
+        return NULL;
+    }
     return m;
 }
 

@@ -67,13 +67,20 @@ long glow_model_param_offset(const glow_model *m, const char *name);
 void glow_model_flat_upload(glow_model *m, float *flat, const glow_paramset *ps);
 void glow_model_flat_download(glow_model *m, const float *flat, glow_paramset *ps);
 
-/* Forward pass: fills r (may be NULL) and keeps the activations for backward.
- * Returns 0 or -1 with err set (bad batch: labels missing or out of range). */
+/* Forward pass: fills r (may be NULL) and keeps every step's activations for the
+ * backward pass. Returns 0 or -1 with err set (empty batch, labels missing or out
+ * of range). */
 int glow_model_forward(glow_model *m, const glow_batch *b, glow_result *r, glow_error *err);
-/* Gradient of the loss of the last forward pass into glow_model_grads. */
-void glow_model_backward(glow_model *m);
+/* The same results without keeping activations for backward: the steps of a level
+ * share buffers, so large batches fit (scoring, evaluation). */
+int glow_model_eval(glow_model *m, const glow_batch *b, glow_result *r, glow_error *err);
+/* Gradient of the loss of the last forward pass into glow_model_grads (overwritten).
+ * Returns -1 with err set when the last pass was not glow_model_forward (or an eval
+ * on a training allocation) or was followed by inverse/sample. */
+int glow_model_backward(glow_model *m, glow_error *err);
 /* Data-dependent init (spec section 5) of every actnorm on this batch, in network
- * order; also leaves the forward results of the initialised model in r. */
+ * order, with shared buffers as eval; also leaves the forward results of the
+ * initialised model in r. */
 int glow_model_ddi(glow_model *m, const glow_batch *b, glow_result *r, glow_error *err);
 
 /* Latents of the last forward pass, NCHW host arrays for its n images. Index

@@ -21,17 +21,26 @@ static void affine_apply(glow_model *m, float *x, size_t rows, int c, mdl_affine
     m->b->actnorm_fwd(m->b, x, c, x, c, rows, c, a.b, a.l, relu);
 }
 
+/* conv then actnorm / zeros-layer scale (+ReLU); with ddi the actnorm is first
+ * initialised from the conv's output. */
+static void conv_affine(glow_model *m, const bk_conv *c, const float *x, const float *w,
+                        mdl_affine a, int relu, int ddi, float *y)
+{
+    backend *b = m->b;
+    if (!ddi) {
+        b->conv_fwd_affine(b, c, x, w, a.b, a.l, relu, y);
+        return;
+    }
+    b->conv_fwd(b, c, x, w, y);
+    affine_apply(m, y, (size_t)c->n * c->h * c->w, c->cout, a, relu, 1);
+}
+
 /* h = f(z1) of a step's coupling (z1 dense in s->z1). */
 void mdl_step_net(glow_model *m, mdl_level *lv, mdl_step *s, int ddi)
 {
-    backend *b = m->b;
-    const size_t P = lv->rows;
-    b->conv_fwd(b, &lv->c1, s->z1, s->w1, s->a1);
-    affine_apply(m, s->a1, P, m->Wd, s->an1, 1, ddi);
-    b->conv_fwd(b, &lv->c2, s->a1, s->w2, s->a2);
-    affine_apply(m, s->a2, P, m->Wd, s->an2, 1, ddi);
-    b->conv_fwd(b, &lv->c3, s->a2, s->w3, s->h);
-    affine_apply(m, s->h, P, lv->c3.cout, s->c3, 0, 0);
+    conv_affine(m, &lv->c1, s->z1, s->w1, s->an1, 1, ddi, s->a1);
+    conv_affine(m, &lv->c2, s->a1, s->w2, s->an2, 1, ddi, s->a2);
+    conv_affine(m, &lv->c3, s->a2, s->w3, s->c3, 0, 0, s->h);
 }
 
 static void step_fwd(glow_model *m, mdl_level *lv, mdl_step *s, const float *in, int ddi)
@@ -65,8 +74,7 @@ static void top_prior_h(glow_model *m)
     const size_t Pt = top->rows;
     const int C2 = 2 * top->C;
     if (m->cfg.learn_top) {
-        b->conv_fwd(b, &m->top, m->tzero, m->tw, m->thz);
-        b->actnorm_fwd(b, m->thz, C2, m->thz, C2, Pt, C2, m->tp.b, m->tp.l, 0);
+        b->conv_fwd_affine(b, &m->top, m->tzero, m->tw, m->tp.b, m->tp.l, 0, m->thz);
     } else {
         b->fill(b, m->thz, 0.0f, Pt * C2);
     }
@@ -76,7 +84,7 @@ static void top_prior_h(glow_model *m)
                     m->yw, m->yp.b, m->yp.l);
 }
 
-static int load_batch(glow_model *m, const glow_batch *bt, glow_error *err)
+static int load_batch(glow_model *m, const glow_batch *bt, int train, glow_error *err)
 {
     const glow_config *c = &m->cfg;
     if (bt->n <= 0) {
@@ -95,7 +103,7 @@ static int load_batch(glow_model *m, const glow_batch *bt, glow_error *err)
                 return -1;
             }
     }
-    mdl_ensure_batch(m, bt->n);
+    mdl_ensure_batch(m, bt->n, train);
     m->ncur = bt->n;
     backend *b = m->b;
     const size_t D = (size_t)glow_config_dims(c);
@@ -135,8 +143,7 @@ static void run_forward(glow_model *m, int ddi, glow_result *r)
         const size_t P = lv->rows;
         const float *z = lv->steps[m->K - 1].out;
         b->copy_cols(b, lv->sz1, C / 2, z, C, P, C / 2, 0);
-        b->conv_fwd(b, &lv->split, lv->sz1, lv->sw, lv->sh);
-        b->actnorm_fwd(b, lv->sh, C, lv->sh, C, P, C, lv->sp.b, lv->sp.l, 0);
+        b->conv_fwd_affine(b, &lv->split, lv->sz1, lv->sw, lv->sp.b, lv->sp.l, 0, lv->sh);
         b->gauss_logp(b, z + C / 2, C, lv->sh, BK_INTERLEAVED, n, (size_t)lv->H * lv->W, C / 2,
                       m->logp);
         b->squeeze(b, z, C, m->lv[l + 1].lin, m->lv[l + 1].C, n, lv->H, lv->W, C / 2);
@@ -172,17 +179,28 @@ static void run_forward(glow_model *m, int ddi, glow_result *r)
 
 int glow_model_forward(glow_model *m, const glow_batch *bt, glow_result *r, glow_error *err)
 {
-    if (load_batch(m, bt, err))
+    if (load_batch(m, bt, 1, err))
         return -1;
     run_forward(m, 0, r);
+    m->grad_ready = 1;
+    return 0;
+}
+
+int glow_model_eval(glow_model *m, const glow_batch *bt, glow_result *r, glow_error *err)
+{
+    if (load_batch(m, bt, 0, err))
+        return -1;
+    run_forward(m, 0, r);
+    m->grad_ready = m->train;
     return 0;
 }
 
 int glow_model_ddi(glow_model *m, const glow_batch *bt, glow_result *r, glow_error *err)
 {
-    if (load_batch(m, bt, err))
+    if (load_batch(m, bt, 0, err))
         return -1;
     run_forward(m, 1, r);
+    m->grad_ready = m->train;
     return 0;
 }
 
@@ -226,8 +244,12 @@ static void step_bwd(glow_model *m, mdl_level *lv, mdl_step *s, float g_ld)
     b->add_scalar(b, GRAD(m, s->an.l), (size_t)C, (float)(3.0 * hw * g_total));
 }
 
-void glow_model_backward(glow_model *m)
+int glow_model_backward(glow_model *m, glow_error *err)
 {
+    if (!m->grad_ready) {
+        glow_errorf(err, "backward pass without a forward pass to differentiate");
+        return -1;
+    }
     backend *b = m->b;
     const glow_config *c = &m->cfg;
     const int n = m->ncur;
@@ -274,4 +296,5 @@ void glow_model_backward(glow_model *m)
         for (int k = m->K - 1; k >= 0; k--)
             step_bwd(m, lv, &lv->steps[k], g_ld);
     }
+    return 0;
 }

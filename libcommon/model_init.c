@@ -75,8 +75,12 @@ void glow_params_init(const glow_config *cfg, glow_paramset *ps, uint64_t seed)
                     ((float *)p->data)[j] = (float)q[j];
             } else {
                 /* q = P L U: row i of L U is row perm[i] of q, so P[perm[i], i] = 1 */
-                char prefix[200];
-                snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(p->name) - 1) & 127, p->name);
+                char prefix[200]; /* the name without its final "p" */
+                size_t len = strlen(p->name) - 1;
+                if (len >= sizeof prefix)
+                    len = sizeof prefix - 1;
+                memcpy(prefix, p->name, len);
+                prefix[len] = '\0';
                 int *perm = xmalloc((size_t)n * sizeof *perm), sign;
                 if (linalg_lu(q, n, perm, &sign))
                     glow_die(1, "%s: the random matrix is singular", p->name);

@@ -55,6 +55,8 @@ struct glow_model {
     bk_conv top;
     /* batch buffers */
     int n;                 /* batch the buffers are sized for (0: none) */
+    int train;             /* buffers per step (kept for backward), else shared */
+    int grad_ready;        /* the last pass was a forward pass on per-step buffers */
     int ncur;              /* images of the last forward pass */
     uint8_t *img;
     float *noise, *x;
@@ -73,7 +75,10 @@ struct glow_model {
 };
 
 /* model.c */
-void mdl_ensure_batch(glow_model *m, int n);
+/* Buffers for n images; with train, every step keeps its own activations for the
+ * backward pass, else the steps of a level share one set (evaluation, DDI,
+ * inverse). Buffers of a training allocation also serve the other uses. */
+void mdl_ensure_batch(glow_model *m, int n, int train);
 /* model_invconv.c: recompute W (and W^-1 with inverse) from the parameters,
  * upload them; gradients of the flat dW into the invconv parameters. */
 void mdl_invconv_prepare(glow_model *m, int need_inverse);

@@ -37,8 +37,9 @@ static void run_inverse(glow_model *m, int n, const float *const *z, float tempe
 {
     backend *b = m->b;
     const glow_config *c = &m->cfg;
-    mdl_ensure_batch(m, n);
+    mdl_ensure_batch(m, n, 0);
     m->ncur = n;
+    m->grad_ready = 0;
     mdl_invconv_prepare(m, 1);
     mdl_level *top = &m->lv[m->L - 1];
     float *cur = m->g_cur, *tmp = m->g_tmp;
@@ -61,8 +62,7 @@ static void run_inverse(glow_model *m, int n, const float *const *z, float tempe
         const size_t Pt = top->rows;
         const int C2 = 2 * top->C;
         if (c->learn_top) {
-            b->conv_fwd(b, &m->top, m->tzero, m->tw, m->thz);
-            b->actnorm_fwd(b, m->thz, C2, m->thz, C2, Pt, C2, m->tp.b, m->tp.l, 0);
+            b->conv_fwd_affine(b, &m->top, m->tzero, m->tw, m->tp.b, m->tp.l, 0, m->thz);
         } else {
             b->fill(b, m->thz, 0.0f, Pt * C2);
         }
@@ -91,8 +91,7 @@ static void run_inverse(glow_model *m, int n, const float *const *z, float tempe
             b->copy_cols(b, cur + C / 2, C, tmp, C / 2, P, C / 2, 0);
         } else {
             b->copy_cols(b, lv->sz1, C / 2, cur, C, P, C / 2, 0);
-            b->conv_fwd(b, &lv->split, lv->sz1, lv->sw, lv->sh);
-            b->actnorm_fwd(b, lv->sh, C, lv->sh, C, P, C, lv->sp.b, lv->sp.l, 0);
+            b->conv_fwd_affine(b, &lv->split, lv->sz1, lv->sw, lv->sp.b, lv->sp.l, 0, lv->sh);
             b->gauss_sample(b, lv->sh, BK_INTERLEAVED, n, (size_t)lv->H * lv->W, C / 2,
                             temperature, seed, sample_stream(l), first, cur + C / 2, C);
         }

@@ -96,8 +96,10 @@ int prep_add_dir(prep_inputs *in, const char *path, const prep_options *opt, glo
         free(classes.v);
         return -1;
     }
-    qsort(files.v, files.n, sizeof *files.v, cmp_str);
-    qsort(classes.v, classes.n, sizeof *classes.v, cmp_str);
+    if (files.n > 1)
+        qsort(files.v, files.n, sizeof *files.v, cmp_str);
+    if (classes.n > 1)
+        qsort(classes.v, classes.n, sizeof *classes.v, cmp_str);
     if (opt->labels_from_dirs) {
         in->classes = classes.v;
         in->nclasses = (int)classes.n;

@@ -8,8 +8,10 @@
 #include <stdint.h>
 
 #include "glow_config.h"
+#include "optim.h"
 
-typedef enum { OPTIM_ADAM = 0, OPTIM_ADAMAX = 1 } glow_optimizer;
+/* The optimizer kinds of optim.h, so a file can include both headers. */
+typedef glow_optim_kind glow_optimizer;
 typedef enum { PRECISION_FP32 = 0, PRECISION_TF32 = 1, PRECISION_BF16 = 2 } glow_precision;
 
 /* batch_size and init_batch are per process: with R GPUs each process draws

@@ -43,6 +43,7 @@ pngs() {
 }
 
 @test "glow-prep refuses to write binary data to a terminal" {
+    command -v script >/dev/null || skip "script(1) is not installed"
     pngs d 1 4 4 1
     run script -qec "glow-prep d/img0.png" /dev/null
     [ "$status" -eq 2 ]
@@ -278,6 +279,7 @@ pngs() {
     PT idx i.idx 250 6 6 1
     run glow-prep -o shards --shard-size 100 i.idx
     [ "$status" -eq 0 ]
+    assert_contains "$output" "wrote 250 images of 1x6x6 to shards (3 files)"
     [ "$(ls -A shards | tr '\n' ' ')" = "shard-00000.glow shard-00001.glow shard-00002.glow " ]
     [ "$(PT info shards/shard-00000.glow)" = "images=100 shape=1x6x6 labels=no records=1" ]
     [ "$(PT info shards/shard-00002.glow)" = "images=50 shape=1x6x6 labels=no records=1" ]

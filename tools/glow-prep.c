@@ -597,15 +597,19 @@ int main(int argc, char **argv)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     prep_writer_stop(&wr);
     if (!o.quiet) {
-        char shape[64];
+        char shape[64], tfiles[32] = "", vfiles[32] = "";
         snprintf(shape, sizeof shape, "%ux%ux%u%s", sc, sh, sw, labels ? " with labels" : "");
+        if (train.dir)
+            snprintf(tfiles, sizeof tfiles, " (%d file%s)", train.nfiles, train.nfiles == 1 ? "" : "s");
+        if (val.dir)
+            snprintf(vfiles, sizeof vfiles, " (%d file%s)", val.nfiles, val.nfiles == 1 ? "" : "s");
         if (o.split > 0)
-            glow_warn("wrote %llu train images to %s, %llu val images to %s (%s)",
-                      (unsigned long long)train.images, train.dest,
-                      (unsigned long long)val.images, val.dest, shape);
+            glow_warn("wrote %llu train images to %s%s, %llu val images to %s%s (%s)",
+                      (unsigned long long)train.images, train.dest, tfiles,
+                      (unsigned long long)val.images, val.dest, vfiles, shape);
         else
-            glow_warn("wrote %llu images of %s to %s", (unsigned long long)train.images, shape,
-                      train.dest);
+            glow_warn("wrote %llu images of %s to %s%s", (unsigned long long)train.images, shape,
+                      train.dest, tfiles);
     }
     pthread_mutex_destroy(&wk.mu);
     pthread_cond_destroy(&wk.done_cv);

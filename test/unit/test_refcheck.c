@@ -210,7 +210,7 @@ static void check_case(backend *b, const char *dir, int *passed, int *failed)
                         fail(&cs, "%s: no such latent in this model", cf.t[i].name);
                 }
             /* gradients */
-            glow_model_backward(m);
+            glow_model_backward(m, &err);
             const float *grads = glow_model_grads(m);
             for (int i = 0; i < cf.n; i++) {
                 const char *tn = cf.t[i].name;
@@ -260,7 +260,7 @@ static void check_case(backend *b, const char *dir, int *passed, int *failed)
                     glow_result rr;
                     glow_model_forward(mt, &bt, &rr, &err);
                     got[s] = (float)rr.loss;
-                    glow_model_backward(mt);
+                    glow_model_backward(mt, &err);
                     glow_optim_step(o, glow_model_params(mt), glow_model_grads(mt), (float)lr);
                 }
                 compare(&cs, "train.expect.loss", got, tl, S, 1e-5);

@@ -1,0 +1,109 @@
+#include "train_log.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int glow_train_log_open(glow_train_log *lg, const char *run_dir, int quiet, glow_error *err)
+{
+    memset(lg, 0, sizeof *lg);
+    size_t n = strlen(run_dir) + 16;
+    lg->path = xmalloc(n);
+    snprintf(lg->path, n, "%s/log.jsonl", run_dir);
+    lg->f = fopen(lg->path, "a");
+    if (!lg->f) {
+        glow_errorf(err, "%s: %s", lg->path, strerror(errno));
+        free(lg->path);
+        lg->path = NULL;
+        return -1;
+    }
+    lg->tty = stderr_is_tty();
+    lg->quiet = quiet;
+    return 0;
+}
+
+static void end_progress(glow_train_log *lg)
+{
+    if (lg->progress_shown) {
+        fputc('\n', stderr);
+        lg->progress_shown = 0;
+    }
+}
+
+void glow_train_log_close(glow_train_log *lg)
+{
+    end_progress(lg);
+    if (lg->f && fclose(lg->f) != 0 && !lg->write_failed)
+        glow_warn("%s: %s", lg->path, strerror(errno));
+    lg->f = NULL;
+    free(lg->path);
+    lg->path = NULL;
+}
+
+const char *glow_json_num(char buf[32], double v)
+{
+    if (!isfinite(v))
+        return "null";
+    snprintf(buf, 32, "%.8g", v);
+    return buf;
+}
+
+void glow_train_log_json(glow_train_log *lg, const char *fmt, ...)
+{
+    if (!lg->f)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputc('{', lg->f);
+    vfprintf(lg->f, fmt, ap);
+    fputs("}\n", lg->f);
+    va_end(ap);
+    /* Flushed per line: a killed run leaves whole lines up to its last step. */
+    if ((fflush(lg->f) != 0 || ferror(lg->f)) && !lg->write_failed) {
+        lg->write_failed = 1;
+        glow_warn("%s: %s; training goes on without the log", lg->path, strerror(errno));
+    }
+}
+
+void glow_train_log_stats(glow_train_log *lg, const glow_train_stats *s)
+{
+    char a[32], b[32], c[32], d[32];
+    glow_train_log_json(lg,
+                        "\"step\":%ld,\"images\":%lld,\"loss\":%s,\"bpd\":%s,\"lr\":%s,"
+                        "\"grad_norm\":%s,\"images_per_s\":%.1f,\"seconds\":%.1f",
+                        s->step, (long long)s->images, glow_json_num(a, s->loss),
+                        glow_json_num(b, s->bpd), glow_json_num(c, s->lr),
+                        glow_json_num(d, s->grad_norm), s->images_per_s, s->seconds);
+    if (lg->quiet || lg->tty)
+        return;
+    fprintf(stderr, "%s: step %ld/%ld: loss %.4f bpd %.4f lr %.3g grad %.3g, %.1f img/s\n",
+            glow_progname(), s->step, s->total_steps, s->loss, s->bpd, s->lr, s->grad_norm,
+            s->images_per_s);
+}
+
+void glow_train_log_progress(glow_train_log *lg, long step, long total, double bpd,
+                             double images_per_s, double eta_s)
+{
+    if (!lg->tty || lg->quiet)
+        return;
+    long eta = isfinite(eta_s) && eta_s >= 0 ? (long)(eta_s + 0.5) : 0;
+    fprintf(stderr, "\r%s: step %ld/%ld  bpd %.4f  %.1f img/s  ETA %ld:%02ld:%02ld\033[K",
+            glow_progname(), step, total, bpd, images_per_s, eta / 3600, eta / 60 % 60, eta % 60);
+    fflush(stderr);
+    lg->progress_shown = 1;
+}
+
+void glow_train_log_msg(glow_train_log *lg, int routine, const char *fmt, ...)
+{
+    if (routine && lg->quiet)
+        return;
+    end_progress(lg);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", glow_progname());
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

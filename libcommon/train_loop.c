@@ -1,0 +1,443 @@
+#include "train_loop.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char *run_dir)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg;
+    t->run_dir = xstrdup(run_dir);
+    size_t n = strlen(run_dir) + 32;
+    t->ckpt_path = xmalloc(n);
+    snprintf(t->ckpt_path, n, "%s/checkpoint.safetensors", run_dir);
+    t->max_bad_steps = 5;
+    t->last_saved_step = -1;
+}
+
+/* Steps of the whole run: the config's steps, or its epochs over this data. */
+static long run_length(const glow_trainer *t)
+{
+    const glow_train_config *tc = &t->cfg.train;
+    if (tc->steps > 0)
+        return tc->steps;
+    double images = tc->epochs * (double)dataset_get_info(t->train)->n_images;
+    return (long)ceil(images / tc->batch_size);
+}
+
+/* Optimizer, EMA and batch buffers around a model built by a start function. */
+static int finish_start(glow_trainer *t, glow_error *err)
+{
+    const glow_train_config *tc = &t->cfg.train;
+    t->n_trained = glow_model_n_trained(t->m);
+    t->opt = glow_optim_new(t->b, tc->optimizer, t->n_trained);
+    t->opt->beta1 = (float)tc->beta1;
+    t->opt->beta2 = (float)tc->beta2;
+    if (tc->ema_decay > 0) {
+        t->ema = t->b->alloc(t->b, t->n_trained * sizeof(float));
+        t->swap = t->b->alloc(t->b, t->n_trained * sizeof(float));
+        t->b->copy(t->b, t->ema, glow_model_params(t->m), t->n_trained * sizeof(float));
+    }
+    const size_t D = (size_t)glow_config_dims(&t->cfg.model);
+    t->px = xmalloc((size_t)tc->batch_size * D);
+    t->labels = xcalloc((size_t)tc->batch_size, sizeof(int32_t));
+    if (glow_checkpoint_init(&t->ck, &t->cfg.model, err) != 0 ||
+        glow_checkpoint_add_training_state(&t->ck, glow_optimizer_name(tc->optimizer),
+                                           tc->ema_decay > 0, err) != 0)
+        return -1;
+    t->ck_ready = 1;
+    t->total_steps = run_length(t);
+    t->session_start = now_seconds();
+    t->seconds_base = t->p.train_seconds;
+    return 0;
+}
+
+static glow_batch make_batch(const glow_trainer *t, int n, const uint8_t *px, const int32_t *labels,
+                             uint64_t seed, uint64_t first)
+{
+    glow_batch bt = {n, px, NULL, seed, first, t->cfg.model.y_condition ? labels : NULL};
+    return bt;
+}
+
+int glow_trainer_start_scratch(glow_trainer *t, glow_error *err)
+{
+    const glow_config *mc = &t->cfg.model;
+    const glow_train_config *tc = &t->cfg.train;
+    glow_paramset ps;
+    if (glow_paramset_layout(mc, &ps, err) != 0)
+        return -1;
+    glow_params_init(mc, &ps, tc->seed);
+    t->m = glow_model_new(t->b, mc, &ps, err);
+    glow_paramset_free(&ps);
+    if (!t->m)
+        return -1;
+
+    /* The init batch is the start of epoch 0, with the noise those images get
+     * in training: nothing random beyond the seed. */
+    int n0 = glow_train_init_batch(tc, mc);
+    const size_t D = (size_t)glow_config_dims(mc);
+    uint8_t *px = xmalloc((size_t)n0 * D);
+    int32_t *lb = xcalloc((size_t)n0, sizeof(int32_t));
+    int rc = dataset_seek(t->train, tc->seed, 0, 0, err);
+    if (rc == 0)
+        rc = dataset_next_batch(t->train, (uint32_t)n0, px, lb, err);
+    if (rc == 0) {
+        glow_batch bt = make_batch(t, n0, px, lb, tc->seed, 0);
+        glow_result r;
+        rc = glow_model_ddi(t->m, &bt, &r, err);
+        if (rc == 0)
+            glow_train_log_msg(&t->log, 1, "data-dependent init on %d images: bpd %.4f", n0,
+                               r.loss);
+    }
+    free(px);
+    free(lb);
+    if (rc != 0 || dataset_seek(t->train, tc->seed, 0, 0, err) != 0)
+        return -1;
+    memset(&t->p, 0, sizeof t->p);
+    return finish_start(t, err);
+}
+
+int glow_trainer_start_resume(glow_trainer *t, const glow_checkpoint *ck, const char *path,
+                              glow_error *err)
+{
+    const glow_train_config *tc = &t->cfg.train;
+    if (!ck->has_optim) {
+        glow_errorf(err, "%s: a weights-only checkpoint (no optimizer state) cannot be resumed; "
+                         "fine-tune from it with --init",
+                    path);
+        return -1;
+    }
+    if (strcmp(ck->optimizer, glow_optimizer_name(tc->optimizer)) != 0) {
+        glow_errorf(err, "%s: train.optimizer: the checkpoint holds %s state but the config says "
+                         "%s; resume with %s, or fine-tune with --init",
+                    path, ck->optimizer, glow_optimizer_name(tc->optimizer), ck->optimizer);
+        return -1;
+    }
+    if (glow_train_progress_get(ck, path, dataset_get_info(t->train)->n_images, &t->p, err) != 0)
+        return -1;
+    t->m = glow_model_new(t->b, &ck->cfg, &ck->params, err);
+    if (!t->m) {
+        glow_error_prefix(err, "%s", path);
+        return -1;
+    }
+    if (finish_start(t, err) != 0)
+        return -1;
+    glow_model_flat_upload(t->m, t->opt->m, &ck->optim_m);
+    glow_model_flat_upload(t->m, t->opt->v, &ck->optim_v);
+    t->opt->t = t->p.optim_steps;
+    if (t->ema && ck->has_ema)
+        glow_model_flat_upload(t->m, t->ema, &ck->ema);
+    else if (t->ema)
+        glow_train_log_msg(&t->log, 1, "%s has no EMA weights: the average starts from its weights",
+                           path);
+    return dataset_seek(t->train, tc->seed, t->p.data_epoch, t->p.data_offset, err);
+}
+
+int glow_trainer_start_init(glow_trainer *t, const glow_checkpoint *ck, const char *path,
+                            int use_ema, glow_error *err)
+{
+    if (use_ema && !ck->has_ema) {
+        glow_errorf(err, "%s: --init-ema: the checkpoint has no EMA weights", path);
+        return -1;
+    }
+    t->m = glow_model_new(t->b, &ck->cfg, use_ema ? &ck->ema : &ck->params, err);
+    if (!t->m) {
+        glow_error_prefix(err, "%s", path);
+        return -1;
+    }
+    memset(&t->p, 0, sizeof t->p);
+    if (finish_start(t, err) != 0)
+        return -1;
+    return dataset_seek(t->train, t->cfg.train.seed, 0, 0, err);
+}
+
+int glow_trainer_validate(glow_trainer *t, double *bpd, glow_error *err)
+{
+    backend *b = t->b;
+    float *params = glow_model_params(t->m);
+    const size_t bytes = t->n_trained * sizeof(float);
+    if (t->ema) {
+        b->copy(b, t->swap, params, bytes);
+        b->copy(b, params, t->ema, bytes);
+    }
+    /* Batches of the training size, so the model keeps one set of buffers; the
+     * last one is padded with copies of its last image, whose results are
+     * dropped (images do not affect each other's results). */
+    const int bs = t->cfg.train.batch_size;
+    const size_t D = (size_t)glow_config_dims(&t->cfg.model);
+    double sum = 0;
+    uint64_t count = 0;
+    int n, rc = 0;
+    dataset_rewind(t->val);
+    while ((n = dataset_read_seq(t->val, (uint32_t)bs, t->px, t->labels, err)) > 0) {
+        for (int i = n; i < bs; i++) {
+            memcpy(t->px + (size_t)i * D, t->px + (size_t)(n - 1) * D, D);
+            t->labels[i] = t->labels[n - 1];
+        }
+        glow_batch bt = make_batch(t, bs, t->px, t->labels, GLOW_VAL_NOISE_SEED, count);
+        glow_result r;
+        if (glow_model_eval(t->m, &bt, &r, err) != 0) {
+            glow_error_prefix(err, "validation images %llu..", (unsigned long long)count);
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            sum += r.bpd[i];
+        count += (uint64_t)n;
+    }
+    if (n < 0)
+        rc = -1;
+    if (t->ema)
+        b->copy(b, params, t->swap, bytes);
+    *bpd = count ? sum / (double)count : NAN;
+    return rc;
+}
+
+static double elapsed(const glow_trainer *t) { return t->seconds_base + now_seconds() - t->session_start; }
+
+int glow_trainer_save(glow_trainer *t, glow_error *err)
+{
+    backend *b = t->b;
+    /* A checkpoint that cannot be loaded (non-finite values) would replace the
+     * last good one: keep that one instead. */
+    double s = b->sumsq(b, glow_model_params(t->m), t->n_trained);
+    if (t->ema)
+        s += b->sumsq(b, t->ema, t->n_trained);
+    if (!isfinite(s)) {
+        glow_train_log_json(&t->log, "\"step\":%lld,\"checkpoint_skipped\":\"non-finite parameters\"",
+                            (long long)t->p.step);
+        glow_train_log_msg(&t->log, 0, "step %lld: parameters are not finite; checkpoint not written",
+                           (long long)t->p.step);
+        return 1;
+    }
+    glow_checkpoint *ck = &t->ck;
+    glow_model_get_params(t->m, &ck->params);
+    glow_model_flat_download(t->m, t->opt->m, &ck->optim_m);
+    glow_model_flat_download(t->m, t->opt->v, &ck->optim_v);
+    if (t->ema) {
+        glow_model_flat_download(t->m, t->ema, &ck->ema);
+        for (int i = 0; i < ck->params.n; i++)
+            if (!ck->params.v[i].trained)
+                memcpy(ck->ema.v[i].data, ck->params.v[i].data, ck->params.v[i].count * 4);
+    }
+    t->p.optim_steps = t->opt->t;
+    t->p.train_seconds = elapsed(t);
+    glow_train_state_put(ck, &t->cfg, &t->p);
+    if (glow_checkpoint_save(t->ckpt_path, ck, err) != 0)
+        return -1;
+    t->last_saved_step = t->p.step;
+    glow_train_log_json(&t->log, "\"step\":%lld,\"checkpoint\":\"checkpoint.safetensors\"",
+                        (long long)t->p.step);
+    return 0;
+}
+
+/* Learning rate of the step that takes the images up to `after`: a linear ramp
+ * over the warm-up images, then the configured rate. */
+static double step_lr(const glow_train_config *tc, int64_t after)
+{
+    if (tc->warmup <= 0 || after >= tc->warmup)
+        return tc->lr;
+    return tc->lr * (double)after / (double)tc->warmup;
+}
+
+typedef struct {
+    double loss, bpd, gn, lr;
+    int n_ok;
+    int64_t images;
+    double seconds;
+} interval;
+
+/* One optimizer step. Returns 0 (done), 1 (skipped: *why says why) or -1. */
+static int train_step(glow_trainer *t, interval *iv, const char **why, double *loss_out,
+                      glow_error *err)
+{
+    const glow_train_config *tc = &t->cfg.train;
+    backend *b = t->b;
+    const int bs = tc->batch_size;
+    double t0 = now_seconds();
+    if (dataset_next_batch(t->train, (uint32_t)bs, t->px, t->labels, err) != 0)
+        return -1;
+    glow_batch bt = make_batch(t, bs, t->px, t->labels, tc->seed, (uint64_t)t->p.images_seen);
+    glow_result r;
+    if (glow_model_forward(t->m, &bt, &r, err) != 0) {
+        glow_error_prefix(err, "training images %lld..%lld", (long long)t->p.images_seen,
+                          (long long)t->p.images_seen + bs - 1);
+        return -1;
+    }
+    *loss_out = r.loss;
+    int skipped = 0;
+    double gn = NAN;
+    const double lr = step_lr(tc, t->p.images_seen + bs);
+    if (!isfinite(r.loss)) {
+        *why = "non-finite loss";
+        skipped = 1;
+    } else {
+        if (glow_model_backward(t->m, err) != 0)
+            return -1;
+        float *g = glow_model_grads(t->m);
+        gn = sqrt(b->sumsq(b, g, t->n_trained));
+        if (!isfinite(gn)) {
+            *why = "non-finite gradient";
+            skipped = 1;
+        } else {
+            /* torch.nn.utils.clip_grad_norm_'s rule (optim.h glow_grad_clip),
+             * with the norm already at hand */
+            if (tc->grad_clip > 0) {
+                double coef = tc->grad_clip / (gn + 1e-6);
+                if (coef < 1.0)
+                    b->scale(b, g, t->n_trained, (float)coef);
+            }
+            glow_optim_step(t->opt, glow_model_params(t->m), g, (float)lr);
+            if (t->ema)
+                glow_ema_update(b, t->ema, glow_model_params(t->m), t->n_trained,
+                                (float)tc->ema_decay);
+        }
+    }
+    t->p.step++;
+    t->p.images_seen += bs;
+    dataset_position(t->train, &t->p.data_epoch, &t->p.data_offset);
+    if (!skipped) {
+        double bpd = 0;
+        for (int i = 0; i < r.n; i++)
+            bpd += r.bpd[i];
+        iv->loss += r.loss;
+        iv->bpd += bpd / r.n;
+        iv->gn += gn;
+        iv->n_ok++;
+    }
+    iv->lr = lr;
+    iv->images += bs;
+    iv->seconds += now_seconds() - t0;
+    return skipped;
+}
+
+static int do_validate(glow_trainer *t, glow_error *err)
+{
+    double bpd;
+    if (glow_trainer_validate(t, &bpd, err) != 0)
+        return -1;
+    char nb[32];
+    glow_train_log_json(&t->log, "\"step\":%lld,\"val_bpd\":%s%s", (long long)t->p.step,
+                        glow_json_num(nb, bpd), t->ema ? ",\"ema\":true" : "");
+    glow_train_log_msg(&t->log, 1, "step %lld: validation bpd %.4f%s", (long long)t->p.step, bpd,
+                       t->ema ? " (EMA weights)" : "");
+    return 0;
+}
+
+static void last_checkpoint_note(const glow_trainer *t, char *buf, size_t n)
+{
+    if (t->last_saved_step >= 0)
+        snprintf(buf, n, "the last checkpoint (step %lld) is kept in %s", (long long)t->last_saved_step,
+                 t->ckpt_path);
+    else
+        snprintf(buf, n, "no checkpoint was written in this session");
+}
+
+int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *err)
+{
+    const glow_train_config *tc = &t->cfg.train;
+    interval iv = {0};
+    int bad_in_row = 0;
+    int64_t first_bad = 0;
+    int64_t validated_at = -1;
+    double step_time = 0; /* smoothed seconds per step, for the ETA */
+    while (t->p.step < t->total_steps && !*stop) {
+        const char *why = NULL;
+        double loss = NAN;
+        double t0 = now_seconds();
+        int rc = train_step(t, &iv, &why, &loss, err);
+        if (rc < 0)
+            return 1;
+        double dt = now_seconds() - t0;
+        step_time = step_time > 0 ? 0.9 * step_time + 0.1 * dt : dt;
+        const long step = (long)t->p.step;
+        if (rc == 1) {
+            char nb[32];
+            if (bad_in_row++ == 0)
+                first_bad = step;
+            glow_train_log_json(&t->log, "\"step\":%ld,\"skipped\":\"%s\",\"loss\":%s", step, why,
+                                glow_json_num(nb, loss));
+            glow_train_log_msg(&t->log, 0, "step %ld: %s (loss %g); step skipped", step, why, loss);
+            if (bad_in_row >= t->max_bad_steps) {
+                char note[600];
+                last_checkpoint_note(t, note, sizeof note);
+                glow_errorf(err, "%d bad steps in a row (steps %lld-%ld): training stopped; %s",
+                            bad_in_row, (long long)first_bad, step, note);
+                return 1;
+            }
+        } else
+            bad_in_row = 0;
+
+        if (tc->log_every > 0 && step % tc->log_every == 0) {
+            glow_train_stats s = {step, t->total_steps, t->p.images_seen,
+                                  iv.n_ok ? iv.loss / iv.n_ok : NAN, iv.n_ok ? iv.bpd / iv.n_ok : NAN,
+                                  iv.lr, iv.n_ok ? iv.gn / iv.n_ok : NAN,
+                                  iv.seconds > 0 ? iv.images / iv.seconds : 0, elapsed(t)};
+            glow_train_log_stats(&t->log, &s);
+            memset(&iv, 0, sizeof iv);
+        }
+        glow_train_log_progress(&t->log, step, t->total_steps, loss, dt > 0 ? tc->batch_size / dt : 0,
+                                step_time * (double)(t->total_steps - step));
+        if (t->val && tc->val_every > 0 && step % tc->val_every == 0) {
+            if (do_validate(t, err) != 0)
+                return 1;
+            validated_at = step;
+        }
+        if (tc->checkpoint_every > 0 && step % tc->checkpoint_every == 0 && t->p.step < t->total_steps &&
+            glow_trainer_save(t, err) < 0)
+            return 1;
+    }
+    if (*stop) {
+        int sig = (int)*stop;
+        int rc = glow_trainer_save(t, err);
+        if (rc < 0)
+            return 1;
+        glow_train_log_json(&t->log, "\"step\":%lld,\"interrupted\":%d", (long long)t->p.step, sig);
+        if (rc == 0)
+            glow_train_log_msg(&t->log, 0, "interrupted at step %lld, checkpoint saved",
+                               (long long)t->p.step);
+        else {
+            char note[600];
+            last_checkpoint_note(t, note, sizeof note);
+            glow_train_log_msg(&t->log, 0, "interrupted at step %lld; %s", (long long)t->p.step, note);
+        }
+        return 128 + sig;
+    }
+    if (t->val && validated_at != t->p.step && do_validate(t, err) != 0)
+        return 1;
+    int rc = glow_trainer_save(t, err);
+    if (rc < 0)
+        return 1;
+    if (rc > 0) {
+        char note[600];
+        last_checkpoint_note(t, note, sizeof note);
+        glow_errorf(err, "the parameters are not finite at step %lld; %s", (long long)t->p.step, note);
+        return 1;
+    }
+    glow_train_log_json(&t->log, "\"step\":%lld,\"done\":true,\"seconds\":%.1f", (long long)t->p.step,
+                        elapsed(t));
+    glow_train_log_msg(&t->log, 1, "done: step %lld, %lld images, checkpoint %s", (long long)t->p.step,
+                       (long long)t->p.images_seen, t->ckpt_path);
+    return 0;
+}
+
+void glow_trainer_free(glow_trainer *t)
+{
+    if (t->opt)
+        glow_optim_free(t->opt);
+    if (t->b) {
+        if (t->ema)
+            t->b->free(t->b, t->ema);
+        if (t->swap)
+            t->b->free(t->b, t->swap);
+    }
+    glow_model_free(t->m);
+    if (t->ck_ready)
+        glow_checkpoint_free(&t->ck);
+    free(t->px);
+    free(t->labels);
+    free(t->run_dir);
+    free(t->ckpt_path);
+    memset(t, 0, sizeof *t);
+}

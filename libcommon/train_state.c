@@ -1,0 +1,132 @@
+#include "train_state.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int glow_model_diff(const glow_config *a, const char *name_a, const glow_config *b,
+                    const char *name_b, char *msg, size_t len)
+{
+    if (glow_config_equal(a, b))
+        return 0;
+    /* The JSON form writes every key out, so comparing it key by key finds the
+     * first difference without a second list of the model's fields. */
+    char *ja = glow_config_to_json(a), *jb = glow_config_to_json(b);
+    cJSON *oa = cJSON_Parse(ja), *ob = cJSON_Parse(jb);
+    snprintf(msg, len, "the models differ");
+    for (cJSON *ia = oa ? oa->child : NULL; ia; ia = ia->next) {
+        cJSON *ib = cJSON_GetObjectItemCaseSensitive(ob, ia->string);
+        char *ta = cJSON_PrintUnformatted(ia), *tb = ib ? cJSON_PrintUnformatted(ib) : NULL;
+        int differ = !tb || strcmp(ta, tb) != 0;
+        if (differ)
+            snprintf(msg, len, "model.%s: %s in %s, %s in %s", ia->string, ta, name_a,
+                     tb ? tb : "absent", name_b);
+        free(ta);
+        free(tb);
+        if (differ)
+            break;
+    }
+    cJSON_Delete(oa);
+    cJSON_Delete(ob);
+    free(ja);
+    free(jb);
+    return 1;
+}
+
+static void put_u64(glow_checkpoint *ck, const char *key, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    glow_checkpoint_set_meta(ck, key, buf);
+}
+
+void glow_train_state_put(glow_checkpoint *ck, const glow_run_config *cfg,
+                          const glow_train_progress *p)
+{
+    ck->step = p->step;
+    ck->images_seen = p->images_seen;
+    /* The dequantisation noise of image i is drawn at index i of this stream
+     * (backend.h dequantize), so the position is the images seen. */
+    glow_rng r = {cfg->train.seed, RNG_STREAM_DEQUANT, (uint64_t)p->images_seen};
+    glow_checkpoint_set_rng(ck, &r);
+    char *json = glow_train_config_to_json(&cfg->train);
+    glow_checkpoint_set_train_config(ck, json);
+    free(json);
+    put_u64(ck, "data_epoch", p->data_epoch);
+    put_u64(ck, "data_offset", p->data_offset);
+    put_u64(ck, "optim_steps", (uint64_t)p->optim_steps);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.3f", p->train_seconds);
+    glow_checkpoint_set_meta(ck, "train_seconds", buf);
+    glow_checkpoint_set_meta(ck, "name", cfg->name);
+    glow_checkpoint_set_meta(ck, "description", cfg->description);
+}
+
+static int get_u64(const glow_checkpoint *ck, const char *path, const char *key, uint64_t *out,
+                   int *present, glow_error *err)
+{
+    const char *s = glow_checkpoint_meta(ck, key);
+    *present = s != NULL;
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || *s == '-' || errno) {
+        glow_errorf(err, "%s: metadata %s: expected a non-negative integer, got '%s'", path, key, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int glow_train_progress_get(const glow_checkpoint *ck, const char *path, uint64_t n_images,
+                            glow_train_progress *p, glow_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->step = ck->step;
+    p->images_seen = ck->images_seen;
+    uint64_t e = 0, o = 0, t = 0;
+    int he, ho, ht;
+    if (get_u64(ck, path, "data_epoch", &e, &he, err) || get_u64(ck, path, "data_offset", &o, &ho, err) ||
+        get_u64(ck, path, "optim_steps", &t, &ht, err))
+        return -1;
+    if (he && ho) {
+        p->data_epoch = e;
+        p->data_offset = o;
+    } else {
+        p->data_epoch = (uint64_t)p->images_seen / n_images;
+        p->data_offset = (uint64_t)p->images_seen % n_images;
+    }
+    p->optim_steps = ht ? (long)t : (long)p->step;
+    const char *s = glow_checkpoint_meta(ck, "train_seconds");
+    if (s && parse_double(s, &p->train_seconds) != 0) {
+        glow_errorf(err, "%s: metadata train_seconds: expected a number, got '%s'", path, s);
+        return -1;
+    }
+    return 0;
+}
+
+int glow_train_config_from_checkpoint(const glow_checkpoint *ck, const char *path,
+                                      glow_run_config *cfg, glow_error *err)
+{
+    glow_run_config_default(cfg);
+    cfg->model = ck->cfg;
+    if (!ck->train_config) {
+        glow_errorf(err, "%s: no train_config in the checkpoint; give the config with -c CONFIG",
+                    path);
+        return -1;
+    }
+    if (glow_train_config_from_json(ck->train_config, &cfg->train, err) != 0) {
+        glow_error_prefix(err, "%s: train_config", path);
+        return -1;
+    }
+    const char *name = glow_checkpoint_meta(ck, "name");
+    const char *desc = glow_checkpoint_meta(ck, "description");
+    snprintf(cfg->name, sizeof cfg->name, "%s", name ? name : "");
+    snprintf(cfg->description, sizeof cfg->description, "%s", desc ? desc : "");
+    return 0;
+}

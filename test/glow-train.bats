@@ -1,0 +1,447 @@
+#!/usr/bin/env bats
+# glow-train: flags and error paths, stream and file inputs, the JSON-lines log,
+# bit-identical resume, SIGTERM and kill -9 during training, non-finite steps,
+# and a short real training run on a Fashion-MNIST subset.
+
+load helpers
+
+PY=/usr/bin/python3
+# configs/tiny.yml on the CPU: its device is auto, which a machine with a GPU
+# would resolve to the GPU, and bit-identical resumption is a CPU promise.
+TINY="$BATS_FILE_TMPDIR/tiny.yml"
+FM="${FMNIST:-/usr/share/datasets/fashion-mnist}"
+# One thread: the tiny model gains nothing from two, and results are the same
+# bits for any thread count (backend.h), so the tests need not depend on it.
+export OMP_NUM_THREADS=1
+
+setup_file() {
+    D="$BATS_FILE_TMPDIR"
+    sed 's/^\(  device:\) auto/\1 cpu/' "$ROOT/configs/tiny.yml" >"$D/tiny.yml"
+    grep -q '^  device: cpu' "$D/tiny.yml"
+    [ -f "$FM/t10k-images-idx3-ubyte.gz" ] || return 0
+    glow-prep -q --limit 200 --size 8 "$FM/t10k-images-idx3-ubyte.gz" >"$D/d8.glow"
+    glow-prep -q --limit 50 --size 8 "$FM/t10k-images-idx3-ubyte.gz" >"$D/s8.glow"
+    glow-prep -q --limit 100 --size 8 --shard-size 30 -o "$D/dir8" "$FM/t10k-images-idx3-ubyte.gz"
+    glow-prep -q --limit 2000 --size 8 "$FM/train-images-idx3-ubyte.gz" >"$D/f8.glow"
+    glow-prep -q --limit 20 "$FM/t10k-images-idx3-ubyte.gz" >"$D/d28.glow"
+}
+
+data() {
+    [ -f "$FM/t10k-images-idx3-ubyte.gz" ] || skip "dataset-fashion-mnist is not installed"
+    D="$BATS_FILE_TMPDIR"
+}
+
+# check_log FILE: every line a JSON object; training lines carry every field.
+check_log() {
+    "$PY" - "$1" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines, "empty log"
+need = {"step", "images", "loss", "bpd", "lr", "grad_norm", "images_per_s", "seconds"}
+train = 0
+for i, l in enumerate(lines):
+    d = json.loads(l)
+    assert isinstance(d, dict) and isinstance(d["step"], int), (i, l)
+    if "loss" in d and "skipped" not in d:
+        assert need <= set(d), (i, l)
+        train += 1
+assert train > 0, "no training lines"
+EOF
+}
+
+# same_tensors A B: the two safetensors files hold the same tensors, byte for
+# byte (metadata such as the training time may differ).
+same_tensors() {
+    "$PY" - "$1" "$2" <<'EOF'
+import json, struct, sys
+def load(f):
+    d = open(f, "rb").read()
+    n = struct.unpack("<Q", d[:8])[0]
+    h = json.loads(d[8:8 + n])
+    h.pop("__metadata__")
+    return h, d[8 + n:]
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a[0] == b[0], "tensor headers differ"
+assert a[1] == b[1], "tensor bytes differ"
+EOF
+}
+
+ckpt_step() {
+    glow-ckpt --json "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["step"])'
+}
+
+@test "--help prints the usage and exits 0" {
+    run glow-train --help
+    [ "$status" -eq 0 ]
+    assert_contains "$output" "Usage: glow-prep ... | glow-train -c CONFIG -o RUN_DIR"
+    assert_contains "$output" "--resume RUN|CKPT"
+}
+
+@test "usage errors exit 2" {
+    run glow-train -c "$TINY" -o run --bogus x.glow
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "--bogus: unknown option"
+    run glow-train -o run x.glow
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "-c CONFIG is required"
+    run glow-train -c "$TINY" x.glow
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "-o RUN_DIR is required"
+    run glow-train -c "$TINY" -o run --steps 0 x.glow
+    [ "$status" -eq 2 ]
+    run glow-train -c "$TINY" -o run --steps
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "missing value"
+    run glow-train -c "$TINY" -o run --seed -3 x.glow
+    [ "$status" -eq 2 ]
+    run glow-train -c "$TINY" -o run --mem-limit 0 x.glow
+    [ "$status" -eq 2 ]
+    run glow-train -c "$TINY" -o run --max-bad-steps x x.glow
+    [ "$status" -eq 2 ]
+    run glow-train -c "$TINY" -o run --set train.bogus=1 x.glow
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "--set train.bogus=1: unknown key"
+    run glow-train -c "$TINY" -o run --set train.lr=abc x.glow
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "train.lr: expected a number"
+    run glow-train -c "$TINY" -o run --device tpu x.glow
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "expected cpu, cuda, cuda:N or auto"
+    run glow-train --resume run --init c.safetensors x.glow
+    [ "$status" -eq 2 ]
+    run glow-train -c "$TINY" -o run --init-ema x.glow
+    [ "$status" -eq 2 ]
+}
+
+@test "a bad or missing config is an error naming the file and line" {
+    printf 'model:\n  image_size: 8\n  widht: 3\ntrain:\n  steps: 2\n' >bad.yml
+    run glow-train -c bad.yml -o run x.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "bad.yml: line 3: unknown key 'widht' in model (did you mean 'width'?)"
+    run glow-train -c missing.yml -o run x.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "missing.yml"
+    printf 'model:\n  image_size: 8\ntrain:\n  steps: 2\n  epochs: 1\n' >both.yml
+    run glow-train -c both.yml -o run x.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "both.yml: line 5: train.epochs"
+    [ ! -e run ]
+}
+
+@test "training from standard input: log, config, checkpoint" {
+    data
+    run glow-train -c "$TINY" -o run --val "$D/s8.glow" <"$D/d8.glow"
+    [ "$status" -eq 0 ]
+    assert_contains "$output" "from standard input into memory"
+    assert_contains "$output" "200 training images (0.0 MiB) held in memory"
+    assert_contains "$output" "validation bpd"
+    check_log run/log.jsonl
+    "$PY" - run/log.jsonl <<'EOF'
+import json, sys
+L = [json.loads(l) for l in open(sys.argv[1])]
+assert L[0]["start"] == "scratch" and L[0]["total_steps"] == 20 and L[0]["train_images"] == 200
+steps = [d["step"] for d in L if "loss" in d]
+assert steps == [5, 10, 15, 20], steps
+assert [d["images"] for d in L if "loss" in d] == [40, 80, 120, 160]
+val = [d for d in L if "val_bpd" in d]
+assert [d["step"] for d in val] == [10, 20] and all(4 < d["val_bpd"] < 10 for d in val)
+assert [d["step"] for d in L if "checkpoint" in d] == [10, 20]
+assert L[-1]["done"] is True and L[-1]["step"] == 20
+lr = [d["lr"] for d in L if "loss" in d]
+assert lr[0] == 0.001
+EOF
+    run glow-ckpt --verify run/checkpoint.safetensors
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step run/checkpoint.safetensors)" = 20 ]
+    # config.yml is the effective config, usable as a config again
+    grep -q 'image_size: \[8, 8\]' run/config.yml
+    run glow-train -q -c run/config.yml -o run2 --steps 2 <"$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$output" = "" ]
+}
+
+@test "training from shard files and directories; --quiet; overrides reach the checkpoint" {
+    data
+    run glow-train -q -c "$TINY" -o run --steps 6 --seed 7 --set train.lr=2e-3 \
+        --set train.log_every=3 "$D/dir8" "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$output" = "" ]
+    [ "$(ls "$D/dir8" | wc -l)" -ge 3 ]
+    head -n 1 run/log.jsonl | grep -q '"train_images":150'
+    glow-ckpt run/checkpoint.safetensors >sum.txt
+    grep -q '"lr":0.002' sum.txt
+    grep -q '"seed":"7"' sum.txt
+    grep -q '"steps":6' sum.txt
+    grep -q 'lr: 0.002' run/config.yml
+    check_log run/log.jsonl
+}
+
+@test "a plain progress line per log interval when stderr is not a terminal" {
+    data
+    run glow-train -c "$TINY" -o run --steps 10 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    assert_contains "$output" "step 5/10: loss"
+    assert_contains "$output" "step 10/10: loss"
+    [[ "$output" != *$'\r'* ]]
+}
+
+@test "on a terminal: a progress line rewritten in place" {
+    data
+    command -v script >/dev/null || skip "script(1) is not installed"
+    script -qec "glow-train -c '$TINY' -o run --steps 10 '$D/s8.glow'" /dev/null >tty.txt
+    grep -q $'\r''glow-train: step 10/10  bpd' tty.txt
+    grep -q 'ETA' tty.txt
+    [ "$(grep -c 'step 5/10: loss' tty.txt)" -eq 0 ]
+    script -qec "glow-train -q -c '$TINY' -o run2 --steps 3 '$D/s8.glow'" /dev/null >quiet.txt
+    [ ! -s quiet.txt ]
+}
+
+@test "a run length in epochs" {
+    data
+    run glow-train -q -c "$TINY" -o run --set train.epochs=1.5 --set train.batch_size=8 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    # 75 images of a 50-image set, 8 at a time: 10 steps
+    head -n 1 run/log.jsonl | grep -q '"total_steps":10'
+    [ "$(ckpt_step run/checkpoint.safetensors)" = 10 ]
+}
+
+@test "input errors: empty stream, missing file, wrong shape, labels" {
+    data
+    run glow-train -c "$TINY" -o run </dev/null
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "standard input: no images"
+    run glow-train -c "$TINY" -o run nothere.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "nothere.glow: no such file"
+    run glow-train -c "$TINY" -o run "$D/d28.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "training images are 1x28x28 but the model expects 1x8x8; glow-prep --size 8x8"
+    run glow-train -c "$ROOT/configs/fashion-mnist.yml" -o run "$D/d28.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "images are 1x28x28 but the model expects 1x32x32; glow-prep --pad 2"
+    run glow-train -c "$TINY" -o run --val "$D/d28.glow" "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "validation images are 1x28x28"
+    run glow-train -c "$TINY" -o run --set model.channels=3 "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "glow-prep --channels 3"
+    "$PY" "$ROOT/test/data/shardgen.py" nolab.glow --n 16 --c 1 --h 8 --w 8
+    run glow-train -c "$TINY" -o run --set model.y_condition=true --set model.n_classes=10 nolab.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "have no labels"
+    # Fashion-MNIST labels go up to 9
+    run glow-train -c "$TINY" -o run --set model.y_condition=true --set model.n_classes=5 "$D/d8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "training image 0 (in stored order): label 9 outside 0..4"
+    run glow-train -c "$TINY" -o run --val - "$D/s8.glow" <"$D/s8.glow"
+    [ "$status" -eq 0 ]
+    run glow-train -c "$TINY" -o run --val - <"$D/s8.glow"
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "standard input already holds the training images"
+}
+
+@test "a stream larger than --mem-limit points to shard files" {
+    data
+    # 2000 images of 64 bytes ten times over: 1.2 MiB
+    for _ in $(seq 10); do cat "$D/f8.glow"; done >big.glow
+    run glow-train -c "$TINY" -o run --mem-limit 1 <big.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "glow-prep -o DIR"
+}
+
+@test "class-conditional training with labels" {
+    data
+    run glow-train -q -c "$TINY" -o run --steps 4 --set model.y_condition=true \
+        --set model.n_classes=10 --val "$D/s8.glow" "$D/d8.glow"
+    [ "$status" -eq 0 ]
+    run glow-ckpt --verify run/checkpoint.safetensors
+    [ "$status" -eq 0 ]
+}
+
+@test "an output directory that cannot be made is an error" {
+    data
+    touch afile
+    run glow-train -c "$TINY" -o afile/run "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "afile"
+    run glow-train -c "$TINY" -o /proc/glow-run "$D/s8.glow"
+    [ "$status" -eq 1 ]
+}
+
+@test "--device cuda without a GPU is a clear error" {
+    data
+    if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+        skip "a GPU is present"
+    fi
+    run glow-train -c "$TINY" -o run --device cuda "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "--device cuda"
+    [ ! -e run/checkpoint.safetensors ]
+    run glow-train -c "$TINY" -o run --device cpu --steps 1 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+}
+
+@test "resuming gives the same bits as one run straight through" {
+    data
+    # EMA, clipping and Adamax on, 50 images so the run crosses epochs, and
+    # validation in between: all of it must resume exactly.
+    S=(--set train.ema_decay=0.9 --set train.grad_clip=1 --set train.optimizer=adamax)
+    run glow-train -q -c "$TINY" "${S[@]}" -o full --val "$D/s8.glow" "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    run glow-train -q -c "$TINY" "${S[@]}" -o half --steps 10 --val "$D/s8.glow" "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step half/checkpoint.safetensors)" = 10 ]
+    run glow-train -q --resume half --steps 20 --val "$D/s8.glow" "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    glow-ckpt --export-weights a.safetensors full/checkpoint.safetensors
+    glow-ckpt --export-weights b.safetensors half/checkpoint.safetensors
+    same_tensors a.safetensors b.safetensors
+    glow-ckpt --export-weights a.safetensors --ema full/checkpoint.safetensors
+    glow-ckpt --export-weights b.safetensors --ema half/checkpoint.safetensors
+    same_tensors a.safetensors b.safetensors
+    same_tensors full/checkpoint.safetensors half/checkpoint.safetensors
+    # the log is appended and the numbers after the resume are the same
+    grep -q '"start":"resume"' half/log.jsonl
+    [ "$(grep '"step":20,"images"' full/log.jsonl | cut -d, -f3-5)" = \
+      "$(grep '"step":20,"images"' half/log.jsonl | cut -d, -f3-5)" ]
+    [ "$(grep '"step":20,"val_bpd"' full/log.jsonl)" = "$(grep '"step":20,"val_bpd"' half/log.jsonl)" ]
+    grep -q 'metadata data_epoch: 3' <(glow-ckpt half/checkpoint.safetensors)
+    # a resume past the end has nothing to do
+    run glow-train -q --resume half "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step half/checkpoint.safetensors)" = 20 ]
+}
+
+@test "--resume from a checkpoint file into another directory, with -c and flags" {
+    data
+    glow-train -q -c "$TINY" -o a --steps 4 "$D/s8.glow"
+    run glow-train -q -c "$TINY" --resume a/checkpoint.safetensors -o b --steps 6 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step b/checkpoint.safetensors)" = 6 ]
+    [ "$(ckpt_step a/checkpoint.safetensors)" = 4 ]
+    # the model in -c must be the checkpoint's
+    run glow-train -c "$TINY" --resume a --set model.width=16 "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "model.width: 16 in"
+    # the optimizer state must fit the optimizer
+    run glow-train --resume a --set train.optimizer=adamax "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "holds adam state"
+}
+
+@test "--resume refuses corrupt and weights-only checkpoints" {
+    data
+    glow-train -q -c "$TINY" -o a --steps 2 "$D/s8.glow"
+    head -c 3000 a/checkpoint.safetensors >cut.safetensors
+    run glow-train --resume cut.safetensors -o b "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "cut.safetensors"
+    glow-ckpt --export-weights w.safetensors a/checkpoint.safetensors
+    run glow-train --resume w.safetensors -o b "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "weights-only"
+    run glow-train --resume nothere -o b "$D/s8.glow"
+    [ "$status" -eq 1 ]
+}
+
+@test "--init fine-tunes from weights; a different model is an error naming the key" {
+    data
+    glow-train -q -c "$TINY" -o a --steps 6 --set train.ema_decay=0.5 "$D/s8.glow"
+    run glow-train -c "$TINY" -o b --init a/checkpoint.safetensors --steps 3 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [[ "$output" != *"data-dependent init"* ]]
+    [ "$(ckpt_step b/checkpoint.safetensors)" = 3 ]
+    grep -q '"start":"init"' b/log.jsonl
+    run glow-train -q -c "$TINY" -o c --init a/checkpoint.safetensors --init-ema --steps 1 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    run glow-train -c "$TINY" -o d --init a/checkpoint.safetensors --set model.width=16 "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "--init: the config's model does not match the checkpoint's: model.width: 16 in"
+    run glow-train -c "$TINY" -o d --init a/checkpoint.safetensors --set model.coupling=additive "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "model.coupling"
+    run glow-train -c "$TINY" -o d --init b/checkpoint.safetensors --init-ema "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "no EMA weights"
+}
+
+@test "SIGTERM saves a checkpoint, exits 143, and the run resumes to its end" {
+    data
+    glow-train -c "$TINY" -o run --steps 100000 --set train.checkpoint_every=25 \
+        "$D/d8.glow" 2>err.txt &
+    pid=$!
+    for _ in $(seq 600); do [ -f run/checkpoint.safetensors ] && break; sleep 0.05; done
+    [ -f run/checkpoint.safetensors ]
+    kill -TERM "$pid"
+    status=0
+    wait "$pid" || status=$?
+    [ "$status" -eq 143 ]
+    step=$(ckpt_step run/checkpoint.safetensors)
+    grep -q "interrupted at step $step, checkpoint saved" err.txt
+    grep -q "\"step\":$step,\"interrupted\":15" run/log.jsonl
+    run glow-train -q --resume run --steps $((step + 7)) "$D/d8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step run/checkpoint.safetensors)" = $((step + 7)) ]
+    grep -q "\"step\":$((step + 7)),\"done\":true" run/log.jsonl
+}
+
+@test "SIGINT exits 130 with a checkpoint" {
+    data
+    glow-train -q -c "$TINY" -o run --steps 100000 --set train.checkpoint_every=25 "$D/d8.glow" &
+    pid=$!
+    for _ in $(seq 600); do [ -f run/checkpoint.safetensors ] && break; sleep 0.05; done
+    kill -INT "$pid"
+    status=0
+    wait "$pid" || status=$?
+    [ "$status" -eq 130 ]
+    run glow-ckpt --verify run/checkpoint.safetensors
+    [ "$status" -eq 0 ]
+}
+
+@test "kill -9 leaves a loadable checkpoint that resumes" {
+    data
+    glow-train -q -c "$TINY" -o run --steps 100000 --set train.checkpoint_every=3 "$D/d8.glow" &
+    pid=$!
+    for _ in $(seq 600); do [ -f run/checkpoint.safetensors ] && break; sleep 0.05; done
+    sleep 0.3
+    kill -9 "$pid"
+    wait "$pid" || true
+    run glow-ckpt --verify run/checkpoint.safetensors
+    [ "$status" -eq 0 ]
+    step=$(ckpt_step run/checkpoint.safetensors)
+    [ "$step" -ge 3 ]
+    run glow-train -q --resume run --steps $((step + 2)) "$D/d8.glow"
+    [ "$status" -eq 0 ]
+    # temporary files of the killed writer are gone
+    [ -z "$(ls -A run | grep '\.tmp\.')" ]
+}
+
+@test "non-finite steps are skipped and logged; too many in a row stop with exit 1" {
+    data
+    glow-train -q -c "$TINY" -o run --steps 10 "$D/s8.glow"
+    run glow-train --resume run --steps 40 --set train.lr=1e30 --max-bad-steps 3 "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "step skipped"
+    assert_contains "$output" "3 bad steps in a row"
+    assert_contains "$output" "the last checkpoint (step 10) is kept"
+    [ "$(grep -c '"skipped":"non-finite' run/log.jsonl)" -eq 3 ]
+    check_log run/log.jsonl
+    run glow-ckpt --verify run/checkpoint.safetensors
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step run/checkpoint.safetensors)" = 10 ]
+}
+
+@test "a short real training run on Fashion-MNIST lowers the bpd" {
+    data
+    run glow-train -q -c "$TINY" -o run --steps 200 --set train.batch_size=32 \
+        --set train.lr=3e-3 --set model.width=16 --set train.log_every=20 \
+        --set train.checkpoint_every=0 --set train.val_every=0 "$D/f8.glow"
+    [ "$status" -eq 0 ]
+    "$PY" - run/log.jsonl <<'EOF'
+import json, sys
+bpd = [d["bpd"] for d in map(json.loads, open(sys.argv[1])) if "bpd" in d]
+print(bpd)
+assert len(bpd) == 10
+assert bpd[-1] < bpd[0] - 1.0, bpd
+EOF
+}

@@ -1,0 +1,216 @@
+/* glow-sample: draw images from a trained Glow model (spec section 7) and write
+ * them as a shard stream. */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "model_load.h"
+#include "shard.h"
+#include "util.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: glow-sample [OPTION]... CKPT\n"
+            "Draw images from the Glow model in checkpoint CKPT ('-': standard input) and\n"
+            "write them as a shard stream (uint8 NCHW) to standard output, e.g.\n"
+            "  glow-sample run/ckpt.safetensors -n 64 | pngcat > grid.png\n"
+            "\n"
+            "  -n, --count N      images to draw (default 64)\n"
+            "  -t, --temperature T  scale of the latent noise at every level, 0..1000\n"
+            "                     (default 0.7; 1 is the model's own distribution, 0 its\n"
+            "                     mean image)\n"
+            "      --seed S       noise seed (default 0); image i's noise depends only on\n"
+            "                     (S, i), so the output does not depend on --batch\n"
+            "      --class Y      draw class Y (class-conditional models only). Without\n"
+            "                     it a conditional model's images cycle through the\n"
+            "                     classes: image i is class i mod n_classes\n"
+            "      --ema          use the checkpoint's EMA weights\n"
+            "      --batch B      images drawn per model call (default 32); smaller needs\n"
+            "                     less memory\n"
+            "      --device D     cpu, cuda, cuda:N or auto (default auto)\n"
+            "  -o, --output FILE  write the stream to FILE (atomically) instead of stdout\n"
+            "  -v, --verbose      report images/s on stderr at the end\n"
+            "  -h, --help         show this help and exit\n"
+            "\n"
+            "Class-conditional models label each image with its class; other models\n"
+            "write no labels. Progress goes to stderr when it is a terminal.\n"
+            "Exit status: 0 ok, 1 bad input (checkpoint, device), 2 usage error.\n");
+}
+
+typedef struct {
+    const char *ckpt, *output, *device;
+    long count, batch, cls;
+    double temperature;
+    uint64_t seed;
+    int ema, verbose;
+} options;
+
+static _Noreturn void usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", glow_progname());
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'glow-sample --help' for more information.\n");
+    exit(EXIT_USAGE);
+}
+
+static long num_opt(const char *name, const char *val, long min, long max)
+{
+    long v;
+    if (parse_long(val, min, max, &v) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "invalid %s '%%s' (expected an integer %ld..%ld)", name, min,
+                 max);
+        usage_error(msg, val);
+    }
+    return v;
+}
+
+static void parse_args(int argc, char **argv, options *o)
+{
+    enum { OPT_SEED = 256, OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE };
+    static const struct option longs[] = {
+        {"count", required_argument, NULL, 'n'}, {"temperature", required_argument, NULL, 't'},
+        {"seed", required_argument, NULL, OPT_SEED}, {"class", required_argument, NULL, OPT_CLASS},
+        {"ema", no_argument, NULL, OPT_EMA}, {"batch", required_argument, NULL, OPT_BATCH},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"output", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    *o = (options){NULL, NULL, "auto", 64, 32, -1, 0.7, 0, 0, 0};
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":n:t:o:vh", longs, NULL)) != -1) {
+        switch (c) {
+        case 'n': o->count = num_opt("-n", optarg, 1, 1000000000L); break;
+        case 't':
+            /* Far past any useful temperature, but still a finite float. */
+            if (parse_double(optarg, &o->temperature) != 0 || !(o->temperature >= 0) ||
+                o->temperature > 1000)
+                usage_error("invalid -t '%s' (expected a number from 0 to 1000)", optarg);
+            break;
+        case OPT_SEED: {
+            long s = num_opt("--seed", optarg, 0, 0x7fffffffffffffffL);
+            o->seed = (uint64_t)s;
+            break;
+        }
+        case OPT_CLASS: o->cls = num_opt("--class", optarg, 0, 0x7fffffffL); break;
+        case OPT_EMA: o->ema = 1; break;
+        case OPT_BATCH: o->batch = num_opt("--batch", optarg, 1, 65536); break;
+        case OPT_DEVICE: o->device = optarg; break;
+        case 'o': o->output = optarg; break;
+        case 'v': o->verbose = 1; break;
+        case 'h': usage(stdout); exit(EXIT_OK);
+        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind == argc)
+        usage_error("%s", "missing the checkpoint (CKPT)");
+    if (optind + 1 < argc)
+        usage_error("unexpected argument '%s' (one checkpoint only)", argv[optind + 1]);
+    o->ckpt = argv[optind];
+    glow_error err;
+    if (glow_device_spec_check(o->device, &err) != 0)
+        usage_error("%s", err.msg);
+}
+
+static void on_signal(int sig)
+{
+    atomic_cleanup_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+int main(int argc, char **argv)
+{
+    glow_set_progname(argv[0]);
+    options o;
+    parse_args(argc, argv, &o);
+    int to_stdout = !o.output || strcmp(o.output, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        fprintf(stderr,
+                "%s: refusing to write binary image data to a terminal; pipe it on "
+                "(glow-sample ... | pngcat > grid.png), redirect it, or use -o FILE\n",
+                glow_progname());
+        return EXIT_USAGE;
+    }
+
+    glow_error err;
+    glow_loaded_model lm;
+    int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);
+    if (rc != 0)
+        glow_die(rc, "%s", err.msg);
+    const glow_config *cfg = &lm.cfg;
+    if (o.cls >= 0 && !cfg->y_condition)
+        glow_die(EXIT_USAGE, "--class %ld: the model in %s is not class-conditional", o.cls,
+                 o.ckpt);
+    if (o.cls >= cfg->n_classes && cfg->y_condition)
+        glow_die(EXIT_USAGE, "--class %ld: the model has %d classes (0..%d)", o.cls,
+                 cfg->n_classes, cfg->n_classes - 1);
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    atomic_file af;
+    if (atomic_open(&af, to_stdout ? "-" : o.output, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+
+    /* Records hold a fixed number of images, whatever --batch is, so the output is
+     * the same bytes for every batch size. */
+    size_t img = (size_t)glow_config_dims(cfg);
+    uint64_t per_rec = SHARD_RECORD_TARGET / img;
+    if (per_rec > 256)
+        per_rec = 256;
+    if (per_rec < 1)
+        per_rec = 1;
+    if (per_rec > (uint64_t)o.count)
+        per_rec = (uint64_t)o.count;
+    uint8_t *pix = xmalloc(per_rec * img);
+    int32_t *labels = cfg->y_condition ? xmalloc(per_rec * sizeof(int32_t)) : NULL;
+    double t0 = now_seconds(), shown = t0;
+    int progress_shown = 0;
+    for (uint64_t first = 0; first < (uint64_t)o.count; first += per_rec) {
+        uint64_t nrec = (uint64_t)o.count - first < per_rec ? (uint64_t)o.count - first : per_rec;
+        /* The class of image i is a function of i alone, like its noise. */
+        if (labels)
+            for (uint64_t i = 0; i < nrec; i++)
+                labels[i] = o.cls >= 0 ? (int32_t)o.cls
+                                       : (int32_t)((first + i) % (uint64_t)cfg->n_classes);
+        for (uint64_t off = 0; off < nrec; off += (uint64_t)o.batch) {
+            uint64_t n = nrec - off < (uint64_t)o.batch ? nrec - off : (uint64_t)o.batch;
+            glow_model_sample(lm.m, (int)n, (float)o.temperature, o.seed, first + off,
+                              labels ? labels + off : NULL, pix + off * img, NULL);
+            if (stderr_is_tty() && now_seconds() - shown >= 0.5) {
+                shown = now_seconds();
+                progress_shown = 1;
+                fprintf(stderr, "\r%s: %llu/%ld images", glow_progname(),
+                        (unsigned long long)(first + off + n), o.count);
+            }
+        }
+        shard_record rec = {SHARD_U8, (uint32_t)nrec, (uint32_t)cfg->channels,
+                            (uint32_t)cfg->image_h, (uint32_t)cfg->image_w, labels, pix};
+        if (shard_write_record(af.f, &rec, &err) != 0) {
+            atomic_abort(&af);
+            glow_die(EXIT_BADINPUT, "%s: %s", to_stdout ? "standard output" : o.output, err.msg);
+        }
+    }
+    if (atomic_commit(&af, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    double dt = now_seconds() - t0;
+    if (progress_shown)
+        fputc('\n', stderr);
+    if (o.verbose || stderr_is_tty()) {
+        char dev[32];
+        fprintf(stderr, "%s: %ld images in %.2f s (%.1f images/s, %s)\n", glow_progname(),
+                o.count, dt, dt > 0 ? (double)o.count / dt : 0.0,
+                glow_device_str(&lm.dev, dev, sizeof dev));
+    }
+    free(pix);
+    free(labels);
+    glow_loaded_model_free(&lm);
+    return EXIT_OK;
+}
