@@ -26,15 +26,18 @@
 #include "ew_math.h"
 
 /* Images per chunk: at least 2, and enough for CONV_CHUNK_PIXELS pixels (small
- * images make small calls, whose fixed cost would dominate). Depends on the shape
+ * images make small calls, whose fixed cost would dominate), but no more than a
+ * quarter of the batch, so that threads can share the work. Depends on the shape
  * only, never on the thread count. */
-#define CONV_CHUNK_PIXELS 256
+#define CONV_CHUNK_PIXELS 512
 static int chunk_images(const bk_conv *d)
 {
     int hw = d->h * d->w;
     int c = (CONV_CHUNK_PIXELS + hw - 1) / hw;
     if (c < 2)
         c = 2;
+    if (c > d->n / 4)
+        c = d->n / 4 > 1 ? d->n / 4 : 1;
     return c < d->n ? c : d->n;
 }
 

@@ -27,9 +27,7 @@ static void free_batch(glow_model *m)
     free(m->h_logdet);
     free(m->h_logp);
     free(m->h_ce);
-    free(m->labels_host);
     m->h_bpd = m->h_logdet = m->h_logp = m->h_ce = NULL;
-    m->labels_host = NULL;
     m->n = 0;
 }
 
@@ -120,7 +118,6 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
     m->h_logdet = xcalloc((size_t)n, sizeof(float));
     m->h_logp = xcalloc((size_t)n, sizeof(float));
     m->h_ce = xcalloc((size_t)n, sizeof(float));
-    m->labels_host = xcalloc((size_t)n, sizeof(int32_t));
 }
 
 static float *param_ptr(glow_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -111,7 +111,6 @@ static int load_batch(glow_model *m, const glow_batch *bt, int train, glow_error
     if (bt->noise)
         b->upload(b, m->noise, bt->noise, (size_t)bt->n * D * sizeof(float));
     if (c->y_condition) {
-        memcpy(m->labels_host, bt->labels, (size_t)bt->n * sizeof(int32_t));
         b->upload(b, m->labels, bt->labels, (size_t)bt->n * sizeof(int32_t));
     }
     b->dequantize(b, m->img, bt->noise ? m->noise : NULL, bt->seed, bt->first, c->n_bits, bt->n,

@@ -61,7 +61,6 @@ struct glow_model {
     uint8_t *img;
     float *noise, *x;
     int32_t *labels;
-    int32_t *labels_host;
     float *tzero, *thz, *th;
     float *logdet, *logp, *ce;             /* backend, n */
     float *h_bpd, *h_logdet, *h_logp, *h_ce; /* host, n */

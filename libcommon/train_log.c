@@ -88,6 +88,10 @@ void glow_train_log_progress(glow_train_log *lg, long step, long total, double b
 {
     if (!lg->tty || lg->quiet)
         return;
+    double now = now_seconds();
+    if (step < total && lg->progress_shown && now - lg->progress_at < 0.1)
+        return;
+    lg->progress_at = now;
     long eta = isfinite(eta_s) && eta_s >= 0 ? (long)(eta_s + 0.5) : 0;
     fprintf(stderr, "\r%s: step %ld/%ld  bpd %.4f  %.1f img/s  ETA %ld:%02ld:%02ld\033[K",
             glow_progname(), step, total, bpd, images_per_s, eta / 3600, eta / 60 % 60, eta % 60);

@@ -15,6 +15,7 @@ typedef struct {
     char *path;
     int tty, quiet;
     int progress_shown; /* a progress line without newline is on the terminal */
+    double progress_at; /* when it was last drawn */
     int write_failed;
 } glow_train_log;
 
@@ -39,7 +40,8 @@ const char *glow_json_num(char buf[32], double v);
 /* The interval line: log.jsonl, and stderr unless quiet or a terminal (which
  * has the progress line instead). */
 void glow_train_log_stats(glow_train_log *lg, const glow_train_stats *s);
-/* The in-place progress line (terminal only). */
+/* The in-place progress line (terminal only; redrawn at most 10 times a
+ * second, and always for the last step). */
 void glow_train_log_progress(glow_train_log *lg, long step, long total, double bpd,
                              double images_per_s, double eta_s);
 /* "glow-train: message" on stderr, after ending any progress line; with

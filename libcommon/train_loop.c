@@ -342,6 +342,7 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
     int64_t first_bad = 0;
     int64_t validated_at = -1;
     double step_time = 0; /* smoothed seconds per step, for the ETA */
+    double shown_bpd = 0; /* smoothed loss for the progress line */
     while (t->p.step < t->total_steps && !*stop) {
         const char *why = NULL;
         double loss = NAN;
@@ -377,7 +378,10 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
             glow_train_log_stats(&t->log, &s);
             memset(&iv, 0, sizeof iv);
         }
-        glow_train_log_progress(&t->log, step, t->total_steps, loss, dt > 0 ? tc->batch_size / dt : 0,
+        if (isfinite(loss))
+            shown_bpd = shown_bpd > 0 ? 0.9 * shown_bpd + 0.1 * loss : loss;
+        glow_train_log_progress(&t->log, step, t->total_steps, shown_bpd,
+                                step_time > 0 ? tc->batch_size / step_time : 0,
                                 step_time * (double)(t->total_steps - step));
         if (t->val && tc->val_every > 0 && step % tc->val_every == 0) {
             if (do_validate(t, err) != 0)
