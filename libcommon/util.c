@@ -140,6 +140,25 @@ int parse_double(const char *s, double *out)
     return 0;
 }
 
+void glow_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", progname);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", progname);
+    exit(EXIT_USAGE);
+}
+
+long glow_opt_long(const char *name, const char *val, long min, long max)
+{
+    long v;
+    if (parse_long(val, min, max, &v) != 0)
+        glow_usage_error("invalid %s '%s' (expected an integer %ld..%ld)", name, val, min, max);
+    return v;
+}
+
 double now_seconds(void)
 {
     struct timespec ts;

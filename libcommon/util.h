@@ -63,6 +63,12 @@ static inline void store_le64(unsigned char *p, uint64_t v)
 int parse_long(const char *s, long min, long max, long *out);
 int parse_double(const char *s, double *out);
 
+/* Command-line errors: print "progname: message" and "Try 'progname --help' for
+ * more information.", then exit with EXIT_USAGE. */
+_Noreturn void glow_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The integer value of option `name`, or a usage error naming the range. */
+long glow_opt_long(const char *name, const char *val, long min, long max);
+
 /* Monotonic seconds, for throughput and ETA. */
 double now_seconds(void);
 

@@ -33,14 +33,6 @@ static void usage(FILE *out)
             "Exit status: 0 ok, 1 bad input or a failed --verify, 2 usage error.\n");
 }
 
-static _Noreturn void usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", glow_progname());
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'glow-ckpt --help' for more information.\n");
-    exit(EXIT_USAGE);
-}
-
 typedef struct {
     int list, verify, json, ema;
     const char *export_path, *file;
@@ -400,16 +392,16 @@ int main(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        usage_error("%s", "missing FILE");
+        glow_usage_error("%s", "missing FILE");
     if (argc - optind > 1)
-        usage_error("extra operand '%s'", argv[optind + 1]);
+        glow_usage_error("extra operand '%s'", argv[optind + 1]);
     o.file = argv[optind];
     if (o.ema && !o.export_path)
-        usage_error("%s", "--ema needs --export-weights");
+        glow_usage_error("%s", "--ema needs --export-weights");
     if (o.export_path && (o.list || o.verify || o.json))
-        usage_error("%s", "--export-weights cannot be combined with --list, --verify or --json");
+        glow_usage_error("%s", "--export-weights cannot be combined with --list, --verify or --json");
     if (o.verify && o.list)
-        usage_error("%s", "--verify cannot be combined with --list");
+        glow_usage_error("%s", "--verify cannot be combined with --list");
     if (o.export_path)
         return run_export(&o);
     if (o.verify)

@@ -85,18 +85,6 @@ static void usage(FILE *f)
         f);
 }
 
-static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static _Noreturn void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: ", glow_progname());
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry '%s --help'.\n", glow_progname());
-    exit(EXIT_USAGE);
-}
-
 typedef struct {
     const char *out_dir, *root, *labels, *classes_file, *val_out;
     prep_format format;
@@ -106,31 +94,23 @@ typedef struct {
     double split;
 } options;
 
-static long num_opt(const char *name, const char *val, long min, long max)
-{
-    long v;
-    if (parse_long(val, min, max, &v) != 0)
-        usage_error("invalid %s '%s' (expected an integer %ld..%ld)", name, val, min, max);
-    return v;
-}
-
 static void parse_size(const char *s, int *w, int *h)
 {
     const char *x = strchr(s, 'x');
     long a, b;
     if (!x) {
-        a = num_opt("--size", s, 1, 65535);
+        a = glow_opt_long("--size", s, 1, 65535);
         *w = *h = (int)a;
         return;
     }
     char hs[32];
     size_t n = (size_t)(x - s);
     if (n == 0 || n >= sizeof hs)
-        usage_error("invalid --size '%s' (expected S or HxW)", s);
+        glow_usage_error("invalid --size '%s' (expected S or HxW)", s);
     memcpy(hs, s, n);
     hs[n] = 0;
     if (parse_long(hs, 1, 65535, &a) != 0 || parse_long(x + 1, 1, 65535, &b) != 0)
-        usage_error("invalid --size '%s' (expected S or HxW)", s);
+        glow_usage_error("invalid --size '%s' (expected S or HxW)", s);
     *h = (int)a;
     *w = (int)b;
 }
@@ -171,10 +151,10 @@ static int parse_args(int argc, char **argv, options *o)
     while ((c = getopt_long(argc, argv, ":o:j:qh", longs, NULL)) != -1) {
         switch (c) {
         case 'o': o->out_dir = optarg; break;
-        case O_SHARD: o->shard_size = (uint64_t)num_opt("--shard-size", optarg, 1, 2000000000L); break;
+        case O_SHARD: o->shard_size = (uint64_t)glow_opt_long("--shard-size", optarg, 1, 2000000000L); break;
         case O_FORMAT:
             if (prep_parse_format(optarg, &o->format) != 0)
-                usage_error("invalid --format '%s' (csv, list, dir, idx, cifar10, cifar100, "
+                glow_usage_error("invalid --format '%s' (csv, list, dir, idx, cifar10, cifar100, "
                             "image)", optarg);
             break;
         case O_ROOT: o->root = optarg; break;
@@ -182,50 +162,50 @@ static int parse_args(int argc, char **argv, options *o)
         case O_LFD: o->labels_from_dirs = 1; break;
         case O_CLASSES: o->classes_file = optarg; break;
         case O_CHANNELS:
-            o->channels = (int)num_opt("--channels", optarg, 1, 3);
+            o->channels = (int)glow_opt_long("--channels", optarg, 1, 3);
             if (o->channels == 2)
-                usage_error("invalid --channels '%s' (1 or 3)", optarg);
+                glow_usage_error("invalid --channels '%s' (1 or 3)", optarg);
             break;
         case O_CROP: o->crop = 1; break;
         case O_SIZE: parse_size(optarg, &o->size_w, &o->size_h); break;
-        case O_PAD: o->pad = (int)num_opt("--pad", optarg, 0, 4096); break;
+        case O_PAD: o->pad = (int)glow_opt_long("--pad", optarg, 0, 4096); break;
         case O_SHUFFLE: o->shuffle = 1; break;
-        case O_SEED: o->seed = (uint64_t)num_opt("--seed", optarg, 0, LONG_MAX); break;
-        case O_LIMIT: o->limit = (uint64_t)num_opt("--limit", optarg, 1, LONG_MAX); break;
+        case O_SEED: o->seed = (uint64_t)glow_opt_long("--seed", optarg, 0, LONG_MAX); break;
+        case O_LIMIT: o->limit = (uint64_t)glow_opt_long("--limit", optarg, 1, LONG_MAX); break;
         case O_SPLIT:
             if (parse_double(optarg, &o->split) != 0 || !(o->split > 0 && o->split < 1))
-                usage_error("invalid --split '%s' (a fraction between 0 and 1, e.g. 0.9)",
+                glow_usage_error("invalid --split '%s' (a fraction between 0 and 1, e.g. 0.9)",
                             optarg);
             break;
         case O_VALOUT: o->val_out = optarg; break;
-        case 'j': o->jobs = (int)num_opt("-j", optarg, 1, 256); break;
+        case 'j': o->jobs = (int)glow_opt_long("-j", optarg, 1, 256); break;
         case O_STRICT: o->strict = 1; break;
         case 'q': o->quiet = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
-        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)
-        usage_error("%s", "no input given");
+        glow_usage_error("%s", "no input given");
     if (o->split > 0 && !o->out_dir && !o->val_out)
-        usage_error("%s", "--split with standard output needs --val-out FILE for the "
+        glow_usage_error("%s", "--split with standard output needs --val-out FILE for the "
                           "validation stream (or give -o DIR)");
     if (o->val_out && o->split == 0)
-        usage_error("%s", "--val-out needs --split");
+        glow_usage_error("%s", "--val-out needs --split");
     if (o->val_out && o->out_dir)
-        usage_error("%s", "--val-out is for standard output; with -o DIR the split goes to "
+        glow_usage_error("%s", "--val-out is for standard output; with -o DIR the split goes to "
                           "DIR/train and DIR/val");
     if (o->val_out && !strcmp(o->val_out, "-"))
-        usage_error("%s", "--val-out cannot be standard output (the train stream is there)");
+        glow_usage_error("%s", "--val-out cannot be standard output (the train stream is there)");
     if (o->shard_size && !o->out_dir)
-        usage_error("%s", "--shard-size needs -o DIR");
+        glow_usage_error("%s", "--shard-size needs -o DIR");
     if (o->classes_file && !o->labels_from_dirs)
-        usage_error("%s", "--classes needs --labels-from-dirs");
+        glow_usage_error("%s", "--classes needs --labels-from-dirs");
     if (o->labels && argc - optind != 1)
-        usage_error("%s", "--labels goes with exactly one IDX input");
+        glow_usage_error("%s", "--labels goes with exactly one IDX input");
     if (o->labels_from_dirs && argc - optind != 1)
-        usage_error("%s", "--labels-from-dirs goes with exactly one directory input");
+        glow_usage_error("%s", "--labels-from-dirs goes with exactly one directory input");
     return optind;
 }
 
@@ -405,7 +385,7 @@ int main(int argc, char **argv)
     options o;
     int first = parse_args(argc, argv, &o);
     if (!o.out_dir && isatty(STDOUT_FILENO))
-        usage_error("%s", "refusing to write binary data to a terminal (redirect standard "
+        glow_usage_error("%s", "refusing to write binary data to a terminal (redirect standard "
                           "output or give -o DIR)");
     atexit(atomic_cleanup_all);
     signal(SIGINT, on_signal);

@@ -44,26 +44,6 @@ typedef struct {
     long cols, pad, bg, limit;
 } options;
 
-static _Noreturn void usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", glow_progname());
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'pngcat --help' for more information.\n");
-    exit(EXIT_USAGE);
-}
-
-static long num_opt(const char *name, const char *val, long min, long max)
-{
-    long v;
-    if (parse_long(val, min, max, &v) != 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "invalid %s '%%s' (expected an integer %ld..%ld)", name, min,
-                 max);
-        usage_error(msg, val);
-    }
-    return v;
-}
-
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { OPT_COLS = 256, OPT_PAD, OPT_BG, OPT_LIMIT, OPT_SPLIT, OPT_PREFIX };
@@ -80,24 +60,24 @@ static int parse_args(int argc, char **argv, options *o)
     while ((c = getopt_long(argc, argv, ":o:h", longs, NULL)) != -1) {
         switch (c) {
         case 'o': o->output = optarg; break;
-        case OPT_COLS: o->cols = num_opt("--cols", optarg, 1, PNG_MAX_SIDE); break;
-        case OPT_PAD: o->pad = num_opt("--pad", optarg, 0, 1000); break;
-        case OPT_BG: o->bg = num_opt("--bg", optarg, 0, 255); break;
-        case OPT_LIMIT: o->limit = num_opt("--limit", optarg, 1, 2000000000L); break;
+        case OPT_COLS: o->cols = glow_opt_long("--cols", optarg, 1, PNG_MAX_SIDE); break;
+        case OPT_PAD: o->pad = glow_opt_long("--pad", optarg, 0, 1000); break;
+        case OPT_BG: o->bg = glow_opt_long("--bg", optarg, 0, 255); break;
+        case OPT_LIMIT: o->limit = glow_opt_long("--limit", optarg, 1, 2000000000L); break;
         case OPT_SPLIT: o->split = optarg; break;
         case OPT_PREFIX: o->prefix = optarg; break;
         case 'h': usage(stdout); exit(EXIT_OK);
-        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (o->split) {
         if (o->output || o->cols || o->pad >= 0 || o->bg >= 0)
-            usage_error("%s", "-o, --cols, --pad and --bg are for the grid, not --split");
+            glow_usage_error("%s", "-o, --cols, --pad and --bg are for the grid, not --split");
         if (strchr(o->prefix, '/'))
-            usage_error("--prefix '%s' must not contain '/'", o->prefix);
+            glow_usage_error("--prefix '%s' must not contain '/'", o->prefix);
     } else if (*o->prefix) {
-        usage_error("%s", "--prefix needs --split");
+        glow_usage_error("%s", "--prefix needs --split");
     }
     if (o->pad < 0)
         o->pad = 2;
