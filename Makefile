@@ -44,7 +44,7 @@ ifeq ($(CUDA),1)
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
 
-.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model
+.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check bench bench-deps
 # Objects of tools and tests are intermediate files to make; keep them.
 .SECONDARY:
 all: $(TOOLS) $(UNITS)
@@ -99,6 +99,23 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB) $(CUDA_LIB)
 bench-model: $(BUILD)/bench/model_bench
 	$(BUILD)/bench/model_bench $(BENCH)
 
+# Our tools against a PyTorch Glow of the same model (bench/README.md): about
+# 4 minutes, plus 9 for the 8-minute quality run unless BENCH_SKIP_QUALITY=1.
+bench: all $(BUILD)/bench/model_bench $(BUILD)/bench/conv_peak
+	BUILD=$(BUILD) /usr/bin/python3 bench/run_bench.py
+
+# PyTorch for make bench (large; not part of make deps).
+bench-deps:
+	@dpkg-query -W -f='$${Status}\n' python3-torch 2>/dev/null | grep -q '^install ok installed' || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-torch >/dev/null; }
+
+# On a GPU machine (../shared/gpu.md): GPU unit and parity tests, the reference
+# cases on CUDA, the throughput benchmark; summary to $OUT/gpu-check.md or stdout.
+gpu-check:
+	BUILD=$(BUILD) scripts/gpu-check.sh
+
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own
 # build folder. oneDNN's JIT and OpenMP runtime are not instrumented; leaks in
 # them are suppressed in test/asan.supp.
@@ -135,7 +152,9 @@ help:
 	@echo "make test       the whole suite (unit, reference cases, bats)"
 	@echo "make refcheck   REF=DIR DEVICE=cpu|cuda: every reference case under DIR"
 	@echo "make check-asan the suite under ASan + UBSan"
+	@echo "make gpu-check  on a GPU machine: CUDA tests, reference cases, benchmark"
 	@echo "make deps       install the Debian packages"
 	@echo "make demo       the Fashion-MNIST pipeline"
+	@echo "make bench      our tools against PyTorch (make bench-deps first)"
 
 -include $(COMMON_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d)

@@ -39,6 +39,16 @@ static void cpu_fill(backend *b, float *dst, float v, size_t n)
         dst[i] = v;
 }
 
+static int cpu_set_precision(backend *b, glow_precision p, glow_error *err)
+{
+    (void)b;
+    if (p == PRECISION_FP32)
+        return 0;
+    glow_errorf(err, "--precision %s: the CPU backend computes in fp32 only (tf32 and bf16 "
+                     "need --device cuda)", glow_precision_name(p));
+    return -1;
+}
+
 static void cpu_destroy(backend *b)
 {
     cpu_ctx *ctx = b->impl;
@@ -68,6 +78,7 @@ backend *cpu_backend_new(glow_error *err)
     b->copy = cpu_copy;
     b->fill = cpu_fill;
     b->destroy = cpu_destroy;
+    b->set_precision = cpu_set_precision;
     cpu_conv_init(b);
     cpu_ops_init(b);
     cpu_prior_init(b);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "device.h"
+#include "precision.h"
 #include "util.h"
 
 /* A 3x3 (padding 1) or 1x1 convolution, stride 1, no bias. With edge, the weights
@@ -51,6 +52,9 @@ struct backend {
     void (*copy)(backend *b, void *dst, const void *src, size_t bytes);
     void (*fill)(backend *b, float *dst, float v, size_t n);
     void (*destroy)(backend *b);
+    /* The arithmetic of convolutions (precision.h), fp32 until set. Returns 0, or -1
+     * with err set when this backend cannot do it (the CPU backend: fp32 only). */
+    int (*set_precision)(backend *b, glow_precision p, glow_error *err);
 
     /* ---- convolutions (dense NHWC operands) ---- */
     void (*conv_fwd)(backend *b, const bk_conv *c, const float *x, const float *w, float *y);

@@ -9,10 +9,10 @@
 
 #include "glow_config.h"
 #include "optim.h"
+#include "precision.h"
 
 /* The optimizer kinds of optim.h, so a file can include both headers. */
 typedef glow_optim_kind glow_optimizer;
-typedef enum { PRECISION_FP32 = 0, PRECISION_TF32 = 1, PRECISION_BF16 = 2 } glow_precision;
 
 /* batch_size and init_batch are per process: with R GPUs each process draws
  * batch_size images per step, so a step consumes batch_size * R images. warmup and

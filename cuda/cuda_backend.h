@@ -1,0 +1,17 @@
+/* C entry point of the CUDA backend (cuda_backend.cu). */
+#ifndef GLOW_CUDA_BACKEND_H
+#define GLOW_CUDA_BACKEND_H
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* The backend of GPU `device`; NULL with a one-line reason in err when it cannot be
+ * used (no driver, driver too old, no such device, compute capability below 8.0). */
+backend *cuda_backend_new(int device, glow_error *err);
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,180 @@
+/* Deterministic reductions for the CUDA ops: no atomics. Work is cut into chunks
+ * whose bounds depend only on the shape; each block reduces its chunk in double in
+ * a fixed tree, writes one partial to scratch, and a second kernel combines the
+ * partials in chunk order. Results are therefore the same on every run and GPU.
+ *
+ * Two shapes of sum:
+ *  - seg_sum: one scalar per segment (an image): sum over its rows x c elements of
+ *    f(row, j), the functor may also write element results as a side effect;
+ *  - col_sum: NV values per channel per segment: sum over the segment's rows of
+ *    f(row, j, v[NV]). */
+#ifndef GLOW_CUDA_REDUCE_CUH
+#define GLOW_CUDA_REDUCE_CUH
+
+#include "cuda_internal.h"
+
+#define RED_BLOCK 256
+#define RED_CHUNK_ELEMS 8192 /* target elements per block of seg_sum */
+#define RED_MAX_COL_CHUNKS 1024 /* bound on col_sum partials per segment */
+#define COL_TX 32
+#define COL_TY 8
+
+/* Sum of buf[0..RED_BLOCK) into buf[0], fixed tree. All threads call it. */
+__device__ __forceinline__ void red_block_tree(double *buf)
+{
+    for (int s = RED_BLOCK / 2; s > 0; s >>= 1) {
+        __syncthreads();
+        if ((int)threadIdx.x < s)
+            buf[threadIdx.x] += buf[threadIdx.x + s];
+    }
+    __syncthreads();
+}
+
+/* ---- seg_sum ---- */
+static inline size_t seg_rows_per_chunk(int c)
+{
+    size_t r = RED_CHUNK_ELEMS / (size_t)(c > 0 ? c : 1);
+    return r ? r : 1;
+}
+
+template <class F>
+__global__ void seg_partial_kernel(F f, size_t rows_per_seg, int c, size_t rows_per_chunk,
+                                   unsigned chunks_per_seg, double *part)
+{
+    __shared__ double buf[RED_BLOCK];
+    const size_t seg = blockIdx.x / chunks_per_seg, k = blockIdx.x % chunks_per_seg;
+    const size_t r0 = k * rows_per_chunk;
+    size_t r1 = r0 + rows_per_chunk;
+    if (r1 > rows_per_seg)
+        r1 = rows_per_seg;
+    const size_t ne = (r1 - r0) * (size_t)c, base = seg * rows_per_seg + r0;
+    double acc = 0;
+    for (size_t e = threadIdx.x; e < ne; e += RED_BLOCK)
+        acc += (double)f(base + e / (size_t)c, (int)(e % (size_t)c));
+    buf[threadIdx.x] = acc;
+    red_block_tree(buf);
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = buf[0];
+}
+
+/* out[seg] += (float)(sum of the segment's partials), one block per segment
+ * (a template only so that every file including this header may leave it unused) */
+template <int Unused = 0>
+__global__ void seg_final_kernel(const double *part, unsigned chunks_per_seg, float *out)
+{
+    __shared__ double buf[RED_BLOCK];
+    const double *p = part + (size_t)blockIdx.x * chunks_per_seg;
+    double acc = 0;
+    for (unsigned k = threadIdx.x; k < chunks_per_seg; k += RED_BLOCK)
+        acc += p[k];
+    buf[threadIdx.x] = acc;
+    red_block_tree(buf);
+    if (threadIdx.x == 0)
+        out[blockIdx.x] += (float)buf[0];
+}
+
+/* Runs seg_sum for nseg segments of rows_per_seg rows; adds into out[nseg]. */
+template <class F>
+void seg_sum(cuda_ctx *ctx, int slot, F f, int nseg, size_t rows_per_seg, int c, float *out)
+{
+    if (nseg <= 0)
+        return;
+    const size_t rpc = seg_rows_per_chunk(c);
+    size_t cps = (rows_per_seg + rpc - 1) / rpc;
+    if (cps == 0)
+        cps = 1;
+    const size_t nblk = (size_t)nseg * cps;
+    double *part = (double *)cuda_scratch(ctx, slot, nblk * sizeof(double));
+    seg_partial_kernel<F><<<(unsigned)nblk, RED_BLOCK, 0, ctx->stream>>>(f, rows_per_seg, c, rpc,
+                                                                       (unsigned)cps, part);
+    CUDA_LAUNCH_CHECK(ctx);
+    seg_final_kernel<><<<(unsigned)nseg, RED_BLOCK, 0, ctx->stream>>>(part, (unsigned)cps, out);
+    CUDA_LAUNCH_CHECK(ctx);
+}
+
+/* ---- col_sum ---- */
+static inline size_t col_rows_per_chunk(size_t rows_per_seg)
+{
+    size_t r = (rows_per_seg + RED_MAX_COL_CHUNKS - 1) / RED_MAX_COL_CHUNKS;
+    return r < 64 ? 64 : r;
+}
+
+/* grid (nseg * chunks, channel tiles); block (COL_TX, COL_TY). part layout:
+ * [(seg * chunks + k) * NV + v][c] */
+template <int NV, class F>
+__global__ void col_partial_kernel(F f, size_t rows_per_seg, int c, size_t rows_per_chunk,
+                                   unsigned chunks_per_seg, double *part)
+{
+    __shared__ double buf[NV][COL_TY][COL_TX];
+    const size_t seg = blockIdx.x / chunks_per_seg, k = blockIdx.x % chunks_per_seg;
+    const int j = blockIdx.y * COL_TX + threadIdx.x;
+    const size_t r0 = k * rows_per_chunk;
+    size_t r1 = r0 + rows_per_chunk;
+    if (r1 > rows_per_seg)
+        r1 = rows_per_seg;
+    double acc[NV];
+    for (int v = 0; v < NV; v++)
+        acc[v] = 0;
+    if (j < c)
+        for (size_t r = r0 + threadIdx.y; r < r1; r += COL_TY) {
+            float val[NV];
+            f(seg * rows_per_seg + r, j, val);
+            for (int v = 0; v < NV; v++)
+                acc[v] += (double)val[v];
+        }
+    for (int v = 0; v < NV; v++)
+        buf[v][threadIdx.y][threadIdx.x] = acc[v];
+    __syncthreads();
+    if (threadIdx.y == 0 && j < c)
+        for (int v = 0; v < NV; v++) {
+            double s = buf[v][0][threadIdx.x];
+            for (int t = 1; t < COL_TY; t++)
+                s += buf[v][t][threadIdx.x];
+            part[((size_t)blockIdx.x * NV + v) * c + j] = s;
+        }
+}
+
+/* One thread per (segment, channel): partials in chunk order, then fin(seg, j, sums). */
+template <int NV, class Fin>
+__global__ void col_final_kernel(const double *part, int nseg, int c, unsigned chunks_per_seg,
+                                 Fin fin)
+{
+    const size_t total = (size_t)nseg * c;
+    for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total;
+         t += (size_t)gridDim.x * blockDim.x) {
+        const size_t seg = t / c;
+        const int j = (int)(t % c);
+        double s[NV];
+        for (int v = 0; v < NV; v++)
+            s[v] = 0;
+        for (unsigned k = 0; k < chunks_per_seg; k++) {
+            const double *p = part + (seg * chunks_per_seg + k) * NV * (size_t)c + j;
+            for (int v = 0; v < NV; v++)
+                s[v] += p[(size_t)v * c];
+        }
+        fin((int)seg, j, s);
+    }
+}
+
+template <int NV, class F, class Fin>
+void col_sum(cuda_ctx *ctx, int slot, F f, Fin fin, int nseg, size_t rows_per_seg, int c)
+{
+    if (nseg <= 0 || c <= 0)
+        return;
+    const size_t rpc = col_rows_per_chunk(rows_per_seg);
+    size_t cps = (rows_per_seg + rpc - 1) / rpc;
+    if (cps == 0)
+        cps = 1;
+    const size_t nblk = (size_t)nseg * cps;
+    double *part = (double *)cuda_scratch(ctx, slot, nblk * NV * (size_t)c * sizeof(double));
+    dim3 grid((unsigned)nblk, (unsigned)((c + COL_TX - 1) / COL_TX)), block(COL_TX, COL_TY);
+    col_partial_kernel<NV, F><<<grid, block, 0, ctx->stream>>>(f, rows_per_seg, c, rpc,
+                                                              (unsigned)cps, part);
+    CUDA_LAUNCH_CHECK(ctx);
+    const size_t total = (size_t)nseg * c;
+    col_final_kernel<NV, Fin><<<cuda_grid(ctx, total, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
+        part, nseg, c, (unsigned)cps, fin);
+    CUDA_LAUNCH_CHECK(ctx);
+}
+
+#endif

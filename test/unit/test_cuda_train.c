@@ -1,0 +1,190 @@
+/* A short training of a tiny model (configs/tiny.yml's shape: 1x8x8, L=2, K=2,
+ * width 8) on the CPU and the CUDA backend from the same initial parameters, data
+ * and dequantisation noise, with Adam: the losses must agree at every step. A
+ * second, class-conditional additive model runs fewer steps so the class
+ * embedding and head take part. Without a usable GPU the test reports a skip (a
+ * failure under GLOW_TEST_STRICT=1). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "check.h"
+#include "device.h"
+#include "model.h"
+#include "optim.h"
+#include "rng.h"
+
+#define SUITE "test_cuda_train"
+#define BATCH 8
+#define NDATA 64
+#define LOSS_TOL 1e-3
+
+/* Smooth images with noise, so the model has something to learn. */
+static void make_data(const glow_config *c, uint8_t *img, int32_t *lab)
+{
+    glow_rng r = rng_make(11, RNG_STREAM_TEST);
+    const int H = c->image_h, W = c->image_w, C = c->channels;
+    for (int i = 0; i < NDATA; i++) {
+        double ph = rng_next_double(&r) * 6.283185307179586, fr = 0.3 + 0.5 * rng_next_double(&r);
+        for (int ch = 0; ch < C; ch++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    double v = 128 + 70 * sin(fr * (x + 0.7 * y) + ph + ch) + 20 * rng_next_normal(&r);
+                    v = v < 0 ? 0 : v > 255 ? 255 : v;
+                    img[(((size_t)i * C + ch) * H + y) * W + x] = (uint8_t)v;
+                }
+        lab[i] = c->y_condition ? (int32_t)(i % c->n_classes) : 0;
+    }
+}
+
+typedef struct {
+    glow_model *m;
+    glow_optim *o;
+    double *loss;
+} run;
+
+static int start(run *ru, backend *b, const glow_config *c, const glow_paramset *ps,
+                 const glow_batch *init, int steps)
+{
+    glow_error err;
+    glow_result r;
+    ru->m = glow_model_new(b, c, ps, &err);
+    if (!ru->m) {
+        fprintf(stderr, "%s: %s: model: %s\n", SUITE, b->name, err.msg);
+        return -1;
+    }
+    if (glow_model_ddi(ru->m, init, &r, &err)) {
+        fprintf(stderr, "%s: %s: ddi: %s\n", SUITE, b->name, err.msg);
+        return -1;
+    }
+    ru->o = glow_optim_new(b, OPTIM_ADAM, glow_model_n_trained(ru->m));
+    ru->loss = calloc((size_t)steps, sizeof *ru->loss);
+    return 0;
+}
+
+static int step(run *ru, const glow_batch *bt, float lr, int s)
+{
+    glow_error err;
+    glow_result r;
+    if (glow_model_forward(ru->m, bt, &r, &err) || glow_model_backward(ru->m, &err)) {
+        fprintf(stderr, "%s: step %d: %s\n", SUITE, s, err.msg);
+        return -1;
+    }
+    ru->loss[s] = r.loss;
+    glow_optim_step(ru->o, glow_model_params(ru->m), glow_model_grads(ru->m), lr);
+    return 0;
+}
+
+static void finish(run *ru)
+{
+    glow_optim_free(ru->o);
+    glow_model_free(ru->m);
+    free(ru->loss);
+}
+
+static void train_both(backend *bc, backend *bg, const glow_config *c, const char *what,
+                       int steps)
+{
+    glow_error err;
+    glow_paramset ps;
+    if (glow_paramset_layout(c, &ps, &err)) {
+        CHECKF(0, "%s: layout: %s", what, err.msg);
+        return;
+    }
+    glow_params_init(c, &ps, 1);
+    const size_t D = (size_t)c->channels * c->image_h * c->image_w;
+    uint8_t *img = malloc(NDATA * D);
+    int32_t *lab = malloc(NDATA * sizeof *lab);
+    make_data(c, img, lab);
+    glow_batch init = {2 * BATCH, img, NULL, 1, 1000, c->y_condition ? lab : NULL};
+    run rc, rg;
+    int ok = start(&rc, bc, c, &ps, &init, steps) == 0 && start(&rg, bg, c, &ps, &init, steps) == 0;
+    CHECKF(ok, "%s: set-up failed", what);
+    double worst = 0;
+    int worst_at = 0;
+    for (int s = 0; ok && s < steps; s++) {
+        int first = (s * BATCH) % NDATA;
+        glow_batch bt = {BATCH, img + (size_t)first * D, NULL, 1, (uint64_t)s * BATCH,
+                         c->y_condition ? lab + first : NULL};
+        float lr = 1e-3f * (s + 1 < 8 ? (float)(s + 1) / 8 : 1.0f);
+        if (step(&rc, &bt, lr, s) || step(&rg, &bt, lr, s)) {
+            CHECKF(0, "%s: step %d failed", what, s);
+            break;
+        }
+        double e = fabs(rg.loss[s] - rc.loss[s]) / fabs(rc.loss[s]);
+        if (!(e <= worst)) {
+            worst = e;
+            worst_at = s;
+        }
+        CHECKF(e <= LOSS_TOL, "%s: step %d: loss cpu %.9g gpu %.9g (relative %.3g)", what, s,
+               rc.loss[s], rg.loss[s], e);
+    }
+    if (ok) {
+        printf("%s: %d steps: cpu loss %.6f -> %.6f, gpu loss %.6f -> %.6f, worst relative "
+               "difference %.3g at step %d\n",
+               what, steps, rc.loss[0], rc.loss[steps - 1], rg.loss[0], rg.loss[steps - 1], worst,
+               worst_at);
+        CHECKF(rc.loss[steps - 1] < rc.loss[0], "%s: the CPU run did not learn", what);
+        CHECKF(rg.loss[steps - 1] < rg.loss[0], "%s: the GPU run did not learn", what);
+        finish(&rc);
+        finish(&rg);
+    }
+    free(img);
+    free(lab);
+    glow_paramset_free(&ps);
+}
+
+static int skip(const char *why)
+{
+    printf("%s: skipped: %s\n", SUITE, why);
+    printf("%s: 0 passed, 0 failed\n", SUITE);
+    const char *strict = getenv("GLOW_TEST_STRICT");
+    return strict && strcmp(strict, "1") == 0 ? 1 : 0;
+}
+
+int main(void)
+{
+    glow_error err;
+    glow_device dev;
+    if (!glow_device_cuda_built())
+        return skip("this build has no CUDA backend");
+    if (glow_device_resolve("cuda", &dev, &err))
+        return skip(err.msg);
+    backend *bc = backend_get(DEVICE_CPU, 0, &err), *bg = NULL;
+    if (bc)
+        bg = backend_get(DEVICE_CUDA, dev.index, &err);
+    if (!bc || !bg) {
+        fprintf(stderr, "%s: %s\n", SUITE, err.msg);
+        return 1;
+    }
+
+    glow_config c;
+    glow_config_default(&c);
+    c.image_h = c.image_w = 8;
+    c.channels = 1;
+    c.levels = 2;
+    c.steps = 2;
+    c.width = 8;
+    c.coupling = COUPLING_AFFINE;
+    c.permutation = PERM_INVCONV;
+    c.lu = 0;
+    c.edge_bias = 1;
+    c.learn_top = 1;
+    c.y_condition = 0;
+    c.n_bits = 8;
+    train_both(bc, bg, &c, "tiny affine", 50);
+
+    c.channels = 3;
+    c.coupling = COUPLING_ADDITIVE;
+    c.permutation = PERM_SHUFFLE;
+    c.y_condition = 1;
+    c.n_classes = 4;
+    c.weight_y = 0.5;
+    c.n_bits = 5;
+    train_both(bc, bg, &c, "tiny additive class-conditional", 15);
+
+    backend_release(bg);
+    backend_release(bc);
+    return check_summary(SUITE);
+}
