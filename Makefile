@@ -100,7 +100,7 @@ bench-model: $(BUILD)/bench/model_bench
 	$(BUILD)/bench/model_bench $(BENCH)
 
 # Our tools against a PyTorch Glow of the same model (bench/README.md): about
-# 4 minutes, plus 9 for the 8-minute quality run unless BENCH_SKIP_QUALITY=1.
+# 7 minutes, plus 9 for the 8-minute quality run unless BENCH_SKIP_QUALITY=1.
 bench: all $(BUILD)/bench/model_bench $(BUILD)/bench/conv_peak
 	BUILD=$(BUILD) /usr/bin/python3 bench/run_bench.py
 

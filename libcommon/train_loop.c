@@ -30,6 +30,11 @@ static long run_length(const glow_trainer *t)
 static int finish_start(glow_trainer *t, glow_error *err)
 {
     const glow_train_config *tc = &t->cfg.train;
+    /* train.precision from here on (the init above ran in fp32); the CPU backend
+     * is fp32 only and glow-train has warned about it */
+    if (tc->precision != PRECISION_FP32 && strcmp(t->b->name, "cpu") != 0 &&
+        t->b->set_precision(t->b, tc->precision, err) != 0)
+        return -1;
     t->n_trained = glow_model_n_trained(t->m);
     t->opt = glow_optim_new(t->b, tc->optimizer, t->n_trained);
     t->opt->beta1 = (float)tc->beta1;
@@ -343,7 +348,12 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
     int64_t validated_at = -1;
     double step_time = 0; /* smoothed seconds per step, for the ETA */
     double shown_bpd = 0; /* smoothed loss for the progress line */
+    int timed_out = 0;
     while (t->p.step < t->total_steps && !*stop) {
+        if (t->time_limit > 0 && now_seconds() - t->session_start >= t->time_limit) {
+            timed_out = 1;
+            break;
+        }
         const char *why = NULL;
         double loss = NAN;
         double t0 = now_seconds();
@@ -419,8 +429,8 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
         glow_errorf(err, "the parameters are not finite at step %lld; %s", (long long)t->p.step, note);
         return 1;
     }
-    glow_train_log_json(&t->log, "\"step\":%lld,\"done\":true,\"seconds\":%.1f", (long long)t->p.step,
-                        elapsed(t));
+    glow_train_log_json(&t->log, "\"step\":%lld,\"done\":true,\"seconds\":%.1f%s", (long long)t->p.step,
+                        elapsed(t), timed_out ? ",\"time_limit\":true" : "");
     glow_train_log_msg(&t->log, 1, "done: step %lld, %lld images, checkpoint %s", (long long)t->p.step,
                        (long long)t->p.images_seen, t->ckpt_path);
     return 0;

@@ -45,6 +45,8 @@ typedef struct {
     int64_t last_saved_step; /* -1: none in this session */
     glow_train_log log;
     double session_start, seconds_base;
+    double time_limit;     /* seconds of this session after which the run ends as if
+                              done (saved, validated); 0 = none */
 } glow_trainer;
 
 /* Fill in the fixed parts; datasets, log and backend are set by the caller. */
@@ -61,7 +63,8 @@ int glow_trainer_start_resume(glow_trainer *t, const glow_checkpoint *ck, const 
 int glow_trainer_start_init(glow_trainer *t, const glow_checkpoint *ck, const char *path,
                             int use_ema, glow_error *err);
 
-/* Train to total_steps. *stop becomes a signal number when one arrives: the
+/* Train to total_steps, or until time_limit seconds of this session have
+ * passed (the step under way finishes first). *stop becomes a signal number when one arrives: the
  * current step finishes, a checkpoint is saved and the loop returns 128 + signal.
  * Returns 0 when done, 1 on failure (err set), or 128 + signal. */
 int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *err);

@@ -398,6 +398,29 @@ EOF
     [ "$status" -eq 0 ]
 }
 
+@test "--time-limit ends the run early, validated and saved as when done" {
+    data
+    run glow-train -q -c "$TINY" -o run --steps 100000000 --time-limit 1.5 --val "$D/s8.glow" "$D/d8.glow"
+    [ "$status" -eq 0 ]
+    step=$(ckpt_step run/checkpoint.safetensors)
+    [ "$step" -gt 0 ]
+    [ "$step" -lt 100000000 ]
+    grep -q "\"step\":$step,\"val_bpd\":" run/log.jsonl
+    grep -q "\"step\":$step,\"done\":true,\"seconds\":[0-9.]*,\"time_limit\":true}" run/log.jsonl
+    secs=$(grep '"done":true' run/log.jsonl | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
+    "$PY" -c "import sys; sys.exit(not 1.5 <= $secs < 30)"
+    # a run that reaches its steps first is not marked
+    run glow-train -q -c "$TINY" -o run2 --steps 3 --time-limit 1000 "$D/d8.glow"
+    [ "$status" -eq 0 ]
+    grep -q '"done":true' run2/log.jsonl
+    ! grep -q time_limit run2/log.jsonl
+    for bad in 0 -1 abc 1e99 ''; do
+        run glow-train -c "$TINY" -o run3 --time-limit "$bad" "$D/d8.glow"
+        [ "$status" -eq 2 ]
+        assert_contains "$output" "--time-limit"
+    done
+}
+
 @test "kill -9 leaves a loadable checkpoint that resumes" {
     data
     glow-train -q -c "$TINY" -o run --steps 100000 --set train.checkpoint_every=3 "$D/d8.glow" &

@@ -46,6 +46,8 @@ static void usage(FILE *out)
             "                        train.val_every steps and at the end\n"
             "      --device D        cpu, cuda, cuda:N or auto (default: train.device)\n"
             "      --steps N         train until step N (sets train.steps)\n"
+            "      --time-limit S    end the run after S seconds (the step under way\n"
+            "                        finishes; then validated and saved as when done)\n"
             "      --seed S          sets train.seed\n"
             "      --set KEY=VALUE   override a config key, e.g. train.lr=1e-4 (repeatable)\n"
             "      --mem-limit MiB   largest stream held in memory (default 4096)\n"
@@ -80,10 +82,11 @@ typedef struct {
     long steps, max_bad, mem_mib;
     int has_seed;
     uint64_t seed;
+    double time_limit;
 } options;
 
 enum { OPT_RESUME = 256, OPT_INIT, OPT_INIT_EMA, OPT_VAL, OPT_DEVICE, OPT_STEPS, OPT_SEED, OPT_SET,
-       OPT_MEM, OPT_MAXBAD };
+       OPT_MEM, OPT_MAXBAD, OPT_TIME };
 
 static void push(char ***list, int *n, char *s)
 {
@@ -100,6 +103,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"device", required_argument, 0, OPT_DEVICE}, {"steps", required_argument, 0, OPT_STEPS},
         {"seed", required_argument, 0, OPT_SEED},   {"set", required_argument, 0, OPT_SET},
         {"mem-limit", required_argument, 0, OPT_MEM}, {"max-bad-steps", required_argument, 0, OPT_MAXBAD},
+        {"time-limit", required_argument, 0, OPT_TIME},
         {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -127,6 +131,14 @@ static int parse_args(int argc, char **argv, options *o)
             if (parse_long(optarg, 1, 1000000, &o->max_bad) != 0)
                 usage_error("--max-bad-steps %s: expected a positive integer", optarg);
             break;
+        case OPT_TIME: {
+            char *end;
+            errno = 0;
+            o->time_limit = strtod(optarg, &end);
+            if (!*optarg || *end || errno || !(o->time_limit > 0) || o->time_limit > 1e9)
+                usage_error("--time-limit %s: expected a positive number of seconds", optarg);
+            break;
+        }
         case OPT_MEM:
             if (parse_long(optarg, 1, 1L << 30, &o->mem_mib) != 0)
                 usage_error("--mem-limit %s: expected a positive number of MiB", optarg);
@@ -413,6 +425,7 @@ int main(int argc, char **argv)
     t.train = train;
     t.val = val;
     t.max_bad_steps = (int)o.max_bad;
+    t.time_limit = o.time_limit;
     if (glow_train_log_open(&t.log, run_dir, o.quiet, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     t.b = backend_get(dev.kind, dev.index, &err);

@@ -1,0 +1,384 @@
+#!/usr/bin/python3
+"""make bench: our tools against the PyTorch peer (bench/torch_glow.py) on the
+same configs, alternately, with the same thread count; see bench/README.md for
+the method. Writes the table to stdout and to bench/results/.
+
+  run_bench.py [--build DIR] [--results DIR] [--rounds N] [--skip-quality]
+               [--device cpu|cuda|auto] [--configs A128,A512,B]
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = "/usr/bin/python3"
+THREADS = 2
+
+# name: model keys (spec section 1), batch, and how many steps/batches to time
+CONFIGS = {
+    "A128": dict(model=dict(image_size=[32, 32], channels=1, levels=3, steps=8, width=128), batch=32,
+                 train_steps=20, eval_batches=16, sample_batches=8),
+    "A512": dict(model=dict(image_size=[32, 32], channels=1, levels=3, steps=8, width=512), batch=32,
+                 train_steps=5, eval_batches=5, sample_batches=3),
+    "B": dict(model=dict(image_size=[32, 32], channels=3, levels=3, steps=32, width=512), batch=16,
+              train_steps=3, eval_batches=4, sample_batches=2),
+}
+MODEL_DEFAULTS = dict(coupling="affine", permutation="invconv", lu=False, edge_bias=True, learn_top=True,
+                      y_condition=False, n_classes=0, weight_y=0.01, n_bits=8)
+WARMUP_STEPS = 3
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, env=None, stdout=None, check=True):
+    """Run cmd; returns (seconds, peak RSS MiB, stdout text, stderr text)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=stdout or out, stderr=err, env=env, cwd=ROOT)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        dt = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        o, e = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if check and p.returncode != 0:
+        raise SystemExit(f"run_bench: {' '.join(cmd)} failed ({p.returncode}):\n{e[-2000:]}")
+    return dt, ru.ru_maxrss / 1024, o, e
+
+
+def env_threads():
+    """Both sides: THREADS threads, and the passive OpenMP wait policy that our
+    tools set for themselves (cpu/cpu_conv.c); the peer's libgomp and oneDNN are
+    Debian's, the same libraries, so both wait alike when the machine is busy."""
+    e = dict(os.environ)
+    e["OMP_NUM_THREADS"] = str(THREADS)
+    e.setdefault("OMP_WAIT_POLICY", "passive")
+    return e
+
+# ---------------------------------------------------------------- data and configs
+
+
+def write_shards(path, n, c, h, w, seed):
+    """n synthetic uint8 images (torch_glow.synthetic_images: the peer times the
+    same kind) as one shard-stream file (docs/formats.md)."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from torch_glow import synthetic_images
+    px = synthetic_images(n, c, h, w, seed).tobytes()
+    z = zlib.compress(px, 1)
+    hdr = struct.pack("<8sIIIIIIIIQQI", b"GLOWSHRD", 1, 1, 0, n, c, h, w, 0, len(px), len(z), zlib.crc32(px))
+    hdr += struct.pack("<I", zlib.crc32(hdr))
+    with open(path, "wb") as f:
+        f.write(hdr + z)
+
+
+def write_config(path, model, batch, device):
+    """A run config for timing: the learning rate is small because a fresh model
+    on synthetic images diverges at 1e-3 within a few steps (B: at step 2), and a
+    skipped step is not a normal one; the work of a step does not depend on it."""
+    m = dict(MODEL_DEFAULTS)
+    m.update(model)
+    lines = ["model:"] + [f"  {k}: {json.dumps(v)}" for k, v in m.items()]
+    lines += ["train:", f"  batch_size: {batch}", "  optimizer: adam", "  lr: 1.0e-5",
+              f"  init_batch: {batch}", "  grad_clip: 100", "  steps: 1", "  checkpoint_every: 0", "  val_every: 0",
+              "  log_every: 1", "  seed: 1", f"  device: {device}"]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return m
+
+
+def conv_flops(m, n=1):
+    """Convolution FLOPs of one forward pass: bench/model_bench.c's count."""
+    f = 0.0
+    E = 1 if m["edge_bias"] else 0
+    H, W = m["image_size"]
+    for l in range(m["levels"]):
+        C = 4 * m["channels"] * 2 ** l
+        px = n * (H >> (l + 1)) * (W >> (l + 1))
+        cout = C if m["coupling"] == "affine" else C / 2
+        wd = m["width"]
+        step = (C / 2 + E) * wd * 9 + wd * wd + (wd + E) * cout * 9
+        if m["permutation"] == "invconv":
+            step += C * C
+        f += 2 * px * step * m["steps"]
+        if l < m["levels"] - 1:
+            f += 2 * px * (C / 2 + E) * C * 9
+        elif m["learn_top"]:
+            f += 2 * px * (2 * C + E) * 2 * C * 9
+    return f
+
+# ---------------------------------------------------------------- our side
+
+
+class Ours:
+    def __init__(self, build, tmp, device):
+        self.bin = os.path.join(ROOT, build, "bin")
+        self.tmp, self.device = tmp, device
+
+    def train(self, name, spec, cfgpath, data):
+        """images/s of each timed step (glow-train's own per-step timing in
+        log.jsonl), the peak RSS, and the checkpoint for eval and sampling."""
+        run_dir = os.path.join(self.tmp, f"run-{name}")
+        steps = WARMUP_STEPS + spec["train_steps"]
+        _, rss, _, _ = run([os.path.join(self.bin, "glow-train"), "-q", "-c", cfgpath, "--device", self.device,
+                            "--steps", str(steps), "-o", run_dir, data], env=env_threads())
+        rates = []
+        with open(os.path.join(run_dir, "log.jsonl")) as f:
+            for line in f:
+                d = json.loads(line)
+                if "skipped" in d:
+                    raise SystemExit(f"run_bench: {name}: glow-train skipped step {d['step']} ({d['skipped']}); "
+                                     "its timing would not be of a normal step")
+                if "images_per_s" in d and d["step"] > WARMUP_STEPS:
+                    rates.append(d["images_per_s"])
+        return rates, rss, os.path.join(run_dir, "checkpoint.safetensors")
+
+    def _reported(self, text):
+        m = re.search(r"(\d+) images in ([0-9.]+) s", text)
+        if not m:
+            raise SystemExit(f"run_bench: no timing in: {text[-500:]}")
+        return int(m.group(1)), float(m.group(2))
+
+    def eval(self, spec, ckpt, data):
+        """Two runs of glow-bpd, 1 and 1 + eval_batches batches: the difference of
+        their own reported times is the steady rate without load and start-up."""
+        b = spec["batch"]
+        res, rss = [], 0
+        for nb in (1, 1 + spec["eval_batches"]):
+            _, r, _, e = run([os.path.join(self.bin, "glow-bpd"), "-v", "--batch", str(b), "--limit", str(nb * b),
+                              "--device", self.device, ckpt, data], env=env_threads())
+            res.append(self._reported(e))
+            rss = max(rss, r)
+        return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss
+
+    def sample(self, spec, ckpt):
+        b = spec["batch"]
+        res, rss = [], 0
+        for nb in (1, 1 + spec["sample_batches"]):
+            _, r, _, e = run([os.path.join(self.bin, "glow-sample"), "-v", "--batch", str(b), "-n", str(nb * b),
+                              "--device", self.device, "-o", os.path.join(self.tmp, "samples.glow"), ckpt],
+                             env=env_threads())
+            res.append(self._reported(e))
+            rss = max(rss, r)
+        return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss
+
+# ---------------------------------------------------------------- the peer
+
+
+def torch_run(mode, model, spec, device, compile_=False):
+    reps = {"train": spec["train_steps"], "eval": spec["eval_batches"], "sample": spec["sample_batches"]}[mode]
+    cmd = [PY, os.path.join(ROOT, "bench", "torch_glow.py"), "bench", "--mode", mode, "--model", json.dumps(model),
+           "--batch", str(spec["batch"]), "--warmup", str(WARMUP_STEPS), "--reps", str(reps),
+           "--threads", str(THREADS), "--device", device]
+    if compile_:
+        cmd.append("--compile")
+    _, rss, out, _ = run(cmd, env=env_threads())
+    d = json.loads(out.strip().splitlines()[-1])
+    return [spec["batch"] / t for t in d["times"]], rss, d
+
+# ---------------------------------------------------------------- report
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+
+
+def quality(o, build, tmp, seconds):
+    """configs/fashion-mnist.yml trained for `seconds` (glow-train --time-limit),
+    then the test bpd of all 10,000 test images (32x32 padded) via glow-bpd."""
+    fm = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
+    b = os.path.join(ROOT, build, "bin")
+    tr, te = os.path.join(tmp, "fm-train"), os.path.join(tmp, "fm-test")
+    run([os.path.join(b, "glow-prep"), "-q", "--pad", "2", "-o", tr, os.path.join(fm, "train-images-idx3-ubyte.gz")])
+    run([os.path.join(b, "glow-prep"), "-q", "--pad", "2", "-o", te, os.path.join(fm, "t10k-images-idx3-ubyte.gz")])
+    rd = os.path.join(tmp, "quality")
+    wall, rss, _, _ = run([os.path.join(b, "glow-train"), "-q", "-c", os.path.join(ROOT, "configs/fashion-mnist.yml"),
+                           "--device", o.device, "--time-limit", str(seconds), "--steps", "10000000", "-o", rd, tr],
+                          env=env_threads())
+    step = 0
+    with open(os.path.join(rd, "log.jsonl")) as f:
+        for line in f:
+            step = max(step, json.loads(line).get("step", 0))
+    ck = os.path.join(rd, "checkpoint.safetensors")
+    res = {"seconds": seconds, "wall_s": wall, "steps": step, "rss_mib": rss}
+    for tag, extra in (("ema", ["--ema"]), ("raw", [])):
+        _, _, out, _ = run([os.path.join(b, "glow-bpd"), "--json", "--device", o.device] + extra + [ck, te],
+                           env=env_threads())
+        res["bpd_" + tag] = json.loads(out)["bpd"] if out.strip().startswith("{") else out.strip()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
+    ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "2")))
+    ap.add_argument("--configs", default=os.environ.get("BENCH_CONFIGS", "A128,A512,B"))
+    ap.add_argument("--device", default=os.environ.get("BENCH_DEVICE", "auto"))
+    ap.add_argument("--skip-quality", action="store_true", default=os.environ.get("BENCH_SKIP_QUALITY") == "1")
+    ap.add_argument("--quality-seconds", type=float, default=480)
+    ap.add_argument("--ref", default=os.path.join(ROOT, "..", "shared", "reference"))
+    a = ap.parse_args()
+    import torch
+    t_start = time.time()
+    load0 = os.getloadavg()
+
+    # The peer must be the same model before it is timed.
+    r = subprocess.run([PY, os.path.join(ROOT, "bench", "torch_glow.py"), "--check", a.ref], env=env_threads(),
+                       capture_output=True, text=True)
+    log(r.stdout.strip())
+    if r.returncode != 0:
+        raise SystemExit("run_bench: the PyTorch peer fails the reference cases; not timing it")
+
+    device = a.device
+    if device == "auto":
+        device = "cpu"
+        if torch.cuda.is_available():
+            with tempfile.TemporaryDirectory() as t:
+                cfg = os.path.join(t, "c.yml")
+                write_config(cfg, dict(image_size=[8, 8], channels=1, levels=2, steps=1, width=8), 4, "cuda")
+                write_shards(os.path.join(t, "d.glow"), 8, 1, 8, 8, 1)
+                rr = subprocess.run([os.path.join(ROOT, a.build, "bin", "glow-train"), "-q", "-c", cfg, "--steps", "1",
+                                     "-o", os.path.join(t, "r"), os.path.join(t, "d.glow")], capture_output=True)
+                if rr.returncode == 0:
+                    device = "cuda"
+                else:
+                    log("run_bench: PyTorch sees a GPU but glow-train --device cuda fails; benchmarking the CPU")
+    peers = [("torch", False)] + ([("torch.compile", True)] if device == "cuda" and hasattr(torch, "compile") else [])
+
+    bb = os.path.join(ROOT, a.build, "bench")
+    peak = {}
+    if device == "cpu":
+        _, _, out, _ = run([os.path.join(bb, "conv_peak")], env=env_threads())
+        g = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", out)]
+        peak = {"3x3": g[0], "1x1": g[1], "peak": max(g)}
+        log(out.strip())
+
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="glow-bench-") as tmp:
+        ours = Ours(a.build, tmp, device)
+        for name in a.configs.split(","):
+            spec = CONFIGS[name]
+            cfgpath = os.path.join(tmp, f"{name}.yml")
+            model = write_config(cfgpath, spec["model"], spec["batch"], device)
+            c0 = model["channels"]
+            H, W = model["image_size"]
+            data = os.path.join(tmp, f"{name}.glow")
+            write_shards(data, spec["batch"] * max(WARMUP_STEPS + spec["train_steps"], 1 + spec["eval_batches"]),
+                         c0, H, W, 5)
+            R = {"ours": {"train": [], "eval": [], "sample": [], "rss_train": 0, "rss_eval": 0, "rss_sample": 0}}
+            for p, _ in peers:
+                R[p] = {"train": [], "eval": [], "sample": [], "rss_train": 0, "rss_eval": 0, "rss_sample": 0}
+            for rnd in range(a.rounds):
+                log(f"run_bench: {name} round {rnd + 1}/{a.rounds}")
+                # alternate: ours first in odd rounds, the peer first in even ones
+                order = ["ours"] + [p for p, _ in peers]
+                if rnd % 2:
+                    order.reverse()
+                for who in order:
+                    if who == "ours":
+                        rates, rss, ckpt = ours.train(name, spec, cfgpath, data)
+                        R["ours"]["train"] += rates
+                        R["ours"]["rss_train"] = max(R["ours"]["rss_train"], rss)
+                        ev, rss = ours.eval(spec, ckpt, data)
+                        R["ours"]["eval"].append(ev)
+                        R["ours"]["rss_eval"] = max(R["ours"]["rss_eval"], rss)
+                        sm, rss = ours.sample(spec, ckpt)
+                        R["ours"]["sample"].append(sm)
+                        R["ours"]["rss_sample"] = max(R["ours"]["rss_sample"], rss)
+                    else:
+                        comp = dict(peers)[who]
+                        for mode in ("train", "eval", "sample"):
+                            rates, rss, _ = torch_run(mode, model, spec, device, comp)
+                            R[who][mode] += rates
+                            R[who]["rss_" + mode] = max(R[who]["rss_" + mode], rss)
+            rows[name] = (model, spec, R)
+            log(f"run_bench: {name}: " + json.dumps({w: {k: (round(med(v), 1) if isinstance(v, list) else round(v))
+                                                          for k, v in d.items()} for w, d in R.items()}))
+
+        qual = None
+        if not a.skip_quality:
+            log(f"run_bench: quality: configs/fashion-mnist.yml for {a.quality_seconds:.0f} s")
+            qual = quality(ours, a.build, tmp, a.quality_seconds)
+
+    # ---- the table
+    now = datetime.datetime.now(datetime.timezone.utc)
+    L = [f"# make bench, {now:%Y-%m-%d %H:%M} UTC", "",
+         f"Machine: {machine()}. Device: {device}; CPU runs with {THREADS} threads "
+         f"(OMP_NUM_THREADS={THREADS}, torch.set_num_threads({THREADS}), "
+         f"OMP_WAIT_POLICY={env_threads()['OMP_WAIT_POLICY']}). PyTorch {torch.__version__} "
+         "(Debian's: the same oneDNN and libgomp as ours).",
+         f"Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
+         + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f". Rounds: {a.rounds} (alternating).", ""]
+    if peak:
+        L.append(f"Measured conv peak (bench/conv_peak: oneDNN fp32, width 512 at 16x16, the better of one "
+                 f"call and one call per thread): 3x3 {peak['3x3']:.0f}, "
+                 f"1x1 {peak['1x1']:.0f} GFLOP/s; peak = {peak['peak']:.0f}.")
+        L.append("")
+    for who, _ in peers:
+        L.append(f"Images/s (median), peak RSS MiB, and ours/{who}:")
+        L.append("")
+        hdr = "| config | batch | train ours | train peer | ratio | eval ours | eval peer | ratio | " \
+              "sample ours | sample peer | ratio | RSS train ours | RSS train peer | ratio | " \
+              "GFLOP/s train | GFLOP/s eval | % of peak (train) |"
+        L.append(hdr.replace("peer", who))
+        L.append("|" + "---|" * hdr.count("|")[:-1] if False else "|" + "---|" * (hdr.count("|") - 1))
+        for name, (model, spec, R) in rows.items():
+            o, t = R["ours"], R[who]
+            fl = conv_flops(model)
+            gtr, gev = med(o["train"]) * 3 * fl * 1e-9, med(o["eval"]) * fl * 1e-9
+            pct = f"{100 * gtr / peak['peak']:.0f}%" if peak else "-"
+            cell = lambda x, y: f"{med(x):.1f} | {med(y):.1f} | {med(x) / med(y):.2f}x"
+            L.append(f"| {name} | {spec['batch']} | {cell(o['train'], t['train'])} | {cell(o['eval'], t['eval'])} | "
+                     f"{cell(o['sample'], t['sample'])} | {o['rss_train']:.0f} | {t['rss_train']:.0f} | "
+                     f"{o['rss_train'] / t['rss_train']:.2f} | {gtr:.0f} | {gev:.0f} | {pct} |")
+        L.append("")
+    L.append("Configs: A = 1x32x32, L=3, K=8, affine, invconv, edge bias, learned top (width 128 / 512, batch 32); "
+             "B = 3x32x32, L=3, K=32, width 512, batch 16. Adam. Train = forward + backward + optimizer step. "
+             "GFLOP/s: convolution FLOPs (bench/model_bench.c's count; x3 for training) times images/s.")
+    if qual:
+        L += ["", f"Quality: configs/fashion-mnist.yml, glow-train --time-limit {qual['seconds']:.0f}: "
+                  f"{qual['steps']} steps; test bpd (10,000 images, 32x32 padded, glow-bpd) "
+                  f"{qual['bpd_ema']:.3f} with EMA weights, {qual['bpd_raw']:.3f} without "
+                  f"(PyTorch's Glow, same shape, 8 minutes here: 4.83)."]
+    L.append("")
+    L.append(f"Total bench time: {time.time() - t_start:.0f} s.")
+    text = "\n".join(L) + "\n"
+    print(text)
+    os.makedirs(a.results, exist_ok=True)
+    stem = os.path.join(a.results, f"bench-{device}-{now:%Y%m%d-%H%M}")
+    with open(stem + ".md", "w") as f:
+        f.write(text)
+    raw = {n: {"model": m, "spec": s, "results": R} for n, (m, s, R) in rows.items()}
+    with open(stem + ".json", "w") as f:
+        json.dump({"peak": peak, "rows": raw, "quality": qual, "device": device}, f, indent=1)
+    log(f"run_bench: wrote {stem}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
