@@ -62,26 +62,6 @@ typedef struct {
     int per_image, json, ema, verbose;
 } options;
 
-static _Noreturn void usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", glow_progname());
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'glow-bpd --help' for more information.\n");
-    exit(EXIT_USAGE);
-}
-
-static long num_opt(const char *name, const char *val, long min, long max)
-{
-    long v;
-    if (parse_long(val, min, max, &v) != 0) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "invalid %s '%%s' (expected an integer %ld..%ld)", name, min,
-                 max);
-        usage_error(msg, val);
-    }
-    return v;
-}
-
 static void add_ood(options *o, const char *arg)
 {
     char *copy = xstrdup(arg), *save = NULL;
@@ -93,7 +73,7 @@ static void add_ood(options *o, const char *arg)
     }
     free(copy);
     if (!any)
-        usage_error("--ood '%s': expected shard files or folders", arg);
+        glow_usage_error("--ood '%s': expected shard files or folders", arg);
 }
 
 static void parse_args(int argc, char **argv, options *o)
@@ -115,37 +95,37 @@ static void parse_args(int argc, char **argv, options *o)
     int c;
     while ((c = getopt_long(argc, argv, ":vh", longs, NULL)) != -1) {
         switch (c) {
-        case OPT_SEED: o->seed = (uint64_t)num_opt("--seed", optarg, 0, 0x7fffffffffffffffL); break;
+        case OPT_SEED: o->seed = (uint64_t)glow_opt_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
         case OPT_PER_IMAGE: o->per_image = 1; break;
         case OPT_JSON: o->json = 1; break;
         case OPT_OOD: add_ood(o, optarg); break;
-        case OPT_BATCH: o->batch = num_opt("--batch", optarg, 1, 65536); break;
-        case OPT_LIMIT: o->limit = num_opt("--limit", optarg, 1, 0x7fffffffffffffffL); break;
+        case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
+        case OPT_LIMIT: o->limit = glow_opt_long("--limit", optarg, 1, 0x7fffffffffffffffL); break;
         case OPT_EMA: o->ema = 1; break;
         case OPT_DEVICE: o->device = optarg; break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
-        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind == argc)
-        usage_error("%s", "missing the checkpoint (CKPT)");
+        glow_usage_error("%s", "missing the checkpoint (CKPT)");
     o->ckpt = argv[optind];
     o->inputs = argv + optind + 1;
     o->ninputs = argc - optind - 1;
     if (o->json && o->per_image)
-        usage_error("%s", "--json and --per-image both write to stdout; choose one");
+        glow_usage_error("%s", "--json and --per-image both write to stdout; choose one");
     glow_error err;
     if (glow_device_spec_check(o->device, &err) != 0)
-        usage_error("%s", err.msg);
+        glow_usage_error("%s", err.msg);
     int data_stdin = o->ninputs == 0 || (o->ninputs == 1 && strcmp(o->inputs[0], "-") == 0);
     int ood_stdin = o->nood == 1 && strcmp(o->ood[0], "-") == 0;
     if (data_stdin + ood_stdin + (strcmp(o->ckpt, "-") == 0) > 1)
-        usage_error("%s", "only one of the checkpoint, the data and the --ood set can come "
+        glow_usage_error("%s", "only one of the checkpoint, the data and the --ood set can come "
                           "from standard input");
     if ((data_stdin || ood_stdin) && isatty(STDIN_FILENO))
-        usage_error("%s", "expected a shard stream on standard input; pipe one in or name "
+        glow_usage_error("%s", "expected a shard stream on standard input; pipe one in or name "
                           "SHARDS");
 }
 

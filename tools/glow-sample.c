@@ -50,26 +50,6 @@ typedef struct {
     int ema, verbose;
 } options;
 
-static _Noreturn void usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", glow_progname());
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'glow-sample --help' for more information.\n");
-    exit(EXIT_USAGE);
-}
-
-static long num_opt(const char *name, const char *val, long min, long max)
-{
-    long v;
-    if (parse_long(val, min, max, &v) != 0) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "invalid %s '%%s' (expected an integer %ld..%ld)", name, min,
-                 max);
-        usage_error(msg, val);
-    }
-    return v;
-}
-
 static void parse_args(int argc, char **argv, options *o)
 {
     enum { OPT_SEED = 256, OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE };
@@ -85,37 +65,37 @@ static void parse_args(int argc, char **argv, options *o)
     int c;
     while ((c = getopt_long(argc, argv, ":n:t:o:vh", longs, NULL)) != -1) {
         switch (c) {
-        case 'n': o->count = num_opt("-n", optarg, 1, 1000000000L); break;
+        case 'n': o->count = glow_opt_long("-n", optarg, 1, 1000000000L); break;
         case 't':
             /* Far past any useful temperature, but still a finite float. */
             if (parse_double(optarg, &o->temperature) != 0 || !(o->temperature >= 0) ||
                 o->temperature > 1000)
-                usage_error("invalid -t '%s' (expected a number from 0 to 1000)", optarg);
+                glow_usage_error("invalid -t '%s' (expected a number from 0 to 1000)", optarg);
             break;
         case OPT_SEED: {
-            long s = num_opt("--seed", optarg, 0, 0x7fffffffffffffffL);
+            long s = glow_opt_long("--seed", optarg, 0, 0x7fffffffffffffffL);
             o->seed = (uint64_t)s;
             break;
         }
-        case OPT_CLASS: o->cls = num_opt("--class", optarg, 0, 0x7fffffffL); break;
+        case OPT_CLASS: o->cls = glow_opt_long("--class", optarg, 0, 0x7fffffffL); break;
         case OPT_EMA: o->ema = 1; break;
-        case OPT_BATCH: o->batch = num_opt("--batch", optarg, 1, 65536); break;
+        case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
         case OPT_DEVICE: o->device = optarg; break;
         case 'o': o->output = optarg; break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
-        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind == argc)
-        usage_error("%s", "missing the checkpoint (CKPT)");
+        glow_usage_error("%s", "missing the checkpoint (CKPT)");
     if (optind + 1 < argc)
-        usage_error("unexpected argument '%s' (one checkpoint only)", argv[optind + 1]);
+        glow_usage_error("unexpected argument '%s' (one checkpoint only)", argv[optind + 1]);
     o->ckpt = argv[optind];
     glow_error err;
     if (glow_device_spec_check(o->device, &err) != 0)
-        usage_error("%s", err.msg);
+        glow_usage_error("%s", err.msg);
 }
 
 static void on_signal(int sig)

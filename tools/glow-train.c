@@ -60,18 +60,6 @@ static void usage(FILE *out)
             "with 130 or 143. Exit status: 0 done, 1 bad input or failure, 2 usage error.\n");
 }
 
-static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static _Noreturn void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", glow_progname());
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'glow-train --help' for more information.\n");
-    exit(EXIT_USAGE);
-}
-
 typedef struct {
     const char *config, *out, *resume, *init, *device;
     int init_ema, quiet;
@@ -125,53 +113,53 @@ static int parse_args(int argc, char **argv, options *o)
         case 'h': usage(stdout); exit(EXIT_OK);
         case OPT_STEPS:
             if (parse_long(optarg, 1, 1L << 50, &o->steps) != 0)
-                usage_error("--steps %s: expected a positive integer", optarg);
+                glow_usage_error("--steps %s: expected a positive integer", optarg);
             break;
         case OPT_MAXBAD:
             if (parse_long(optarg, 1, 1000000, &o->max_bad) != 0)
-                usage_error("--max-bad-steps %s: expected a positive integer", optarg);
+                glow_usage_error("--max-bad-steps %s: expected a positive integer", optarg);
             break;
         case OPT_TIME: {
             char *end;
             errno = 0;
             o->time_limit = strtod(optarg, &end);
             if (!*optarg || *end || errno || !(o->time_limit > 0) || o->time_limit > 1e9)
-                usage_error("--time-limit %s: expected a positive number of seconds", optarg);
+                glow_usage_error("--time-limit %s: expected a positive number of seconds", optarg);
             break;
         }
         case OPT_MEM:
             if (parse_long(optarg, 1, 1L << 30, &o->mem_mib) != 0)
-                usage_error("--mem-limit %s: expected a positive number of MiB", optarg);
+                glow_usage_error("--mem-limit %s: expected a positive number of MiB", optarg);
             break;
         case OPT_SEED: {
             char *end;
             errno = 0;
             unsigned long long v = strtoull(optarg, &end, 10);
             if (!*optarg || *end || *optarg == '-' || errno)
-                usage_error("--seed %s: expected an integer 0..2^64-1", optarg);
+                glow_usage_error("--seed %s: expected an integer 0..2^64-1", optarg);
             o->seed = v;
             o->has_seed = 1;
             break;
         }
-        case ':': usage_error("%s: missing value", argv[optind - 1]);
+        case ':': glow_usage_error("%s: missing value", argv[optind - 1]);
         default:
             if (optopt)
-                usage_error("-%c: unknown option", optopt);
-            usage_error("%s: unknown option", argv[optind - 1]);
+                glow_usage_error("-%c: unknown option", optopt);
+            glow_usage_error("%s: unknown option", argv[optind - 1]);
         }
     }
     if (o->resume && o->init)
-        usage_error("--resume and --init exclude each other");
+        glow_usage_error("--resume and --init exclude each other");
     if (o->init_ema && !o->init)
-        usage_error("--init-ema needs --init CKPT");
+        glow_usage_error("--init-ema needs --init CKPT");
     if (!o->resume && !o->config)
-        usage_error("-c CONFIG is required (or --resume RUN_DIR)");
+        glow_usage_error("-c CONFIG is required (or --resume RUN_DIR)");
     if (!o->resume && !o->out)
-        usage_error("-o RUN_DIR is required");
+        glow_usage_error("-o RUN_DIR is required");
     if (o->device) {
         glow_error err;
         if (glow_device_spec_check(o->device, &err) != 0)
-            usage_error("%s", err.msg);
+            glow_usage_error("%s", err.msg);
     }
     return optind;
 }
@@ -247,7 +235,7 @@ static dataset *open_data(int n, char **inputs, const char *what, const options 
     glow_error err;
     int stream = n == 0 || (n == 1 && strcmp(inputs[0], "-") == 0);
     if (stream && isatty(0))
-        usage_error("no %s data: give SHARDS, or pipe a stream (glow-prep ... | glow-train ...)",
+        glow_usage_error("no %s data: give SHARDS, or pipe a stream (glow-prep ... | glow-train ...)",
                     what);
     if (stream && !o->quiet)
         glow_warn("reading the %s images from standard input into memory (at most %ld MiB; "
@@ -378,7 +366,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < o.nsets; i++)
         if (config_set_override(&cfg, o.sets[i], &err) != 0)
-            usage_error("--set %s: %s", o.sets[i], err.msg);
+            glow_usage_error("--set %s: %s", o.sets[i], err.msg);
     if (o.steps) {
         cfg.train.steps = o.steps;
         cfg.train.epochs = 0;
@@ -406,7 +394,7 @@ int main(int argc, char **argv)
     if (o.nval) {
         int val_stream = o.nval == 1 && strcmp(o.val[0], "-") == 0;
         if (val_stream && dataset_get_info(train)->from_stream)
-            usage_error("--val -: standard input already holds the training images");
+            glow_usage_error("--val -: standard input already holds the training images");
         val = open_data(o.nval, o.val, "validation", &o, &cfg);
     }
     if (cfg.train.precision != PRECISION_FP32 && dev.kind == DEVICE_CPU && !o.quiet)
