@@ -15,7 +15,7 @@ endif
 
 OPT      ?= -O2 -march=x86-64-v3
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Ilibcommon -Icpu -MMD -MP
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Ilibcommon -I. -MMD -MP
 LDLIBS   := -lpng -ljpeg -lz -lyaml -lcjson -ldnnl -lm -lpthread
 LDFLAGS  += -fopenmp
 
@@ -25,7 +25,7 @@ ifneq ($(SAN),)
   LDFLAGS += -fsanitize=$(SAN)
 endif
 
-COMMON_SRC := $(wildcard libcommon/*.c) $(wildcard cpu/*.c)
+COMMON_SRC := $(wildcard libcommon/*/*.c) $(wildcard cpu/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_SRC   := $(wildcard tools/*.c)
 TOOLS      := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
@@ -36,7 +36,7 @@ LIB        := $(BUILD)/libglow.a
 ifeq ($(CUDA),1)
   NVCCFLAGS ?= -O3 -std=c++17 --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-               -gencode arch=compute_90,code=compute_90 -Ilibcommon -Icuda
+               -gencode arch=compute_90,code=compute_90 -Ilibcommon -I. -lineinfo
   CUDA_SRC  := $(wildcard cuda/*.cu)
   CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
   CUDA_LIB  := $(BUILD)/libglowcuda.a
@@ -55,7 +55,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -157,4 +157,4 @@ help:
 	@echo "make demo       the Fashion-MNIST pipeline"
 	@echo "make bench      our tools against PyTorch (make bench-deps first)"
 
--include $(COMMON_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d)
+-include $(COMMON_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d)

@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "device.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
-#include "yaml_config.h"
+#include "backend/backend.h"
+#include "device/device.h"
+#include "model/model.h"
+#include "train/optim.h"
+#include "base/rng.h"
+#include "config/yaml_config.h"
 
 static void usage(void)
 {

@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "model.h"
-#include "rng.h"
+#include "backend/backend.h"
+#include "device/device.h"
+#include "model/model.h"
+#include "base/rng.h"
 
 typedef struct {
     const char *name;

@@ -2,7 +2,7 @@
 #ifndef GLOW_CPU_BACKEND_H
 #define GLOW_CPU_BACKEND_H
 
-#include "backend.h"
+#include "backend/backend.h"
 
 backend *cpu_backend_new(glow_error *err);
 

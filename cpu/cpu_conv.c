@@ -24,7 +24,7 @@
 #include <math.h>
 
 #include "cpu_internal.h"
-#include "ew_math.h"
+#include "backend/ew_math.h"
 
 /* libgomp's waiting threads spin (up to ~300000 rounds) before they sleep. On a
  * machine whose cores are shared with other busy processes, a spinning thread

@@ -4,7 +4,7 @@
 
 #include <dnnl.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 
 typedef struct conv_prim conv_prim;
 

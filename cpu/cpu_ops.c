@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cpu_internal.h"
-#include "ew_math.h"
-#include "rng.h"
+#include "backend/ew_math.h"
+#include "base/rng.h"
 
 static void copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, size_t rows,
                       int cols, int accumulate)

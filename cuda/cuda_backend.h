@@ -2,7 +2,7 @@
 #ifndef GLOW_CUDA_BACKEND_H
 #define GLOW_CUDA_BACKEND_H
 
-#include "backend.h"
+#include "backend/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "cuda_internal.h"
-#include "ew_math.h"
+#include "backend/ew_math.h"
 
 enum { OP_FWD = 0, OP_BWD_DATA = 1, OP_BWD_W = 2 };
 

@@ -12,8 +12,8 @@
 /* util.h is C11; _Noreturn has a C++ spelling. */
 #define _Noreturn [[noreturn]]
 extern "C" {
-#include "backend.h"
-#include "precision.h"
+#include "backend/backend.h"
+#include "backend/precision.h"
 }
 #undef _Noreturn
 

@@ -3,8 +3,8 @@
 // two-pass sums of cuda_reduce.cuh.
 #include "cuda_internal.h"
 #include "cuda_reduce.cuh"
-#include "ew_math.h"
-#include "rng.h"
+#include "backend/ew_math.h"
+#include "base/rng.h"
 
 #define GRID_STRIDE(i, n)                                                              \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \

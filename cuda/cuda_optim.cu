@@ -5,7 +5,7 @@
 
 #include "cuda_internal.h"
 #include "cuda_reduce.cuh"
-#include "ew_math.h"
+#include "backend/ew_math.h"
 
 #define GRID_STRIDE(i, n)                                                              \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \

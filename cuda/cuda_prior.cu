@@ -4,8 +4,8 @@
 // x k classes x c channels) is done in double like the CPU.
 #include "cuda_internal.h"
 #include "cuda_reduce.cuh"
-#include "ew_math.h"
-#include "rng.h"
+#include "backend/ew_math.h"
+#include "base/rng.h"
 
 #define GRID_STRIDE(i, n)                                                              \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "safetensors.h"
-#include "util.h"
+#include "model/checkpoint.h"
+#include "data/safetensors.h"
+#include "base/util.h"
 
 static void usage(FILE *out)
 {

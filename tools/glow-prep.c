@@ -15,12 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
-#include "image.h"
-#include "prep_inputs.h"
-#include "prep_output.h"
-#include "rng.h"
-#include "shard.h"
+#include "base/atomic_file.h"
+#include "data/image.h"
+#include "prep/prep_inputs.h"
+#include "prep/prep_output.h"
+#include "base/rng.h"
+#include "data/shard.h"
 
 /* Default shard file size with -o: this many bytes of pixels. */
 #define SHARD_FILE_BYTES ((uint64_t)64 << 20)

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
-#include "model_load.h"
-#include "shard.h"
-#include "util.h"
+#include "base/atomic_file.h"
+#include "model/model_load.h"
+#include "data/shard.h"
+#include "base/util.h"
 
 static void usage(FILE *out)
 {

@@ -1,5 +1,5 @@
 /* glow-train: train a Glow model from shard files or a shard stream, with
- * checkpoints that resume bit for bit (libcommon/train_loop.h). */
+ * checkpoints that resume bit for bit (libcommon/train/train_loop.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -10,16 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
-#include "backend.h"
-#include "checkpoint.h"
-#include "dataset.h"
-#include "device.h"
-#include "model_load.h"
-#include "train_loop.h"
-#include "train_state.h"
-#include "util.h"
-#include "yaml_config.h"
+#include "base/atomic_file.h"
+#include "backend/backend.h"
+#include "model/checkpoint.h"
+#include "data/dataset.h"
+#include "device/device.h"
+#include "model/model_load.h"
+#include "train/train_loop.h"
+#include "train/train_state.h"
+#include "base/util.h"
+#include "config/yaml_config.h"
 
 static void usage(FILE *out)
 {

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
-#include "png_write.h"
-#include "shard.h"
-#include "util.h"
+#include "base/atomic_file.h"
+#include "data/png_write.h"
+#include "data/shard.h"
+#include "base/util.h"
 
 /* The grid is held as 8-bit pixels before encoding; beyond this, --split. */
 #define GRID_MAX_BYTES ((uint64_t)2 << 30)

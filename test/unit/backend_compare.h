@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 #include "check.h"
-#include "rng.h"
+#include "base/rng.h"
 
 typedef struct {
     backend *ref, *dut; /* reference, device under test */

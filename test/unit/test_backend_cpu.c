@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend/backend.h"
+#include "device/device.h"
 #include "check.h"
-#include "ew_math.h"
-#include "rng.h"
+#include "backend/ew_math.h"
+#include "base/rng.h"
 
 static backend *B;
 static glow_rng R;

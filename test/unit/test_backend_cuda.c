@@ -10,7 +10,7 @@
 #include "check.h"
 
 #include "backend_compare.h"
-#include "device.h"
+#include "device/device.h"
 
 #define SUITE "backend_cuda"
 

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 #include "check.h"
-#include "device.h"
-#include "rng.h"
+#include "device/device.h"
+#include "base/rng.h"
 
 #define SUITE "test_backend_cuda_ops"
 #define TOL 1e-5

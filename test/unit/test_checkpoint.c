@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "checkpoint.h"
-#include "linalg.h"
+#include "model/checkpoint.h"
+#include "base/linalg.h"
 
 static char tmpdir[256];
 

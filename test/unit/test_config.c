@@ -4,9 +4,9 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "glow_config.h"
-#include "params.h"
-#include "safetensors.h"
+#include "config/glow_config.h"
+#include "model/params.h"
+#include "data/safetensors.h"
 
 static const char *ref_dir(void)
 {

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 #include "check.h"
-#include "device.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
+#include "device/device.h"
+#include "model/model.h"
+#include "train/optim.h"
+#include "base/rng.h"
 
 #define SUITE "test_cuda_train"
 #define BATCH 8

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "dataset.h"
-#include "shard.h"
+#include "data/dataset.h"
+#include "data/shard.h"
 
 #define C 1
 #define H 2

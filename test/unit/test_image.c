@@ -17,7 +17,7 @@
 #include <png.h>
 
 #include "check.h"
-#include "image.h"
+#include "data/image.h"
 
 /* ---------- writing test files in memory ---------- */
 

@@ -8,11 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend/backend.h"
+#include "device/device.h"
 #include "check.h"
-#include "linalg.h"
-#include "model.h"
-#include "rng.h"
+#include "base/linalg.h"
+#include "model/model.h"
+#include "base/rng.h"
 
 static backend *B;
 

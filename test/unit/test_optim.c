@@ -4,10 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend/backend.h"
+#include "device/device.h"
 #include "check.h"
-#include "optim.h"
-#include "rng.h"
+#include "train/optim.h"
+#include "base/rng.h"
 
 #define N 257
 #define STEPS 30

@@ -8,11 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "backend.h"
-#include "checkpoint.h"
-#include "device.h"
-#include "model.h"
-#include "optim.h"
+#include "backend/backend.h"
+#include "model/checkpoint.h"
+#include "device/device.h"
+#include "model/model.h"
+#include "train/optim.h"
 
 static int verbose;
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "rng.h"
+#include "base/rng.h"
 
 int main(void)
 {

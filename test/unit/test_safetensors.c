@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "safetensors.h"
+#include "data/safetensors.h"
 
 static char tmpdir[256];
 

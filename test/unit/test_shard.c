@@ -8,7 +8,7 @@
 #include <zlib.h>
 
 #include "check.h"
-#include "shard.h"
+#include "data/shard.h"
 
 /* ---- Building records ---- */
 

@@ -1,6 +1,6 @@
 /* Mean, standard error and AUROC on hand-checked examples. */
 #include "check.h"
-#include "stats.h"
+#include "base/stats.h"
 
 int main(void)
 {

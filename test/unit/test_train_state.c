@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "train_state.h"
+#include "train/train_state.h"
 
 static void tiny(glow_run_config *c)
 {

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "yaml_config.h"
+#include "config/yaml_config.h"
 
 static int contains(const char *msg, const char *part)
 {

@@ -1,0 +1,170 @@
+/* The compute backend: a table of operations over backend memory, one instance per
+ * device (cpu/ now, cuda/ later). The model allocates buffers and calls these ops;
+ * it never reads or writes tensor memory itself.
+ *
+ * Layout. Activations are NHWC float32: a tensor is a matrix of `rows` pixels
+ * (N*H*W) by C channels, row-major, with a row stride `ld` >= C, so a channel
+ * slice of a tensor is (ptr + c0, ld) without copying. Convolution operands are
+ * dense (ld = C). Weights are in the checkpoint's PyTorch layout
+ * [Cout, Cin(+E), kh, kw]; per-channel vectors are [C].
+ *
+ * Per-image scalars (logdet, logp, cross-entropy) are float arrays of N that ops
+ * accumulate into. Every reduction is deterministic: work is split into chunks
+ * whose boundaries do not depend on the thread count, and the partial results are
+ * combined in a fixed order, so results are bit-identical for any thread count.
+ *
+ * Errors inside a backend (out of memory, a primitive the library refuses) are
+ * fatal: they print "progname: backend: reason" and exit. */
+#ifndef GLOW_BACKEND_H
+#define GLOW_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/util.h"
+#include "precision.h"
+
+/* A 3x3 (padding 1) or 1x1 convolution, stride 1, no bias. With edge, the weights
+ * hold one more input channel (the last), the border indicator of spec section 4:
+ * 0 over the image, 1 on the padding ring. Input and output are n x h x w. */
+typedef struct {
+    int n, h, w;
+    int cin, cout; /* data channels; the edge channel is not counted in cin */
+    int k;         /* 1 or 3 */
+    int edge;      /* 0 or 1; only with k = 3 */
+} bk_conv;
+
+/* How a prior's h holds mean and log-scale: interleaved (mean = h[0::2], logs =
+ * h[1::2], split priors) or halves (mean = h[:C], logs = h[C:], the top prior). */
+typedef enum { BK_INTERLEAVED = 0, BK_HALVES = 1 } bk_prior_layout;
+
+typedef struct backend backend;
+struct backend {
+    const char *name;
+    void *impl;
+
+    /* ---- memory ---- */
+    void *(*alloc)(backend *b, size_t bytes); /* zero-filled, aligned */
+    void (*free)(backend *b, void *p);
+    void (*upload)(backend *b, void *dst, const void *host, size_t bytes);
+    void (*download)(backend *b, void *host, const void *src, size_t bytes);
+    void (*copy)(backend *b, void *dst, const void *src, size_t bytes);
+    void (*fill)(backend *b, float *dst, float v, size_t n);
+    void (*destroy)(backend *b);
+    /* The arithmetic of convolutions (precision.h), fp32 until set. Returns 0, or -1
+     * with err set when this backend cannot do it (the CPU backend: fp32 only). */
+    int (*set_precision)(backend *b, glow_precision p, glow_error *err);
+
+    /* ---- convolutions (dense NHWC operands) ---- */
+    void (*conv_fwd)(backend *b, const bk_conv *c, const float *x, const float *w, float *y);
+    /* y = relu?((conv(x, w) + bias) * exp(3 logs)): conv_fwd then actnorm_fwd in one
+     * pass (a coupling network's conv + actnorm + ReLU, or a zeros layer) */
+    void (*conv_fwd_affine)(backend *b, const bk_conv *c, const float *x, const float *w,
+                            const float *bias, const float *logs, int relu, float *y);
+    /* dx = conv^T(dy) (the edge channel gets no gradient); accumulate: dx += */
+    void (*conv_bwd_data)(backend *b, const bk_conv *c, const float *dy, const float *w,
+                          float *dx, int accumulate);
+    /* dw (the whole [Cout, Cin+E, k, k], edge taps included) = dL/dw; overwritten */
+    void (*conv_bwd_filter)(backend *b, const bk_conv *c, const float *x, const float *dy,
+                            float *dw);
+
+    /* ---- data movement ---- */
+    /* dst[r, 0:cols] (+)= src[r, 0:cols] */
+    void (*copy_cols)(backend *b, float *dst, int ldd, const float *src, int lds, size_t rows,
+                      int cols, int accumulate);
+    /* dst[i] += alpha * src[i] */
+    void (*axpy)(backend *b, float *dst, const float *src, size_t n, float alpha);
+    /* x[i] += v */
+    void (*add_scalar)(backend *b, float *x, size_t n, float v);
+    /* x[i] *= s */
+    void (*scale)(backend *b, float *x, size_t n, float s);
+    /* squeeze: src [n, h, w, c] (row stride lds) -> dst [n, h/2, w/2, 4c] (ldd),
+     * dst channel c*4 + dy*2 + dx; unsqueeze is its inverse (same argument meaning:
+     * h, w, c describe the unsqueezed side) */
+    void (*squeeze)(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
+                    int w, int c);
+    void (*unsqueeze)(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
+                      int w, int c);
+    /* y[r, j] = x[r, perm[j]] (perm int32 in backend memory), dense */
+    void (*gather_channels)(backend *b, const float *x, float *y, size_t rows, int c,
+                            const int32_t *perm);
+    /* uint8 NCHW images -> x NHWC: floor(u / 2^(8-n_bits)) / 2^n_bits - 0.5 + noise,
+     * noise from `noise` (NCHW float) when not NULL, else
+     * rng_uniform_at(seed, RNG_STREAM_DEQUANT, (first + i) * D + j) / 2^n_bits for
+     * image i and NCHW index j within the image */
+    void (*dequantize)(backend *b, const uint8_t *img, const float *noise, uint64_t seed,
+                       uint64_t first, int n_bits, int n, int c, int h, int w, float *x);
+
+    /* ---- actnorm and zeros-layer scale: y = (x + bias) * exp(3 logs) ---- */
+    void (*actnorm_fwd)(backend *b, const float *x, int ldx, float *y, int ldy, size_t rows,
+                        int c, const float *bias, const float *logs, int relu);
+    void (*actnorm_inv)(backend *b, const float *y, int ldy, float *x, int ldx, size_t rows,
+                        int c, const float *bias, const float *logs);
+    /* From the output y (after ReLU when relu): g = dy (masked by y > 0 with relu),
+     * dx = g * exp(3 logs) (dx may alias dy), dbias = sum g*s, dlogs = 3 sum g*y */
+    void (*actnorm_bwd)(backend *b, const float *dy, int lddy, const float *y, int ldy,
+                        float *dx, int lddx, size_t rows, int c, const float *logs, int relu,
+                        float *dbias, float *dlogs);
+    /* data-dependent init: bias = -mean(x), logs = log(1/(sqrt(mean((x+bias)^2))+1e-6))/3 */
+    void (*actnorm_ddi)(backend *b, const float *x, int ldx, size_t rows, int c, float *bias,
+                        float *logs);
+    /* ld[i] += factor * sum(logs) for i < n */
+    void (*sum_into)(backend *b, const float *v, int c, float factor, float *ld, int n);
+
+    /* ---- coupling: x2, y2 [rows, c2] (strided), h dense [rows, c2] (additive) or
+     * [rows, 2 c2] (affine, shift = h[0::2], scale = sigmoid(h[1::2] + 2)) ---- */
+    void (*coupling_fwd)(backend *b, int affine, const float *x2, int ldx, const float *h,
+                         float *y2, int ldy, int n, size_t rows_per_image, int c2,
+                         float *logdet);
+    void (*coupling_inv)(backend *b, int affine, const float *y2, int ldy, const float *h,
+                         float *x2, int ldx, size_t rows, int c2);
+    /* From the output y2; g_logdet = dL/dlogdet (same for every image). dx2 may alias
+     * dy2; dh dense, overwritten. */
+    void (*coupling_bwd)(backend *b, int affine, const float *dy2, int lddy, const float *y2,
+                         int ldy, const float *h, float *dx2, int lddx, float *dh, size_t rows,
+                         int c2, float g_logdet);
+
+    /* ---- Gaussian priors: z [rows, c] (strided), h dense [rows, 2c] ---- */
+    void (*gauss_logp)(backend *b, const float *z, int ldz, const float *h,
+                       bk_prior_layout lay, int n, size_t rows_per_image, int c, float *logp);
+    /* g = dL/dlogp; dz (+)= (accumulate), dh overwritten */
+    void (*gauss_bwd)(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
+                      size_t rows, int c, float g, float *dz, int lddz, int accumulate,
+                      float *dh);
+    /* z = mean + exp(logs) * T * rng_normal_at(seed, stream, (first + i) * rows_per_image
+     * * c + r * c + j) for image i, pixel r within it, channel j */
+    void (*gauss_sample)(backend *b, const float *h, bk_prior_layout lay, int n,
+                         size_t rows_per_image, int c, float temperature, uint64_t seed,
+                         uint64_t stream, uint64_t first, float *z, int ldz);
+
+    /* ---- class conditioning: h [n*rows_per_image, c] dense ---- */
+    /* h[i, r, :] += (w[:, y_i] + bias) * exp(3 logs), w [c, n_classes] */
+    void (*yemb_fwd)(backend *b, float *h, int n, size_t rows_per_image, int c, int n_classes,
+                     const int32_t *labels, const float *w, const float *bias,
+                     const float *logs);
+    void (*yemb_bwd)(backend *b, const float *dh, int n, size_t rows_per_image, int c,
+                     int n_classes, const int32_t *labels, const float *w, const float *bias,
+                     const float *logs, float *dw, float *dbias, float *dlogs);
+    /* class head: logits = (w @ mean_rows(z_i) + bias) * exp(3 logs), w [k, c];
+     * ce[i] = cross-entropy of logits against labels[i] (overwritten) */
+    void (*head_fwd)(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
+                     const int32_t *labels, const float *w, const float *bias,
+                     const float *logs, float *ce);
+    /* g = dL/dce (same for every image); dz += ; dw, dbias, dlogs overwritten */
+    void (*head_bwd)(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
+                     const int32_t *labels, const float *w, const float *bias,
+                     const float *logs, float g, float *dz, float *dw, float *dbias,
+                     float *dlogs);
+
+    /* ---- optimizers over flat arrays (torch.optim semantics), t = step from 1 ---- */
+    void (*adam)(backend *b, float *p, const float *g, float *m, float *v, size_t n, float lr,
+                 float beta1, float beta2, float eps, long t);
+    void (*adamax)(backend *b, float *p, const float *g, float *m, float *u, size_t n,
+                   float lr, float beta1, float beta2, float eps, long t);
+    /* sum of squares in double */
+    double (*sumsq)(backend *b, const float *x, size_t n);
+    /* e = decay * e + (1 - decay) * p */
+    void (*ema)(backend *b, float *e, const float *p, size_t n, float decay);
+};
+
+#endif

@@ -1,0 +1,67 @@
+/* The `train:` section of a configuration file (docs/configs.md): how a model is
+ * trained, as opposed to what the model is (glow_config.h). Parsing, overrides,
+ * range checks and JSON live in yaml_config.h, which drives all of them from one
+ * table of keys. */
+#ifndef GLOW_TRAIN_CONFIG_H
+#define GLOW_TRAIN_CONFIG_H
+
+#include <stdint.h>
+
+#include "glow_config.h"
+#include "train/optim.h"
+#include "backend/precision.h"
+
+/* The optimizer kinds of optim.h, so a file can include both headers. */
+typedef glow_optim_kind glow_optimizer;
+
+/* batch_size and init_batch are per process: with R GPUs each process draws
+ * batch_size images per step, so a step consumes batch_size * R images. warmup and
+ * epochs count images of all processes together (as the official code's
+ * n_processed does), so they mean the same data whatever R is. */
+typedef struct {
+    int batch_size;           /* images per step per process */
+    glow_optimizer optimizer;
+    double lr;                /* peak learning rate, reached after the warm-up */
+    double beta1, beta2;      /* Adam / Adamax moment decays */
+    long warmup;              /* images (all processes): lr rises linearly from 0 to lr
+                                 over this many; 0 = none */
+    double grad_clip;         /* max global gradient L2 norm; 0 = no clipping */
+    double ema_decay;         /* exponential moving average of the weights; 0 = none */
+    int init_batch;           /* images for data-dependent actnorm init; 0 = automatic
+                                 (glow_train_init_batch) */
+    /* Run length: exactly one of the two is > 0 in a valid config. */
+    long steps;
+    double epochs;            /* passes over the training set */
+    long checkpoint_every;    /* steps between checkpoints; 0 = only at the end */
+    long val_every;           /* steps between validation passes; 0 = none */
+    long log_every;           /* steps between log lines; 0 = none */
+    uint64_t seed;            /* every random stream (rng.h) derives from it */
+    glow_precision precision;
+    char device[32];          /* cpu, cuda, cuda:N or auto; resolved by glow_device_resolve */
+} glow_train_config;
+
+/* Defaults of docs/configs.md. steps and epochs are 0 (unset): a config must
+ * choose one. */
+void glow_train_config_default(glow_train_config *t);
+
+/* The init batch to use: t->init_batch when set, else the official code's rule of
+ * 256 images at 32x32 scaled down by pixel count (64 at 64x64, 4 at 256x256), so
+ * that the init pass costs about the same memory at every image size. */
+int glow_train_init_batch(const glow_train_config *t, const glow_config *model);
+
+/* Ranges of every key and exactly one of steps and epochs. Returns 0 or -1 with
+ * err naming the key ("train.lr: must be > 0, got -1"). */
+int glow_train_config_validate(const glow_train_config *t, glow_error *err);
+
+/* The train section as one JSON object (for checkpoint metadata; the seed is a
+ * decimal string because JSON numbers lose precision above 2^53, other numbers
+ * are written in full precision). Caller frees. */
+char *glow_train_config_to_json(const glow_train_config *t);
+/* Back from that JSON: missing keys take the defaults, unknown keys and wrong
+ * types are errors naming the key; the result is validated. */
+int glow_train_config_from_json(const char *json, glow_train_config *t, glow_error *err);
+
+const char *glow_optimizer_name(glow_optimizer o);
+const char *glow_precision_name(glow_precision p);
+
+#endif

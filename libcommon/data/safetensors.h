@@ -1,0 +1,54 @@
+/* safetensors files (https://huggingface.co/docs/safetensors): an 8-byte
+ * little-endian header length, a JSON header (parsed with cJSON) mapping tensor
+ * names to dtype, shape and data_offsets, an optional "__metadata__" object of
+ * string values, then the raw little-endian tensor data. */
+#ifndef GLOW_SAFETENSORS_H
+#define GLOW_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/util.h"
+
+typedef enum { ST_F32, ST_F64, ST_I32, ST_I64, ST_U8, ST_OTHER } st_dtype;
+
+typedef struct {
+    char *name;
+    st_dtype dtype;
+    char dtype_name[16]; /* as written in the file, e.g. "F32" */
+    int ndim;
+    int64_t shape[8];
+    size_t count;        /* elements */
+    size_t nbytes;
+    const void *data;    /* points into the loaded file; may be unaligned-safe copy */
+} st_tensor;
+
+typedef struct {
+    char *path;
+    unsigned char *buf; /* the whole file */
+    size_t size;
+    st_tensor *t;
+    int n;
+    char **meta_keys, **meta_vals;
+    int n_meta;
+} st_file;
+
+/* Load and validate the whole file: header length within the file, JSON well formed,
+ * every dtype known and every shape consistent with its offsets, offsets inside the
+ * data section, in order and not overlapping. Errors name the file and tensor. */
+int st_load(const char *path, st_file *f, glow_error *err);
+void st_free(st_file *f);
+const st_tensor *st_find(const st_file *f, const char *name);
+const char *st_meta(const st_file *f, const char *key); /* NULL when absent */
+
+/* Writing: collect tensors (data not copied: must live until st_writer_commit),
+ * then write atomically (temp file, fsync, rename). */
+typedef struct st_writer st_writer;
+st_writer *st_writer_new(void);
+void st_writer_meta(st_writer *w, const char *key, const char *value);
+void st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
+                   const int64_t *shape, const void *data);
+int st_writer_commit(st_writer *w, const char *path, glow_error *err); /* frees w */
+void st_writer_free(st_writer *w);
+
+#endif

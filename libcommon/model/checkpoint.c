@@ -1,0 +1,602 @@
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/linalg.h"
+
+static const char *const reserved[] = {"format", "version", "model", "step", "images_seen",
+                                       "optimizer", "rng", "train_config"};
+
+static int is_reserved(const char *key)
+{
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcmp(key, reserved[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int optimizer_known(const char *s)
+{
+    return s && (strcmp(s, "adam") == 0 || strcmp(s, "adamax") == 0);
+}
+
+/* The subset of ps that is trained, as a zeroed paramset (optimizer moments). */
+static void trained_subset(const glow_paramset *ps, glow_paramset *out)
+{
+    out->n = 0;
+    out->v = xcalloc((size_t)ps->n + 1, sizeof *out->v);
+    for (int i = 0; i < ps->n; i++) {
+        if (!ps->v[i].trained)
+            continue;
+        glow_param *d = &out->v[out->n++];
+        *d = ps->v[i];
+        d->name = xstrdup(ps->v[i].name);
+        d->data = xcalloc(d->count, 4);
+    }
+}
+
+int glow_checkpoint_init(glow_checkpoint *ck, const glow_config *cfg, glow_error *err)
+{
+    memset(ck, 0, sizeof *ck);
+    ck->cfg = *cfg;
+    return glow_paramset_layout(cfg, &ck->params, err);
+}
+
+void glow_checkpoint_drop_training_state(glow_checkpoint *ck)
+{
+    glow_paramset_free(&ck->optim_m);
+    glow_paramset_free(&ck->optim_v);
+    glow_paramset_free(&ck->ema);
+    ck->has_optim = ck->has_ema = 0;
+    free(ck->optimizer);
+    free(ck->rng);
+    ck->optimizer = ck->rng = NULL;
+}
+
+int glow_checkpoint_add_training_state(glow_checkpoint *ck, const char *optimizer, int with_ema,
+                                       glow_error *err)
+{
+    if (!optimizer_known(optimizer)) {
+        glow_errorf(err, "optimizer: '%s' is not adam or adamax", optimizer ? optimizer : "");
+        return -1;
+    }
+    char *rng = ck->rng;
+    ck->rng = NULL;
+    glow_checkpoint_drop_training_state(ck);
+    ck->rng = rng;
+    ck->optimizer = xstrdup(optimizer);
+    trained_subset(&ck->params, &ck->optim_m);
+    trained_subset(&ck->params, &ck->optim_v);
+    ck->has_optim = 1;
+    if (with_ema) {
+        glow_paramset_clone(&ck->params, &ck->ema, 0);
+        ck->has_ema = 1;
+    }
+    return 0;
+}
+
+void glow_checkpoint_free(glow_checkpoint *ck)
+{
+    glow_checkpoint_drop_training_state(ck);
+    glow_paramset_free(&ck->params);
+    free(ck->train_config);
+    for (int i = 0; i < ck->n_extra; i++) {
+        free(ck->extra[i].key);
+        free(ck->extra[i].value);
+    }
+    free(ck->extra);
+    memset(ck, 0, sizeof *ck);
+}
+
+const char *glow_checkpoint_meta(const glow_checkpoint *ck, const char *key)
+{
+    for (int i = 0; i < ck->n_extra; i++)
+        if (strcmp(ck->extra[i].key, key) == 0)
+            return ck->extra[i].value;
+    return NULL;
+}
+
+int glow_checkpoint_set_meta(glow_checkpoint *ck, const char *key, const char *value)
+{
+    if (is_reserved(key))
+        return -1;
+    for (int i = 0; i < ck->n_extra; i++)
+        if (strcmp(ck->extra[i].key, key) == 0) {
+            free(ck->extra[i].value);
+            ck->extra[i].value = xstrdup(value);
+            return 0;
+        }
+    ck->extra = xrealloc(ck->extra, (size_t)(ck->n_extra + 1) * sizeof *ck->extra);
+    ck->extra[ck->n_extra].key = xstrdup(key);
+    ck->extra[ck->n_extra].value = xstrdup(value);
+    ck->n_extra++;
+    return 0;
+}
+
+void glow_checkpoint_set_rng(glow_checkpoint *ck, const glow_rng *r)
+{
+    char buf[96];
+    snprintf(buf, sizeof buf, "%" PRIu64 " %" PRIu64 " %" PRIu64, r->seed, r->stream, r->index);
+    free(ck->rng);
+    ck->rng = xstrdup(buf);
+}
+
+/* A complete decimal unsigned 64-bit number; advances *s past it. */
+static int parse_u64(const char **s, uint64_t *out)
+{
+    const char *p = *s;
+    if (*p < '0' || *p > '9')
+        return -1;
+    uint64_t v = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    *s = p;
+    return 0;
+}
+
+static int parse_rng(const char *text, glow_rng *r)
+{
+    const char *p = text;
+    uint64_t v[3];
+    for (int i = 0; i < 3; i++) {
+        if (i && *p++ != ' ')
+            return -1;
+        if (parse_u64(&p, &v[i]))
+            return -1;
+    }
+    if (*p)
+        return -1;
+    r->seed = v[0];
+    r->stream = v[1];
+    r->index = v[2];
+    return 0;
+}
+
+int glow_checkpoint_get_rng(const glow_checkpoint *ck, glow_rng *r)
+{
+    return ck->rng ? parse_rng(ck->rng, r) : -1;
+}
+
+void glow_checkpoint_set_train_config(glow_checkpoint *ck, const char *json)
+{
+    free(ck->train_config);
+    ck->train_config = json ? xstrdup(json) : NULL;
+}
+
+/* ---- loading ---- */
+
+typedef struct {
+    glow_problem_fn fn;
+    void *ctx;
+    int n;
+    const char *path;
+} reporter;
+
+static void report(reporter *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(reporter *r, const char *fmt, ...)
+{
+    char msg[1024];
+    int n = r->path ? snprintf(msg, sizeof msg, "%s: ", r->path) : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    r->n++;
+    if (r->fn)
+        r->fn(r->ctx, msg);
+}
+
+static const char *st_dtype_of(param_dtype d) { return d == PARAM_I32 ? "I32" : "F32"; }
+
+static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (o < len)
+        snprintf(buf + o, len - o, "]");
+}
+
+/* Copy tensor t into p after checking dtype, shape and finiteness. */
+static void take_tensor(reporter *r, const st_tensor *t, glow_param *p)
+{
+    if (t->dtype != (p->dtype == PARAM_I32 ? ST_I32 : ST_F32)) {
+        report(r, "tensor '%s': dtype %s, expected %s", t->name, t->dtype_name,
+               st_dtype_of(p->dtype));
+        return;
+    }
+    int same = t->ndim == p->ndim;
+    for (int i = 0; same && i < p->ndim; i++)
+        same = t->shape[i] == p->shape[i];
+    if (!same) {
+        char got[128], want[128];
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        shape_str(want, sizeof want, p->ndim, p->shape);
+        report(r, "tensor '%s': shape %s, expected %s", t->name, got, want);
+        return;
+    }
+    memcpy(p->data, t->data, p->count * 4);
+    if (p->dtype == PARAM_F32) {
+        const float *x = p->data;
+        for (size_t i = 0; i < p->count; i++)
+            if (!isfinite(x[i])) {
+                report(r, "tensor '%s': non-finite value %g at element %zu", t->name,
+                       (double)x[i], i);
+                return;
+            }
+    }
+}
+
+/* Check a decimal non-negative int64 metadata value. */
+static void take_count(reporter *r, const st_file *f, const char *key, int64_t *out)
+{
+    const char *s = st_meta(f, key);
+    *out = 0;
+    if (!s)
+        return;
+    uint64_t v;
+    const char *p = s;
+    if (parse_u64(&p, &v) || *p || v > (uint64_t)INT64_MAX)
+        report(r, "metadata '%s': '%.40s' is not a non-negative integer", key, s);
+    else
+        *out = (int64_t)v;
+}
+
+static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
+{
+    const char *fmt = st_meta(f, "format"), *ver = st_meta(f, "version");
+    const char *model = st_meta(f, "model");
+    if (!fmt || strcmp(fmt, "glow") != 0) {
+        report(r, "metadata 'format': %s%.40s%s, expected \"glow\"", fmt ? "\"" : "",
+               fmt ? fmt : "missing", fmt ? "\"" : "");
+        return -1;
+    }
+    if (!ver || strcmp(ver, "1") != 0) {
+        report(r, "metadata 'version': %s%.40s%s is not a known version (1)", ver ? "\"" : "",
+               ver ? ver : "missing", ver ? "\"" : "");
+        return -1;
+    }
+    if (!model) {
+        report(r, "metadata 'model': missing");
+        return -1;
+    }
+    glow_error err = {{0}};
+    glow_config cfg;
+    if (glow_config_from_json(model, &cfg, &err)) {
+        report(r, "metadata 'model': %s", err.msg);
+        return -1;
+    }
+    if (glow_checkpoint_init(ck, &cfg, &err)) {
+        report(r, "metadata 'model': %s", err.msg);
+        return -1;
+    }
+
+    /* Training state is present when any of its tensors is. */
+    int any_optim = 0, any_ema = 0;
+    for (int i = 0; i < f->n; i++) {
+        any_optim |= strncmp(f->t[i].name, "optim.", 6) == 0;
+        any_ema |= strncmp(f->t[i].name, "ema.", 4) == 0;
+    }
+    if (any_optim) {
+        trained_subset(&ck->params, &ck->optim_m);
+        trained_subset(&ck->params, &ck->optim_v);
+        ck->has_optim = 1;
+    }
+    if (any_ema) {
+        glow_paramset_clone(&ck->params, &ck->ema, 1);
+        ck->has_ema = 1;
+    }
+
+    /* Seen flags, one per destination tensor, to find the missing ones. */
+    int np = ck->params.n, no = ck->optim_m.n;
+    char *seen = xcalloc((size_t)(np * 2 + no * 2) + 1, 1);
+    for (int i = 0; i < f->n; i++) {
+        const st_tensor *t = &f->t[i];
+        const char *name = t->name;
+        glow_param *p = NULL;
+        int slot = -1;
+        if (strncmp(name, "optim.", 6) == 0) {
+            size_t len = strlen(name);
+            int which = len > 8 && strcmp(name + len - 2, ".m") == 0   ? 0
+                        : len > 8 && strcmp(name + len - 2, ".v") == 0 ? 1
+                                                                       : -1;
+            if (which >= 0) {
+                char *base = xstrdup(name + 6);
+                base[len - 8] = '\0';
+                glow_paramset *set = which ? &ck->optim_v : &ck->optim_m;
+                p = glow_paramset_find(set, base);
+                if (p)
+                    slot = 2 * np + which * no + (int)(p - set->v);
+                free(base);
+            }
+        } else if (strncmp(name, "ema.", 4) == 0) {
+            p = glow_paramset_find(&ck->ema, name + 4);
+            if (p)
+                slot = np + (int)(p - ck->ema.v);
+        } else {
+            p = glow_paramset_find(&ck->params, name);
+            if (p)
+                slot = (int)(p - ck->params.v);
+        }
+        if (!p) {
+            report(r, "tensor '%s': not a parameter of this model%s", name,
+                   strncmp(name, "optim.", 6) == 0 ? " (or not a trained one)" : "");
+            continue;
+        }
+        seen[slot] = 1;
+        take_tensor(r, t, p);
+    }
+    for (int i = 0; i < np; i++) {
+        if (!seen[i])
+            report(r, "tensor '%s': missing", ck->params.v[i].name);
+        if (ck->has_ema && !seen[np + i])
+            report(r, "tensor 'ema.%s': missing", ck->params.v[i].name);
+    }
+    for (int i = 0; ck->has_optim && i < no; i++) {
+        if (!seen[2 * np + i])
+            report(r, "tensor 'optim.%s.m': missing", ck->optim_m.v[i].name);
+        if (!seen[2 * np + no + i])
+            report(r, "tensor 'optim.%s.v': missing", ck->optim_v.v[i].name);
+    }
+    free(seen);
+
+    take_count(r, f, "step", &ck->step);
+    take_count(r, f, "images_seen", &ck->images_seen);
+    const char *opt = st_meta(f, "optimizer");
+    if (opt && !optimizer_known(opt))
+        report(r, "metadata 'optimizer': '%.40s' is not adam or adamax", opt);
+    else if (opt && !ck->has_optim)
+        report(r, "metadata 'optimizer': given but the file has no optim.* tensors");
+    else if (!opt && ck->has_optim)
+        report(r, "metadata 'optimizer': missing, but the file has optim.* tensors");
+    if (opt)
+        ck->optimizer = xstrdup(opt);
+    const char *rng = st_meta(f, "rng");
+    glow_rng g;
+    if (rng && parse_rng(rng, &g))
+        report(r, "metadata 'rng': '%.60s' is not \"SEED STREAM INDEX\"", rng);
+    if (rng)
+        ck->rng = xstrdup(rng);
+    const char *tc = st_meta(f, "train_config");
+    if (tc)
+        ck->train_config = xstrdup(tc);
+    for (int i = 0; i < f->n_meta; i++)
+        if (!is_reserved(f->meta_keys[i]))
+            glow_checkpoint_set_meta(ck, f->meta_keys[i], f->meta_vals[i]);
+    return 0;
+}
+
+int glow_checkpoint_check_st(const st_file *f, glow_checkpoint *ck, glow_problem_fn fn,
+                             void *ctx)
+{
+    memset(ck, 0, sizeof *ck);
+    reporter r = {fn, ctx, 0, f->path};
+    check_file(f, ck, &r);
+    if (r.n)
+        glow_checkpoint_free(ck);
+    return r.n;
+}
+
+int glow_checkpoint_check(const char *path, glow_checkpoint *ck, glow_problem_fn fn, void *ctx)
+{
+    memset(ck, 0, sizeof *ck);
+    st_file f;
+    glow_error err = {{0}};
+    if (st_load(path, &f, &err)) {
+        if (fn)
+            fn(ctx, err.msg);
+        return 1;
+    }
+    int n = glow_checkpoint_check_st(&f, ck, fn, ctx);
+    st_free(&f);
+    return n;
+}
+
+static void first_problem(void *ctx, const char *msg)
+{
+    glow_error *err = ctx;
+    if (err && !err->msg[0])
+        glow_errorf(err, "%s", msg);
+}
+
+int glow_checkpoint_load(const char *path, glow_checkpoint *ck, glow_error *err)
+{
+    glow_error first = {{0}};
+    int n = glow_checkpoint_check(path, ck, first_problem, &first);
+    if (n) {
+        if (n > 1)
+            glow_errorf(err, "%s (and %d more problem%s)", first.msg, n - 1, n > 2 ? "s" : "");
+        else
+            glow_errorf(err, "%s", first.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- deeper checks ---- */
+
+static void verify_set(const glow_checkpoint *ck, const glow_paramset *ps, const char *prefix,
+                       reporter *r)
+{
+    for (int i = 0; i < ps->n; i++) {
+        const glow_param *p = &ps->v[i];
+        const char *nm = p->name;
+        size_t len = strlen(nm);
+        const float *x = p->data;
+        int n = (int)p->shape[0];
+        if (len > 15 && strcmp(nm + len - 15, ".invconv.weight") == 0) {
+            double *a = xmalloc(p->count * sizeof *a);
+            for (size_t j = 0; j < p->count; j++)
+                a[j] = x[j];
+            int sign;
+            double lad = linalg_logabsdet(a, n, &sign);
+            if (sign == 0 || !isfinite(lad))
+                report(r, "tensor '%s%s': singular (det = 0)", prefix, nm);
+            free(a);
+        } else if (len > 10 && strcmp(nm + len - 10, ".invconv.p") == 0) {
+            int ok = 1;
+            for (int row = 0; row < n && ok; row++) {
+                int ones_r = 0, ones_c = 0;
+                for (int c = 0; c < n; c++) {
+                    float v = x[row * n + c], w = x[c * n + row];
+                    ok &= v == 0.0f || v == 1.0f;
+                    ones_r += v == 1.0f;
+                    ones_c += w == 1.0f;
+                }
+                ok &= ones_r == 1 && ones_c == 1;
+            }
+            if (!ok)
+                report(r, "tensor '%s%s': not a permutation matrix", prefix, nm);
+        } else if (len > 15 && strcmp(nm + len - 15, ".invconv.sign_s") == 0) {
+            for (size_t j = 0; j < p->count; j++)
+                if (x[j] != 1.0f && x[j] != -1.0f) {
+                    report(r, "tensor '%s%s': element %zu is %g, not +-1", prefix, nm, j,
+                           (double)x[j]);
+                    break;
+                }
+        } else if (len > 13 && strcmp(nm + len - 13, ".shuffle.perm") == 0) {
+            const int32_t *q = p->data;
+            char *hit = xcalloc(p->count + 1, 1);
+            for (size_t j = 0; j < p->count; j++) {
+                if (q[j] < 0 || (size_t)q[j] >= p->count || hit[q[j]]) {
+                    report(r, "tensor '%s%s': not a permutation of 0..%zu (element %zu is %d)",
+                           prefix, nm, p->count - 1, j, (int)q[j]);
+                    break;
+                }
+                hit[q[j]] = 1;
+            }
+            free(hit);
+        }
+        if (ps == &ck->ema && !p->trained) {
+            const glow_param *w = glow_paramset_find(&ck->params, nm);
+            if (w && memcmp(w->data, p->data, p->count * 4) != 0)
+                report(r, "tensor 'ema.%s': differs from the fixed parameter", nm);
+        }
+    }
+}
+
+int glow_checkpoint_verify(const glow_checkpoint *ck, glow_problem_fn fn, void *ctx)
+{
+    /* Messages carry no path here; the caller knows the file. */
+    reporter r = {fn, ctx, 0, NULL};
+    verify_set(ck, &ck->params, "", &r);
+    if (ck->has_ema)
+        verify_set(ck, &ck->ema, "ema.", &r);
+    if (ck->has_optim)
+        for (int i = 0; i < ck->optim_v.n; i++) {
+            const glow_param *p = &ck->optim_v.v[i];
+            const float *x = p->data;
+            for (size_t j = 0; j < p->count; j++)
+                if (x[j] < 0.0f) {
+                    report(&r, "tensor 'optim.%s.v': negative second moment at element %zu",
+                           p->name, j);
+                    break;
+                }
+        }
+    return r.n;
+}
+
+/* ---- saving ---- */
+
+static void add_set(st_writer *w, const glow_paramset *ps, const char *prefix, const char *suffix)
+{
+    for (int i = 0; i < ps->n; i++) {
+        const glow_param *p = &ps->v[i];
+        char name[320];
+        snprintf(name, sizeof name, "%s%s%s", prefix, p->name, suffix);
+        st_writer_add(w, name, p->dtype == PARAM_I32 ? ST_I32 : ST_F32, p->ndim, p->shape,
+                      p->data);
+    }
+}
+
+int glow_checkpoint_save(const char *path, const glow_checkpoint *ck, glow_error *err)
+{
+    if (ck->has_optim && !optimizer_known(ck->optimizer)) {
+        glow_errorf(err, "%s: optimizer '%s' is not adam or adamax", path,
+                    ck->optimizer ? ck->optimizer : "");
+        return -1;
+    }
+    st_writer *w = st_writer_new();
+    st_writer_meta(w, "format", "glow");
+    st_writer_meta(w, "version", "1");
+    char *model = glow_config_to_json(&ck->cfg);
+    st_writer_meta(w, "model", model);
+    free(model);
+    char num[32];
+    snprintf(num, sizeof num, "%" PRId64, ck->step);
+    st_writer_meta(w, "step", num);
+    snprintf(num, sizeof num, "%" PRId64, ck->images_seen);
+    st_writer_meta(w, "images_seen", num);
+    if (ck->has_optim)
+        st_writer_meta(w, "optimizer", ck->optimizer);
+    if (ck->rng)
+        st_writer_meta(w, "rng", ck->rng);
+    if (ck->train_config)
+        st_writer_meta(w, "train_config", ck->train_config);
+    for (int i = 0; i < ck->n_extra; i++)
+        st_writer_meta(w, ck->extra[i].key, ck->extra[i].value);
+    add_set(w, &ck->params, "", "");
+    if (ck->has_optim) {
+        add_set(w, &ck->optim_m, "optim.", ".m");
+        add_set(w, &ck->optim_v, "optim.", ".v");
+    }
+    if (ck->has_ema)
+        add_set(w, &ck->ema, "ema.", "");
+    return st_writer_commit(w, path, err);
+}
+
+/* ---- reading arbitrary tensors ---- */
+
+float *glow_st_read_f32(const st_file *f, const char *name, int ndim, const int64_t *shape,
+                        glow_error *err)
+{
+    const st_tensor *t = st_find(f, name);
+    if (!t) {
+        glow_errorf(err, "%s: tensor '%s': missing", f->path, name);
+        return NULL;
+    }
+    if (ndim >= 0) {
+        int same = t->ndim == ndim;
+        for (int i = 0; same && i < ndim; i++)
+            same = t->shape[i] == shape[i];
+        if (!same) {
+            char got[128], want[128];
+            shape_str(got, sizeof got, t->ndim, t->shape);
+            shape_str(want, sizeof want, ndim, shape);
+            glow_errorf(err, "%s: tensor '%s': shape %s, expected %s", f->path, name, got, want);
+            return NULL;
+        }
+    }
+    float *out = xmalloc((t->count ? t->count : 1) * sizeof *out);
+    for (size_t i = 0; i < t->count; i++) {
+        switch (t->dtype) {
+        case ST_F32: out[i] = ((const float *)t->data)[i]; break;
+        case ST_F64: out[i] = (float)((const double *)t->data)[i]; break;
+        case ST_I32: out[i] = (float)((const int32_t *)t->data)[i]; break;
+        case ST_I64: out[i] = (float)((const int64_t *)t->data)[i]; break;
+        case ST_U8: out[i] = ((const uint8_t *)t->data)[i]; break;
+        default:
+            glow_errorf(err, "%s: tensor '%s': dtype %s cannot be read as float", f->path, name,
+                        t->dtype_name);
+            free(out);
+            return NULL;
+        }
+    }
+    if (t->count == 0 && t->dtype == ST_OTHER) {
+        glow_errorf(err, "%s: tensor '%s': dtype %s cannot be read as float", f->path, name,
+                    t->dtype_name);
+        free(out);
+        return NULL;
+    }
+    return out;
+}

@@ -1,0 +1,107 @@
+/* Glow checkpoints (spec section 8): one safetensors file holding the model config
+ * in its metadata and every parameter of the layout (params.h) as a tensor.
+ *
+ * Training state, our extension of the spec (docs/checkpoints.md):
+ *   tensors  optim.<param>.m, optim.<param>.v  for every trained parameter: Adam's
+ *            first and second moments; for Adamax, v holds the infinity norm u;
+ *            ema.<param>                        for every parameter: the moving average
+ *                                               of the weights (fixed ones copied);
+ *   metadata "step", "images_seen"  decimal integers (also kept in weights-only files);
+ *            "optimizer"            "adam" or "adamax", present exactly with optim.*;
+ *            "rng"                  "SEED STREAM INDEX" in decimal (a glow_rng);
+ *            "train_config"         a JSON string, opaque to this module;
+ *            any other key          kept as an extra string, round-tripped untouched.
+ * A weights-only file has no optim.* / ema.* tensors and no "optimizer" or "rng". */
+#ifndef GLOW_CHECKPOINT_H
+#define GLOW_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "config/glow_config.h"
+#include "params.h"
+#include "base/rng.h"
+#include "data/safetensors.h"
+
+typedef struct {
+    char *key, *value;
+} glow_meta_kv;
+
+typedef struct {
+    glow_config cfg;
+    glow_paramset params;           /* every parameter of the layout, layout order */
+    int has_optim;
+    glow_paramset optim_m, optim_v; /* trained parameters only, in layout order */
+    int has_ema;
+    glow_paramset ema;              /* every parameter, in layout order */
+    int64_t step, images_seen;
+    char *optimizer;                /* "adam" | "adamax" with has_optim, else NULL */
+    char *rng;                      /* "SEED STREAM INDEX" or NULL */
+    char *train_config;             /* JSON text or NULL */
+    glow_meta_kv *extra;            /* other metadata, in file order */
+    int n_extra;
+} glow_checkpoint;
+
+/* A fresh checkpoint for cfg: the layout zero-filled, no training state.
+ * Returns 0, or -1 with err naming the bad config key. */
+int glow_checkpoint_init(glow_checkpoint *ck, const glow_config *cfg, glow_error *err);
+
+/* Add zeroed optimizer moments for `optimizer` ("adam" or "adamax") and, with
+ * with_ema, an EMA initialised to a copy of the current parameters. Replaces any
+ * training state already there. Returns 0, or -1 for an unknown optimizer. */
+int glow_checkpoint_add_training_state(glow_checkpoint *ck, const char *optimizer, int with_ema,
+                                       glow_error *err);
+/* Drop optimizer moments, EMA, optimizer name and RNG state (a weights-only file). */
+void glow_checkpoint_drop_training_state(glow_checkpoint *ck);
+
+/* Load and validate (path "-": standard input). Rejects, with a message naming the file and the tensor or
+ * key: a malformed safetensors file, unknown format or version, a bad model config,
+ * missing or extra tensors (extra: neither a parameter nor a matching optim./ema.
+ * entry), wrong dtype or shape, non-finite floats, bad step/images_seen/optimizer/rng
+ * values, and optimizer metadata without moments (or the reverse). */
+int glow_checkpoint_load(const char *path, glow_checkpoint *ck, glow_error *err);
+
+/* Receives each problem found, one message at a time. */
+typedef void (*glow_problem_fn)(void *ctx, const char *msg);
+
+/* Like glow_checkpoint_load, but reports every problem through fn instead of
+ * stopping at the first one. Returns the number of problems: 0 means ck is
+ * loaded (free it), otherwise ck is left empty. */
+int glow_checkpoint_check(const char *path, glow_checkpoint *ck, glow_problem_fn fn, void *ctx);
+
+/* The same on a safetensors file already loaded (f->path names it in messages). */
+int glow_checkpoint_check_st(const st_file *f, glow_checkpoint *ck, glow_problem_fn fn,
+                             void *ctx);
+
+/* The checks that need the math (on a loaded checkpoint, weights and EMA):
+ * invconv W invertible (float64 LU), LU p a permutation matrix, sign_s entries
+ * +-1, shuffle.perm a permutation of 0..C-1, EMA of fixed parameters equal to
+ * them, optimizer second moments non-negative. Returns the number of problems. */
+int glow_checkpoint_verify(const glow_checkpoint *ck, glow_problem_fn fn, void *ctx);
+
+/* Write atomically (temp file, fsync, rename). Tensors: parameters in layout
+ * order, then optim.*, then ema.*. Returns 0 or -1 with err set. */
+int glow_checkpoint_save(const char *path, const glow_checkpoint *ck, glow_error *err);
+
+void glow_checkpoint_free(glow_checkpoint *ck);
+
+/* Extra metadata (keys other than the reserved format, version, model, step,
+ * images_seen, optimizer, rng, train_config, which live in the fields above).
+ * meta returns NULL when absent or reserved; set_meta replaces a value and returns
+ * -1 for a reserved key. */
+const char *glow_checkpoint_meta(const glow_checkpoint *ck, const char *key);
+int glow_checkpoint_set_meta(glow_checkpoint *ck, const char *key, const char *value);
+
+/* The RNG position as stored in "rng". get returns -1 when absent or malformed. */
+void glow_checkpoint_set_rng(glow_checkpoint *ck, const glow_rng *r);
+int glow_checkpoint_get_rng(const glow_checkpoint *ck, glow_rng *r);
+/* Replace train_config (NULL removes it). */
+void glow_checkpoint_set_train_config(glow_checkpoint *ck, const char *json);
+
+/* Tensor NAME of an open safetensors file as a new float array (converted from
+ * F32, F64, I32, I64 or U8). With ndim >= 0 its shape must equal shape[0..ndim).
+ * Returns the array (caller frees; its element count is the tensor's) or NULL with
+ * err naming the file and the tensor. */
+float *glow_st_read_f32(const st_file *f, const char *name, int ndim, const int64_t *shape,
+                        glow_error *err);
+
+#endif

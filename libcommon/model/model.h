@@ -1,0 +1,113 @@
+/* The Glow model of spec sections 2-7 on a compute backend (backend.h).
+ *
+ * A model holds its trained parameters in one flat backend array (the trained
+ * parameters of the params.h layout, in layout order, each at the offset that
+ * glow_model_param_offset gives) and their gradients in a second array of the same
+ * layout, so an optimizer (optim.h) updates everything with one op. The fixed
+ * parameters (invconv.p, invconv.sign_s, shuffle.perm) stay with the model.
+ *
+ * Buffers for a batch size are allocated on first use of that size and kept; the
+ * forward pass stores what the backward pass needs. Images are uint8 NCHW on the
+ * host; latents and dequantised inputs cross the API as float NCHW host arrays. */
+#ifndef GLOW_MODEL_H
+#define GLOW_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "config/glow_config.h"
+#include "params.h"
+
+typedef struct glow_model glow_model;
+
+/* A batch of images (host memory). */
+typedef struct {
+    int n;
+    const uint8_t *images;  /* n x C0 x H x W, NCHW */
+    const float *noise;     /* n x C0 x H x W dequantisation noise in [0, 1/n_bins), or
+                               NULL: drawn from (seed, RNG_STREAM_DEQUANT), see
+                               backend.h dequantize, image i at index first + i */
+    uint64_t seed, first;
+    const int32_t *labels;  /* n labels; required with y_condition */
+} glow_batch;
+
+/* Per-image results of the last forward pass (host arrays of n, owned by the
+ * model, valid until the next call). */
+typedef struct {
+    int n;
+    double loss;         /* training loss: mean over images of bpd + weight_y*ce/ln2 */
+    const float *bpd;    /* bits per dimension */
+    const float *logdet; /* sum of every logdet (without -D log n_bins) */
+    const float *logp;   /* sum of every prior log-density */
+    const float *ce;     /* class-head cross-entropy (nats), 0 without the head */
+} glow_result;
+
+/* Build from a config and a full parameter set (copied to the backend). */
+glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_paramset *ps,
+                           glow_error *err);
+void glow_model_free(glow_model *m);
+const glow_config *glow_model_config(const glow_model *m);
+backend *glow_model_backend(const glow_model *m);
+
+/* Parameters. set: every parameter of ps whose name the layout has is copied in
+ * (fixed ones included); shapes must match. get: fills every parameter of ps (a
+ * layout of this config, e.g. from glow_paramset_layout) from the model. */
+int glow_model_set_params(glow_model *m, const glow_paramset *ps, glow_error *err);
+void glow_model_get_params(glow_model *m, glow_paramset *ps);
+
+/* The flat trained arrays (backend memory) and their element count. */
+float *glow_model_params(glow_model *m);
+float *glow_model_grads(glow_model *m);
+size_t glow_model_n_trained(const glow_model *m);
+/* Offset of a trained parameter in the flat arrays, or -1 (fixed or unknown). */
+long glow_model_param_offset(const glow_model *m, const char *name);
+/* Copy between a host paramset (any subset of the layout's trained parameters, by
+ * name, e.g. a checkpoint's optim.m set) and a flat backend array of this layout. */
+void glow_model_flat_upload(glow_model *m, float *flat, const glow_paramset *ps);
+void glow_model_flat_download(glow_model *m, const float *flat, glow_paramset *ps);
+
+/* Forward pass: fills r (may be NULL) and keeps every step's activations for the
+ * backward pass. Returns 0 or -1 with err set (empty batch, labels missing or out
+ * of range). */
+int glow_model_forward(glow_model *m, const glow_batch *b, glow_result *r, glow_error *err);
+/* The same results without keeping activations for backward: the steps of a level
+ * share buffers, so large batches fit (scoring, evaluation). */
+int glow_model_eval(glow_model *m, const glow_batch *b, glow_result *r, glow_error *err);
+/* Gradient of the loss of the last forward pass into glow_model_grads (overwritten).
+ * Returns -1 with err set when the last pass was not glow_model_forward (or an eval
+ * on a training allocation) or was followed by inverse/sample. */
+int glow_model_backward(glow_model *m, glow_error *err);
+/* Data-dependent init (spec section 5) of every actnorm on this batch, in network
+ * order, with shared buffers as eval; also leaves the forward results of the
+ * initialised model in r. */
+int glow_model_ddi(glow_model *m, const glow_batch *b, glow_result *r, glow_error *err);
+
+/* Latents of the last forward pass, NCHW host arrays for its n images. Index
+ * 0..L-2: the z2 of split l; L-1: the top z. shape: [n, C, H, W]. */
+int glow_model_n_latents(const glow_model *m);
+void glow_model_latent_shape(const glow_model *m, int idx, int n, int shape[4]);
+void glow_model_get_latent(glow_model *m, int idx, float *out);
+/* The dequantised input of the last forward pass, [n, C0, H, W]. */
+void glow_model_get_x(glow_model *m, float *out);
+
+/* Inverse: latents (NCHW, as glow_model_get_latent gives them) of n images -> x
+ * [n, C0, H, W]. */
+void glow_model_inverse(glow_model *m, int n, const float *const *z, float *x);
+/* Sampling (spec section 7) at temperature T with noise from seed and stream
+ * RNG_STREAM_SAMPLE + ((level + 1) << 32), image i at index first + i (backend.h
+ * gauss_sample), so an image does
+ * not depend on the batch it is drawn in. labels: n class labels with
+ * y_condition (NULL: class 0). Writes uint8 images (n x C0 x H x W) and, when x
+ * is not NULL, the float x before quantisation. */
+void glow_model_sample(glow_model *m, int n, float temperature, uint64_t seed, uint64_t first,
+                       const int32_t *labels, uint8_t *images, float *x);
+
+/* Fresh parameters (spec section 5) into ps, a layout of cfg: conv1/conv2 weights
+ * N(0, 0.05^2), invconv a random orthogonal matrix (Q of the QR decomposition of a
+ * Gaussian matrix; with lu its P, L, U factors), shuffle a random permutation,
+ * everything else (actnorms, zeros layers, y_emb, classifier) zero. The actnorms
+ * then want glow_model_ddi. Draws from (seed, RNG_STREAM_INIT). */
+void glow_params_init(const glow_config *cfg, glow_paramset *ps, uint64_t seed);
+
+#endif

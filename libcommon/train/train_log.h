@@ -1,0 +1,52 @@
+/* What glow-train reports: RUN_DIR/log.jsonl (one JSON object per line, flushed
+ * line by line and appended across resumed sessions) and stderr (a progress line
+ * rewritten in place when stderr is a terminal, else a plain line per log
+ * interval; nothing routine under --quiet). */
+#ifndef GLOW_TRAIN_LOG_H
+#define GLOW_TRAIN_LOG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/util.h"
+
+typedef struct {
+    FILE *f;
+    char *path;
+    int tty, quiet;
+    int progress_shown; /* a progress line without newline is on the terminal */
+    double progress_at; /* when it was last drawn */
+    int write_failed;
+} glow_train_log;
+
+/* Averages over one log interval. */
+typedef struct {
+    long step, total_steps;
+    int64_t images;       /* images seen so far */
+    double loss, bpd, lr, grad_norm;
+    double images_per_s;
+    double seconds;       /* training time of all sessions */
+} glow_train_stats;
+
+int glow_train_log_open(glow_train_log *lg, const char *run_dir, int quiet, glow_error *err);
+void glow_train_log_close(glow_train_log *lg);
+
+/* One log.jsonl line made of the given JSON members ("\"step\":3,\"x\":1"). */
+void glow_train_log_json(glow_train_log *lg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A JSON number, or null when not finite (JSON has no NaN or infinity). */
+const char *glow_json_num(char buf[32], double v);
+
+/* The interval line: log.jsonl, and stderr unless quiet or a terminal (which
+ * has the progress line instead). */
+void glow_train_log_stats(glow_train_log *lg, const glow_train_stats *s);
+/* The in-place progress line (terminal only; redrawn at most 10 times a
+ * second, and always for the last step). */
+void glow_train_log_progress(glow_train_log *lg, long step, long total, double bpd,
+                             double images_per_s, double eta_s);
+/* "glow-train: message" on stderr, after ending any progress line; with
+ * routine, nothing under --quiet. */
+void glow_train_log_msg(glow_train_log *lg, int routine, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

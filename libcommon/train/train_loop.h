@@ -1,0 +1,81 @@
+/* The training loop of glow-train: a model, its optimizer and EMA on a backend,
+ * fed by a dataset, writing checkpoints and the log of a run directory.
+ *
+ * Everything that decides the numbers is a function of the checkpointed state
+ * (parameters, optimizer moments and step, EMA, images seen, data position), so
+ * a run stopped and resumed gives the same bits as one run straight through:
+ * the data order is a function of (seed, epoch), the dequantisation noise of an
+ * image is indexed by the images seen before it, and the learning rate by the
+ * images seen too. */
+#ifndef GLOW_TRAIN_LOOP_H
+#define GLOW_TRAIN_LOOP_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "model/checkpoint.h"
+#include "data/dataset.h"
+#include "model/model.h"
+#include "optim.h"
+#include "train_log.h"
+#include "train_state.h"
+#include "config/yaml_config.h"
+
+/* The dequantisation noise of validation images: one seed for every run and
+ * checkpoint, so validation numbers compare across them. */
+#define GLOW_VAL_NOISE_SEED 0x56414cULL
+
+typedef struct {
+    glow_run_config cfg;   /* effective config */
+    char *run_dir, *ckpt_path;
+    backend *b;
+    glow_model *m;
+    glow_optim *opt;
+    float *ema, *swap;     /* backend arrays of the trained parameters; NULL without EMA */
+    size_t n_trained;
+    dataset *train, *val;  /* val may be NULL */
+    uint8_t *px;           /* one batch of images and labels, reused every step */
+    int32_t *labels;
+    glow_checkpoint ck;    /* the host tensors checkpoints are written from */
+    int ck_ready;
+    glow_train_progress p;
+    long total_steps;
+    int max_bad_steps;
+    int64_t last_saved_step; /* -1: none in this session */
+    glow_train_log log;
+    double session_start, seconds_base;
+    double time_limit;     /* seconds of this session after which the run ends as if
+                              done (saved, validated); 0 = none */
+} glow_trainer;
+
+/* Fill in the fixed parts; datasets, log and backend are set by the caller. */
+void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char *run_dir);
+
+/* Fresh parameters (seed), data-dependent init on the first init-batch images,
+ * zeroed optimizer. Returns 0 or -1 with err set. */
+int glow_trainer_start_scratch(glow_trainer *t, glow_error *err);
+/* Continue a checkpoint with its optimizer state, EMA, step and data position. */
+int glow_trainer_start_resume(glow_trainer *t, const glow_checkpoint *ck, const char *path,
+                              glow_error *err);
+/* Fine-tune: the checkpoint's weights (or its EMA weights), a new optimizer and
+ * schedule, no data-dependent init. */
+int glow_trainer_start_init(glow_trainer *t, const glow_checkpoint *ck, const char *path,
+                            int use_ema, glow_error *err);
+
+/* Train to total_steps, or until time_limit seconds of this session have
+ * passed (the step under way finishes first). *stop becomes a signal number when one arrives: the
+ * current step finishes, a checkpoint is saved and the loop returns 128 + signal.
+ * Returns 0 when done, 1 on failure (err set), or 128 + signal. */
+int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *err);
+
+/* Mean validation bpd over the val set (EMA weights when there are any). */
+int glow_trainer_validate(glow_trainer *t, double *bpd, glow_error *err);
+/* Write RUN_DIR/checkpoint.safetensors (atomic). Returns 0, 1 when the
+ * parameters are not finite (nothing written, the last checkpoint kept) or -1 on
+ * a write error. */
+int glow_trainer_save(glow_trainer *t, glow_error *err);
+
+void glow_trainer_free(glow_trainer *t);
+
+#endif

@@ -1,0 +1,45 @@
+/* What a training run keeps in its checkpoint beyond the weights, and the model
+ * comparison that decides whether a checkpoint fits a config.
+ *
+ * The trainer's own metadata keys (docs/checkpoints.md "anything else"):
+ *   data_epoch, data_offset  where the next batch starts in the data order (dataset.h)
+ *   optim_steps              optimizer updates taken (steps minus skipped ones): Adam's t
+ *   train_seconds            training time of all sessions together
+ *   name, description        the run config's top-level keys */
+#ifndef GLOW_TRAIN_STATE_H
+#define GLOW_TRAIN_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/checkpoint.h"
+#include "config/yaml_config.h"
+
+typedef struct {
+    int64_t step, images_seen;
+    uint64_t data_epoch, data_offset;
+    long optim_steps;
+    double train_seconds;
+} glow_train_progress;
+
+/* The first model key on which a and b differ, as "model.KEY: A in NAME_A, B in
+ * NAME_B" in msg; returns 0 when the models are equal, 1 otherwise. */
+int glow_model_diff(const glow_config *a, const char *name_a, const glow_config *b,
+                    const char *name_b, char *msg, size_t len);
+
+/* Store progress and the run config's name, description and train section. */
+void glow_train_state_put(glow_checkpoint *ck, const glow_run_config *cfg,
+                          const glow_train_progress *p);
+
+/* Read the progress back (absent keys: data position from images_seen over
+ * n_images, optimizer steps = steps, no time). Returns 0 or -1 with err naming
+ * the checkpoint and the key. */
+int glow_train_progress_get(const glow_checkpoint *ck, const char *path, uint64_t n_images,
+                            glow_train_progress *p, glow_error *err);
+
+/* The run config a checkpoint was trained with: its model, train_config JSON,
+ * name and description. Returns 0 or -1 with err set (no or bad train_config). */
+int glow_train_config_from_checkpoint(const glow_checkpoint *ck, const char *path,
+                                      glow_run_config *cfg, glow_error *err);
+
+#endif
