@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "base/rng.h"
+#include "config/yaml_config.h"
 #include "device/device.h"
 #include "model/model.h"
 #include "train/optim.h"
-#include "base/rng.h"
-#include "config/yaml_config.h"
 
 static void usage(void)
 {

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "base/rng.h"
 #include "device/device.h"
 #include "model/model.h"
-#include "base/rng.h"
 
 typedef struct {
     const char *name;

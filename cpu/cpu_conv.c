@@ -23,8 +23,8 @@
 
 #include <math.h>
 
-#include "cpu_internal.h"
 #include "backend/ew_math.h"
+#include "cpu_internal.h"
 
 /* libgomp's waiting threads spin (up to ~300000 rounds) before they sleep. On a
  * machine whose cores are shared with other busy processes, a spinning thread

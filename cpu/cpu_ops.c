@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_internal.h"
 #include "backend/ew_math.h"
 #include "base/rng.h"
+#include "cpu_internal.h"
 
 static void copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, size_t rows,
                       int cols, int accumulate)

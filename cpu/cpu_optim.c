@@ -2,8 +2,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "cpu_internal.h"
 #include "backend/ew_math.h"
+#include "cpu_internal.h"
 
 static void adam(backend *b, float *p, const float *g, float *m, float *v, size_t n, float lr,
                  float beta1, float beta2, float eps, long t)

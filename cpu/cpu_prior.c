@@ -2,9 +2,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "cpu_internal.h"
 #include "backend/ew_math.h"
 #include "base/rng.h"
+#include "cpu_internal.h"
 
 /* Index of mean and logs of channel j in a prior's h row of 2c values. */
 static inline void prior_idx(bk_prior_layout lay, int c, int j, int *im, int *il)

@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_internal.h"
 #include "backend/ew_math.h"
+#include "cuda_internal.h"
 
 enum { OP_FWD = 0, OP_BWD_DATA = 1, OP_BWD_W = 2 };
 

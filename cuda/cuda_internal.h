@@ -9,13 +9,8 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-/* util.h is C11; _Noreturn has a C++ spelling. */
-#define _Noreturn [[noreturn]]
-extern "C" {
 #include "backend/backend.h"
 #include "backend/precision.h"
-}
-#undef _Noreturn
 
 typedef struct cuda_conv_plan cuda_conv_plan; /* cuda_conv.cu: per-shape cuDNN state */
 
@@ -103,7 +98,7 @@ static inline unsigned cuda_grid(const cuda_ctx *ctx, size_t n, unsigned block)
 
 /* A device buffer of at least `bytes` for purpose `slot` (CUDA_SCRATCH_*), kept
  * and reused; reallocated (after a device sync) only when it must grow. */
-void *cuda_scratch(cuda_ctx *ctx, int slot, size_t bytes);
+void *cuda_scratch(cuda_ctx *ctx, int slot, size_t bytes); /* cuda_context.cu */
 
 /* Filled by cuda_conv.cu (J: cuda_ops.cu, cuda_prior.cu, cuda_optim.cu). */
 void cuda_conv_init(backend *b);

@@ -1,10 +1,10 @@
 // Data movement, actnorm and coupling ops of the CUDA backend: the semantics of
 // cpu/cpu_ops.c, with the element-wise math of ew_math.h and the deterministic
 // two-pass sums of cuda_reduce.cuh.
-#include "cuda_internal.h"
-#include "cuda_reduce.cuh"
 #include "backend/ew_math.h"
 #include "base/rng.h"
+#include "cuda_internal.h"
+#include "cuda_reduce.cuh"
 
 #define GRID_STRIDE(i, n)                                                              \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \

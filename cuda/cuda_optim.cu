@@ -3,9 +3,9 @@
 // final order, so it is the same on every run.
 #include <math.h>
 
+#include "backend/ew_math.h"
 #include "cuda_internal.h"
 #include "cuda_reduce.cuh"
-#include "backend/ew_math.h"
 
 #define GRID_STRIDE(i, n)                                                              \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \

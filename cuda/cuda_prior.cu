@@ -2,10 +2,10 @@
 // cpu/cpu_prior.c. Per-image and per-class sums are deterministic (cuda_reduce.cuh
 // or one thread summing in a fixed order); the head's small matrix work (n images
 // x k classes x c channels) is done in double like the CPU.
-#include "cuda_internal.h"
-#include "cuda_reduce.cuh"
 #include "backend/ew_math.h"
 #include "base/rng.h"
+#include "cuda_internal.h"
+#include "cuda_reduce.cuh"
 
 #define GRID_STRIDE(i, n)                                                              \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \

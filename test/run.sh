@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the suite: every C unit test in $BUILD/test, the reference cases, and the
 # Bats tests of each tool. Prints each part's result and one closing line
-# "N passed, N failed". Usage: test/run.sh [unit|ref|bats]...
+# "N passed, N failed". Usage: test/run.sh [unit|ref|layers|bats]...
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD
 export GLOW_BIN="$PWD/$BUILD/bin"
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(unit ref bats)
+[ ${#parts[@]} -gt 0 ] || parts=(unit ref layers bats)
 pass=0 fail=0
 
 count_line() { # "name: N passed, M failed" -> adds to totals
@@ -59,6 +59,13 @@ for part in "${parts[@]}"; do
                                   grep -q ': skipped: ' <<<"$out"; }; then fail=$((fail + 1)); fi
         fi
         ;;
+    layers)
+        # the library's layers and the absence of loops (libcommon/README.md)
+        out=$(python3 test/arch/layers.py "$BUILD" 2>&1); rc=$?
+        printf '%s\n' "$out" | grep -v '^ok ' | tail -n 40
+        count_line "$out"
+        if [ $rc -ne 0 ] && ! grep -qE '[0-9]+ passed, [1-9][0-9]* failed' <<<"$out"; then fail=$((fail + 1)); fi
+        ;;
     bats)
         files=(test/*.bats)
         [ -e "${files[0]}" ] || continue
@@ -69,7 +76,7 @@ for part in "${parts[@]}"; do
         pass=$((pass + p)); fail=$((fail + f))
         if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); fi
         ;;
-    *) echo "test/run.sh: unknown part '$part' (unit, ref, bats)" >&2; exit 2 ;;
+    *) echo "test/run.sh: unknown part '$part' (unit, ref, layers, bats)" >&2; exit 2 ;;
     esac
 done
 echo "$pass passed, $fail failed"

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/dataset.h"
-#include "model/model_load.h"
 #include "base/stats.h"
 #include "base/util.h"
+#include "data/dataset.h"
+#include "model/model_load.h"
 
 /* A stream on standard input is held in memory whole; past this, shard files. */
 #define STREAM_LIMIT ((uint64_t)4 << 30)

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/checkpoint.h"
-#include "data/safetensors.h"
 #include "base/util.h"
+#include "data/safetensors.h"
+#include "model/checkpoint.h"
 
 static void usage(FILE *out)
 {

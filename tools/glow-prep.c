@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/rng.h"
 #include "data/image.h"
+#include "data/shard.h"
 #include "prep/prep_inputs.h"
 #include "prep/prep_output.h"
-#include "base/rng.h"
-#include "data/shard.h"
 
 /* Default shard file size with -o: this many bytes of pixels. */
 #define SHARD_FILE_BYTES ((uint64_t)64 << 20)

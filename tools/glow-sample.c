@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
-#include "model/model_load.h"
-#include "data/shard.h"
 #include "base/util.h"
+#include "data/shard.h"
+#include "model/model_load.h"
 
 static void usage(FILE *out)
 {

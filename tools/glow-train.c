@@ -10,16 +10,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "base/atomic_file.h"
 #include "backend/backend.h"
-#include "model/checkpoint.h"
+#include "base/atomic_file.h"
+#include "base/path.h"
+#include "base/util.h"
+#include "config/yaml_config.h"
 #include "data/dataset.h"
 #include "device/device.h"
+#include "model/checkpoint.h"
 #include "model/model_load.h"
 #include "train/train_loop.h"
 #include "train/train_state.h"
-#include "base/util.h"
-#include "config/yaml_config.h"
 
 static void usage(FILE *out)
 {
@@ -164,32 +165,6 @@ static int parse_args(int argc, char **argv, options *o)
     return optind;
 }
 
-static int is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return xstrdup(".");
-    if (slash == path)
-        return xstrdup("/");
-    char *d = xstrdup(path);
-    d[slash - path] = '\0';
-    return d;
-}
-
 /* A shape hint for images that do not fit the model. */
 static void shape_hint(const dataset_info *in, const glow_config *m, char *buf, size_t n)
 {
@@ -283,7 +258,7 @@ static void remove_stale_temps(const char *dir)
             continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue;
-        char *p = join(dir, e->d_name);
+        char *p = glow_path_join(dir, e->d_name);
         unlink(p);
         free(p);
     }
@@ -292,7 +267,7 @@ static void remove_stale_temps(const char *dir)
 
 static int write_config(const char *dir, const glow_run_config *cfg, glow_error *err)
 {
-    char *path = join(dir, "config.yml");
+    char *path = glow_path_join(dir, "config.yml");
     char *text = glow_run_config_to_yaml(cfg);
     atomic_file af;
     int rc = atomic_open(&af, path, err);
@@ -340,8 +315,8 @@ int main(int argc, char **argv)
     int have_ck = 0;
     char *ck_path = NULL, *run_dir = NULL;
     if (o.resume) {
-        ck_path = is_dir(o.resume) ? join(o.resume, "checkpoint.safetensors") : xstrdup(o.resume);
-        run_dir = o.out ? xstrdup(o.out) : is_dir(o.resume) ? xstrdup(o.resume) : dir_of(o.resume);
+        ck_path = glow_is_dir(o.resume) ? glow_path_join(o.resume, "checkpoint.safetensors") : xstrdup(o.resume);
+        run_dir = o.out ? xstrdup(o.out) : glow_is_dir(o.resume) ? xstrdup(o.resume) : glow_path_dir(o.resume);
     } else {
         run_dir = xstrdup(o.out);
         if (o.init)
@@ -379,7 +354,7 @@ int main(int argc, char **argv)
         glow_die(EXIT_BADINPUT, "%s: %s", cfg_name, err.msg);
     if (have_ck) {
         char why[512];
-        if (glow_model_diff(&cfg.model, cfg_name, &ck.cfg, ck_path, why, sizeof why))
+        if (glow_config_diff(&cfg.model, cfg_name, &ck.cfg, ck_path, why, sizeof why))
             glow_die(EXIT_BADINPUT, "%s: the config's model does not match the checkpoint's: %s",
                      o.resume ? "--resume" : "--init", why);
     }

@@ -8,9 +8,10 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/path.h"
+#include "base/util.h"
 #include "data/png_write.h"
 #include "data/shard.h"
-#include "base/util.h"
 
 /* The grid is held as 8-bit pixels before encoding; beyond this, --split. */
 #define GRID_MAX_BYTES ((uint64_t)2 << 30)

@@ -10,7 +10,10 @@ typedef enum {
     PRECISION_BF16 = 2  /* bf16 conv operands, fp32 accumulation and outputs */
 } glow_precision;
 
-/* "fp32", "tf32" or "bf16" (train_config.c) */
+/* "fp32", "tf32" or "bf16" */
+#ifdef __cplusplus
+extern "C"
+#endif
 const char *glow_precision_name(glow_precision p);
 
 #endif

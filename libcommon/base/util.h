@@ -6,6 +6,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* The headers are C11 and also read by nvcc as C++ (the CUDA backend). */
+#ifdef __cplusplus
+#define GLOW_NORETURN [[noreturn]]
+extern "C" {
+#else
+#define GLOW_NORETURN _Noreturn
+#ifdef __cplusplus
+}
+#endif
+
+#endif
+
 /* Exit codes of every tool (DEVELOPERS.md): 0 ok, 1 bad input, 2 usage. */
 enum { EXIT_OK = 0, EXIT_BADINPUT = 1, EXIT_USAGE = 2 };
 
@@ -26,7 +38,7 @@ const char *glow_progname(void);
 /* Print "progname: message" to stderr. */
 void glow_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "progname: message" and exit with code. */
-_Noreturn void glow_die(int code, const char *fmt, ...)
+GLOW_NORETURN void glow_die(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 void *xmalloc(size_t n);
@@ -65,7 +77,7 @@ int parse_double(const char *s, double *out);
 
 /* Command-line errors: print "progname: message" and "Try 'progname --help' for
  * more information.", then exit with EXIT_USAGE. */
-_Noreturn void glow_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+GLOW_NORETURN void glow_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The integer value of option `name`, or a usage error naming the range. */
 long glow_opt_long(const char *name, const char *val, long min, long max);
 
@@ -74,5 +86,9 @@ double now_seconds(void);
 
 /* True when stderr is a terminal: progress lines are printed only then. */
 int stderr_is_tty(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,5 +1,5 @@
 /* The one table of configuration keys (internal to yaml_config.c and
- * train_config.c): each key's section, type, range and place in glow_run_config,
+ * run_config.c): each key's section, type, range and place in glow_run_config,
  * and the typed setters that turn a YAML node or a KEY=VALUE text into a field.
  * The file reader, the overrides, the writer, the train JSON and validation all
  * go through it, so they cannot disagree on a key. */
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <yaml.h>
 
-#include "yaml_config.h"
+#include "run_config.h"
 
 typedef enum { K_INT, K_LONG, K_U64, K_DOUBLE, K_BOOL, K_ENUM, K_STRING, K_SIZE } key_type;
 

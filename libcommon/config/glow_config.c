@@ -282,3 +282,32 @@ int glow_config_equal(const glow_config *a, const glow_config *b)
            a->n_classes == b->n_classes && a->weight_y == b->weight_y &&
            a->n_bits == b->n_bits;
 }
+
+int glow_config_diff(const glow_config *a, const char *name_a, const glow_config *b,
+                    const char *name_b, char *msg, size_t len)
+{
+    if (glow_config_equal(a, b))
+        return 0;
+    /* The JSON form writes every key out, so comparing it key by key finds the
+     * first difference without a second list of the model's fields. */
+    char *ja = glow_config_to_json(a), *jb = glow_config_to_json(b);
+    cJSON *oa = cJSON_Parse(ja), *ob = cJSON_Parse(jb);
+    snprintf(msg, len, "the models differ");
+    for (cJSON *ia = oa ? oa->child : NULL; ia; ia = ia->next) {
+        cJSON *ib = cJSON_GetObjectItemCaseSensitive(ob, ia->string);
+        char *ta = cJSON_PrintUnformatted(ia), *tb = ib ? cJSON_PrintUnformatted(ib) : NULL;
+        int differ = !tb || strcmp(ta, tb) != 0;
+        if (differ)
+            snprintf(msg, len, "model.%s: %s in %s, %s in %s", ia->string, ta, name_a,
+                     tb ? tb : "absent", name_b);
+        free(ta);
+        free(tb);
+        if (differ)
+            break;
+    }
+    cJSON_Delete(oa);
+    cJSON_Delete(ob);
+    free(ja);
+    free(jb);
+    return 1;
+}

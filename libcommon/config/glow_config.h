@@ -55,4 +55,9 @@ static inline int glow_config_has_head(const glow_config *c)
     return c->y_condition && c->weight_y > 0;
 }
 
+/* The first model key on which a and b differ, as "model.KEY: A in NAME_A, B in
+ * NAME_B" in msg; returns 0 when the models are equal, 1 otherwise. */
+int glow_config_diff(const glow_config *a, const char *name_a, const glow_config *b,
+                    const char *name_b, char *msg, size_t len);
+
 #endif

@@ -1,18 +1,17 @@
 /* The `train:` section of a configuration file (docs/configs.md): how a model is
- * trained, as opposed to what the model is (glow_config.h). Parsing, overrides,
- * range checks and JSON live in yaml_config.h, which drives all of them from one
- * table of keys. */
+ * trained, as opposed to what the model is (glow_config.h). Range checks and the
+ * JSON form are in run_config.h, parsing and overrides in yaml_config.h, all driven
+ * by the one table of keys (config_keys.h). */
 #ifndef GLOW_TRAIN_CONFIG_H
 #define GLOW_TRAIN_CONFIG_H
 
 #include <stdint.h>
 
-#include "glow_config.h"
-#include "train/optim.h"
 #include "backend/precision.h"
+#include "glow_config.h"
 
-/* The optimizer kinds of optim.h, so a file can include both headers. */
-typedef glow_optim_kind glow_optimizer;
+/* train.optimizer: torch.optim.Adam or torch.optim.Adamax (train/optim.h). */
+typedef enum { OPTIM_ADAM = 0, OPTIM_ADAMAX = 1 } glow_optimizer;
 
 /* batch_size and init_batch are per process: with R GPUs each process draws
  * batch_size images per step, so a step consumes batch_size * R images. warmup and
@@ -49,19 +48,8 @@ void glow_train_config_default(glow_train_config *t);
  * that the init pass costs about the same memory at every image size. */
 int glow_train_init_batch(const glow_train_config *t, const glow_config *model);
 
-/* Ranges of every key and exactly one of steps and epochs. Returns 0 or -1 with
- * err naming the key ("train.lr: must be > 0, got -1"). */
-int glow_train_config_validate(const glow_train_config *t, glow_error *err);
-
-/* The train section as one JSON object (for checkpoint metadata; the seed is a
- * decimal string because JSON numbers lose precision above 2^53, other numbers
- * are written in full precision). Caller frees. */
-char *glow_train_config_to_json(const glow_train_config *t);
-/* Back from that JSON: missing keys take the defaults, unknown keys and wrong
- * types are errors naming the key; the result is validated. */
-int glow_train_config_from_json(const char *json, glow_train_config *t, glow_error *err);
-
+/* "adam" or "adamax" -> the optimizer; -1 for anything else. */
+int glow_optimizer_parse(const char *name, glow_optimizer *o);
 const char *glow_optimizer_name(glow_optimizer o);
-const char *glow_precision_name(glow_precision p);
 
 #endif

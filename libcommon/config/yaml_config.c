@@ -200,13 +200,6 @@ static int parse_text(const char *text, size_t len, const char *file, glow_run_c
 
 /* ---- Public entry points ------------------------------------------------------------ */
 
-void glow_run_config_default(glow_run_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    glow_config_default(&cfg->model);
-    glow_train_config_default(&cfg->train);
-}
-
 int glow_run_config_parse_string(const char *text, size_t len, const char *name,
                                  glow_run_config *cfg, glow_error *err)
 {
@@ -292,21 +285,6 @@ int config_set_override(glow_run_config *cfg, const char *key_eq_value, glow_err
 }
 
 /* ---- Validation and loading ------------------------------------------------------ */
-
-int glow_run_config_validate(const glow_run_config *cfg, glow_error *err)
-{
-    if (glow_config_validate(&cfg->model, err)) {
-        glow_error_prefix(err, "model");
-        /* "model: key: reason" reads better as "model.key: reason". */
-        char *colon = strchr(err->msg, ':');
-        if (colon && colon[1] == ' ' && strchr(colon + 2, ':')) {
-            colon[0] = '.';
-            memmove(colon + 1, colon + 2, strlen(colon + 2) + 1);
-        }
-        return -1;
-    }
-    return glow_train_config_validate(&cfg->train, err);
-}
 
 int glow_run_config_load(const char *path, const char *const *overrides, int n_overrides,
                          glow_run_config *cfg, glow_error *err)

@@ -13,20 +13,8 @@
 
 #include <stddef.h>
 
-#include "glow_config.h"
-#include "train_config.h"
 #include "base/util.h"
-
-/* Everything one training run is configured by. */
-typedef struct {
-    char name[128];         /* short run name, for logs and checkpoint metadata */
-    char description[1024]; /* free text */
-    glow_config model;      /* what is trained: stored with every checkpoint */
-    glow_train_config train;/* how it is trained */
-} glow_run_config;
-
-/* Spec defaults for the model (image size unset), train defaults, empty name. */
-void glow_run_config_default(glow_run_config *cfg);
+#include "run_config.h"
 
 /* Read a YAML file into cfg, starting from the defaults. Checks syntax, keys,
  * types, per-key ranges, duplicates, the presence of model.image_size and that
@@ -43,10 +31,6 @@ int glow_run_config_parse_string(const char *text, size_t len, const char *name,
  * train.epochs and the other way round: the command line picks the run length.
  * Returns 0 or -1 with err set (the message names the key, not "--set"). */
 int config_set_override(glow_run_config *cfg, const char *key_eq_value, glow_error *err);
-
-/* glow_config_validate plus the train rules (ranges, exactly one of steps and
- * epochs). The model's messages get the prefix "model.", the train's "train.". */
-int glow_run_config_validate(const glow_run_config *cfg, glow_error *err);
 
 /* parse_file, then each override in order, then validate. On error the message
  * starts with the file name, or with "--set KEY=VALUE" for a bad override. */

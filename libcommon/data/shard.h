@@ -113,8 +113,6 @@ void shard_dir_list_free(char **files, int nfiles);
  * (from 1). NULL before the first record. */
 const char *shard_multi_where(const shard_multi *m, uint64_t *record);
 
-/* mkdir -p: create dir and its missing parents. Returns 0, or -1 with err set. */
-int glow_mkdir_p(const char *dir, glow_error *err);
 
 /* Readers refuse records whose payload would exceed this (16 GiB) rather than
  * attempt the allocation; writers aim for records of at most SHARD_RECORD_TARGET. */

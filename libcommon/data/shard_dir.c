@@ -11,41 +11,7 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
-
-int glow_mkdir_p(const char *dir, glow_error *err)
-{
-    if (!*dir) {
-        glow_errorf(err, "empty directory name");
-        return -1;
-    }
-    char *p = xstrdup(dir);
-    size_t len = strlen(p);
-    while (len > 1 && p[len - 1] == '/')
-        p[--len] = '\0';
-    /* Create each prefix ending at a '/', then the whole path. */
-    for (char *s = p + 1;; s++) {
-        int end = *s == '\0';
-        if (*s == '/' || end) {
-            *s = '\0';
-            struct stat st;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-                glow_errorf(err, "%s: cannot create directory: %s", p, strerror(errno));
-                free(p);
-                return -1;
-            }
-            if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-                glow_errorf(err, "%s: exists and is not a directory", p);
-                free(p);
-                return -1;
-            }
-            if (end)
-                break;
-            *s = '/';
-        }
-    }
-    free(p);
-    return 0;
-}
+#include "base/path.h"
 
 static const char *type_name(shard_dtype t)
 {

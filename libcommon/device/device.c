@@ -19,6 +19,17 @@ static int glow_cuda_device_count(char *why, size_t len)
 }
 #endif
 
+int glow_device_spec_check(const char *spec, glow_error *err)
+{
+    long idx;
+    if (strcmp(spec, "cpu") == 0 || strcmp(spec, "auto") == 0 || strcmp(spec, "cuda") == 0)
+        return 0;
+    if (strncmp(spec, "cuda:", 5) == 0 && parse_long(spec + 5, 0, 1023, &idx) == 0)
+        return 0;
+    glow_errorf(err, "--device %s: expected cpu, cuda, cuda:N or auto", spec);
+    return -1;
+}
+
 int glow_device_cuda_built(void) { return GLOW_HAVE_CUDA; }
 
 int glow_device_resolve(const char *spec, glow_device *dev, glow_error *err)

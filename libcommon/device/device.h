@@ -16,6 +16,10 @@ typedef struct {
  * the CPU. "cuda" without a usable GPU (or a build without CUDA) is an error whose
  * message says why. Returns 0 or -1 with err set. */
 int glow_device_resolve(const char *spec, glow_device *dev, glow_error *err);
+/* Check a --device value's form (cpu, auto, cuda, cuda:N) without looking for a
+ * GPU. Returns 0 or -1 with err set. */
+int glow_device_spec_check(const char *spec, glow_error *err);
+
 /* "cpu" or "cuda:N" */
 const char *glow_device_str(const glow_device *dev, char *buf, size_t len);
 /* Was this build compiled with the CUDA backend? */

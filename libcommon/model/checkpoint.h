@@ -17,10 +17,10 @@
 
 #include <stdint.h>
 
-#include "config/glow_config.h"
-#include "params.h"
 #include "base/rng.h"
+#include "config/glow_config.h"
 #include "data/safetensors.h"
+#include "params.h"
 
 typedef struct {
     char *key, *value;

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "base/linalg.h"
-#include "model.h"
 #include "base/rng.h"
+#include "model.h"
 
 static int ends_with(const char *s, const char *suffix)
 {

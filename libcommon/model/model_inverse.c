@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model_internal.h"
 #include "base/rng.h"
+#include "model_internal.h"
 
 /* Invert the K steps of level l: cur holds the level's output, gets its input. */
 static void level_inverse(glow_model *m, mdl_level *lv, float *cur)

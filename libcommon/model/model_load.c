@@ -5,17 +5,6 @@
 
 #include "checkpoint.h"
 
-int glow_device_spec_check(const char *spec, glow_error *err)
-{
-    long idx;
-    if (strcmp(spec, "cpu") == 0 || strcmp(spec, "auto") == 0 || strcmp(spec, "cuda") == 0)
-        return 0;
-    if (strncmp(spec, "cuda:", 5) == 0 && parse_long(spec + 5, 0, 1023, &idx) == 0)
-        return 0;
-    glow_errorf(err, "--device %s: expected cpu, cuda, cuda:N or auto", spec);
-    return -1;
-}
-
 /* The first problem glow_checkpoint_verify reports; the rest are of no help to
  * someone who only wants to use the model. */
 typedef struct {

@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
-#include "device/device.h"
 #include "config/glow_config.h"
+#include "device/device.h"
 #include "model.h"
 
 typedef struct {
@@ -19,10 +19,6 @@ typedef struct {
     int ema;                    /* built from the EMA weights */
     int64_t step, images_seen;  /* from the checkpoint's metadata */
 } glow_loaded_model;
-
-/* Check a --device value's form (cpu, auto, cuda, cuda:N) without looking for a
- * GPU. Returns 0 or -1 with err set. */
-int glow_device_spec_check(const char *spec, glow_error *err);
 
 /* Load CKPT ("-": standard input) onto the device `device` (NULL: "auto"); with
  * use_ema, the checkpoint's ema.* weights (an error when it has none). Returns 0,

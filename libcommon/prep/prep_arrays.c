@@ -16,7 +16,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "prep_inputs.h"
+#include "base/path.h"
+#include "prep_kinds.h"
 
 /* Largest data file loaded (pixels), far above any of these data sets. */
 #define ARRAY_MAX_BYTES ((uint64_t)8 << 30)

@@ -10,7 +10,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "prep_inputs.h"
+#include "base/path.h"
+#include "prep_kinds.h"
 
 typedef struct {
     char **v;
@@ -51,7 +52,7 @@ static int walk(const char *dir, strvec *files, strvec *topdirs, glow_error *err
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        char *p = prep_join(dir, e->d_name);
+        char *p = glow_path_join(dir, e->d_name);
         struct stat st;
         if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
             strvec_push(&sub, p);
@@ -104,9 +105,9 @@ int prep_add_dir(prep_inputs *in, const char *path, const prep_options *opt, glo
         in->classes = classes.v;
         in->nclasses = (int)classes.n;
     }
-    /* Paths are prep_join(path, ...): the first component after the prefix
+    /* Paths are glow_path_join(path, ...): the first component after the prefix
      * names the class. */
-    char *probe = prep_join(path, "x");
+    char *probe = glow_path_join(path, "x");
     size_t plen = strlen(probe) - 1;
     free(probe);
     for (size_t i = 0; i < files.n; i++) {

@@ -11,7 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "prep_inputs.h"
+#include "base/path.h"
+#include "prep_kinds.h"
 
 /* Split a line into fields in place. Returns the count, or -1 with *why set. */
 static int split_csv(char *line, char ***fields, int *cap, const char **why)
@@ -76,20 +77,6 @@ static char *trim(char *s)
     return s;
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return xstrdup(".");
-    if (slash == path)
-        return xstrdup("/");
-    size_t n = (size_t)(slash - path);
-    char *d = xmalloc(n + 1);
-    memcpy(d, path, n);
-    d[n] = '\0';
-    return d;
-}
-
 int prep_add_text(prep_inputs *in, const char *path, prep_format f, const prep_options *opt,
                   glow_error *err)
 {
@@ -100,7 +87,7 @@ int prep_add_text(prep_inputs *in, const char *path, prep_format f, const prep_o
         glow_errorf(err, "%s: %s", path, strerror(errno));
         return -1;
     }
-    char *root = opt->root ? xstrdup(opt->root) : is_stdin ? xstrdup(".") : dir_of(path);
+    char *root = opt->root ? xstrdup(opt->root) : is_stdin ? xstrdup(".") : glow_path_dir(path);
     char *line = NULL, **fields = NULL;
     size_t linecap = 0;
     int fcap = 0, rc = 0, ncols = 0, path_col = -1, label_col = -1;
@@ -130,7 +117,7 @@ int prep_add_text(prep_inputs *in, const char *path, prep_format f, const prep_o
         if (f == PREP_LIST) {
             if (*s == '\0')
                 continue;
-            prep_push(in, prep_join(root, s), 0, 0, -1);
+            prep_push(in, glow_path_join(root, s), 0, 0, -1);
             continue;
         }
         if (ln == 1) {
@@ -200,7 +187,7 @@ int prep_add_text(prep_inputs *in, const char *path, prep_format f, const prep_o
             }
             continue;
         }
-        prep_push(in, prep_join(root, p), 0, 0, (int32_t)label);
+        prep_push(in, glow_path_join(root, p), 0, 0, (int32_t)label);
     }
     if (rc == 0 && ferror(fp)) {
         glow_errorf(err, "%s: read error", name);

@@ -4,20 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int glow_optim_parse(const char *name, glow_optim_kind *kind)
-{
-    if (strcmp(name, "adam") == 0)
-        *kind = OPTIM_ADAM;
-    else if (strcmp(name, "adamax") == 0)
-        *kind = OPTIM_ADAMAX;
-    else
-        return -1;
-    return 0;
-}
-
-const char *glow_optim_name(glow_optim_kind kind) { return kind == OPTIM_ADAM ? "adam" : "adamax"; }
-
-glow_optim *glow_optim_new(backend *b, glow_optim_kind kind, size_t n)
+glow_optim *glow_optim_new(backend *b, glow_optimizer kind, size_t n)
 {
     glow_optim *o = xcalloc(1, sizeof *o);
     o->b = b;

@@ -7,12 +7,11 @@
 #include <stddef.h>
 
 #include "backend/backend.h"
-
-typedef enum { OPTIM_ADAM = 0, OPTIM_ADAMAX = 1 } glow_optim_kind;
+#include "config/train_config.h"
 
 typedef struct {
     backend *b;
-    glow_optim_kind kind;
+    glow_optimizer kind;
     size_t n;
     float beta1, beta2, eps; /* defaults 0.9, 0.999, 1e-8 */
     long t;                  /* steps taken */
@@ -20,12 +19,8 @@ typedef struct {
                                 or infinity norm u (Adamax) */
 } glow_optim;
 
-/* "adam" or "adamax" -> kind; returns -1 for anything else. */
-int glow_optim_parse(const char *name, glow_optim_kind *kind);
-const char *glow_optim_name(glow_optim_kind kind);
-
 /* Zeroed state for n parameters. */
-glow_optim *glow_optim_new(backend *b, glow_optim_kind kind, size_t n);
+glow_optim *glow_optim_new(backend *b, glow_optimizer kind, size_t n);
 void glow_optim_free(glow_optim *o);
 /* One step: t += 1, then p -= update(g) with learning rate lr. */
 void glow_optim_step(glow_optim *o, float *params, const float *grads, float lr);

@@ -14,13 +14,13 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
-#include "model/checkpoint.h"
+#include "config/yaml_config.h"
 #include "data/dataset.h"
+#include "model/checkpoint.h"
 #include "model/model.h"
 #include "optim.h"
 #include "train_log.h"
 #include "train_state.h"
-#include "config/yaml_config.h"
 
 /* The dequantisation noise of validation images: one seed for every run and
  * checkpoint, so validation numbers compare across them. */

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/checkpoint.h"
 #include "config/yaml_config.h"
+#include "model/checkpoint.h"
 
 typedef struct {
     int64_t step, images_seen;
@@ -21,11 +21,6 @@ typedef struct {
     long optim_steps;
     double train_seconds;
 } glow_train_progress;
-
-/* The first model key on which a and b differ, as "model.KEY: A in NAME_A, B in
- * NAME_B" in msg; returns 0 when the models are equal, 1 otherwise. */
-int glow_model_diff(const glow_config *a, const char *name_a, const glow_config *b,
-                    const char *name_b, char *msg, size_t len);
 
 /* Store progress and the run config's name, description and train section. */
 void glow_train_state_put(glow_checkpoint *ck, const glow_run_config *cfg,

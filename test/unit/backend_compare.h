@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "check.h"
 #include "base/rng.h"
+#include "check.h"
 
 typedef struct {
     backend *ref, *dut; /* reference, device under test */

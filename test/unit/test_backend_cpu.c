@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "device/device.h"
-#include "check.h"
 #include "backend/ew_math.h"
 #include "base/rng.h"
+#include "check.h"
+#include "device/device.h"
 
 static backend *B;
 static glow_rng R;

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "base/rng.h"
 #include "check.h"
 #include "device/device.h"
-#include "base/rng.h"
 
 #define SUITE "test_backend_cuda_ops"
 #define TOL 1e-5

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "base/linalg.h"
 #include "check.h"
 #include "model/checkpoint.h"
-#include "base/linalg.h"
 
 static char tmpdir[256];
 

@@ -5,8 +5,8 @@
 
 #include "check.h"
 #include "config/glow_config.h"
-#include "model/params.h"
 #include "data/safetensors.h"
+#include "model/params.h"
 
 static const char *ref_dir(void)
 {

@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "base/rng.h"
 #include "check.h"
 #include "device/device.h"
 #include "model/model.h"
 #include "train/optim.h"
-#include "base/rng.h"
 
 #define SUITE "test_cuda_train"
 #define BATCH 8

@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "device/device.h"
-#include "check.h"
 #include "base/linalg.h"
-#include "model/model.h"
 #include "base/rng.h"
+#include "check.h"
+#include "device/device.h"
+#include "model/model.h"
 
 static backend *B;
 

@@ -5,15 +5,15 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "device/device.h"
-#include "check.h"
-#include "train/optim.h"
 #include "base/rng.h"
+#include "check.h"
+#include "device/device.h"
+#include "train/optim.h"
 
 #define N 257
 #define STEPS 30
 
-static void run(backend *b, glow_optim_kind kind, double lr)
+static void run(backend *b, glow_optimizer kind, double lr)
 {
     double a[N], c[N], p[N], m[N], v[N];
     float hp[N], hg[N];
@@ -54,7 +54,7 @@ static void run(backend *b, glow_optim_kind kind, double lr)
         for (int i = 0; i < N; i++)
             worst = fmax(worst, fabs(hp[i] - p[i]) / fmax(1, fabs(p[i])));
     }
-    CHECKF(worst < 2e-6, "%s: worst deviation %g over %d steps", glow_optim_name(kind), worst, STEPS);
+    CHECKF(worst < 2e-6, "%s: worst deviation %g over %d steps", glow_optimizer_name(kind), worst, STEPS);
     CHECK(o->t == STEPS);
     glow_optim_free(o);
     b->free(b, dp);
@@ -74,10 +74,10 @@ int main(void)
     run(b, OPTIM_ADAMAX, 1e-2);
     run(b, OPTIM_ADAMAX, 1e-3);
 
-    glow_optim_kind k;
-    CHECK(glow_optim_parse("adam", &k) == 0 && k == OPTIM_ADAM);
-    CHECK(glow_optim_parse("adamax", &k) == 0 && k == OPTIM_ADAMAX);
-    CHECK(glow_optim_parse("sgd", &k) == -1);
+    glow_optimizer k;
+    CHECK(glow_optimizer_parse("adam", &k) == 0 && k == OPTIM_ADAM);
+    CHECK(glow_optimizer_parse("adamax", &k) == 0 && k == OPTIM_ADAMAX);
+    CHECK(glow_optimizer_parse("sgd", &k) == -1);
 
     /* norm, clipping, EMA */
     float hg[5] = {3, 4, 0, 0, 0}, he[5] = {1, 1, 1, 1, 1}, out[5];

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 
 #include "backend/backend.h"
-#include "model/checkpoint.h"
 #include "device/device.h"
+#include "model/checkpoint.h"
 #include "model/model.h"
 #include "train/optim.h"
 
@@ -248,9 +248,9 @@ static void check_case(backend *b, const char *dir, int *passed, int *failed)
         float *tl = readf(&cf, "train.expect.loss", &S);
         if (tl) {
             const char *on = st_meta(&cf, "train.optimizer"), *lrs = st_meta(&cf, "train.lr");
-            glow_optim_kind kind;
+            glow_optimizer kind;
             double lr;
-            if (!on || !lrs || glow_optim_parse(on, &kind) || parse_double(lrs, &lr)) {
+            if (!on || !lrs || glow_optimizer_parse(on, &kind) || parse_double(lrs, &lr)) {
                 fail(&cs, "%s", "train.optimizer / train.lr metadata missing or bad");
             } else {
                 glow_model *mt = make_model(b, &ck, 0, &err);

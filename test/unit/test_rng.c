@@ -2,8 +2,8 @@
  * vectors), position independence, and sane distributions. */
 #include <stdlib.h>
 
-#include "check.h"
 #include "base/rng.h"
+#include "check.h"
 
 int main(void)
 {

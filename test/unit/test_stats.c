@@ -1,6 +1,6 @@
 /* Mean, standard error and AUROC on hand-checked examples. */
-#include "check.h"
 #include "base/stats.h"
+#include "check.h"
 
 int main(void)
 {

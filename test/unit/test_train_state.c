@@ -25,17 +25,17 @@ static void test_diff(void)
     tiny(&a);
     tiny(&b);
     char msg[256];
-    CHECK(glow_model_diff(&a.model, "A", &b.model, "B", msg, sizeof msg) == 0);
+    CHECK(glow_config_diff(&a.model, "A", &b.model, "B", msg, sizeof msg) == 0);
     b.model.width = 16;
-    CHECK(glow_model_diff(&a.model, "A", &b.model, "B", msg, sizeof msg) == 1);
+    CHECK(glow_config_diff(&a.model, "A", &b.model, "B", msg, sizeof msg) == 1);
     CHECKF(strcmp(msg, "model.width: 8 in A, 16 in B") == 0, "%s", msg);
     b.model.width = 8;
     b.model.coupling = COUPLING_ADDITIVE;
-    CHECK(glow_model_diff(&a.model, "A", &b.model, "B", msg, sizeof msg) == 1);
+    CHECK(glow_config_diff(&a.model, "A", &b.model, "B", msg, sizeof msg) == 1);
     CHECKF(strcmp(msg, "model.coupling: \"affine\" in A, \"additive\" in B") == 0, "%s", msg);
     b.model.coupling = COUPLING_AFFINE;
     b.model.image_w = 16;
-    CHECK(glow_model_diff(&a.model, "A", &b.model, "B", msg, sizeof msg) == 1);
+    CHECK(glow_config_diff(&a.model, "A", &b.model, "B", msg, sizeof msg) == 1);
     CHECKF(strstr(msg, "model.image_size: [8,8] in A, [8,16] in B") != NULL, "%s", msg);
 }
 

@@ -1,0 +1,74 @@
+/* Paths and directories. */
+#include "path.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int glow_mkdir_p(const char *dir, glow_error *err)
+{
+    if (!*dir) {
+        glow_errorf(err, "empty directory name");
+        return -1;
+    }
+    char *p = xstrdup(dir);
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/')
+        p[--len] = '\0';
+    /* Create each prefix ending at a '/', then the whole path. */
+    for (char *s = p + 1;; s++) {
+        int end = *s == '\0';
+        if (*s == '/' || end) {
+            *s = '\0';
+            struct stat st;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                glow_errorf(err, "%s: cannot create directory: %s", p, strerror(errno));
+                free(p);
+                return -1;
+            }
+            if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                glow_errorf(err, "%s: exists and is not a directory", p);
+                free(p);
+                return -1;
+            }
+            if (end)
+                break;
+            *s = '/';
+        }
+    }
+    free(p);
+    return 0;
+}
+
+char *glow_path_join(const char *dir, const char *name)
+{
+    if (name[0] == '/' || !dir || !*dir || !strcmp(dir, "."))
+        return xstrdup(name);
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = xmalloc(a + b + 2);
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (p[k - 1] != '/')
+        p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+char *glow_path_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return xstrdup(".");
+    if (slash == path)
+        return xstrdup("/");
+    char *d = xstrdup(path);
+    d[slash - path] = '\0';
+    return d;
+}
+
+int glow_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}

@@ -1,0 +1,17 @@
+/* Paths and directories. */
+#ifndef GLOW_PATH_H
+#define GLOW_PATH_H
+
+#include "util.h"
+
+/* mkdir -p: create dir and its missing parents. Returns 0, or -1 with err set. */
+int glow_mkdir_p(const char *dir, glow_error *err);
+/* dir/name, or name alone when it is absolute or dir is NULL, "" or "."; one '/'
+ * between them. Caller frees. */
+char *glow_path_join(const char *dir, const char *name);
+/* The folder of a path: "." for a bare name, "/" for "/name". Caller frees. */
+char *glow_path_dir(const char *path);
+/* Is path an existing directory (following links)? */
+int glow_is_dir(const char *path);
+
+#endif

@@ -1,0 +1,14 @@
+/* The input kinds of glow-prep, each reading one kind of input into the items
+ * (prep_items.h); prep_inputs_add picks the kind. */
+#ifndef GLOW_PREP_KINDS_H
+#define GLOW_PREP_KINDS_H
+
+#include "prep_items.h"
+
+int prep_add_text(prep_inputs *in, const char *path, prep_format f, const prep_options *opt,
+                  glow_error *err);
+int prep_add_dir(prep_inputs *in, const char *path, const prep_options *opt, glow_error *err);
+int prep_add_idx(prep_inputs *in, const char *path, const prep_options *opt, glow_error *err);
+int prep_add_cifar(prep_inputs *in, const char *path, int hundred, glow_error *err);
+
+#endif
