@@ -7,7 +7,7 @@
 
 #include "cpu_internal.h"
 
-static void *cpu_alloc(backend *b, size_t bytes)
+void *cpu_alloc(backend *b, size_t bytes)
 {
     (void)b;
     size_t n = (bytes + 63) / 64 * 64;
@@ -18,20 +18,31 @@ static void *cpu_alloc(backend *b, size_t bytes)
     return p;
 }
 
-static void cpu_free(backend *b, void *p)
+void cpu_free(backend *b, void *p)
 {
     (void)b;
     free(p);
 }
 
-static void cpu_copy(backend *b, void *dst, const void *src, size_t bytes)
+void cpu_copy(backend *b, void *dst, const void *src, size_t bytes)
 {
     (void)b;
     if (bytes)
         memmove(dst, src, bytes);
 }
 
-static void cpu_fill(backend *b, float *dst, float v, size_t n)
+/* host memory both sides: upload and download are copies */
+void cpu_upload(backend *b, void *dst, const void *host, size_t bytes)
+{
+    cpu_copy(b, dst, host, bytes);
+}
+
+void cpu_download(backend *b, void *host, const void *src, size_t bytes)
+{
+    cpu_copy(b, host, src, bytes);
+}
+
+void cpu_fill(backend *b, float *dst, float v, size_t n)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -39,7 +50,7 @@ static void cpu_fill(backend *b, float *dst, float v, size_t n)
         dst[i] = v;
 }
 
-static int cpu_set_precision(backend *b, glow_precision p, glow_error *err)
+int cpu_set_precision(backend *b, glow_precision p, glow_error *err)
 {
     (void)b;
     if (p == PRECISION_FP32)
@@ -49,7 +60,7 @@ static int cpu_set_precision(backend *b, glow_precision p, glow_error *err)
     return -1;
 }
 
-static void cpu_destroy(backend *b)
+void cpu_destroy(backend *b)
 {
     cpu_ctx *ctx = b->impl;
     cpu_conv_release(ctx);
@@ -59,29 +70,27 @@ static void cpu_destroy(backend *b)
     free(b);
 }
 
+void cpu_backend_fill_table(backend *b)
+{
+    b->name = "cpu";
+#define CPU_SET_SLOT(slot) b->slot = cpu_##slot;
+    BACKEND_SLOTS(CPU_SET_SLOT)
+#undef CPU_SET_SLOT
+}
+
 backend *cpu_backend_new(glow_error *err)
 {
     cpu_ctx *ctx = xcalloc(1, sizeof *ctx);
     if (dnnl_engine_create(&ctx->eng, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&ctx->stream, ctx->eng, dnnl_stream_default_flags) != dnnl_success) {
         glow_errorf(err, "cpu backend: cannot create the oneDNN CPU engine");
+        if (ctx->eng)
+            dnnl_engine_destroy(ctx->eng);
         free(ctx);
         return NULL;
     }
     backend *b = xcalloc(1, sizeof *b);
-    b->name = "cpu";
+    cpu_backend_fill_table(b);
     b->impl = ctx;
-    b->alloc = cpu_alloc;
-    b->free = cpu_free;
-    b->upload = cpu_copy;
-    b->download = cpu_copy;
-    b->copy = cpu_copy;
-    b->fill = cpu_fill;
-    b->destroy = cpu_destroy;
-    b->set_precision = cpu_set_precision;
-    cpu_conv_init(b);
-    cpu_ops_init(b);
-    cpu_prior_init(b);
-    cpu_optim_init(b);
     return b;
 }

@@ -6,4 +6,8 @@
 
 backend *cpu_backend_new(glow_error *err);
 
+/* Sets b's name and every slot to the CPU backend's functions; b->impl is left
+ * alone (cpu_backend_new sets it). For cpu_backend_new and tests. */
+void cpu_backend_fill_table(backend *b);
+
 #endif

@@ -92,13 +92,6 @@ _Noreturn void cpu_fail(const char *what, dnnl_status_t st)
     glow_die(1, "backend: oneDNN %s failed (status %d)", what, (int)st);
 }
 
-#define DN(call)                                  \
-    do {                                          \
-        dnnl_status_t st_ = (call);               \
-        if (st_ != dnnl_success)                  \
-            cpu_fail(#call, st_);                 \
-    } while (0)
-
 static void *amalloc(size_t bytes)
 {
     void *p = NULL;
@@ -133,9 +126,7 @@ static conv_prim *get_prim(cpu_ctx *ctx, const bk_conv *d)
             return p;
     if (d->k != 1 && d->k != 3)
         glow_die(1, "backend: convolution kernel %d (1 or 3 expected)", d->k);
-    conv_prim *p = calloc(1, sizeof *p);
-    if (!p)
-        glow_die(1, "backend: out of memory");
+    conv_prim *p = xcalloc(1, sizeof *p);
     p->d = *d;
     const int e = d->edge ? 1 : 0;
     dnnl_dims_t wd = {d->cout, d->cin, d->k, d->k};
@@ -144,6 +135,15 @@ static conv_prim *get_prim(cpu_ctx *ctx, const bk_conv *d)
     p->next = ctx->convs;
     ctx->convs = p;
     return p;
+}
+
+/* A memory descriptor of pd; oneDNN returns NULL for one it does not have. */
+static const dnnl_memory_desc_t *query_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
+{
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, what, 0);
+    if (!md)
+        glow_die(1, "backend: oneDNN convolution without memory descriptor %d", (int)what);
+    return md;
 }
 
 /* The primitive descriptor of one operation for n images, weights md given (or any). */
@@ -202,9 +202,9 @@ static void setup_op(cpu_ctx *ctx, conv_prim *cp, int op)
         dnnl_primitive_desc_t pd = make_pd(ctx, d, op, n, v ? &o->md_w : NULL, attr, &o->md_x[v],
                                            &o->md_y[v]);
         if (v == 0)
-            o->md_w = *dnnl_primitive_desc_query_md(
-                pd, op == OP_BWD_W ? dnnl_query_diff_weights_md : dnnl_query_weights_md, 0);
-        size_t s = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+            o->md_w = *query_md(pd, op == OP_BWD_W ? dnnl_query_diff_weights_md
+                                                   : dnnl_query_weights_md);
+        size_t s = dnnl_memory_desc_get_size(query_md(pd, dnnl_query_scratchpad_md));
         if (s > sb)
             sb = s;
         DN(dnnl_primitive_create(&o->prim[v], pd));
@@ -219,7 +219,7 @@ static void setup_op(cpu_ctx *ctx, conv_prim *cp, int op)
     dnnl_primitive_attr_destroy(attr);
     o->scratch_bytes = (sb + 63) / 64 * 64;
     o->scratch = amalloc((size_t)o->nchunk * o->scratch_bytes);
-    o->streams = calloc((size_t)o->nchunk, sizeof *o->streams);
+    o->streams = xcalloc((size_t)o->nchunk, sizeof *o->streams);
     for (int i = 0; i < o->nchunk; i++)
         DN(dnnl_stream_create(&o->streams[i], ctx->eng, dnnl_stream_default_flags));
     o->wbuf = amalloc((op == OP_BWD_W ? (size_t)o->nchunk : 1) * o->w_floats * sizeof(float));
@@ -273,16 +273,24 @@ typedef struct {
     float *map; /* nb x cout */
 } edge_map;
 
-static void edge_map_build(const bk_conv *d, const float *wt, edge_map *em)
+/* em's border pixel list (its map left NULL) */
+static void edge_map_pixels(const bk_conv *d, edge_map *em)
 {
-    const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
+    const int H = d->h, W = d->w;
     em->nb = 0;
-    em->pix = malloc((size_t)4 * (H + W) * sizeof *em->pix);
+    em->pix = xmalloc((size_t)4 * (H + W) * sizeof *em->pix);
+    em->map = NULL;
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++)
             if (is_border(i, j, H, W))
                 em->pix[em->nb++] = i * W + j;
-    em->map = malloc((size_t)em->nb * co * sizeof *em->map);
+}
+
+static void edge_map_build(const bk_conv *d, const float *wt, edge_map *em)
+{
+    const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
+    edge_map_pixels(d, em);
+    em->map = xmalloc((size_t)em->nb * co * sizeof *em->map);
     for (int p = 0; p < em->nb; p++)
         for (int o = 0; o < co; o++)
             em->map[(size_t)p * co + o] = edge_tap_sum(wt + ((size_t)o * cin1 + d->cin) * 9,
@@ -383,14 +391,9 @@ static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw)
 {
     const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
     edge_map em; /* only its border pixel list */
-    em.nb = 0;
-    em.pix = malloc((size_t)4 * (H + W) * sizeof *em.pix);
-    for (int i = 0; i < H; i++)
-        for (int j = 0; j < W; j++)
-            if (is_border(i, j, H, W))
-                em.pix[em.nb++] = i * W + j;
+    edge_map_pixels(d, &em);
     /* per border pixel, dy summed over the images (in image order) */
-    double *S = calloc((size_t)em.nb * co, sizeof *S);
+    double *S = xcalloc((size_t)em.nb * co, sizeof *S);
 #pragma omp parallel for schedule(static) if ((size_t)d->n * em.nb * co > 32768)
     for (int p = 0; p < em.nb; p++) {
         double *sp = S + (size_t)p * co;
@@ -403,7 +406,7 @@ static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw)
     /* each tap collects the border pixels where it falls on the padding, in order */
     for (int ky = 0; ky < 3; ky++)
         for (int kx = 0; kx < 3; kx++) {
-            double *acc = calloc((size_t)co, sizeof *acc);
+            double *acc = xcalloc((size_t)co, sizeof *acc);
             for (int p = 0; p < em.nb; p++) {
                 int yy = em.pix[p] / W + ky - 1, xx = em.pix[p] % W + kx - 1;
                 if (yy >= 0 && yy < H && xx >= 0 && xx < W)
@@ -417,7 +420,7 @@ static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw)
             free(acc);
         }
     free(S);
-    free(em.pix);
+    edge_map_free(&em);
 }
 
 static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const float *w,
@@ -435,9 +438,7 @@ static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const fl
         post.em = &em;
     }
     if (logs) {
-        s = malloc((size_t)d->cout * sizeof *s);
-        for (int o = 0; o < d->cout; o++)
-            s[o] = ew_actnorm_scale(logs[o]);
+        s = cpu_actnorm_scales(logs, d->cout);
         post.s = s;
     }
     run_chunks(ctx, p, OP_FWD, (float *)x, y, w, post.em || post.s ? &post : NULL);
@@ -446,19 +447,19 @@ static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const fl
     free(s);
 }
 
-static void conv_fwd(backend *b, const bk_conv *d, const float *x, const float *w, float *y)
+void cpu_conv_fwd(backend *b, const bk_conv *d, const float *x, const float *w, float *y)
 {
     conv_fwd_post(b, d, x, w, NULL, NULL, 0, y);
 }
 
-static void conv_fwd_affine(backend *b, const bk_conv *d, const float *x, const float *w,
-                            const float *bias, const float *logs, int relu, float *y)
+void cpu_conv_fwd_affine(backend *b, const bk_conv *d, const float *x, const float *w,
+                         const float *bias, const float *logs, int relu, float *y)
 {
     conv_fwd_post(b, d, x, w, bias, logs, relu, y);
 }
 
-static void conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const float *w,
-                          float *dx, int accumulate)
+void cpu_conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const float *w,
+                       float *dx, int accumulate)
 {
     cpu_ctx *ctx = b->impl;
     conv_prim *p = get_prim(ctx, d);
@@ -479,8 +480,8 @@ static void conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const f
     }
 }
 
-static void conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const float *dy,
-                            float *dw)
+void cpu_conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const float *dy,
+                         float *dw)
 {
     cpu_ctx *ctx = b->impl;
     conv_prim *p = get_prim(ctx, d);
@@ -530,12 +531,4 @@ void cpu_conv_release(cpu_ctx *ctx)
         p = next;
     }
     ctx->convs = NULL;
-}
-
-void cpu_conv_init(backend *b)
-{
-    b->conv_fwd = conv_fwd;
-    b->conv_fwd_affine = conv_fwd_affine;
-    b->conv_bwd_data = conv_bwd_data;
-    b->conv_bwd_filter = conv_bwd_filter;
 }

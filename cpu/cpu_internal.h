@@ -5,6 +5,8 @@
 #include <dnnl.h>
 
 #include "backend/backend.h"
+#include "backend/ew_math.h"
+#include "base/util.h"
 
 typedef struct conv_prim conv_prim;
 
@@ -17,12 +19,62 @@ typedef struct {
 /* Rows per chunk of a deterministic reduction: fixed, whatever the thread count. */
 #define CPU_RED_ROWS 64
 
-_Noreturn void cpu_fail(const char *what, dnnl_status_t st);
+/* "progname: backend: oneDNN WHAT failed (status N)", then exit 1. */
+_Noreturn void cpu_fail(const char *what, dnnl_status_t st); /* cpu_conv.c */
 
-void cpu_conv_init(backend *b);
+/* A oneDNN call that must succeed. */
+#define DN(call)                      \
+    do {                              \
+        dnnl_status_t st_ = (call);   \
+        if (st_ != dnnl_success)      \
+            cpu_fail(#call, st_);     \
+    } while (0)
+
+/* Every slot's function, cpu_<slot> with the slot's type (backend.h): cpu_backend.c
+ * (memory), cpu_conv.c (convolutions), cpu_ops.c (data movement, actnorm,
+ * coupling), cpu_prior.c (priors, class embedding and head), cpu_optim.c. */
+#define CPU_DECLARE_SLOT(slot) __typeof__(*((backend *)0)->slot) cpu_##slot;
+BACKEND_SLOTS(CPU_DECLARE_SLOT)
+#undef CPU_DECLARE_SLOT
+
 void cpu_conv_release(cpu_ctx *ctx);
-void cpu_ops_init(backend *b);
-void cpu_prior_init(backend *b);
-void cpu_optim_init(backend *b);
+
+/* Deterministic per-image sums: image i's rows are cut into cpi chunks of
+ * CPU_RED_ROWS (the last one shorter); chunk k of the whole batch is rows
+ * [*r0, *r1) of image k / cpi, and part[k] its partial sum. */
+static inline size_t cpu_chunks_per_image(size_t rows_per_image)
+{
+    return (rows_per_image + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
+}
+
+static inline void cpu_image_chunk(size_t k, size_t cpi, size_t rows_per_image, size_t *r0,
+                                   size_t *r1)
+{
+    size_t img = k / cpi;
+    *r0 = img * rows_per_image + (k % cpi) * CPU_RED_ROWS;
+    *r1 = *r0 + CPU_RED_ROWS;
+    if (*r1 > (img + 1) * rows_per_image)
+        *r1 = (img + 1) * rows_per_image;
+}
+
+/* out[i] += the sum of image i's partials, in chunk order, for i < n */
+static inline void cpu_image_sums_add(const double *part, int n, size_t cpi, float *out)
+{
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (size_t k = 0; k < cpi; k++)
+            s += part[(size_t)i * cpi + k];
+        out[i] += (float)s;
+    }
+}
+
+/* The per-channel scales exp(3 logs) of an actnorm, c of them (the caller frees). */
+static inline float *cpu_actnorm_scales(const float *logs, int c)
+{
+    float *s = xmalloc((size_t)c * sizeof *s);
+    for (int j = 0; j < c; j++)
+        s[j] = ew_actnorm_scale(logs[j]);
+    return s;
+}
 
 #endif

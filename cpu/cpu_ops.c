@@ -8,8 +8,8 @@
 #include "base/rng.h"
 #include "cpu_internal.h"
 
-static void copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, size_t rows,
-                      int cols, int accumulate)
+void cpu_copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, size_t rows,
+                   int cols, int accumulate)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (rows * (size_t)cols > 32768)
@@ -24,7 +24,7 @@ static void copy_cols(backend *b, float *dst, int ldd, const float *src, int lds
     }
 }
 
-static void axpy(backend *b, float *dst, const float *src, size_t n, float alpha)
+void cpu_axpy(backend *b, float *dst, const float *src, size_t n, float alpha)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -32,14 +32,14 @@ static void axpy(backend *b, float *dst, const float *src, size_t n, float alpha
         dst[i] += alpha * src[i];
 }
 
-static void add_scalar(backend *b, float *x, size_t n, float v)
+void cpu_add_scalar(backend *b, float *x, size_t n, float v)
 {
     (void)b;
     for (size_t i = 0; i < n; i++)
         x[i] += v;
 }
 
-static void scale(backend *b, float *x, size_t n, float s)
+void cpu_scale(backend *b, float *x, size_t n, float s)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -74,22 +74,22 @@ static void squeeze_dir(const float *src, int lds, float *dst, int ldd, int n, i
             }
 }
 
-static void squeeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
-                    int w, int c)
+void cpu_squeeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
+                 int w, int c)
 {
     (void)b;
     squeeze_dir(src, lds, dst, ldd, n, h, w, c, 1);
 }
 
-static void unsqueeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
-                      int w, int c)
+void cpu_unsqueeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
+                   int w, int c)
 {
     (void)b;
     squeeze_dir(src, lds, dst, ldd, n, h, w, c, 0);
 }
 
-static void gather_channels(backend *b, const float *x, float *y, size_t rows, int c,
-                            const int32_t *perm)
+void cpu_gather_channels(backend *b, const float *x, float *y, size_t rows, int c,
+                         const int32_t *perm)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
@@ -98,8 +98,8 @@ static void gather_channels(backend *b, const float *x, float *y, size_t rows, i
             y[r * c + j] = x[r * c + perm[j]];
 }
 
-static void dequantize(backend *b, const uint8_t *img, const float *noise, uint64_t seed,
-                       uint64_t first, int n_bits, int n, int c, int h, int w, float *x)
+void cpu_dequantize(backend *b, const uint8_t *img, const float *noise, uint64_t seed,
+                    uint64_t first, int n_bits, int n, int c, int h, int w, float *x)
 {
     (void)b;
     const size_t D = (size_t)c * h * w, hw = (size_t)h * w;
@@ -115,13 +115,11 @@ static void dequantize(backend *b, const uint8_t *img, const float *noise, uint6
         }
 }
 
-static void actnorm_fwd(backend *b, const float *x, int ldx, float *y, int ldy, size_t rows,
-                        int c, const float *bias, const float *logs, int relu)
+void cpu_actnorm_fwd(backend *b, const float *x, int ldx, float *y, int ldy, size_t rows,
+                     int c, const float *bias, const float *logs, int relu)
 {
     (void)b;
-    float *s = malloc((size_t)c * sizeof *s);
-    for (int j = 0; j < c; j++)
-        s[j] = ew_actnorm_scale(logs[j]);
+    float *s = cpu_actnorm_scales(logs, c);
     const float lo = relu ? 0.0f : -INFINITY;
 #pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
     for (size_t r = 0; r < rows; r++) {
@@ -136,13 +134,11 @@ static void actnorm_fwd(backend *b, const float *x, int ldx, float *y, int ldy, 
     free(s);
 }
 
-static void actnorm_inv(backend *b, const float *y, int ldy, float *x, int ldx, size_t rows,
-                        int c, const float *bias, const float *logs)
+void cpu_actnorm_inv(backend *b, const float *y, int ldy, float *x, int ldx, size_t rows,
+                     int c, const float *bias, const float *logs)
 {
     (void)b;
-    float *s = malloc((size_t)c * sizeof *s);
-    for (int j = 0; j < c; j++)
-        s[j] = ew_actnorm_scale(logs[j]);
+    float *s = cpu_actnorm_scales(logs, c);
 #pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
     for (size_t r = 0; r < rows; r++)
         for (int j = 0; j < c; j++)
@@ -150,16 +146,14 @@ static void actnorm_inv(backend *b, const float *y, int ldy, float *x, int ldx, 
     free(s);
 }
 
-static void actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int ldy,
-                        float *dx, int lddx, size_t rows, int c, const float *logs, int relu,
-                        float *dbias, float *dlogs)
+void cpu_actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int ldy,
+                     float *dx, int lddx, size_t rows, int c, const float *logs, int relu,
+                     float *dbias, float *dlogs)
 {
     (void)b;
     const size_t nch = (rows + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
-    float *part = calloc(nch * 2 * (size_t)c, sizeof *part);
-    float *s = malloc((size_t)c * sizeof *s);
-    for (int j = 0; j < c; j++)
-        s[j] = ew_actnorm_scale(logs[j]);
+    float *part = xcalloc(nch * 2 * (size_t)c, sizeof *part);
+    float *s = cpu_actnorm_scales(logs, c);
     /* with relu, dy only passes where the output is positive */
     const float thr = relu ? 0.0f : -INFINITY;
 #pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
@@ -193,13 +187,13 @@ static void actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, i
     free(part);
 }
 
-static void actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c, float *bias,
-                        float *logs)
+void cpu_actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c, float *bias,
+                     float *logs)
 {
     (void)b;
     const size_t nch = (rows + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
-    double *part = calloc(nch * (size_t)c, sizeof *part);
-    double *mean = calloc((size_t)c, sizeof *mean);
+    double *part = xcalloc(nch * (size_t)c, sizeof *part);
+    double *mean = xcalloc((size_t)c, sizeof *mean);
     for (int pass = 0; pass < 2; pass++) {
         memset(part, 0, nch * (size_t)c * sizeof *part);
 #pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
@@ -229,7 +223,7 @@ static void actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c,
     free(part);
 }
 
-static void sum_into(backend *b, const float *v, int c, float factor, float *ld, int n)
+void cpu_sum_into(backend *b, const float *v, int c, float factor, float *ld, int n)
 {
     (void)b;
     double s = 0;
@@ -239,19 +233,16 @@ static void sum_into(backend *b, const float *v, int c, float factor, float *ld,
         ld[i] += (float)(factor * s);
 }
 
-static void coupling_fwd(backend *b, int affine, const float *x2, int ldx, const float *h,
-                         float *y2, int ldy, int n, size_t rows_per_image, int c2, float *logdet)
+void cpu_coupling_fwd(backend *b, int affine, const float *x2, int ldx, const float *h,
+                      float *y2, int ldy, int n, size_t rows_per_image, int c2, float *logdet)
 {
     (void)b;
-    const size_t cpi = (rows_per_image + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
-    const size_t nch = (size_t)n * cpi;
-    double *part = calloc(nch, sizeof *part);
+    const size_t cpi = cpu_chunks_per_image(rows_per_image), nch = (size_t)n * cpi;
+    double *part = xcalloc(nch, sizeof *part);
 #pragma omp parallel for schedule(static) if (n * rows_per_image * (size_t)c2 > 16384)
     for (size_t k = 0; k < nch; k++) {
-        size_t img = k / cpi, r0 = img * rows_per_image + (k % cpi) * CPU_RED_ROWS;
-        size_t r1 = r0 + CPU_RED_ROWS;
-        if (r1 > (img + 1) * rows_per_image)
-            r1 = (img + 1) * rows_per_image;
+        size_t r0, r1;
+        cpu_image_chunk(k, cpi, rows_per_image, &r0, &r1);
         double acc = 0;
         for (size_t r = r0; r < r1; r++) {
             const float *xp = x2 + r * ldx;
@@ -272,17 +263,12 @@ static void coupling_fwd(backend *b, int affine, const float *x2, int ldx, const
         part[k] = acc;
     }
     if (affine)
-        for (int i = 0; i < n; i++) {
-            double s = 0;
-            for (size_t k = 0; k < cpi; k++)
-                s += part[(size_t)i * cpi + k];
-            logdet[i] += (float)s;
-        }
+        cpu_image_sums_add(part, n, cpi, logdet);
     free(part);
 }
 
-static void coupling_inv(backend *b, int affine, const float *y2, int ldy, const float *h,
-                         float *x2, int ldx, size_t rows, int c2)
+void cpu_coupling_inv(backend *b, int affine, const float *y2, int ldy, const float *h,
+                      float *x2, int ldx, size_t rows, int c2)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (rows * (size_t)c2 > 16384)
@@ -301,9 +287,9 @@ static void coupling_inv(backend *b, int affine, const float *y2, int ldy, const
     }
 }
 
-static void coupling_bwd(backend *b, int affine, const float *dy2, int lddy, const float *y2,
-                         int ldy, const float *h, float *dx2, int lddx, float *dh, size_t rows,
-                         int c2, float g_logdet)
+void cpu_coupling_bwd(backend *b, int affine, const float *dy2, int lddy, const float *y2,
+                      int ldy, const float *h, float *dx2, int lddx, float *dh, size_t rows,
+                      int c2, float g_logdet)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (rows * (size_t)c2 > 16384)
@@ -326,24 +312,4 @@ static void coupling_bwd(backend *b, int affine, const float *dy2, int lddy, con
             }
         }
     }
-}
-
-void cpu_ops_init(backend *b)
-{
-    b->copy_cols = copy_cols;
-    b->axpy = axpy;
-    b->add_scalar = add_scalar;
-    b->scale = scale;
-    b->squeeze = squeeze;
-    b->unsqueeze = unsqueeze;
-    b->gather_channels = gather_channels;
-    b->dequantize = dequantize;
-    b->actnorm_fwd = actnorm_fwd;
-    b->actnorm_inv = actnorm_inv;
-    b->actnorm_bwd = actnorm_bwd;
-    b->actnorm_ddi = actnorm_ddi;
-    b->sum_into = sum_into;
-    b->coupling_fwd = coupling_fwd;
-    b->coupling_inv = coupling_inv;
-    b->coupling_bwd = coupling_bwd;
 }

@@ -5,8 +5,8 @@
 #include "backend/ew_math.h"
 #include "cpu_internal.h"
 
-static void adam(backend *b, float *p, const float *g, float *m, float *v, size_t n, float lr,
-                 float beta1, float beta2, float eps, long t)
+void cpu_adam(backend *b, float *p, const float *g, float *m, float *v, size_t n, float lr,
+              float beta1, float beta2, float eps, long t)
 {
     (void)b;
     const float bc1 = (float)(1.0 - pow(beta1, (double)t));
@@ -16,8 +16,8 @@ static void adam(backend *b, float *p, const float *g, float *m, float *v, size_
         p[i] = ew_adam(p[i], g[i], &m[i], &v[i], lr, beta1, beta2, eps, bc1, sbc2);
 }
 
-static void adamax(backend *b, float *p, const float *g, float *m, float *u, size_t n, float lr,
-                   float beta1, float beta2, float eps, long t)
+void cpu_adamax(backend *b, float *p, const float *g, float *m, float *u, size_t n, float lr,
+                float beta1, float beta2, float eps, long t)
 {
     (void)b;
     const float bc1 = (float)(1.0 - pow(beta1, (double)t));
@@ -28,11 +28,11 @@ static void adamax(backend *b, float *p, const float *g, float *m, float *u, siz
 
 #define SUMSQ_CHUNK 4096
 
-static double sumsq(backend *b, const float *x, size_t n)
+double cpu_sumsq(backend *b, const float *x, size_t n)
 {
     (void)b;
     size_t nch = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
-    double *part = calloc(nch ? nch : 1, sizeof *part);
+    double *part = xcalloc(nch, sizeof *part);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t k = 0; k < nch; k++) {
         size_t i1 = (k + 1) * SUMSQ_CHUNK < n ? (k + 1) * SUMSQ_CHUNK : n;
@@ -48,18 +48,10 @@ static double sumsq(backend *b, const float *x, size_t n)
     return s;
 }
 
-static void ema(backend *b, float *e, const float *p, size_t n, float decay)
+void cpu_ema(backend *b, float *e, const float *p, size_t n, float decay)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
         e[i] = decay * e[i] + (1.0f - decay) * p[i];
-}
-
-void cpu_optim_init(backend *b)
-{
-    b->adam = adam;
-    b->adamax = adamax;
-    b->sumsq = sumsq;
-    b->ema = ema;
 }

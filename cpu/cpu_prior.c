@@ -18,18 +18,16 @@ static inline void prior_idx(bk_prior_layout lay, int c, int j, int *im, int *il
     }
 }
 
-static void gauss_logp(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
-                       int n, size_t rows_per_image, int c, float *logp)
+void cpu_gauss_logp(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
+                    int n, size_t rows_per_image, int c, float *logp)
 {
     (void)b;
-    const size_t cpi = (rows_per_image + CPU_RED_ROWS - 1) / CPU_RED_ROWS, nch = (size_t)n * cpi;
-    double *part = calloc(nch, sizeof *part);
+    const size_t cpi = cpu_chunks_per_image(rows_per_image), nch = (size_t)n * cpi;
+    double *part = xcalloc(nch, sizeof *part);
 #pragma omp parallel for schedule(static) if (n * rows_per_image * (size_t)c > 16384)
     for (size_t k = 0; k < nch; k++) {
-        size_t img = k / cpi, r0 = img * rows_per_image + (k % cpi) * CPU_RED_ROWS;
-        size_t r1 = r0 + CPU_RED_ROWS;
-        if (r1 > (img + 1) * rows_per_image)
-            r1 = (img + 1) * rows_per_image;
+        size_t r0, r1;
+        cpu_image_chunk(k, cpi, rows_per_image, &r0, &r1);
         double acc = 0;
         for (size_t r = r0; r < r1; r++)
             for (int j = 0; j < c; j++) {
@@ -40,17 +38,12 @@ static void gauss_logp(backend *b, const float *z, int ldz, const float *h, bk_p
             }
         part[k] = acc;
     }
-    for (int i = 0; i < n; i++) {
-        double s = 0;
-        for (size_t k = 0; k < cpi; k++)
-            s += part[(size_t)i * cpi + k];
-        logp[i] += (float)s;
-    }
+    cpu_image_sums_add(part, n, cpi, logp);
     free(part);
 }
 
-static void gauss_bwd(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
-                      size_t rows, int c, float g, float *dz, int lddz, int accumulate, float *dh)
+void cpu_gauss_bwd(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
+                   size_t rows, int c, float g, float *dz, int lddz, int accumulate, float *dh)
 {
     (void)b;
 #pragma omp parallel for schedule(static) if (rows * (size_t)c > 16384)
@@ -69,9 +62,9 @@ static void gauss_bwd(backend *b, const float *z, int ldz, const float *h, bk_pr
     }
 }
 
-static void gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
-                         size_t rows_per_image, int c, float temperature, uint64_t seed,
-                         uint64_t stream, uint64_t first, float *z, int ldz)
+void cpu_gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
+                      size_t rows_per_image, int c, float temperature, uint64_t seed,
+                      uint64_t stream, uint64_t first, float *z, int ldz)
 {
     (void)b;
     const size_t rows = (size_t)n * rows_per_image;
@@ -89,13 +82,13 @@ static void gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
     }
 }
 
-static void yemb_fwd(backend *b, float *h, int n, size_t rows_per_image, int c, int n_classes,
-                     const int32_t *labels, const float *w, const float *bias, const float *logs)
+void cpu_yemb_fwd(backend *b, float *h, int n, size_t rows_per_image, int c, int n_classes,
+                  const int32_t *labels, const float *w, const float *bias, const float *logs)
 {
     (void)b;
     for (int i = 0; i < n; i++) {
         int y = labels[i];
-        float *add = malloc((size_t)c * sizeof *add);
+        float *add = xmalloc((size_t)c * sizeof *add);
         for (int j = 0; j < c; j++)
             add[j] = (w[(size_t)j * n_classes + y] + bias[j]) * ew_actnorm_scale(logs[j]);
         for (size_t r = 0; r < rows_per_image; r++)
@@ -105,9 +98,9 @@ static void yemb_fwd(backend *b, float *h, int n, size_t rows_per_image, int c, 
     }
 }
 
-static void yemb_bwd(backend *b, const float *dh, int n, size_t rows_per_image, int c,
-                     int n_classes, const int32_t *labels, const float *w, const float *bias,
-                     const float *logs, float *dw, float *dbias, float *dlogs)
+void cpu_yemb_bwd(backend *b, const float *dh, int n, size_t rows_per_image, int c,
+                  int n_classes, const int32_t *labels, const float *w, const float *bias,
+                  const float *logs, float *dw, float *dbias, float *dlogs)
 {
     (void)b;
     for (size_t i = 0; i < (size_t)c * n_classes; i++)
@@ -165,12 +158,12 @@ static double softmax_ce(double *l, int k, int y)
     return ce;
 }
 
-static void head_fwd(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
-                     const int32_t *labels, const float *w, const float *bias, const float *logs,
-                     float *ce)
+void cpu_head_fwd(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
+                  const int32_t *labels, const float *w, const float *bias, const float *logs,
+                  float *ce)
 {
     (void)b;
-    double *pooled = malloc((size_t)c * sizeof *pooled), *l = malloc((size_t)k * sizeof *l);
+    double *pooled = xmalloc((size_t)c * sizeof *pooled), *l = xmalloc((size_t)k * sizeof *l);
     for (int i = 0; i < n; i++) {
         head_logits(z, i, rows_per_image, c, k, w, bias, logs, pooled, l);
         ce[i] = (float)softmax_ce(l, k, labels[i]);
@@ -179,14 +172,14 @@ static void head_fwd(backend *b, const float *z, int n, size_t rows_per_image, i
     free(l);
 }
 
-static void head_bwd(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
-                     const int32_t *labels, const float *w, const float *bias, const float *logs,
-                     float g, float *dz, float *dw, float *dbias, float *dlogs)
+void cpu_head_bwd(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
+                  const int32_t *labels, const float *w, const float *bias, const float *logs,
+                  float g, float *dz, float *dw, float *dbias, float *dlogs)
 {
     (void)b;
-    double *pooled = malloc((size_t)c * sizeof *pooled), *l = malloc((size_t)k * sizeof *l);
-    double *gw = calloc((size_t)k * c, sizeof *gw), *gb = calloc((size_t)k, sizeof *gb);
-    double *gl = calloc((size_t)k, sizeof *gl), *dp = malloc((size_t)c * sizeof *dp);
+    double *pooled = xmalloc((size_t)c * sizeof *pooled), *l = xmalloc((size_t)k * sizeof *l);
+    double *gw = xcalloc((size_t)k * c, sizeof *gw), *gb = xcalloc((size_t)k, sizeof *gb);
+    double *gl = xcalloc((size_t)k, sizeof *gl), *dp = xmalloc((size_t)c * sizeof *dp);
     for (int i = 0; i < n; i++) {
         head_logits(z, i, rows_per_image, c, k, w, bias, logs, pooled, l);
         softmax_ce(l, k, labels[i]);
@@ -222,15 +215,4 @@ static void head_bwd(backend *b, const float *z, int n, size_t rows_per_image, i
     free(gb);
     free(gl);
     free(dp);
-}
-
-void cpu_prior_init(backend *b)
-{
-    b->gauss_logp = gauss_logp;
-    b->gauss_bwd = gauss_bwd;
-    b->gauss_sample = gauss_sample;
-    b->yemb_fwd = yemb_fwd;
-    b->yemb_bwd = yemb_bwd;
-    b->head_fwd = head_fwd;
-    b->head_bwd = head_bwd;
 }

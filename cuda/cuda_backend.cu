@@ -9,7 +9,7 @@
 #include "cuda_backend.h"
 #include "cuda_internal.h"
 
-static void *cu_alloc(backend *b, size_t bytes)
+void *cuda_alloc(backend *b, size_t bytes)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t n = (bytes + 255) / 256 * 256;
@@ -32,7 +32,7 @@ static void *cu_alloc(backend *b, size_t bytes)
     return p;
 }
 
-static void cu_free(backend *b, void *p)
+void cuda_free(backend *b, void *p)
 {
     if (!p)
         return;
@@ -42,26 +42,28 @@ static void cu_free(backend *b, void *p)
     CUDA_CHECK(cudaFree(p));
 }
 
-// Synchronous: the host buffer may be reused or freed as soon as this returns.
-static void cu_upload(backend *b, void *dst, const void *host, size_t bytes)
+// Upload and download are synchronous: the host buffer may be reused or freed
+// as soon as they return.
+static void copy_host(backend *b, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (!bytes)
         return;
-    CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, ctx->stream));
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, ctx->stream));
     CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
 }
 
-static void cu_download(backend *b, void *host, const void *src, size_t bytes)
+void cuda_upload(backend *b, void *dst, const void *host, size_t bytes)
 {
-    cuda_ctx *ctx = cuda_ctx_of(b);
-    if (!bytes)
-        return;
-    CUDA_CHECK(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
-    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    copy_host(b, dst, host, bytes, cudaMemcpyHostToDevice);
 }
 
-static void cu_copy(backend *b, void *dst, const void *src, size_t bytes)
+void cuda_download(backend *b, void *host, const void *src, size_t bytes)
+{
+    copy_host(b, host, src, bytes, cudaMemcpyDeviceToHost);
+}
+
+void cuda_copy(backend *b, void *dst, const void *src, size_t bytes)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (!bytes || dst == src)
@@ -78,12 +80,10 @@ static void cu_copy(backend *b, void *dst, const void *src, size_t bytes)
 
 __global__ void k_fill(float *dst, float v, size_t n)
 {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = v;
+    GRID_STRIDE(i, n) dst[i] = v;
 }
 
-static void cu_fill(backend *b, float *dst, float v, size_t n)
+void cuda_fill(backend *b, float *dst, float v, size_t n)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (!n)
@@ -94,11 +94,10 @@ static void cu_fill(backend *b, float *dst, float v, size_t n)
         CUDA_CHECK(cudaMemsetAsync(dst, 0, n * sizeof(float), ctx->stream));
         return;
     }
-    k_fill<<<cuda_grid(ctx, n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(dst, v, n);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH(ctx, n, k_fill, dst, v, n);
 }
 
-static int cu_set_precision(backend *b, glow_precision p, glow_error *err)
+int cuda_set_precision(backend *b, glow_precision p, glow_error *err)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (p != PRECISION_FP32 && p != PRECISION_TF32 && p != PRECISION_BF16) {
@@ -116,7 +115,7 @@ static int cu_set_precision(backend *b, glow_precision p, glow_error *err)
     return 0;
 }
 
-static void cu_destroy(backend *b)
+void cuda_destroy(backend *b)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
@@ -196,6 +195,14 @@ static int open_device(cuda_ctx *ctx, int device, glow_error *err)
     return 0;
 }
 
+extern "C" void cuda_backend_fill_table(backend *b)
+{
+    b->name = "cuda";
+#define CUDA_SET_SLOT(slot) b->slot = cuda_##slot;
+    BACKEND_SLOTS(CUDA_SET_SLOT)
+#undef CUDA_SET_SLOT
+}
+
 extern "C" backend *cuda_backend_new(int device, glow_error *err)
 {
     cuda_ctx *ctx = (cuda_ctx *)xcalloc(1, sizeof *ctx);
@@ -206,23 +213,11 @@ extern "C" backend *cuda_backend_new(int device, glow_error *err)
     const char *sync = getenv("GLOW_CUDA_SYNC");
     ctx->sync = sync && strcmp(sync, "1") == 0;
     backend *b = (backend *)xcalloc(1, sizeof *b);
-    b->name = "cuda";
+    cuda_backend_fill_table(b);
     b->impl = ctx;
-    b->alloc = cu_alloc;
-    b->free = cu_free;
-    b->upload = cu_upload;
-    b->download = cu_download;
-    b->copy = cu_copy;
-    b->fill = cu_fill;
-    b->destroy = cu_destroy;
-    b->set_precision = cu_set_precision;
-    if (cu_set_precision(b, PRECISION_FP32, err) != 0) {
-        cu_destroy(b);
+    if (cuda_set_precision(b, PRECISION_FP32, err) != 0) {
+        cuda_destroy(b);
         return NULL;
     }
-    cuda_conv_init(b);
-    cuda_ops_init(b);
-    cuda_prior_init(b);
-    cuda_optim_init(b);
     return b;
 }

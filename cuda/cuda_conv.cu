@@ -58,28 +58,28 @@ struct cuda_conv_plan {
 
 // ---- kernels ----
 
-#define GRID_STRIDE(i, n)                                                                  \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                \
-         i += (size_t)gridDim.x * blockDim.x)
-
 __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ void from_f(float *p, float v) { *p = v; }
 __device__ __forceinline__ void from_f(bf16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+// The KCRS index (cin + e input channels, kk taps) of element i of the KRSC
+// filter of the cin data channels.
+__device__ __forceinline__ size_t kcrs_of_krsc(size_t i, int cin, int e, int kk)
+{
+    int c = (int)(i % cin);
+    size_t r = i / cin;
+    int t = (int)(r % kk);
+    int o = (int)(r / kk);
+    return ((size_t)o * (cin + e) + c) * kk + t;
+}
 
 // KCRS with cin + e input channels -> KRSC with the cin data channels
 template <typename T>
 __global__ void k_pack_w(const float *w, T *wp, int cout, int cin, int e, int kk)
 {
     size_t n = (size_t)cout * kk * cin;
-    GRID_STRIDE(i, n)
-    {
-        int c = (int)(i % cin);
-        size_t r = i / cin;
-        int t = (int)(r % kk);
-        int o = (int)(r / kk);
-        from_f(&wp[i], w[((size_t)o * (cin + e) + c) * kk + t]);
-    }
+    GRID_STRIDE(i, n) from_f(&wp[i], w[kcrs_of_krsc(i, cin, e, kk)]);
 }
 
 // KRSC gradient -> the data-channel part of the KCRS gradient
@@ -87,14 +87,7 @@ template <typename T>
 __global__ void k_unpack_dw(const T *dwp, float *dw, int cout, int cin, int e, int kk)
 {
     size_t n = (size_t)cout * kk * cin;
-    GRID_STRIDE(i, n)
-    {
-        int c = (int)(i % cin);
-        size_t r = i / cin;
-        int t = (int)(r % kk);
-        int o = (int)(r / kk);
-        dw[((size_t)o * (cin + e) + c) * kk + t] = to_f(dwp[i]);
-    }
+    GRID_STRIDE(i, n) dw[kcrs_of_krsc(i, cin, e, kk)] = to_f(dwp[i]);
 }
 
 __global__ void k_to_bf16(const float *x, bf16 *y, size_t n)
@@ -278,6 +271,16 @@ typedef struct {
     int deterministic;
 } candidate;
 
+// The candidates of cuDNN's answer r[0..got) (any of its three perf types).
+template <typename Perf>
+static int candidates_of(const Perf *r, int got, candidate *out)
+{
+    for (int i = 0; i < got; i++)
+        out[i] = {r[i].status == CUDNN_STATUS_SUCCESS ? (int)r[i].algo : -1, r[i].mathType,
+                  r[i].determinism == CUDNN_DETERMINISTIC};
+    return got;
+}
+
 static int heuristics(cuda_ctx *ctx, cuda_conv_plan *p, int op, candidate *out, int cap)
 {
     int got = 0;
@@ -286,28 +289,20 @@ static int heuristics(cuda_ctx *ctx, cuda_conv_plan *p, int op, candidate *out, 
         if (cudnnGetConvolutionForwardAlgorithm_v7(ctx->cudnn, p->xd, p->wd, p->cd[op], p->yd,
                                                    cap, &got, r) != CUDNN_STATUS_SUCCESS)
             return 0;
-        for (int i = 0; i < got; i++)
-            out[i] = {r[i].status == CUDNN_STATUS_SUCCESS ? (int)r[i].algo : -1, r[i].mathType,
-                      r[i].determinism == CUDNN_DETERMINISTIC};
-    } else if (op == OP_BWD_DATA) {
+        return candidates_of(r, got, out);
+    }
+    if (op == OP_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t r[16];
         if (cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->cudnn, p->wd, p->yd, p->cd[op], p->xd,
                                                         cap, &got, r) != CUDNN_STATUS_SUCCESS)
             return 0;
-        for (int i = 0; i < got; i++)
-            out[i] = {r[i].status == CUDNN_STATUS_SUCCESS ? (int)r[i].algo : -1, r[i].mathType,
-                      r[i].determinism == CUDNN_DETERMINISTIC};
-    } else {
-        cudnnConvolutionBwdFilterAlgoPerf_t r[16];
-        if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->cudnn, p->xd, p->yd, p->cd[op],
-                                                          p->wd, cap, &got,
-                                                          r) != CUDNN_STATUS_SUCCESS)
-            return 0;
-        for (int i = 0; i < got; i++)
-            out[i] = {r[i].status == CUDNN_STATUS_SUCCESS ? (int)r[i].algo : -1, r[i].mathType,
-                      r[i].determinism == CUDNN_DETERMINISTIC};
+        return candidates_of(r, got, out);
     }
-    return got;
+    cudnnConvolutionBwdFilterAlgoPerf_t r[16];
+    if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->cudnn, p->xd, p->yd, p->cd[op], p->wd,
+                                                      cap, &got, r) != CUDNN_STATUS_SUCCESS)
+        return 0;
+    return candidates_of(r, got, out);
 }
 
 static void grow_workspace(cuda_ctx *ctx, size_t bytes)
@@ -368,15 +363,17 @@ static void ensure_op(cuda_ctx *ctx, cuda_conv_plan *p, int op)
     c[n++] = {fallback, want, 1};
     c[n++] = {fallback, CUDNN_FMA_MATH, 1};
 
+    // zeroed trial operands x, y, w
     const size_t es = p->prec == PRECISION_BF16 ? sizeof(bf16) : sizeof(float);
     const size_t rows = (size_t)d->n * d->h * d->w;
-    void *tx, *ty, *tw;
-    CUDA_CHECK(cudaMalloc(&tx, rows * d->cin * es));
-    CUDA_CHECK(cudaMalloc(&ty, rows * d->cout * es));
-    CUDA_CHECK(cudaMalloc(&tw, (size_t)d->cout * d->cin * 9 * es));
-    CUDA_CHECK(cudaMemsetAsync(tx, 0, rows * d->cin * es, ctx->stream));
-    CUDA_CHECK(cudaMemsetAsync(ty, 0, rows * d->cout * es, ctx->stream));
-    CUDA_CHECK(cudaMemsetAsync(tw, 0, (size_t)d->cout * d->cin * 9 * es, ctx->stream));
+    const size_t tbytes[3] = {rows * d->cin * es, rows * d->cout * es,
+                              (size_t)d->cout * d->cin * 9 * es};
+    void *t[3];
+    for (int i = 0; i < 3; i++)
+        CUDA_CHECK(cudaMalloc(&t[i], tbytes[i]));
+    for (int i = 0; i < 3; i++)
+        CUDA_CHECK(cudaMemsetAsync(t[i], 0, tbytes[i], ctx->stream));
+    void *const tx = t[0], *const ty = t[1], *const tw = t[2];
     void *out = op == OP_FWD ? ty : op == OP_BWD_DATA ? tx : tw;
     cudnnStatus_t st = CUDNN_STATUS_NOT_SUPPORTED;
     for (int i = 0; i < n; i++) {
@@ -402,9 +399,8 @@ static void ensure_op(cuda_ctx *ctx, cuda_conv_plan *p, int op)
             break;
     }
     CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
-    CUDA_CHECK(cudaFree(tx));
-    CUDA_CHECK(cudaFree(ty));
-    CUDA_CHECK(cudaFree(tw));
+    for (int i = 0; i < 3; i++)
+        CUDA_CHECK(cudaFree(t[i]));
     if (p->chosen[op] > 0)
         return;
     if (p->prec == PRECISION_BF16 && ((int)st / 1000 == 2 || (int)st / 1000 == 3)) {
@@ -440,8 +436,7 @@ static void run_op(cuda_ctx *ctx, cuda_conv_plan *p, int op, const void *x, cons
 static const bf16 *to_bf16(cuda_ctx *ctx, int slot, const float *x, size_t n)
 {
     bf16 *y = (bf16 *)cuda_scratch(ctx, slot, n * sizeof(bf16));
-    k_to_bf16<<<cuda_grid(ctx, n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(x, y, n);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH(ctx, n, k_to_bf16, x, y, n);
     return y;
 }
 
@@ -452,9 +447,7 @@ static const T *pack_w(cuda_ctx *ctx, int slot, const bk_conv *d, const float *w
     const int kk = d->k * d->k;
     size_t n = (size_t)d->cout * d->cin * kk;
     T *wp = (T *)cuda_scratch(ctx, slot, n * sizeof(T));
-    k_pack_w<T><<<cuda_grid(ctx, n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
-        w, wp, d->cout, d->cin, d->edge ? 1 : 0, kk);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH(ctx, n, k_pack_w<T>, w, wp, d->cout, d->cin, d->edge ? 1 : 0, kk);
     return wp;
 }
 
@@ -507,31 +500,27 @@ static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const fl
         run_op(ctx, p, OP_FWD, xa, NULL, wp, out, 0.0f);
     }
     const float *we = d->edge ? w : NULL;
-    const unsigned g = cuda_grid(ctx, ny, CUDA_BLOCK);
     if (bf && !p->gemm)
-        k_post<bf16><<<g, CUDA_BLOCK, 0, ctx->stream>>>((const bf16 *)yc, y, rows, d->h, d->w,
-                                                        d->cout, d->cin, we, bias, logs, relu);
+        LAUNCH(ctx, ny, k_post<bf16>, (const bf16 *)yc, y, rows, d->h, d->w, d->cout, d->cin, we,
+               bias, logs, relu);
     else if (we || bias)
-        k_post<float><<<g, CUDA_BLOCK, 0, ctx->stream>>>((const float *)yc, y, rows, d->h, d->w,
-                                                         d->cout, d->cin, we, bias, logs, relu);
-    else
-        return;
-    CUDA_LAUNCH_CHECK(ctx);
+        LAUNCH(ctx, ny, k_post<float>, (const float *)yc, y, rows, d->h, d->w, d->cout, d->cin, we,
+               bias, logs, relu);
 }
 
-static void conv_fwd(backend *b, const bk_conv *d, const float *x, const float *w, float *y)
+void cuda_conv_fwd(backend *b, const bk_conv *d, const float *x, const float *w, float *y)
 {
     conv_fwd_post(b, d, x, w, NULL, NULL, 0, y);
 }
 
-static void conv_fwd_affine(backend *b, const bk_conv *d, const float *x, const float *w,
-                            const float *bias, const float *logs, int relu, float *y)
+void cuda_conv_fwd_affine(backend *b, const bk_conv *d, const float *x, const float *w,
+                          const float *bias, const float *logs, int relu, float *y)
 {
     conv_fwd_post(b, d, x, w, bias, logs, relu, y);
 }
 
-static void conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const float *w,
-                          float *dx, int accumulate)
+void cuda_conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const float *w,
+                        float *dx, int accumulate)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     cuda_conv_plan *p = get_plan(ctx, d);
@@ -556,13 +545,11 @@ static void conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const f
     const bf16 *wp = pack_w<bf16>(ctx, CUDA_SCRATCH_BF16_W, d, w);
     bf16 *dxb = (bf16 *)cuda_scratch(ctx, CUDA_SCRATCH_BF16_X, nx * sizeof(bf16));
     run_op(ctx, p, OP_BWD_DATA, NULL, dya, wp, dxb, 0.0f);
-    k_from_bf16<<<cuda_grid(ctx, nx, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(dxb, dx, nx,
-                                                                                accumulate);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH(ctx, nx, k_from_bf16, dxb, dx, nx, accumulate);
 }
 
-static void conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const float *dy,
-                            float *dw)
+void cuda_conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const float *dy,
+                          float *dw)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     cuda_conv_plan *p = get_plan(ctx, d);
@@ -585,27 +572,19 @@ static void conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const 
     void *dwp = bf ? cuda_scratch(ctx, CUDA_SCRATCH_BF16_W, nw * sizeof(bf16))
                    : cuda_scratch(ctx, CUDA_SCRATCH_CONV_W, nw * sizeof(float));
     run_op(ctx, p, OP_BWD_W, xa, dya, NULL, dwp, 0.0f);
-    const unsigned g = cuda_grid(ctx, nw, CUDA_BLOCK);
     const int e = d->edge ? 1 : 0;
     if (bf)
-        k_unpack_dw<bf16><<<g, CUDA_BLOCK, 0, ctx->stream>>>((const bf16 *)dwp, dw, d->cout,
-                                                             d->cin, e, 9);
+        LAUNCH(ctx, nw, k_unpack_dw<bf16>, (const bf16 *)dwp, dw, d->cout, d->cin, e, 9);
     else
-        k_unpack_dw<float><<<g, CUDA_BLOCK, 0, ctx->stream>>>((const float *)dwp, dw, d->cout,
-                                                              d->cin, e, 9);
-    CUDA_LAUNCH_CHECK(ctx);
+        LAUNCH(ctx, nw, k_unpack_dw<float>, (const float *)dwp, dw, d->cout, d->cin, e, 9);
     if (!d->edge)
         return;
     double *S = (double *)cuda_scratch(ctx, CUDA_SCRATCH_CONV_AUX,
                                        (size_t)p->nb * d->cout * sizeof(double));
     const size_t ns = (size_t)p->nb * d->cout;
-    k_edge_sum<<<cuda_grid(ctx, ns, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
-        dy, p->border, p->nb, d->n, (size_t)d->h * d->w, d->cout, S);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH(ctx, ns, k_edge_sum, dy, p->border, p->nb, d->n, (size_t)d->h * d->w, d->cout, S);
     const size_t nt = (size_t)d->cout * 9;
-    k_edge_taps<<<cuda_grid(ctx, nt, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
-        S, p->border, p->nb, d->h, d->w, d->cout, d->cin, dw);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH(ctx, nt, k_edge_taps, S, p->border, p->nb, d->h, d->w, d->cout, d->cin, dw);
 }
 
 void cuda_conv_release(cuda_ctx *ctx)
@@ -626,12 +605,4 @@ void cuda_conv_release(cuda_ctx *ctx)
         p = next;
     }
     ctx->convs = NULL;
-}
-
-void cuda_conv_init(backend *b)
-{
-    b->conv_fwd = conv_fwd;
-    b->conv_fwd_affine = conv_fwd_affine;
-    b->conv_bwd_data = conv_bwd_data;
-    b->conv_bwd_filter = conv_bwd_filter;
 }

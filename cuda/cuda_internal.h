@@ -9,15 +9,19 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <type_traits>
+
 #include "backend/backend.h"
 #include "backend/precision.h"
 
 typedef struct cuda_conv_plan cuda_conv_plan; /* cuda_conv.cu: per-shape cuDNN state */
 
-/* Grow-only device scratch buffers, one per purpose, so two users never share. */
+/* Grow-only device scratch buffers, one per purpose. A buffer holds nothing from
+ * one op to the next (ops run in stream order), so the two users of CONV_AUX
+ * never meet. */
 enum {
-    CUDA_SCRATCH_CONV_W = 0, /* data-channel weights packed out of an edge filter */
-    CUDA_SCRATCH_CONV_AUX,   /* conv: per-shape temporaries (border map, dw without edge) */
+    CUDA_SCRATCH_CONV_W = 0, /* fp32 KRSC filter: packed weights, or dw before unpacking */
+    CUDA_SCRATCH_CONV_AUX,   /* conv: the edge gradient's border sums; copy: overlap bounce */
     CUDA_SCRATCH_BF16_X,     /* bf16 copy of a conv input */
     CUDA_SCRATCH_BF16_W,     /* bf16 copy of a conv filter (or its gradient) */
     CUDA_SCRATCH_BF16_Y,     /* bf16 conv output (or output gradient) */
@@ -51,24 +55,19 @@ static inline cuda_ctx *cuda_ctx_of(backend *b) { return (cuda_ctx *)b->impl; }
 /* "progname: cuda: CALL failed: REASON (file:line)", then exit 1. */
 [[noreturn]] void cuda_fail(const char *call, const char *reason, const char *file, int line);
 
+/* A library call that must return `ok`; `why` names its status. */
+#define CUDA_CHECK_STATUS_(type, ok, why, call, text)                                      \
+    do {                                                                                   \
+        type st_ = (call);                                                                 \
+        if (st_ != (ok))                                                                   \
+            cuda_fail(text, why(st_), __FILE__, __LINE__);                                 \
+    } while (0)
 #define CUDA_CHECK(call)                                                                   \
-    do {                                                                                   \
-        cudaError_t st_ = (call);                                                          \
-        if (st_ != cudaSuccess)                                                            \
-            cuda_fail(#call, cudaGetErrorString(st_), __FILE__, __LINE__);                 \
-    } while (0)
+    CUDA_CHECK_STATUS_(cudaError_t, cudaSuccess, cudaGetErrorString, call, #call)
 #define CUDNN_CHECK(call)                                                                  \
-    do {                                                                                   \
-        cudnnStatus_t st_ = (call);                                                        \
-        if (st_ != CUDNN_STATUS_SUCCESS)                                                   \
-            cuda_fail(#call, cudnnGetErrorString(st_), __FILE__, __LINE__);                \
-    } while (0)
+    CUDA_CHECK_STATUS_(cudnnStatus_t, CUDNN_STATUS_SUCCESS, cudnnGetErrorString, call, #call)
 #define CUBLAS_CHECK(call)                                                                 \
-    do {                                                                                   \
-        cublasStatus_t st_ = (call);                                                       \
-        if (st_ != CUBLAS_STATUS_SUCCESS)                                                  \
-            cuda_fail(#call, cublasGetStatusString(st_), __FILE__, __LINE__);              \
-    } while (0)
+    CUDA_CHECK_STATUS_(cublasStatus_t, CUBLAS_STATUS_SUCCESS, cublasGetStatusString, call, #call)
 /* After every kernel launch: launch errors always, execution errors at once
  * when GLOW_CUDA_SYNC=1 (otherwise at the next synchronising call). */
 #define CUDA_LAUNCH_CHECK(ctx)                                                             \
@@ -96,15 +95,34 @@ static inline unsigned cuda_grid(const cuda_ctx *ctx, size_t n, unsigned block)
     return need ? (unsigned)need : 1u;
 }
 
+/* The loop of a grid-stride kernel: i runs over [0, n) in steps of the grid. */
+#define GRID_STRIDE(i, n)                                                                  \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                \
+         i += (size_t)gridDim.x * blockDim.x)
+
+/* Every launch is on the backend's stream and checked. LAUNCH_GRID: a given grid
+ * and block (a template kernel with several arguments goes in parentheses);
+ * LAUNCH: a grid-stride kernel over n elements. */
+#define LAUNCH_GRID(ctx, grid, block, kernel, ...)                                         \
+    do {                                                                                   \
+        kernel<<<(grid), (block), 0, (ctx)->stream>>>(__VA_ARGS__);                         \
+        CUDA_LAUNCH_CHECK(ctx);                                                            \
+    } while (0)
+#define LAUNCH(ctx, n, kernel, ...)                                                        \
+    LAUNCH_GRID(ctx, cuda_grid((ctx), (n), CUDA_BLOCK), CUDA_BLOCK, kernel, __VA_ARGS__)
+
 /* A device buffer of at least `bytes` for purpose `slot` (CUDA_SCRATCH_*), kept
  * and reused; reallocated (after a device sync) only when it must grow. */
 void *cuda_scratch(cuda_ctx *ctx, int slot, size_t bytes); /* cuda_context.cu */
 
-/* Filled by cuda_conv.cu (J: cuda_ops.cu, cuda_prior.cu, cuda_optim.cu). */
-void cuda_conv_init(backend *b);
-void cuda_conv_release(cuda_ctx *ctx);
-void cuda_ops_init(backend *b);
-void cuda_prior_init(backend *b);
-void cuda_optim_init(backend *b);
+/* Every slot's function, cuda_<slot> with the slot's type (backend.h):
+ * cuda_backend.cu (memory), cuda_conv.cu (convolutions), cuda_ops.cu (data
+ * movement, actnorm, coupling), cuda_prior.cu (priors, class embedding and
+ * head), cuda_optim.cu. Kernels are named k_<what>. */
+#define CUDA_DECLARE_SLOT(slot) std::remove_pointer_t<decltype(backend::slot)> cuda_##slot;
+BACKEND_SLOTS(CUDA_DECLARE_SLOT)
+#undef CUDA_DECLARE_SLOT
+
+void cuda_conv_release(cuda_ctx *ctx); /* cuda_conv.cu */
 
 #endif

@@ -6,21 +6,10 @@
 #include "cuda_internal.h"
 #include "cuda_reduce.cuh"
 
-#define GRID_STRIDE(i, n)                                                              \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \
-         i += (size_t)gridDim.x * blockDim.x)
-
-#define LAUNCH(ctx, n, kernel, ...)                                                    \
-    do {                                                                               \
-        kernel<<<cuda_grid((ctx), (n), CUDA_BLOCK), CUDA_BLOCK, 0, (ctx)->stream>>>(   \
-            __VA_ARGS__);                                                              \
-        CUDA_LAUNCH_CHECK(ctx);                                                        \
-    } while (0)
-
 // ---- data movement ----
 
-__global__ void copy_cols_kernel(float *dst, int ldd, const float *src, int lds, size_t rows,
-                                 int cols, int accumulate)
+__global__ void k_copy_cols(float *dst, int ldd, const float *src, int lds, size_t rows,
+                            int cols, int accumulate)
 {
     GRID_STRIDE(i, rows * (size_t)cols)
     {
@@ -34,8 +23,8 @@ __global__ void copy_cols_kernel(float *dst, int ldd, const float *src, int lds,
     }
 }
 
-static void copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, size_t rows,
-                      int cols, int accumulate)
+void cuda_copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, size_t rows,
+                    int cols, int accumulate)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t n = rows * (size_t)(cols > 0 ? cols : 0);
@@ -46,49 +35,49 @@ static void copy_cols(backend *b, float *dst, int ldd, const float *src, int lds
                                    ctx->stream));
         return;
     }
-    LAUNCH(ctx, n, copy_cols_kernel, dst, ldd, src, lds, rows, cols, accumulate);
+    LAUNCH(ctx, n, k_copy_cols, dst, ldd, src, lds, rows, cols, accumulate);
 }
 
-__global__ void axpy_kernel(float *dst, const float *src, size_t n, float alpha)
+__global__ void k_axpy(float *dst, const float *src, size_t n, float alpha)
 {
     GRID_STRIDE(i, n) dst[i] += alpha * src[i];
 }
 
-static void axpy(backend *b, float *dst, const float *src, size_t n, float alpha)
+void cuda_axpy(backend *b, float *dst, const float *src, size_t n, float alpha)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n)
-        LAUNCH(ctx, n, axpy_kernel, dst, src, n, alpha);
+        LAUNCH(ctx, n, k_axpy, dst, src, n, alpha);
 }
 
-__global__ void add_scalar_kernel(float *x, size_t n, float v)
+__global__ void k_add_scalar(float *x, size_t n, float v)
 {
     GRID_STRIDE(i, n) x[i] += v;
 }
 
-static void add_scalar(backend *b, float *x, size_t n, float v)
+void cuda_add_scalar(backend *b, float *x, size_t n, float v)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n)
-        LAUNCH(ctx, n, add_scalar_kernel, x, n, v);
+        LAUNCH(ctx, n, k_add_scalar, x, n, v);
 }
 
-__global__ void scale_kernel(float *x, size_t n, float s)
+__global__ void k_scale(float *x, size_t n, float s)
 {
     GRID_STRIDE(i, n) x[i] *= s;
 }
 
-static void scale(backend *b, float *x, size_t n, float s)
+void cuda_scale(backend *b, float *x, size_t n, float s)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n)
-        LAUNCH(ctx, n, scale_kernel, x, n, s);
+        LAUNCH(ctx, n, k_scale, x, n, s);
 }
 
 // One thread per element of the big side: pixel (b, i, j), channel ch is channel
 // ch*4 + (i&1)*2 + (j&1) of pixel (b, i/2, j/2) on the small side.
-__global__ void squeeze_kernel(const float *src, int lds, float *dst, int ldd, int n, int h,
-                               int w, int c, int to_small)
+__global__ void k_squeeze(const float *src, int lds, float *dst, int ldd, int n, int h,
+                          int w, int c, int to_small)
 {
     const size_t total = (size_t)n * h * w * c;
     const int h2 = h / 2, w2 = w / 2;
@@ -109,26 +98,29 @@ __global__ void squeeze_kernel(const float *src, int lds, float *dst, int ldd, i
     }
 }
 
-static void squeeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
+static void squeeze_dir(backend *b, const float *src, int lds, float *dst, int ldd, int n,
+                        int h, int w, int c, int to_small)
+{
+    cuda_ctx *ctx = cuda_ctx_of(b);
+    size_t total = (size_t)n * h * w * c;
+    if (total)
+        LAUNCH(ctx, total, k_squeeze, src, lds, dst, ldd, n, h, w, c, to_small);
+}
+
+void cuda_squeeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
+                  int w, int c)
+{
+    squeeze_dir(b, src, lds, dst, ldd, n, h, w, c, 1);
+}
+
+void cuda_unsqueeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
                     int w, int c)
 {
-    cuda_ctx *ctx = cuda_ctx_of(b);
-    size_t total = (size_t)n * h * w * c;
-    if (total)
-        LAUNCH(ctx, total, squeeze_kernel, src, lds, dst, ldd, n, h, w, c, 1);
+    squeeze_dir(b, src, lds, dst, ldd, n, h, w, c, 0);
 }
 
-static void unsqueeze(backend *b, const float *src, int lds, float *dst, int ldd, int n, int h,
-                      int w, int c)
-{
-    cuda_ctx *ctx = cuda_ctx_of(b);
-    size_t total = (size_t)n * h * w * c;
-    if (total)
-        LAUNCH(ctx, total, squeeze_kernel, src, lds, dst, ldd, n, h, w, c, 0);
-}
-
-__global__ void gather_channels_kernel(const float *x, float *y, size_t rows, int c,
-                                       const int32_t *perm)
+__global__ void k_gather_channels(const float *x, float *y, size_t rows, int c,
+                                  const int32_t *perm)
 {
     GRID_STRIDE(i, rows * (size_t)c)
     {
@@ -138,19 +130,19 @@ __global__ void gather_channels_kernel(const float *x, float *y, size_t rows, in
     }
 }
 
-static void gather_channels(backend *b, const float *x, float *y, size_t rows, int c,
-                            const int32_t *perm)
+void cuda_gather_channels(backend *b, const float *x, float *y, size_t rows, int c,
+                          const int32_t *perm)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t n = rows * (size_t)c;
     if (n)
-        LAUNCH(ctx, n, gather_channels_kernel, x, y, rows, c, perm);
+        LAUNCH(ctx, n, k_gather_channels, x, y, rows, c, perm);
 }
 
 // One thread per NCHW input element; writes the NHWC position.
-__global__ void dequantize_kernel(const uint8_t *img, const float *noise, uint64_t seed,
-                                  uint64_t first, int n_bits, int n, int c, size_t hw,
-                                  float *x)
+__global__ void k_dequantize(const uint8_t *img, const float *noise, uint64_t seed,
+                             uint64_t first, int n_bits, int n, int c, size_t hw,
+                             float *x)
 {
     const size_t D = (size_t)c * hw, total = (size_t)n * D;
     const float inv_bins = 1.0f / (float)(1 << n_bits);
@@ -164,20 +156,20 @@ __global__ void dequantize_kernel(const uint8_t *img, const float *noise, uint64
     }
 }
 
-static void dequantize(backend *b, const uint8_t *img, const float *noise, uint64_t seed,
-                       uint64_t first, int n_bits, int n, int c, int h, int w, float *x)
+void cuda_dequantize(backend *b, const uint8_t *img, const float *noise, uint64_t seed,
+                     uint64_t first, int n_bits, int n, int c, int h, int w, float *x)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t total = (size_t)n * c * h * w;
     if (total)
-        LAUNCH(ctx, total, dequantize_kernel, img, noise, seed, first, n_bits, n, c,
+        LAUNCH(ctx, total, k_dequantize, img, noise, seed, first, n_bits, n, c,
                (size_t)h * w, x);
 }
 
 // ---- actnorm ----
 
-__global__ void actnorm_fwd_kernel(const float *x, int ldx, float *y, int ldy, size_t rows,
-                                   int c, const float *bias, const float *logs, int relu)
+__global__ void k_actnorm_fwd(const float *x, int ldx, float *y, int ldy, size_t rows,
+                              int c, const float *bias, const float *logs, int relu)
 {
     GRID_STRIDE(i, rows * (size_t)c)
     {
@@ -189,17 +181,17 @@ __global__ void actnorm_fwd_kernel(const float *x, int ldx, float *y, int ldy, s
     }
 }
 
-static void actnorm_fwd(backend *b, const float *x, int ldx, float *y, int ldy, size_t rows,
-                        int c, const float *bias, const float *logs, int relu)
+void cuda_actnorm_fwd(backend *b, const float *x, int ldx, float *y, int ldy, size_t rows,
+                      int c, const float *bias, const float *logs, int relu)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t n = rows * (size_t)c;
     if (n)
-        LAUNCH(ctx, n, actnorm_fwd_kernel, x, ldx, y, ldy, rows, c, bias, logs, relu);
+        LAUNCH(ctx, n, k_actnorm_fwd, x, ldx, y, ldy, rows, c, bias, logs, relu);
 }
 
-__global__ void actnorm_inv_kernel(const float *y, int ldy, float *x, int ldx, size_t rows,
-                                   int c, const float *bias, const float *logs)
+__global__ void k_actnorm_inv(const float *y, int ldy, float *x, int ldx, size_t rows,
+                              int c, const float *bias, const float *logs)
 {
     GRID_STRIDE(i, rows * (size_t)c)
     {
@@ -209,13 +201,13 @@ __global__ void actnorm_inv_kernel(const float *y, int ldy, float *x, int ldx, s
     }
 }
 
-static void actnorm_inv(backend *b, const float *y, int ldy, float *x, int ldx, size_t rows,
-                        int c, const float *bias, const float *logs)
+void cuda_actnorm_inv(backend *b, const float *y, int ldy, float *x, int ldx, size_t rows,
+                      int c, const float *bias, const float *logs)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t n = rows * (size_t)c;
     if (n)
-        LAUNCH(ctx, n, actnorm_inv_kernel, y, ldy, x, ldx, rows, c, bias, logs);
+        LAUNCH(ctx, n, k_actnorm_inv, y, ldy, x, ldx, rows, c, bias, logs);
 }
 
 // Per element: g masked by y > 0 under relu, dx = g s written in place of dy when
@@ -251,9 +243,9 @@ struct actnorm_bwd_fin {
     }
 };
 
-static void actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int ldy,
-                        float *dx, int lddx, size_t rows, int c, const float *logs, int relu,
-                        float *dbias, float *dlogs)
+void cuda_actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int ldy,
+                      float *dx, int lddx, size_t rows, int c, const float *logs, int relu,
+                      float *dbias, float *dlogs)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     actnorm_bwd_elem f = {dy, lddy, y, ldy, dx, lddx, logs, relu};
@@ -270,8 +262,8 @@ struct ddi_mean_elem {
     __device__ void operator()(size_t r, int j, float *v) const { v[0] = x[r * ldx + j]; }
 };
 
-__global__ void ddi_sq_partial_kernel(const float *x, int ldx, const double *mean, size_t rows,
-                                      int c, size_t rows_per_chunk, double *part)
+__global__ void k_ddi_sq_partial(const float *x, int ldx, const double *mean, size_t rows,
+                                 int c, size_t rows_per_chunk, double *part)
 {
     __shared__ double buf[COL_TY][COL_TX];
     const size_t k = blockIdx.x;
@@ -308,8 +300,8 @@ struct ddi_mean_fin {
     }
 };
 
-__global__ void ddi_logs_kernel(const double *part, size_t chunks, int c, double inv_rows,
-                                float *logs)
+__global__ void k_ddi_logs(const double *part, size_t chunks, int c, double inv_rows,
+                           float *logs)
 {
     GRID_STRIDE(j, (size_t)c)
     {
@@ -321,8 +313,8 @@ __global__ void ddi_logs_kernel(const double *part, size_t chunks, int c, double
     }
 }
 
-static void actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c, float *bias,
-                        float *logs)
+void cuda_actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c, float *bias,
+                      float *logs)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (c <= 0 || rows == 0)
@@ -333,16 +325,16 @@ static void actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c,
     ddi_mean_fin fin = {mean, bias, inv_rows};
     col_sum<1>(ctx, CUDA_SCRATCH_OPS0, f, fin, 1, rows, c);
 
-    const size_t rpc = col_rows_per_chunk(rows), chunks = (rows + rpc - 1) / rpc;
-    double *part = (double *)cuda_scratch(ctx, CUDA_SCRATCH_OPS2, chunks * (size_t)c * sizeof(double));
-    dim3 grid((unsigned)chunks, (unsigned)((c + COL_TX - 1) / COL_TX)), block(COL_TX, COL_TY);
-    ddi_sq_partial_kernel<<<grid, block, 0, ctx->stream>>>(x, ldx, mean, rows, c, rpc, part);
-    CUDA_LAUNCH_CHECK(ctx);
-    LAUNCH(ctx, (size_t)c, ddi_logs_kernel, part, chunks, c, inv_rows, logs);
+    const size_t rpc = col_rows_per_chunk(rows), chunks = red_chunks(rows, rpc);
+    double *part =
+        (double *)cuda_scratch(ctx, CUDA_SCRATCH_OPS2, chunks * (size_t)c * sizeof(double));
+    LAUNCH_GRID(ctx, col_grid(chunks, c), col_block(), k_ddi_sq_partial, x, ldx, mean, rows, c,
+                rpc, part);
+    LAUNCH(ctx, (size_t)c, k_ddi_logs, part, chunks, c, inv_rows, logs);
 }
 
 // ld[i] += factor * sum(v) for every image: one block, the sum in double in order.
-__global__ void sum_into_kernel(const float *v, int c, float factor, float *ld, int n)
+__global__ void k_sum_into(const float *v, int c, float factor, float *ld, int n)
 {
     __shared__ float add;
     if (threadIdx.x == 0) {
@@ -356,13 +348,12 @@ __global__ void sum_into_kernel(const float *v, int c, float factor, float *ld, 
         ld[i] += add;
 }
 
-static void sum_into(backend *b, const float *v, int c, float factor, float *ld, int n)
+void cuda_sum_into(backend *b, const float *v, int c, float factor, float *ld, int n)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n <= 0)
         return;
-    sum_into_kernel<<<1, CUDA_BLOCK, 0, ctx->stream>>>(v, c, factor, ld, n);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH_GRID(ctx, 1, CUDA_BLOCK, k_sum_into, v, c, factor, ld, n);
 }
 
 // ---- coupling ----
@@ -384,8 +375,8 @@ struct coupling_fwd_elem {
     }
 };
 
-__global__ void coupling_add_kernel(const float *x2, int ldx, const float *h, float *y2, int ldy,
-                                    size_t rows, int c2, float sign)
+__global__ void k_coupling_add(const float *x2, int ldx, const float *h, float *y2, int ldy,
+                               size_t rows, int c2, float sign)
 {
     GRID_STRIDE(i, rows * (size_t)c2)
     {
@@ -395,8 +386,8 @@ __global__ void coupling_add_kernel(const float *x2, int ldx, const float *h, fl
     }
 }
 
-static void coupling_fwd(backend *b, int affine, const float *x2, int ldx, const float *h,
-                         float *y2, int ldy, int n, size_t rows_per_image, int c2, float *logdet)
+void cuda_coupling_fwd(backend *b, int affine, const float *x2, int ldx, const float *h,
+                       float *y2, int ldy, int n, size_t rows_per_image, int c2, float *logdet)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t rows = (size_t)n * rows_per_image;
@@ -406,12 +397,12 @@ static void coupling_fwd(backend *b, int affine, const float *x2, int ldx, const
         coupling_fwd_elem f = {x2, ldx, h, y2, ldy, c2};
         seg_sum(ctx, CUDA_SCRATCH_OPS0, f, n, rows_per_image, c2, logdet);
     } else {
-        LAUNCH(ctx, rows * (size_t)c2, coupling_add_kernel, x2, ldx, h, y2, ldy, rows, c2, 1.0f);
+        LAUNCH(ctx, rows * (size_t)c2, k_coupling_add, x2, ldx, h, y2, ldy, rows, c2, 1.0f);
     }
 }
 
-__global__ void coupling_inv_affine_kernel(const float *y2, int ldy, const float *h, float *x2,
-                                           int ldx, size_t rows, int c2)
+__global__ void k_coupling_inv_affine(const float *y2, int ldy, const float *h, float *x2,
+                                      int ldx, size_t rows, int c2)
 {
     GRID_STRIDE(i, rows * (size_t)c2)
     {
@@ -422,22 +413,22 @@ __global__ void coupling_inv_affine_kernel(const float *y2, int ldy, const float
     }
 }
 
-static void coupling_inv(backend *b, int affine, const float *y2, int ldy, const float *h,
-                         float *x2, int ldx, size_t rows, int c2)
+void cuda_coupling_inv(backend *b, int affine, const float *y2, int ldy, const float *h,
+                       float *x2, int ldx, size_t rows, int c2)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t n = rows * (size_t)c2;
     if (n == 0)
         return;
     if (affine)
-        LAUNCH(ctx, n, coupling_inv_affine_kernel, y2, ldy, h, x2, ldx, rows, c2);
+        LAUNCH(ctx, n, k_coupling_inv_affine, y2, ldy, h, x2, ldx, rows, c2);
     else
-        LAUNCH(ctx, n, coupling_add_kernel, y2, ldy, h, x2, ldx, rows, c2, -1.0f);
+        LAUNCH(ctx, n, k_coupling_add, y2, ldy, h, x2, ldx, rows, c2, -1.0f);
 }
 
-__global__ void coupling_bwd_kernel(int affine, const float *dy2, int lddy, const float *y2,
-                                    int ldy, const float *h, float *dx2, int lddx, float *dh,
-                                    size_t rows, int c2, float g_logdet)
+__global__ void k_coupling_bwd(int affine, const float *dy2, int lddy, const float *y2,
+                               int ldy, const float *h, float *dx2, int lddx, float *dh,
+                               size_t rows, int c2, float g_logdet)
 {
     GRID_STRIDE(i, rows * (size_t)c2)
     {
@@ -458,33 +449,13 @@ __global__ void coupling_bwd_kernel(int affine, const float *dy2, int lddy, cons
     }
 }
 
-static void coupling_bwd(backend *b, int affine, const float *dy2, int lddy, const float *y2,
-                         int ldy, const float *h, float *dx2, int lddx, float *dh, size_t rows,
-                         int c2, float g_logdet)
+void cuda_coupling_bwd(backend *b, int affine, const float *dy2, int lddy, const float *y2,
+                       int ldy, const float *h, float *dx2, int lddx, float *dh, size_t rows,
+                       int c2, float g_logdet)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t n = rows * (size_t)c2;
     if (n)
-        LAUNCH(ctx, n, coupling_bwd_kernel, affine, dy2, lddy, y2, ldy, h, dx2, lddx, dh, rows,
+        LAUNCH(ctx, n, k_coupling_bwd, affine, dy2, lddy, y2, ldy, h, dx2, lddx, dh, rows,
                c2, g_logdet);
-}
-
-void cuda_ops_init(backend *b)
-{
-    b->copy_cols = copy_cols;
-    b->axpy = axpy;
-    b->add_scalar = add_scalar;
-    b->scale = scale;
-    b->squeeze = squeeze;
-    b->unsqueeze = unsqueeze;
-    b->gather_channels = gather_channels;
-    b->dequantize = dequantize;
-    b->actnorm_fwd = actnorm_fwd;
-    b->actnorm_inv = actnorm_inv;
-    b->actnorm_bwd = actnorm_bwd;
-    b->actnorm_ddi = actnorm_ddi;
-    b->sum_into = sum_into;
-    b->coupling_fwd = coupling_fwd;
-    b->coupling_inv = coupling_inv;
-    b->coupling_bwd = coupling_bwd;
 }

@@ -7,12 +7,8 @@
 #include "cuda_internal.h"
 #include "cuda_reduce.cuh"
 
-#define GRID_STRIDE(i, n)                                                              \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \
-         i += (size_t)gridDim.x * blockDim.x)
-
-__global__ void adam_kernel(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                            float beta1, float beta2, float eps, float bc1, float sbc2)
+__global__ void k_adam(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                       float beta1, float beta2, float eps, float bc1, float sbc2)
 {
     GRID_STRIDE(i, n)
     {
@@ -23,8 +19,8 @@ __global__ void adam_kernel(float *p, const float *g, float *m, float *v, size_t
     }
 }
 
-static void adam(backend *b, float *p, const float *g, float *m, float *v, size_t n, float lr,
-                 float beta1, float beta2, float eps, long t)
+void cuda_adam(backend *b, float *p, const float *g, float *m, float *v, size_t n, float lr,
+               float beta1, float beta2, float eps, long t)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n == 0)
@@ -32,13 +28,11 @@ static void adam(backend *b, float *p, const float *g, float *m, float *v, size_
     // bias corrections on the host in double, rounded once, as the CPU does
     const float bc1 = (float)(1.0 - pow(beta1, (double)t));
     const float sbc2 = (float)sqrt(1.0 - pow(beta2, (double)t));
-    adam_kernel<<<cuda_grid(ctx, n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
-        p, g, m, v, n, lr, beta1, beta2, eps, bc1, sbc2);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH(ctx, n, k_adam, p, g, m, v, n, lr, beta1, beta2, eps, bc1, sbc2);
 }
 
-__global__ void adamax_kernel(float *p, const float *g, float *m, float *u, size_t n, float lr,
-                              float beta1, float beta2, float eps, float bc1)
+__global__ void k_adamax(float *p, const float *g, float *m, float *u, size_t n, float lr,
+                         float beta1, float beta2, float eps, float bc1)
 {
     GRID_STRIDE(i, n)
     {
@@ -49,23 +43,21 @@ __global__ void adamax_kernel(float *p, const float *g, float *m, float *u, size
     }
 }
 
-static void adamax(backend *b, float *p, const float *g, float *m, float *u, size_t n, float lr,
-                   float beta1, float beta2, float eps, long t)
+void cuda_adamax(backend *b, float *p, const float *g, float *m, float *u, size_t n, float lr,
+                 float beta1, float beta2, float eps, long t)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n == 0)
         return;
     const float bc1 = (float)(1.0 - pow(beta1, (double)t));
-    adamax_kernel<<<cuda_grid(ctx, n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
-        p, g, m, u, n, lr, beta1, beta2, eps, bc1);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH(ctx, n, k_adamax, p, g, m, u, n, lr, beta1, beta2, eps, bc1);
 }
 
 // Chunks of SUMSQ_CHUNK elements, one block each; then one block sums the chunk
 // partials in a fixed tree.
 #define SUMSQ_CHUNK 8192
 
-__global__ void sumsq_partial_kernel(const float *x, size_t n, double *part)
+__global__ void k_sumsq_partial(const float *x, size_t n, double *part)
 {
     __shared__ double buf[RED_BLOCK];
     const size_t i0 = (size_t)blockIdx.x * SUMSQ_CHUNK;
@@ -83,29 +75,23 @@ __global__ void sumsq_partial_kernel(const float *x, size_t n, double *part)
         part[blockIdx.x] = buf[0];
 }
 
-__global__ void sumsq_final_kernel(const double *part, size_t nparts, double *out)
+__global__ void k_sumsq_final(const double *part, size_t nparts, double *out)
 {
     __shared__ double buf[RED_BLOCK];
-    double acc = 0;
-    for (size_t k = threadIdx.x; k < nparts; k += RED_BLOCK)
-        acc += part[k];
-    buf[threadIdx.x] = acc;
-    red_block_tree(buf);
+    const double s = red_block_sum(part, nparts, buf);
     if (threadIdx.x == 0)
-        *out = buf[0];
+        *out = s;
 }
 
-static double sumsq(backend *b, const float *x, size_t n)
+double cuda_sumsq(backend *b, const float *x, size_t n)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n == 0)
         return 0.0;
     const size_t nparts = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
     double *part = (double *)cuda_scratch(ctx, CUDA_SCRATCH_OPS3, (nparts + 1) * sizeof(double));
-    sumsq_partial_kernel<<<(unsigned)nparts, RED_BLOCK, 0, ctx->stream>>>(x, n, part);
-    CUDA_LAUNCH_CHECK(ctx);
-    sumsq_final_kernel<<<1, RED_BLOCK, 0, ctx->stream>>>(part, nparts, part + nparts);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH_GRID(ctx, (unsigned)nparts, RED_BLOCK, k_sumsq_partial, x, n, part);
+    LAUNCH_GRID(ctx, 1, RED_BLOCK, k_sumsq_final, part, nparts, part + nparts);
     double *host = (double *)ctx->host_scratch;
     CUDA_CHECK(cudaMemcpyAsync(host, part + nparts, sizeof(double), cudaMemcpyDeviceToHost,
                                ctx->stream));
@@ -113,24 +99,15 @@ static double sumsq(backend *b, const float *x, size_t n)
     return *host;
 }
 
-__global__ void ema_kernel(float *e, const float *p, size_t n, float decay)
+__global__ void k_ema(float *e, const float *p, size_t n, float decay)
 {
     GRID_STRIDE(i, n) e[i] = decay * e[i] + (1.0f - decay) * p[i];
 }
 
-static void ema(backend *b, float *e, const float *p, size_t n, float decay)
+void cuda_ema(backend *b, float *e, const float *p, size_t n, float decay)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n == 0)
         return;
-    ema_kernel<<<cuda_grid(ctx, n, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(e, p, n, decay);
-    CUDA_LAUNCH_CHECK(ctx);
-}
-
-void cuda_optim_init(backend *b)
-{
-    b->adam = adam;
-    b->adamax = adamax;
-    b->sumsq = sumsq;
-    b->ema = ema;
+    LAUNCH(ctx, n, k_ema, e, p, n, decay);
 }

@@ -7,17 +7,6 @@
 #include "cuda_internal.h"
 #include "cuda_reduce.cuh"
 
-#define GRID_STRIDE(i, n)                                                              \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);          \
-         i += (size_t)gridDim.x * blockDim.x)
-
-#define LAUNCH(ctx, n, kernel, ...)                                                    \
-    do {                                                                               \
-        kernel<<<cuda_grid((ctx), (n), CUDA_BLOCK), CUDA_BLOCK, 0, (ctx)->stream>>>(   \
-            __VA_ARGS__);                                                              \
-        CUDA_LAUNCH_CHECK(ctx);                                                        \
-    } while (0)
-
 // Positions of mean and logs of channel j in a prior's h row of 2c values.
 __device__ __forceinline__ void prior_idx(bk_prior_layout lay, int c, int j, int *im, int *il)
 {
@@ -45,8 +34,8 @@ struct gauss_logp_elem {
     }
 };
 
-static void gauss_logp(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
-                       int n, size_t rows_per_image, int c, float *logp)
+void cuda_gauss_logp(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
+                     int n, size_t rows_per_image, int c, float *logp)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n <= 0 || c <= 0 || rows_per_image == 0)
@@ -55,9 +44,9 @@ static void gauss_logp(backend *b, const float *z, int ldz, const float *h, bk_p
     seg_sum(ctx, CUDA_SCRATCH_OPS0, f, n, rows_per_image, c, logp);
 }
 
-__global__ void gauss_bwd_kernel(const float *z, int ldz, const float *h, bk_prior_layout lay,
-                                 size_t rows, int c, float g, float *dz, int lddz, int accumulate,
-                                 float *dh)
+__global__ void k_gauss_bwd(const float *z, int ldz, const float *h, bk_prior_layout lay,
+                            size_t rows, int c, float g, float *dz, int lddz, int accumulate,
+                            float *dh)
 {
     GRID_STRIDE(i, rows * (size_t)c)
     {
@@ -78,19 +67,19 @@ __global__ void gauss_bwd_kernel(const float *z, int ldz, const float *h, bk_pri
     }
 }
 
-static void gauss_bwd(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
-                      size_t rows, int c, float g, float *dz, int lddz, int accumulate, float *dh)
+void cuda_gauss_bwd(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
+                    size_t rows, int c, float g, float *dz, int lddz, int accumulate, float *dh)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t n = rows * (size_t)c;
     if (n)
-        LAUNCH(ctx, n, gauss_bwd_kernel, z, ldz, h, lay, rows, c, g, dz, lddz, accumulate, dh);
+        LAUNCH(ctx, n, k_gauss_bwd, z, ldz, h, lay, rows, c, g, dz, lddz, accumulate, dh);
 }
 
-__global__ void gauss_sample_kernel(const float *h, bk_prior_layout lay, size_t rows,
-                                    size_t rows_per_image, int c, float temperature,
-                                    uint64_t seed, uint64_t stream, uint64_t first, float *z,
-                                    int ldz)
+__global__ void k_gauss_sample(const float *h, bk_prior_layout lay, size_t rows,
+                               size_t rows_per_image, int c, float temperature,
+                               uint64_t seed, uint64_t stream, uint64_t first, float *z,
+                               int ldz)
 {
     GRID_STRIDE(i, rows * (size_t)c)
     {
@@ -106,22 +95,22 @@ __global__ void gauss_sample_kernel(const float *h, bk_prior_layout lay, size_t 
     }
 }
 
-static void gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
-                         size_t rows_per_image, int c, float temperature, uint64_t seed,
-                         uint64_t stream, uint64_t first, float *z, int ldz)
+void cuda_gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
+                       size_t rows_per_image, int c, float temperature, uint64_t seed,
+                       uint64_t stream, uint64_t first, float *z, int ldz)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t rows = (size_t)(n > 0 ? n : 0) * rows_per_image;
     if (rows && c > 0)
-        LAUNCH(ctx, rows * (size_t)c, gauss_sample_kernel, h, lay, rows, rows_per_image, c,
+        LAUNCH(ctx, rows * (size_t)c, k_gauss_sample, h, lay, rows, rows_per_image, c,
                temperature, seed, stream, first, z, ldz);
 }
 
 // ---- class embedding ----
 
-__global__ void yemb_fwd_kernel(float *h, size_t rows_per_image, size_t total, int c,
-                                int n_classes, const int32_t *labels, const float *w,
-                                const float *bias, const float *logs)
+__global__ void k_yemb_fwd(float *h, size_t rows_per_image, size_t total, int c,
+                           int n_classes, const int32_t *labels, const float *w,
+                           const float *bias, const float *logs)
 {
     GRID_STRIDE(i, total)
     {
@@ -132,13 +121,13 @@ __global__ void yemb_fwd_kernel(float *h, size_t rows_per_image, size_t total, i
     }
 }
 
-static void yemb_fwd(backend *b, float *h, int n, size_t rows_per_image, int c, int n_classes,
-                     const int32_t *labels, const float *w, const float *bias, const float *logs)
+void cuda_yemb_fwd(backend *b, float *h, int n, size_t rows_per_image, int c, int n_classes,
+                   const int32_t *labels, const float *w, const float *bias, const float *logs)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     size_t total = (size_t)(n > 0 ? n : 0) * rows_per_image * (size_t)(c > 0 ? c : 0);
     if (total)
-        LAUNCH(ctx, total, yemb_fwd_kernel, h, rows_per_image, total, c, n_classes, labels, w,
+        LAUNCH(ctx, total, k_yemb_fwd, h, rows_per_image, total, c, n_classes, labels, w,
                bias, logs);
 }
 
@@ -162,9 +151,9 @@ struct store_fin {
 
 // One thread per channel, images in order (the CPU's order, so dw's float
 // accumulation over images of one class matches it).
-__global__ void yemb_bwd_kernel(const double *sums, int n, int c, int n_classes,
-                                const int32_t *labels, const float *w, const float *bias,
-                                const float *logs, float *dw, float *dbias, float *dlogs)
+__global__ void k_yemb_bwd(const double *sums, int n, int c, int n_classes,
+                           const int32_t *labels, const float *w, const float *bias,
+                           const float *logs, float *dw, float *dbias, float *dlogs)
 {
     GRID_STRIDE(jj, (size_t)c)
     {
@@ -186,9 +175,9 @@ __global__ void yemb_bwd_kernel(const double *sums, int n, int c, int n_classes,
     }
 }
 
-static void yemb_bwd(backend *b, const float *dh, int n, size_t rows_per_image, int c,
-                     int n_classes, const int32_t *labels, const float *w, const float *bias,
-                     const float *logs, float *dw, float *dbias, float *dlogs)
+void cuda_yemb_bwd(backend *b, const float *dh, int n, size_t rows_per_image, int c,
+                   int n_classes, const int32_t *labels, const float *w, const float *bias,
+                   const float *logs, float *dw, float *dbias, float *dlogs)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (c <= 0)
@@ -203,7 +192,7 @@ static void yemb_bwd(backend *b, const float *dh, int n, size_t rows_per_image, 
     dense_elem f = {dh, c};
     store_fin fin = {sums, c, 1.0};
     col_sum<1>(ctx, CUDA_SCRATCH_OPS0, f, fin, n, rows_per_image, c);
-    LAUNCH(ctx, (size_t)c, yemb_bwd_kernel, sums, n, c, n_classes, labels, w, bias, logs, dw,
+    LAUNCH(ctx, (size_t)c, k_yemb_bwd, sums, n, c, n_classes, labels, w, bias, logs, dw,
            dbias, dlogs);
 }
 
@@ -212,9 +201,9 @@ static void yemb_bwd(backend *b, const float *dh, int n, size_t rows_per_image, 
 // One block per image: logits (double) into l[i k ..], then thread 0 turns them
 // into the softmax and the cross-entropy. With `pre`, also stores bias + w pooled
 // (summed in the CPU's order: bias first) for the backward pass.
-__global__ void head_logits_kernel(const double *pooled, int c, int k, const int32_t *labels,
-                                   const float *w, const float *bias, const float *logs,
-                                   double *l, double *pre, float *ce)
+__global__ void k_head_logits(const double *pooled, int c, int k, const int32_t *labels,
+                              const float *w, const float *bias, const float *logs,
+                              double *l, double *pre, float *ce)
 {
     const int i = blockIdx.x;
     const double *pp = pooled + (size_t)i * c;
@@ -249,9 +238,9 @@ __global__ void head_logits_kernel(const double *pooled, int c, int k, const int
 }
 
 // Per image and class: dpre = dlogit s and the log-scale term dlogit 3 pre s.
-__global__ void head_dpre_kernel(const double *prob, const double *pre, int n, int k,
-                                 const int32_t *labels, const float *logs, float g, double *dpre,
-                                 double *dl)
+__global__ void k_head_dpre(const double *prob, const double *pre, int n, int k,
+                            const int32_t *labels, const float *logs, float g, double *dpre,
+                            double *dl)
 {
     GRID_STRIDE(t, (size_t)n * k)
     {
@@ -265,8 +254,8 @@ __global__ void head_dpre_kernel(const double *prob, const double *pre, int n, i
 }
 
 // dw[q, j] = sum_i dpre[i, q] pooled[i, j]; dbias, dlogs summed over images in order.
-__global__ void head_params_kernel(const double *dpre, const double *dl, const double *pooled,
-                                   int n, int c, int k, float *dw, float *dbias, float *dlogs)
+__global__ void k_head_params(const double *dpre, const double *dl, const double *pooled,
+                              int n, int c, int k, float *dw, float *dbias, float *dlogs)
 {
     GRID_STRIDE(t, (size_t)k * c)
     {
@@ -288,8 +277,8 @@ __global__ void head_params_kernel(const double *dpre, const double *dl, const d
 }
 
 // dp[i, j] = sum_q dpre[i, q] w[q, j], then / rows_per_image as the CPU rounds it.
-__global__ void head_dpool_kernel(const double *dpre, const float *w, int n, int c, int k,
-                                  double rpi, float *dpool)
+__global__ void k_head_dpool(const double *dpre, const float *w, int n, int c, int k,
+                             double rpi, float *dpool)
 {
     GRID_STRIDE(t, (size_t)n * c)
     {
@@ -302,8 +291,8 @@ __global__ void head_dpool_kernel(const double *dpre, const float *w, int n, int
     }
 }
 
-__global__ void head_dz_kernel(const float *dpool, size_t rows_per_image, int c, size_t total,
-                               float *dz)
+__global__ void k_head_dz(const float *dpool, size_t rows_per_image, int c, size_t total,
+                          float *dz)
 {
     GRID_STRIDE(t, total)
     {
@@ -326,23 +315,22 @@ static double *head_pool(cuda_ctx *ctx, const float *z, int n, size_t rows_per_i
     return buf;
 }
 
-static void head_fwd(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
-                     const int32_t *labels, const float *w, const float *bias, const float *logs,
-                     float *ce)
+void cuda_head_fwd(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
+                   const int32_t *labels, const float *w, const float *bias, const float *logs,
+                   float *ce)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (n <= 0 || k <= 0)
         return;
     double *pooled = head_pool(ctx, z, n, rows_per_image, c, (size_t)n * k);
     double *l = pooled + (size_t)n * c;
-    head_logits_kernel<<<(unsigned)n, 128, 0, ctx->stream>>>(pooled, c, k, labels, w, bias, logs,
-                                                             l, NULL, ce);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH_GRID(ctx, (unsigned)n, 128, k_head_logits, pooled, c, k, labels, w, bias, logs, l, NULL,
+                ce);
 }
 
-static void head_bwd(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
-                     const int32_t *labels, const float *w, const float *bias, const float *logs,
-                     float g, float *dz, float *dw, float *dbias, float *dlogs)
+void cuda_head_bwd(backend *b, const float *z, int n, size_t rows_per_image, int c, int k,
+                   const int32_t *labels, const float *w, const float *bias, const float *logs,
+                   float g, float *dz, float *dw, float *dbias, float *dlogs)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
     if (k <= 0 || c <= 0)
@@ -357,25 +345,13 @@ static void head_bwd(backend *b, const float *z, int n, size_t rows_per_image, i
     double *pooled = head_pool(ctx, z, n, rows_per_image, c, 4 * nk);
     double *prob = pooled + (size_t)n * c, *pre = prob + nk, *dpre = pre + nk, *dl = dpre + nk;
     float *dpool = (float *)cuda_scratch(ctx, CUDA_SCRATCH_OPS2, (size_t)n * c * sizeof(float));
-    head_logits_kernel<<<(unsigned)n, 128, 0, ctx->stream>>>(pooled, c, k, labels, w, bias, logs,
-                                                             prob, pre, NULL);
-    CUDA_LAUNCH_CHECK(ctx);
-    LAUNCH(ctx, nk, head_dpre_kernel, prob, pre, n, k, labels, logs, g, dpre, dl);
-    LAUNCH(ctx, (size_t)k * c, head_params_kernel, dpre, dl, pooled, n, c, k, dw, dbias, dlogs);
-    LAUNCH(ctx, (size_t)n * c, head_dpool_kernel, dpre, w, n, c, k, (double)rows_per_image,
+    LAUNCH_GRID(ctx, (unsigned)n, 128, k_head_logits, pooled, c, k, labels, w, bias, logs, prob,
+                pre, NULL);
+    LAUNCH(ctx, nk, k_head_dpre, prob, pre, n, k, labels, logs, g, dpre, dl);
+    LAUNCH(ctx, (size_t)k * c, k_head_params, dpre, dl, pooled, n, c, k, dw, dbias, dlogs);
+    LAUNCH(ctx, (size_t)n * c, k_head_dpool, dpre, w, n, c, k, (double)rows_per_image,
            dpool);
     const size_t total = (size_t)n * rows_per_image * c;
     if (total)
-        LAUNCH(ctx, total, head_dz_kernel, dpool, rows_per_image, c, total, dz);
-}
-
-void cuda_prior_init(backend *b)
-{
-    b->gauss_logp = gauss_logp;
-    b->gauss_bwd = gauss_bwd;
-    b->gauss_sample = gauss_sample;
-    b->yemb_fwd = yemb_fwd;
-    b->yemb_bwd = yemb_bwd;
-    b->head_fwd = head_fwd;
-    b->head_bwd = head_bwd;
+        LAUNCH(ctx, total, k_head_dz, dpool, rows_per_image, c, total, dz);
 }

@@ -30,6 +30,26 @@ __device__ __forceinline__ void red_block_tree(double *buf)
     __syncthreads();
 }
 
+/* Sum of p[0..n) by the block: each thread adds its stride of p in order, then
+ * the fixed tree; every thread gets the result. All threads call it. */
+template <typename N>
+__device__ __forceinline__ double red_block_sum(const double *p, N n, double *buf)
+{
+    double acc = 0;
+    for (N k = threadIdx.x; k < n; k += RED_BLOCK)
+        acc += p[k];
+    buf[threadIdx.x] = acc;
+    red_block_tree(buf);
+    return buf[0];
+}
+
+/* Chunks of rpc rows that cover `rows`, at least 1. */
+static inline size_t red_chunks(size_t rows, size_t rpc)
+{
+    size_t n = (rows + rpc - 1) / rpc;
+    return n ? n : 1;
+}
+
 /* ---- seg_sum ---- */
 static inline size_t seg_rows_per_chunk(int c)
 {
@@ -38,8 +58,8 @@ static inline size_t seg_rows_per_chunk(int c)
 }
 
 template <class F>
-__global__ void seg_partial_kernel(F f, size_t rows_per_seg, int c, size_t rows_per_chunk,
-                                   unsigned chunks_per_seg, double *part)
+__global__ void k_seg_partial(F f, size_t rows_per_seg, int c, size_t rows_per_chunk,
+                              unsigned chunks_per_seg, double *part)
 {
     __shared__ double buf[RED_BLOCK];
     const size_t seg = blockIdx.x / chunks_per_seg, k = blockIdx.x % chunks_per_seg;
@@ -60,17 +80,12 @@ __global__ void seg_partial_kernel(F f, size_t rows_per_seg, int c, size_t rows_
 /* out[seg] += (float)(sum of the segment's partials), one block per segment
  * (a template only so that every file including this header may leave it unused) */
 template <int Unused = 0>
-__global__ void seg_final_kernel(const double *part, unsigned chunks_per_seg, float *out)
+__global__ void k_seg_final(const double *part, unsigned chunks_per_seg, float *out)
 {
     __shared__ double buf[RED_BLOCK];
-    const double *p = part + (size_t)blockIdx.x * chunks_per_seg;
-    double acc = 0;
-    for (unsigned k = threadIdx.x; k < chunks_per_seg; k += RED_BLOCK)
-        acc += p[k];
-    buf[threadIdx.x] = acc;
-    red_block_tree(buf);
+    const double s = red_block_sum(part + (size_t)blockIdx.x * chunks_per_seg, chunks_per_seg, buf);
     if (threadIdx.x == 0)
-        out[blockIdx.x] += (float)buf[0];
+        out[blockIdx.x] += (float)s;
 }
 
 /* Runs seg_sum for nseg segments of rows_per_seg rows; adds into out[nseg]. */
@@ -79,17 +94,12 @@ void seg_sum(cuda_ctx *ctx, int slot, F f, int nseg, size_t rows_per_seg, int c,
 {
     if (nseg <= 0)
         return;
-    const size_t rpc = seg_rows_per_chunk(c);
-    size_t cps = (rows_per_seg + rpc - 1) / rpc;
-    if (cps == 0)
-        cps = 1;
+    const size_t rpc = seg_rows_per_chunk(c), cps = red_chunks(rows_per_seg, rpc);
     const size_t nblk = (size_t)nseg * cps;
     double *part = (double *)cuda_scratch(ctx, slot, nblk * sizeof(double));
-    seg_partial_kernel<F><<<(unsigned)nblk, RED_BLOCK, 0, ctx->stream>>>(f, rows_per_seg, c, rpc,
-                                                                       (unsigned)cps, part);
-    CUDA_LAUNCH_CHECK(ctx);
-    seg_final_kernel<><<<(unsigned)nseg, RED_BLOCK, 0, ctx->stream>>>(part, (unsigned)cps, out);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH_GRID(ctx, (unsigned)nblk, RED_BLOCK, k_seg_partial<F>, f, rows_per_seg, c, rpc,
+                (unsigned)cps, part);
+    LAUNCH_GRID(ctx, (unsigned)nseg, RED_BLOCK, k_seg_final<>, part, (unsigned)cps, out);
 }
 
 /* ---- col_sum ---- */
@@ -99,11 +109,18 @@ static inline size_t col_rows_per_chunk(size_t rows_per_seg)
     return r < 64 ? 64 : r;
 }
 
-/* grid (nseg * chunks, channel tiles); block (COL_TX, COL_TY). part layout:
+/* The grid and block of col_sum's partials over nblk chunks of c channels. */
+static inline dim3 col_grid(size_t nblk, int c)
+{
+    return dim3((unsigned)nblk, (unsigned)((c + COL_TX - 1) / COL_TX));
+}
+static inline dim3 col_block() { return dim3(COL_TX, COL_TY); }
+
+/* grid col_grid(nseg * chunks, c), block col_block(). part layout:
  * [(seg * chunks + k) * NV + v][c] */
 template <int NV, class F>
-__global__ void col_partial_kernel(F f, size_t rows_per_seg, int c, size_t rows_per_chunk,
-                                   unsigned chunks_per_seg, double *part)
+__global__ void k_col_partial(F f, size_t rows_per_seg, int c, size_t rows_per_chunk,
+                              unsigned chunks_per_seg, double *part)
 {
     __shared__ double buf[NV][COL_TY][COL_TX];
     const size_t seg = blockIdx.x / chunks_per_seg, k = blockIdx.x % chunks_per_seg;
@@ -136,12 +153,12 @@ __global__ void col_partial_kernel(F f, size_t rows_per_seg, int c, size_t rows_
 
 /* One thread per (segment, channel): partials in chunk order, then fin(seg, j, sums). */
 template <int NV, class Fin>
-__global__ void col_final_kernel(const double *part, int nseg, int c, unsigned chunks_per_seg,
-                                 Fin fin)
+__global__ void k_col_final(const double *part, int nseg, int c, unsigned chunks_per_seg,
+                            Fin fin)
 {
     const size_t total = (size_t)nseg * c;
-    for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total;
-         t += (size_t)gridDim.x * blockDim.x) {
+    GRID_STRIDE(t, total)
+    {
         const size_t seg = t / c;
         const int j = (int)(t % c);
         double s[NV];
@@ -161,20 +178,12 @@ void col_sum(cuda_ctx *ctx, int slot, F f, Fin fin, int nseg, size_t rows_per_se
 {
     if (nseg <= 0 || c <= 0)
         return;
-    const size_t rpc = col_rows_per_chunk(rows_per_seg);
-    size_t cps = (rows_per_seg + rpc - 1) / rpc;
-    if (cps == 0)
-        cps = 1;
+    const size_t rpc = col_rows_per_chunk(rows_per_seg), cps = red_chunks(rows_per_seg, rpc);
     const size_t nblk = (size_t)nseg * cps;
     double *part = (double *)cuda_scratch(ctx, slot, nblk * NV * (size_t)c * sizeof(double));
-    dim3 grid((unsigned)nblk, (unsigned)((c + COL_TX - 1) / COL_TX)), block(COL_TX, COL_TY);
-    col_partial_kernel<NV, F><<<grid, block, 0, ctx->stream>>>(f, rows_per_seg, c, rpc,
-                                                              (unsigned)cps, part);
-    CUDA_LAUNCH_CHECK(ctx);
-    const size_t total = (size_t)nseg * c;
-    col_final_kernel<NV, Fin><<<cuda_grid(ctx, total, CUDA_BLOCK), CUDA_BLOCK, 0, ctx->stream>>>(
-        part, nseg, c, (unsigned)cps, fin);
-    CUDA_LAUNCH_CHECK(ctx);
+    LAUNCH_GRID(ctx, col_grid(nblk, c), col_block(), (k_col_partial<NV, F>), f, rows_per_seg, c,
+                rpc, (unsigned)cps, part);
+    LAUNCH(ctx, (size_t)nseg * c, (k_col_final<NV, Fin>), part, nseg, c, (unsigned)cps, fin);
 }
 
 #endif

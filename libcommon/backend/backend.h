@@ -1,6 +1,7 @@
 /* The compute backend: a table of operations over backend memory, one instance per
- * device (cpu/ now, cuda/ later). The model allocates buffers and calls these ops;
- * it never reads or writes tensor memory itself.
+ * device (cpu/: oneDNN and OpenMP; cuda/: cuDNN, cuBLAS and kernels). The model
+ * allocates buffers and calls these ops; it never reads or writes tensor memory
+ * itself.
  *
  * Layout. Activations are NHWC float32: a tensor is a matrix of `rows` pixels
  * (N*H*W) by C channels, row-major, with a row stride `ld` >= C, so a channel
@@ -18,6 +19,7 @@
 #ifndef GLOW_BACKEND_H
 #define GLOW_BACKEND_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -166,5 +168,30 @@ struct backend {
     /* e = decay * e + (1 - decay) * p */
     void (*ema)(backend *b, float *e, const float *p, size_t n, float decay);
 };
+
+/* Every slot of the table, in its order: BACKEND_SLOTS(X) is X(slot) for each.
+ * A backend implements slot s as the function <backend>_s (cpu_actnorm_fwd,
+ * cuda_actnorm_fwd) and fills its table from this list, so a slot added above
+ * without being added here, or here without a function in every backend, does
+ * not build. */
+#define BACKEND_SLOTS(X)                                                                   \
+    X(alloc) X(free) X(upload) X(download) X(copy) X(fill) X(destroy) X(set_precision)   \
+    X(conv_fwd) X(conv_fwd_affine) X(conv_bwd_data) X(conv_bwd_filter)                  \
+    X(copy_cols) X(axpy) X(add_scalar) X(scale) X(squeeze) X(unsqueeze)                 \
+    X(gather_channels) X(dequantize)                                                    \
+    X(actnorm_fwd) X(actnorm_inv) X(actnorm_bwd) X(actnorm_ddi) X(sum_into)             \
+    X(coupling_fwd) X(coupling_inv) X(coupling_bwd)                                     \
+    X(gauss_logp) X(gauss_bwd) X(gauss_sample)                                          \
+    X(yemb_fwd) X(yemb_bwd) X(head_fwd) X(head_bwd)                                     \
+    X(adam) X(adamax) X(sumsq) X(ema)
+
+#define BACKEND_SLOT_ONE_(slot) +1
+/* After name and impl the struct is function pointers only, one per listed slot. */
+static_assert(offsetof(backend, alloc) == offsetof(backend, impl) + sizeof(void *) &&
+                  sizeof(backend) == offsetof(backend, alloc) +
+                                         (0 BACKEND_SLOTS(BACKEND_SLOT_ONE_)) *
+                                             sizeof(void (*)(void)),
+              "backend.h: BACKEND_SLOTS must list every function pointer of struct backend");
+#undef BACKEND_SLOT_ONE_
 
 #endif
