@@ -1,4 +1,7 @@
-/* Model construction, parameters, batch buffers and host-side results. */
+/* Model construction, parameters, batch buffers and host-side results: building
+ * the model from a config and a parameter set, the flat parameter and gradient
+ * arrays, the buffers of a batch size, and latents and x back to the host. The
+ * passes themselves are in passes.c. */
 #include "model_internal.h"
 
 #include <stdarg.h>
@@ -190,25 +193,25 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
         lv->steps = xcalloc((size_t)m->K, sizeof *lv->steps);
         for (int k = 0; k < m->K; k++) {
             mdl_step *s = &lv->steps[k];
-            const char *pre = "flow";
-            s->an.b = param_ptr(m, "%s.%d.%d.actnorm.bias", pre, l, k);
-            s->an.l = param_ptr(m, "%s.%d.%d.actnorm.logs", pre, l, k);
-            s->w1 = param_ptr(m, "%s.%d.%d.coupling.conv1.weight", pre, l, k);
-            s->an1.b = param_ptr(m, "%s.%d.%d.coupling.actnorm1.bias", pre, l, k);
-            s->an1.l = param_ptr(m, "%s.%d.%d.coupling.actnorm1.logs", pre, l, k);
-            s->w2 = param_ptr(m, "%s.%d.%d.coupling.conv2.weight", pre, l, k);
-            s->an2.b = param_ptr(m, "%s.%d.%d.coupling.actnorm2.bias", pre, l, k);
-            s->an2.l = param_ptr(m, "%s.%d.%d.coupling.actnorm2.logs", pre, l, k);
-            s->w3 = param_ptr(m, "%s.%d.%d.coupling.conv3.weight", pre, l, k);
-            s->c3.b = param_ptr(m, "%s.%d.%d.coupling.conv3.bias", pre, l, k);
-            s->c3.l = param_ptr(m, "%s.%d.%d.coupling.conv3.logs", pre, l, k);
+            s->an.b = param_ptr(m, "flow.%d.%d.actnorm.bias", l, k);
+            s->an.l = param_ptr(m, "flow.%d.%d.actnorm.logs", l, k);
+            s->w1 = param_ptr(m, "flow.%d.%d.coupling.conv1.weight", l, k);
+            s->an1.b = param_ptr(m, "flow.%d.%d.coupling.actnorm1.bias", l, k);
+            s->an1.l = param_ptr(m, "flow.%d.%d.coupling.actnorm1.logs", l, k);
+            s->w2 = param_ptr(m, "flow.%d.%d.coupling.conv2.weight", l, k);
+            s->an2.b = param_ptr(m, "flow.%d.%d.coupling.actnorm2.bias", l, k);
+            s->an2.l = param_ptr(m, "flow.%d.%d.coupling.actnorm2.logs", l, k);
+            s->w3 = param_ptr(m, "flow.%d.%d.coupling.conv3.weight", l, k);
+            s->c3.b = param_ptr(m, "flow.%d.%d.coupling.conv3.bias", l, k);
+            s->c3.l = param_ptr(m, "flow.%d.%d.coupling.conv3.logs", l, k);
             const size_t CC = (size_t)lv->C * lv->C;
             if (cfg->permutation == PERM_INVCONV) {
                 s->W = xcalloc(CC, sizeof(double));
                 s->Winv = xcalloc(CC, sizeof(double));
-                s->Wdev = b->alloc(b, CC * sizeof(float));
                 s->Winvdev = b->alloc(b, CC * sizeof(float));
                 if (cfg->lu) {
+                    /* the LU product; a plain invconv convolves with its parameter */
+                    s->Wdev = b->alloc(b, CC * sizeof(float));
                     s->lu_lower = param_ptr(m, "flow.%d.%d.invconv.lower", l, k);
                     s->lu_upper = param_ptr(m, "flow.%d.%d.invconv.upper", l, k);
                     s->lu_logs = param_ptr(m, "flow.%d.%d.invconv.log_s", l, k);
@@ -339,8 +342,6 @@ void glow_model_get_params(glow_model *m, glow_paramset *ps)
 float *glow_model_params(glow_model *m) { return m->params; }
 float *glow_model_grads(glow_model *m) { return m->grads; }
 size_t glow_model_n_trained(const glow_model *m) { return m->n_trained; }
-const glow_config *glow_model_config(const glow_model *m) { return &m->cfg; }
-backend *glow_model_backend(const glow_model *m) { return m->b; }
 
 void glow_model_flat_upload(glow_model *m, float *flat, const glow_paramset *ps)
 {

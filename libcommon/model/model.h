@@ -47,8 +47,6 @@ typedef struct {
 glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_paramset *ps,
                            glow_error *err);
 void glow_model_free(glow_model *m);
-const glow_config *glow_model_config(const glow_model *m);
-backend *glow_model_backend(const glow_model *m);
 
 /* Parameters. set: every parameter of ps whose name the layout has is copied in
  * (fixed ones included); shapes must match. get: fills every parameter of ps (a

@@ -1,8 +1,23 @@
-/* Internals shared by the model's files. Activations are NHWC (backend.h). */
+/* Internals shared by the files of the model (model.h): the model, level and step
+ * structs, and what model.c gives the others (batch buffers, host layout
+ * conversions). Activations are NHWC (backend.h).
+ *
+ * The model is split by layer family, each file with its forward, backward and
+ * inverse together:
+ *   model.c      construction, parameters, batch buffers, latents and x to the host
+ *   invconv.c    the invertible 1x1 convolution (invconv.h)
+ *   flow_step.c  one flow step: actnorm, permutation, coupling (flow_step.h)
+ *   prior.c      the split priors, the top prior and the class head (prior.h)
+ *   passes.c     forward, eval, DDI, backward, inverse, sampling: loops over levels
+ *   model_init.c fresh parameters
+ * Beside them: params.c (the parameter layout), checkpoint.c, model_load.c. */
 #ifndef GLOW_MODEL_INTERNAL_H
 #define GLOW_MODEL_INTERNAL_H
 
 #include "model.h"
+
+/* ln 2, for bits per dimension */
+#define MDL_LN2 0.69314718055994530942
 
 /* A zeros layer or actnorm: bias and logs pointers into the flat arrays. */
 typedef struct {
@@ -47,7 +62,7 @@ struct glow_model {
     long *offset;          /* per layout entry: flat offset or -1 */
     size_t n_trained;
     float *params, *grads; /* flat, backend */
-    int L, K, Wd, E, Cout0;
+    int L, K, Wd, E;
     mdl_level *lv;
     /* top prior */
     float *tw, *yw, *cw;
@@ -67,23 +82,24 @@ struct glow_model {
     double loss;
     /* gradient scratch */
     float *g_cur, *g_tmp, *g_h, *g_a1, *g_a2, *g_z1, *g_W;
-    double *hW;            /* host scratch, C x C doubles x 4 */
+    double *hW;            /* host scratch, C x C doubles x 6 (invconv.c) */
     float *hWf;            /* host scratch, C x C floats */
     void **bufs;           /* batch buffers, freed when the batch size changes */
     int nbufs, capbufs;
 };
+
+/* The gradient of the trained parameter at p (a pointer into m->params): the
+ * flat arrays share one layout. */
+static inline float *mdl_grad(const glow_model *m, const float *p)
+{
+    return m->grads + (p - m->params);
+}
 
 /* model.c */
 /* Buffers for n images; with train, every step keeps its own activations for the
  * backward pass, else the steps of a level share one set (evaluation, DDI,
  * inverse). Buffers of a training allocation also serve the other uses. */
 void mdl_ensure_batch(glow_model *m, int n, int train);
-/* model_invconv.c: recompute W (and W^-1 with inverse) from the parameters,
- * upload them; gradients of the flat dW into the invconv parameters. */
-void mdl_invconv_prepare(glow_model *m, int need_inverse);
-void mdl_invconv_grad(glow_model *m, mdl_level *lv, mdl_step *s, double g_logdet_total);
-/* model_forward.c */
-void mdl_step_net(glow_model *m, mdl_level *lv, mdl_step *s, int ddi);
 /* host layout conversions */
 void mdl_nchw_to_nhwc(const float *src, float *dst, int n, int c, int hw);
 void mdl_nhwc_to_nchw(const float *src, int ld, float *dst, int n, int c, int hw);

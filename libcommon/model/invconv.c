@@ -1,13 +1,15 @@
-/* The invertible 1x1 convolution's matrix on the host, in float64: W from the
- * parameters (plain or LU), log|det W|, W^-1 for the inverse pass, and the
- * gradients of the parameters from dL/dW (including the logdet term). */
+/* The invertible 1x1 convolution (spec section 3).
+ * On the host, in float64 (the spec takes log|det W| in float64, and these C x C
+ * problems are small): W from the parameters (plain or LU), log|det W|, W^-1 for
+ * the inverse pass, and the parameters' gradients from dL/dW, logdet term
+ * included. On the backend, W is a 1x1 convolution: forward, backward, inverse. */
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "backend/backend.h"
 #include "base/linalg.h"
-#include "model_internal.h"
+#include "invconv.h"
 
+/* float32 backend arrays <-> float64 host matrices, through the scratch hWf */
 static void download_d(glow_model *m, const float *src, double *dst, size_t n)
 {
     m->b->download(m->b, m->hWf, src, n * sizeof(float));
@@ -41,10 +43,10 @@ static void lu_factors(glow_model *m, const mdl_step *s, int C, double *A, doubl
         }
 }
 
-void mdl_invconv_prepare(glow_model *m, int need_inverse)
+int mdl_invconv_prepare(glow_model *m, int need_inverse, glow_error *err)
 {
     if (m->cfg.permutation != PERM_INVCONV)
-        return;
+        return 0;
     for (int l = 0; l < m->L; l++) {
         const int C = m->lv[l].C;
         const size_t CC = (size_t)C * C;
@@ -52,6 +54,8 @@ void mdl_invconv_prepare(glow_model *m, int need_inverse)
         for (int k = 0; k < m->K; k++) {
             mdl_step *s = &m->lv[l].steps[k];
             if (!m->cfg.lu) {
+                /* the passes convolve with the parameter itself (weight() below);
+                 * the host copy is for log|det W| and W^-1 */
                 download_d(m, s->inv_w, s->W, CC);
                 int sign;
                 s->logabsdet = linalg_logabsdet(s->W, C, &sign);
@@ -68,15 +72,42 @@ void mdl_invconv_prepare(glow_model *m, int need_inverse)
                 upload_d(m, s->Wdev, s->W, CC);
             }
             if (need_inverse) {
-                if (linalg_inverse(s->W, C, s->Winv))
-                    glow_die(1, "flow.%d.%d.invconv: the matrix is singular", l, k);
+                if (linalg_inverse(s->W, C, s->Winv)) {
+                    glow_errorf(err, "flow.%d.%d.invconv: the matrix is singular", l, k);
+                    return -1;
+                }
                 upload_d(m, s->Winvdev, s->Winv, CC);
             }
         }
     }
+    return 0;
 }
 
-void mdl_invconv_grad(glow_model *m, mdl_level *lv, mdl_step *s, double g_logdet_total)
+/* The matrix the backend convolves with: the plain parameter itself, or the LU
+ * product that mdl_invconv_prepare uploaded. */
+static const float *weight(const mdl_step *s)
+{
+    return s->inv_w ? s->inv_w : s->Wdev;
+}
+
+void mdl_invconv_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *x,
+                     float *y)
+{
+    backend *b = m->b;
+    const float hw = (float)(lv->H * lv->W);
+    b->conv_fwd(b, &lv->inv, x, weight(s), y);
+    b->add_scalar(b, m->logdet, (size_t)m->ncur, (float)(hw * s->logabsdet));
+}
+
+void mdl_invconv_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *y,
+                     float *x)
+{
+    m->b->conv_fwd(m->b, &lv->inv, y, s->Winvdev, x);
+}
+
+/* dL/dW (host, m->g_W downloaded) -> the gradients of the plain or LU parameters. */
+static int grad_params(glow_model *m, const mdl_level *lv, const mdl_step *s,
+                       double g_logdet_total, glow_error *err)
 {
     const int C = lv->C;
     const size_t CC = (size_t)C * C;
@@ -84,17 +115,20 @@ void mdl_invconv_grad(glow_model *m, mdl_level *lv, mdl_step *s, double g_logdet
     double *dW = m->hW, *X = dW + CC, *Y = X + CC, *Z = Y + CC, *logs = Z + CC;
     download_d(m, m->g_W, dW, CC);
     if (!m->cfg.lu) {
-        /* d(hw * log|det W|)/dW = hw * W^-T */
-        if (linalg_inverse(s->W, C, X))
-            glow_die(1, "invconv: the matrix is singular");
+        /* d(hw * log|det W|)/dW = hw * W^-T; the forward pass did not need W^-1 */
+        if (linalg_inverse(s->W, C, X)) {
+            glow_errorf(err, "flow.%d.%d.invconv: the matrix is singular", (int)(lv - m->lv),
+                        (int)(s - lv->steps));
+            return -1;
+        }
         for (int i = 0; i < C; i++)
             for (int j = 0; j < C; j++)
                 dW[i * C + j] += hw * g_logdet_total * X[j * C + i];
-        upload_d(m, m->grads + (s->inv_w - m->params), dW, CC);
-        return;
+        upload_d(m, mdl_grad(m, s->inv_w), dW, CC);
+        return 0;
     }
-    double *A = m->hW + 5 * CC; /* sixth scratch matrix */
-    double *B = X;
+    double *A = m->hW + 5 * CC; /* the sixth scratch matrix */
+    double *B = X;              /* X serves only the plain case */
     lu_factors(m, s, C, A, B, logs);
     /* Y = P^T dW */
     for (int i = 0; i < C; i++)
@@ -113,7 +147,7 @@ void mdl_invconv_grad(glow_model *m, mdl_level *lv, mdl_step *s, double g_logdet
                     v += Y[i * C + r] * B[j * C + r];
             Z[i * C + j] = v;
         }
-    upload_d(m, m->grads + (s->lu_lower - m->params), Z, CC);
+    upload_d(m, mdl_grad(m, s->lu_lower), Z, CC);
     for (int i = 0; i < C; i++)
         for (int j = 0; j < C; j++) {
             double v = 0;
@@ -122,13 +156,22 @@ void mdl_invconv_grad(glow_model *m, mdl_level *lv, mdl_step *s, double g_logdet
                     v += A[r * C + i] * Y[r * C + j];
             Z[i * C + j] = v;
         }
+    /* the diagonal of B is sign_s exp(log_s): its gradient goes to log_s (plus the
+     * logdet term hw * sum(log_s)); upper's own diagonal is masked out */
     for (int i = 0; i < C; i++) {
         logs[i] = Z[i * C + i] * s->lu_sign[i] * exp(logs[i]) + hw * g_logdet_total;
-        for (int j = 0; j <= i; j++)
-            Z[i * C + j] = j < i ? 0 : Z[i * C + j];
-    }
-    for (int i = 0; i < C; i++)
         Z[i * C + i] = 0;
-    upload_d(m, m->grads + (s->lu_upper - m->params), Z, CC);
-    upload_d(m, m->grads + (s->lu_logs - m->params), logs, (size_t)C);
+    }
+    upload_d(m, mdl_grad(m, s->lu_upper), Z, CC);
+    upload_d(m, mdl_grad(m, s->lu_logs), logs, (size_t)C);
+    return 0;
+}
+
+int mdl_invconv_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *dy,
+                    float *dx, double g_logdet_total, glow_error *err)
+{
+    backend *b = m->b;
+    b->conv_bwd_filter(b, &lv->inv, s->an_out, dy, m->g_W);
+    b->conv_bwd_data(b, &lv->inv, dy, weight(s), dx, 0);
+    return grad_params(m, lv, s, g_logdet_total, err);
 }
