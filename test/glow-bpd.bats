@@ -2,58 +2,29 @@
 # glow-bpd on the reference models: against the reference cases' expected bpd,
 # on images that glow-sample draws, per-image output, batch and seed behaviour,
 # --ood AUROC (recomputed here in Python), and its errors. Shard files are made
-# in Python (an independent writer) or by glow-sample.
-
+# by test/data/shardgen.py (an independent writer) or by glow-sample.
+bats_require_minimum_version 1.5.0
 load helpers
-
-PY=/usr/bin/python3
-AFF="$REF_DIR/affine-invconv/model.safetensors"
-LU="$REF_DIR/additive-lu-ycond/model.safetensors"
-SHARDGEN="$ROOT/test/data/shardgen.py"
 
 # case_shard CASE OUT: the case's input.image (and input.label) as a shard file;
 # prints the mean of its expect.bpd.
 case_shard() {
-    "$PY" - "$REF_DIR/$1/case.safetensors" "$2" <<'EOF'
-import json, struct, sys, zlib
+    py - "$REF_DIR/$1/case.safetensors" "$2" <<'EOF'
+import sys
 import numpy as np
-src, out = sys.argv[1], sys.argv[2]
-data = open(src, "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-hdr = json.loads(data[8:8 + n])
-D = {"F32": "<f4", "I32": "<i4", "U8": "u1"}
-def get(k):
-    b, e = hdr[k]["data_offsets"]
-    return np.frombuffer(data[8 + n + b:8 + n + e], D[hdr[k]["dtype"]]).reshape(hdr[k]["shape"])
-img = get("input.image")
-N, C, H, W = img.shape
-raw, flags = b"", 0
-if "input.label" in hdr:
-    raw, flags = get("input.label").astype("<i4").tobytes(), 1
-raw += img.astype("u1").tobytes()
-z = zlib.compress(raw)
-head = struct.pack("<8s8I2Q2I", b"GLOWSHRD", 1, 1, flags, N, C, H, W, 0, len(raw), len(z),
-                   zlib.crc32(raw), 0)
-open(out, "wb").write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])) + z)
-print("%.6f" % get("expect.bpd").astype(np.float64).mean())
+from shardgen import encode
+from st import File
+case = File(sys.argv[1])
+labels = case.tensor("input.label") if "input.label" in case.names else None
+open(sys.argv[2], "wb").write(encode(case.tensor("input.image"), labels))
+print("%.6f" % case.tensor("expect.bpd").astype(np.float64).mean())
 EOF
 }
 
-# const_shard OUT N C H W VALUE [LABELS]: N images of one gray level; with
-# LABELS, image i is labelled i mod LABELS.
+# const_shard OUT N C H W VALUE [K]: N images of one gray level; with K, image i
+# is labelled i mod K.
 const_shard() {
-    "$PY" - "$@" <<'EOF'
-import struct, sys, zlib
-import numpy as np
-out, n, c, h, w, v = sys.argv[1], *map(int, sys.argv[2:7])
-k = int(sys.argv[7]) if len(sys.argv) > 7 else 0
-raw = np.arange(n, dtype="<i4").__mod__(k).tobytes() if k else b""
-raw += np.full((n, c, h, w), v, "u1").tobytes()
-z = zlib.compress(raw)
-head = struct.pack("<8s8I2Q2I", b"GLOWSHRD", 1, 1, 1 if k else 0, n, c, h, w, 0, len(raw),
-                   len(z), zlib.crc32(raw), 0)
-open(out, "wb").write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])) + z)
-EOF
+    shardgen "$1" --n "$2" --c "$3" --h "$4" --w "$5" --fill "$6" ${7:+--label-mod "$7"}
 }
 
 # Fields of the summary line "bpd M ± S (n=N)".
@@ -69,7 +40,7 @@ summary_mean() { sed -n 's/^bpd \([0-9.]*\) ± .*/\1/p' <<<"$1"; }
         got=$(summary_mean "$output")
         # glow-bpd draws its own noise within each quantisation bin; the numbers
         # move by a few thousandths (5-bit case), far less than any model error.
-        "$PY" -c "import sys; sys.exit(not abs($got - $want) < 0.02)"
+        py -c "import sys; sys.exit(not abs($got - $want) < 0.02)"
     done
 }
 
@@ -78,7 +49,7 @@ summary_mean() { sed -n 's/^bpd \([0-9.]*\) ± .*/\1/p' <<<"$1"; }
     run glow-bpd --json "$AFF" s.glow
     [ "$status" -eq 0 ]
     glow-bpd --per-image "$AFF" s.glow >per.tsv 2>summary.txt
-    "$PY" - "$output" per.tsv summary.txt <<'EOF'
+    py - "$output" per.tsv summary.txt <<'EOF'
 import json, math, sys
 j = json.loads(sys.argv[1])
 rows = [l.split("\t") for l in open(sys.argv[2]).read().splitlines()[1:]]
@@ -116,9 +87,9 @@ EOF
     glow-bpd --per-image --seed 3 "$AFF" s.glow >s3.tsv
     glow-bpd --per-image --seed 3 --batch 4 "$AFF" s.glow >s3b.tsv
     cmp s3.tsv s3b.tsv
-    ! cmp -s b1.tsv s3.tsv
+    run ! cmp -s b1.tsv s3.tsv
     # Different noise, same images: the bpd moves only a little.
-    paste b1.tsv s3.tsv | tail -n +2 | "$PY" -c "
+    paste b1.tsv s3.tsv | tail -n +2 | py -c "
 import sys
 for l in sys.stdin:
     f = l.split('\t')
@@ -146,7 +117,7 @@ for l in sys.stdin:
     j1=$output
     run glow-bpd --json "$AFF" c.glow --ood s.glow
     j2=$output
-    "$PY" - a.tsv b.tsv "$j1" "$j2" <<'EOF'
+    py - a.tsv b.tsv "$j1" "$j2" <<'EOF'
 import json, sys
 col = lambda f: [float(l.split("\t")[1]) for l in open(f).read().splitlines()[1:]]
 a, b = col(sys.argv[1]), col(sys.argv[2])
@@ -174,38 +145,44 @@ EOF
 
 @test "images of another shape: a clear error with both shapes and the glow-prep hint" {
     glow-sample "$LU" -n 3 >lu.glow
-    run glow-bpd "$AFF" lu.glow
+    run --separate-stderr glow-bpd "$AFF" lu.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "lu.glow: images are 1x8x8 (CxHxW) but the model takes 3x16x16"
-    assert_contains "$output" "glow-prep --pad/--size"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-bpd: lu.glow: images are 1x8x8 (CxHxW) but the model takes 3x16x16"
+    assert_contains "$stderr" "glow-prep --pad/--size"
 }
 
 @test "an empty stream and a corrupt record are errors naming the place" {
-    run glow-bpd "$AFF" </dev/null
+    run --separate-stderr glow-bpd "$AFF" </dev/null
     [ "$status" -eq 1 ]
-    assert_contains "$output" "standard input: no images"
-    "$PY" "$SHARDGEN" bad.glow --n 8 --c 3 --h 16 --w 16 --per-record 4 --set-record 1 \
-        --set payload_crc=0
-    run glow-bpd "$AFF" bad.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-bpd: standard input: no images"
+    shardgen bad.glow --n 8 --c 3 --h 16 --w 16 --per-record 4 --set-record 1 --set payload_crc=0
+    run --separate-stderr glow-bpd "$AFF" bad.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "glow-bpd: bad.glow: record 2:"
-    run bash -c "glow-bpd '$AFF' <bad.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-bpd: bad.glow: record 2:"
+    run --separate-stderr glow-bpd "$AFF" <bad.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "standard input: record 2:"
-    run glow-bpd "$AFF" nosuch.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-bpd: standard input: record 2:"
+    run --separate-stderr glow-bpd "$AFF" nosuch.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "nosuch.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-bpd: nosuch.glow: no such file"
 }
 
 @test "a class-conditional model needs labels in range" {
-    "$PY" "$SHARDGEN" nolab.glow --n 4 --c 1 --h 8 --w 8
-    run glow-bpd "$LU" nolab.glow
+    shardgen nolab.glow --n 4 --c 1 --h 8 --w 8
+    run --separate-stderr glow-bpd "$LU" nolab.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "nolab.glow: the images have no labels, but the model is class-conditional"
+    [ -z "$output" ]
+    assert_contains "$stderr" "nolab.glow: the images have no labels, but the model is class-conditional"
     const_shard lab.glow 6 1 8 8 50 5
-    run glow-bpd "$LU" lab.glow
+    run --separate-stderr glow-bpd "$LU" lab.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "lab.glow: image 3: label 3 outside the model's classes 0..2"
+    [ -z "$output" ]
+    assert_contains "$stderr" "lab.glow: image 3: label 3 outside the model's classes 0..2"
     # An unconditional model ignores labels.
     const_shard lab3.glow 4 3 16 16 50 7
     run glow-bpd "$AFF" lab3.glow
@@ -214,24 +191,30 @@ EOF
 
 @test "a damaged checkpoint, --ema without EMA, and usage errors" {
     glow-sample "$AFF" -n 2 >s.glow
-    head -c 20000 "$AFF" >trunc.safetensors
-    run glow-bpd trunc.safetensors s.glow
+    st truncate "$AFF" trunc.safetensors 20000
+    run --separate-stderr glow-bpd trunc.safetensors s.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "glow-bpd: trunc.safetensors"
-    run glow-bpd --ema "$AFF" s.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-bpd: trunc.safetensors: "
+    run --separate-stderr glow-bpd --ema "$AFF" s.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "no EMA weights"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-bpd: $AFF: --ema: this checkpoint has no EMA weights"
     for args in "--batch 0" "--limit 0" "--seed x" "--device gpu" "--bogus" "--json --per-image"; do
-        run glow-bpd $args "$AFF" s.glow
-        echo "$args -> $status: $output"
+        run --separate-stderr glow-bpd $args "$AFF" s.glow
+        echo "$args -> $status: $stderr"
         [ "$status" -eq 2 ]
-        assert_contains "$output" "Try 'glow-bpd --help'"
+        [ -z "$output" ]
+        assert_contains "$stderr" "Try 'glow-bpd --help'"
     done
-    run glow-bpd
+    run --separate-stderr glow-bpd
     [ "$status" -eq 2 ]
-    run bash -c "glow-bpd - <s.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-bpd: missing the checkpoint (CKPT)"
+    run --separate-stderr glow-bpd - <s.glow
     [ "$status" -eq 2 ]
-    assert_contains "$output" "standard input"
+    [ -z "$output" ]
+    assert_contains "$stderr" "only one of the checkpoint, the data and the --ood set can come from standard input"
     run glow-bpd --help
     [ "$status" -eq 0 ]
     assert_contains "$output" "Usage: glow-bpd"

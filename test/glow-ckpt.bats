@@ -1,68 +1,15 @@
 #!/usr/bin/env bats
 # glow-ckpt: summary, --list, --verify, --json and --export-weights on the
-# reference checkpoints and on copies with training state or damage made here in
-# Python (so files from another writer are read too).
-
+# reference checkpoints and on copies with training state or damage made by
+# test/data/st.py (so files from another writer are read too).
+bats_require_minimum_version 1.5.0
 load helpers
 
-PY=/usr/bin/python3
-AFF="$REF_DIR/affine-invconv/model.safetensors"
-LU="$REF_DIR/additive-lu-ycond/model.safetensors"
-
-# make_train SRC OUT: SRC plus training state written by an independent writer:
-# ema.* = 0.5 * params (fixed tensors copied), optim.*.m = 0.1, optim.*.v = 0.2.
+# make_train SRC OUT: SRC plus the training state of step 100 (Adam) by another
+# writer: ema.* = 0.5 * params, optim.*.m = 0.1, optim.*.v = 0.2, a note.
 make_train() {
-    "$PY" - "$1" "$2" <<'EOF'
-import json, struct, sys
-import numpy as np
-src, out = sys.argv[1], sys.argv[2]
-data = open(src, "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-hdr = json.loads(data[8:8 + n])
-meta = hdr.pop("__metadata__")
-D = {"F32": "<f4", "I32": "<i4"}
-arrs = {}
-for k, v in hdr.items():
-    b, e = v["data_offsets"]
-    arrs[k] = np.frombuffer(data[8 + n + b:8 + n + e], D[v["dtype"]]).reshape(v["shape"])
-fixed = lambda k: k.endswith(("invconv.p", "invconv.sign_s", "shuffle.perm"))
-out_t = dict(arrs)
-for k, a in arrs.items():
-    out_t["ema." + k] = a if fixed(k) else (a * 0.5).astype(a.dtype)
-    if not fixed(k):
-        out_t["optim." + k + ".m"] = np.full(a.shape, 0.1, "<f4")
-        out_t["optim." + k + ".v"] = np.full(a.shape, 0.2, "<f4")
-meta.update(optimizer="adam", step="100", images_seen="6400", rng="1 2 3", note="hello")
-h, blobs, off = {"__metadata__": meta}, [], 0
-for k, a in out_t.items():
-    raw = np.ascontiguousarray(a).tobytes()
-    h[k] = {"dtype": "I32" if a.dtype.kind == "i" else "F32", "shape": list(a.shape),
-            "data_offsets": [off, off + len(raw)]}
-    blobs.append(raw)
-    off += len(raw)
-hj = json.dumps(h).encode()
-hj += b" " * (-len(hj) % 8)
-open(out, "wb").write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
-EOF
-}
-
-# poke SRC OUT TENSOR INDEX VALUE: copy SRC with one float32 element replaced.
-poke() {
-    "$PY" - "$@" <<'EOF'
-import json, struct, sys
-src, out, name, idx, val = sys.argv[1:6]
-data = bytearray(open(src, "rb").read())
-n = struct.unpack("<Q", data[:8])[0]
-b = json.loads(data[8:8 + n])[name]["data_offsets"][0]
-p = 8 + n + b + 4 * int(idx)
-data[p:p + 4] = struct.pack("<f", float(val))
-open(out, "wb").write(data)
-EOF
-}
-
-# json_get FILE EXPR: evaluate EXPR on the parsed JSON document d.
-json_get() {
-    "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+    with_training "$1" "$2" --ema 0.5 --moments 0.1 0.2 --meta optimizer=adam \
+        --meta step=100 --meta images_seen=6400 --meta "rng=1 2 3" --meta note=hello
 }
 
 # The Python snippet of docs/checkpoints.md marked NAME, extracted to a file.
@@ -97,12 +44,7 @@ doc_snippet() {
     assert_contains "$output" "weight_y: 0.5"
     assert_contains "$output" "n_bits: 5"
     # invconv.p (16 + 64 per step) and sign_s (4 + 8 per step) are not trained
-    total=$("$PY" -c '
-import json, struct, sys
-d = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", d[:8])[0]
-h = json.loads(d[8:8 + n]); h.pop("__metadata__")
-import math
-print(sum(math.prod(v["shape"]) for v in h.values()))' "$LU")
+    total=$(st count "$LU")
     assert_contains "$output" "parameters: $((total - 3 * (20 + 72))) trained, $total total, in 108 tensors"
 }
 
@@ -114,16 +56,12 @@ print(sum(math.prod(v["shape"]) for v in h.values()))' "$LU")
     assert_contains "$line" "F32"
     assert_contains "$line" "[12, 7, 3, 3]"
     read -r _ _ _ _ _ _ mn mx mean std <<<"$line"
-    "$PY" - "$AFF" "$mn" "$mx" "$mean" "$std" <<'EOF'
-import json, struct, sys
-import numpy as np
-d = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", d[:8])[0]
-b, e = json.loads(d[8:8 + n])["split.0.conv.weight"]["data_offsets"]
-a = np.frombuffer(d[8 + n + b:8 + n + e], "<f4").astype(np.float64)
-got = [float(x) for x in sys.argv[2:6]]
-want = [a.min(), a.max(), a.mean(), a.std()]
-assert all(abs(g - w) <= 1e-5 * max(1.0, abs(w)) for g, w in zip(got, want)), (got, want)
-EOF
+    # min, max, mean and std as NumPy computes them
+    py -c 'import sys
+got, want = ([float(x) for x in s.split()] for s in sys.argv[1:3])
+assert len(got) == len(want) == 4, (got, want)
+assert all(abs(g - w) <= 1e-5 * max(1.0, abs(w)) for g, w in zip(got, want)), (got, want)' \
+        "$mn $mx $mean $std" "$(st stats "$AFF" split.0.conv.weight)"
 }
 
 @test "--list works on a case file and covers int and uint8 tensors" {
@@ -146,59 +84,54 @@ EOF
 }
 
 @test "--verify lists every NaN and exits 1" {
-    poke "$AFF" nan.st flow.0.1.coupling.conv2.weight 5 nan
-    poke nan.st nan.st prior.conv.logs 0 inf
-    run glow-ckpt --verify nan.st
+    st set "$AFF" nan.st flow.0.1.coupling.conv2.weight 5 nan
+    st set nan.st nan.st prior.conv.logs 0 inf
+    run --separate-stderr glow-ckpt --verify nan.st
     [ "$status" -eq 1 ]
-    assert_contains "$output" "tensor 'flow.0.1.coupling.conv2.weight': non-finite"
-    assert_contains "$output" "tensor 'prior.conv.logs': non-finite"
-    assert_contains "$output" "nan.st: 2 problems"
+    [ "$output" = "nan.st: 2 problems" ]
+    assert_contains "$stderr" "tensor 'flow.0.1.coupling.conv2.weight': non-finite value nan at element 5"
+    assert_contains "$stderr" "tensor 'prior.conv.logs': non-finite value inf at element 0"
     # loading rejects it too
-    run glow-ckpt nan.st
+    run --separate-stderr glow-ckpt nan.st
     [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-ckpt: nan.st: tensor 'flow.0.1.coupling.conv2.weight': non-finite"
 }
 
 @test "--verify finds a singular invconv and a broken LU permutation" {
-    "$PY" - "$AFF" sing.st <<'EOF'
-import json, struct, sys
-d = bytearray(open(sys.argv[1], "rb").read()); n = struct.unpack("<Q", d[:8])[0]
-b, e = json.loads(d[8:8 + n])["flow.1.0.invconv.weight"]["data_offsets"]
-# row 1 := row 0, so det W = 0 exactly
-d[8 + n + b + 24 * 4:8 + n + b + 48 * 4] = d[8 + n + b:8 + n + b + 24 * 4]
-open(sys.argv[2], "wb").write(d)
-EOF
-    run glow-ckpt --verify sing.st
+    # row 1 := row 0, so det W = 0 exactly
+    st copy-row "$AFF" sing.st flow.1.0.invconv.weight 0 1
+    run --separate-stderr glow-ckpt --verify sing.st
     [ "$status" -eq 1 ]
-    assert_contains "$output" "flow.1.0.invconv.weight': singular"
-    poke "$LU" lu.st flow.0.2.invconv.p 1 0.5
-    poke lu.st lu.st flow.1.1.invconv.sign_s 3 2
-    run glow-ckpt --verify lu.st
+    [ "$output" = "sing.st: 1 problem" ]
+    assert_contains "$stderr" "flow.1.0.invconv.weight': singular"
+    st set "$LU" lu.st flow.0.2.invconv.p 1 0.5
+    st set lu.st lu.st flow.1.1.invconv.sign_s 3 2
+    run --separate-stderr glow-ckpt --verify lu.st
     [ "$status" -eq 1 ]
-    assert_contains "$output" "flow.0.2.invconv.p': not a permutation matrix"
-    assert_contains "$output" "flow.1.1.invconv.sign_s': element 3 is 2"
+    [ "$output" = "lu.st: 2 problems" ]
+    assert_contains "$stderr" "flow.0.2.invconv.p': not a permutation matrix"
+    assert_contains "$stderr" "flow.1.1.invconv.sign_s': element 3 is 2"
 }
 
 @test "--verify rejects a damaged header" {
-    cp "$AFF" hdr.st
-    chmod u+w hdr.st
-    # "F32" -> "F3X" in the first tensor entry
-    "$PY" -c '
-import sys; p = sys.argv[1]; d = bytearray(open(p, "rb").read())
-i = d.index(b"\"F32\""); d[i + 3] = ord("X"); open(p, "wb").write(d)' hdr.st
-    run glow-ckpt --verify hdr.st
+    first=$(st names "$AFF" | head -n 1)
+    st set-dtype "$AFF" hdr.st "$first" F3X
+    run --separate-stderr glow-ckpt --verify hdr.st
     [ "$status" -eq 1 ]
-    assert_contains "$output" "unknown dtype 'F3X'"
+    [ "$output" = "hdr.st: 1 problem" ]
+    assert_contains "$stderr" "glow-ckpt: hdr.st: tensor '$first': unknown dtype 'F3X'"
     # header length beyond the end of the file
-    "$PY" -c '
-import struct, sys; p = sys.argv[1]; d = bytearray(open(p, "rb").read())
-d[:8] = struct.pack("<Q", len(d)); open(p, "wb").write(d)' hdr.st
-    run glow-ckpt --verify hdr.st
+    st header-len hdr.st hdr.st past-end
+    run --separate-stderr glow-ckpt --verify hdr.st
     [ "$status" -eq 1 ]
-    assert_contains "$output" "runs past the end of the file"
-    head -c 5 "$AFF" >short.st
-    run glow-ckpt --verify short.st
+    [ "$output" = "hdr.st: 1 problem" ]
+    assert_contains "$stderr" "runs past the end of the file"
+    st truncate "$AFF" short.st 5
+    run --separate-stderr glow-ckpt --verify short.st
     [ "$status" -eq 1 ]
-    assert_contains "$output" "truncated"
+    [ "$output" = "short.st: 1 problem" ]
+    assert_contains "$stderr" "glow-ckpt: short.st: truncated"
 }
 
 @test "--json summary and --list --json parse as JSON" {
@@ -243,20 +176,17 @@ d[:8] = struct.pack("<Q", len(d)); open(p, "wb").write(d)' hdr.st
         assert_contains "$output" "step: 100"
     done
     # exported weights are the parameters (w) or half of them (e), bit for bit
-    "$PY" - "$AFF" w.st e.st <<'EOF'
-import json, struct, sys
+    st same "$AFF" w.st
+    py - "$AFF" w.st e.st <<'EOF'
+import sys
 import numpy as np
-def load(p):
-    d = open(p, "rb").read(); n = struct.unpack("<Q", d[:8])[0]
-    h = json.loads(d[8:8 + n]); m = h.pop("__metadata__")
-    return {k: np.frombuffer(d[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]],
-                             "<f4") for k, v in h.items()}, m
-ref, _ = load(sys.argv[1]); w, wm = load(sys.argv[2]); e, _ = load(sys.argv[3])
-assert set(w) == set(ref) == set(e), "tensor names differ"
-assert "optimizer" not in wm and "rng" not in wm and wm["note"] == "hello"
-for k in ref:
-    assert np.array_equal(w[k], ref[k]), k
-    assert np.array_equal(e[k], (ref[k] * np.float32(0.5)).astype("<f4")), k
+from st import File, is_fixed
+ref, w, e = (File(p) for p in sys.argv[1:4])
+assert set(w.names) == set(ref.names) == set(e.names), "tensor names differ"
+assert "optimizer" not in w.meta and "rng" not in w.meta and w.meta["note"] == "hello"
+for k in ref.names:
+    want = ref.tensor(k) if is_fixed(k) else ref.tensor(k) * np.float32(0.5)
+    assert e.tensor(k).dtype == ref.tensor(k).dtype and np.array_equal(e.tensor(k), want), k
 EOF
     # export to stdout, read back from stdin
     glow-ckpt --export-weights - train.st | glow-ckpt - >sum.txt
@@ -265,43 +195,43 @@ EOF
 
 @test "a bad optimizer moment is found" {
     make_train "$AFF" train.st
-    poke train.st neg.st optim.split.0.conv.bias.v 2 -1
-    run glow-ckpt --verify neg.st
+    st set train.st neg.st optim.split.0.conv.bias.v 2 -1
+    run --separate-stderr glow-ckpt --verify neg.st
     [ "$status" -eq 1 ]
-    assert_contains "$output" "optim.split.0.conv.bias.v': negative second moment"
+    [ "$output" = "neg.st: 1 problem" ]
+    assert_contains "$stderr" "optim.split.0.conv.bias.v': negative second moment"
 }
 
 @test "--ema without EMA weights is an error" {
-    run glow-ckpt --export-weights out.st --ema "$AFF"
+    run --separate-stderr glow-ckpt --export-weights out.st --ema "$AFF"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "no EMA weights"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-ckpt: $AFF: no EMA weights in this checkpoint"
     [ ! -e out.st ]
 }
 
 @test "usage errors exit 2, --help exits 0" {
-    run glow-ckpt
-    [ "$status" -eq 2 ]
-    run glow-ckpt --bogus "$AFF"
-    [ "$status" -eq 2 ]
-    run glow-ckpt --ema "$AFF"
-    [ "$status" -eq 2 ]
-    run glow-ckpt "$AFF" "$LU"
-    [ "$status" -eq 2 ]
-    run glow-ckpt --export-weights x.st --list "$AFF"
-    [ "$status" -eq 2 ]
-    run glow-ckpt --export-weights
-    [ "$status" -eq 2 ]
+    for args in "" "--bogus $AFF" "--ema $AFF" "$AFF $LU" "--export-weights x.st --list $AFF" \
+        "--export-weights"; do
+        run --separate-stderr glow-ckpt $args
+        echo "$args -> $status: $stderr"
+        [ "$status" -eq 2 ]
+        [ -z "$output" ]
+        assert_contains "$stderr" "Try 'glow-ckpt --help'"
+    done
+    [ ! -e x.st ]
     run glow-ckpt --help
     [ "$status" -eq 0 ]
     assert_contains "$output" "Usage: glow-ckpt"
-    run glow-ckpt no-such-file.st
+    run --separate-stderr glow-ckpt no-such-file.st
     [ "$status" -eq 1 ]
-    assert_contains "$output" "no-such-file.st: cannot open"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-ckpt: no-such-file.st: cannot open"
 }
 
 @test "the NumPy snippet of docs/checkpoints.md reads checkpoints as documented" {
     doc_snippet numpy snippet.py
-    run "$PY" snippet.py "$AFF"
+    run py snippet.py "$AFF"
     [ "$status" -eq 0 ]
     [ "${lines[0]}" = "image_size [16, 16] levels 2" ]
     [ "${lines[1]}" = "54 parameters, 41828 values" ]
@@ -309,16 +239,16 @@ EOF
     # on a training checkpoint it still counts the parameters only
     make_train "$LU" train.st
     glow-ckpt --json train.st >t.json
-    run "$PY" snippet.py train.st
+    run py snippet.py train.st
     [ "$status" -eq 0 ]
     [ "${lines[1]}" = "$(json_get t.json 'd["parameters"]["tensors"]') parameters, $(json_get t.json 'd["parameters"]["total"]') values" ]
     [ "${lines[2]}" = "step 100" ]
 }
 
 @test "the PyTorch snippet of docs/checkpoints.md (when torch and safetensors exist)" {
-    "$PY" -c 'import torch, safetensors' 2>/dev/null || skip "torch or safetensors not installed"
+    py -c 'import torch, safetensors' 2>/dev/null || skip "torch or safetensors not installed"
     doc_snippet torch snippet.py
-    run "$PY" snippet.py "$AFF"
+    run py snippet.py "$AFF"
     [ "$status" -eq 0 ]
     [ "${lines[1]}" = "54 parameters, 41828 values" ]
 }

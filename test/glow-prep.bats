@@ -3,14 +3,15 @@
 # outputs, and bad input. Fixtures are made in each test: PNGs, IDX and CIFAR
 # files by test/data/prep/preptool.py (which also reads shard streams back),
 # JPEGs (and libpng-made PNGs) by the test_image binary's --write mode.
+bats_require_minimum_version 1.5.0
 load helpers
 
-PT() { python3 "$ROOT/test/data/prep/preptool.py" "$@"; }
+PT() { py "$ROOT/test/data/prep/preptool.py" "$@"; }
 TI() { "$ROOT/$BUILD/test/test_image" --write "$@"; }
 FM=/usr/share/datasets/fashion-mnist
 
-# prep ARGS...: run glow-prep with stdout into out.glow; $output is its stderr.
-prep() { run bash -c 'glow-prep "$@" 2>&1 >out.glow' _ "$@"; }
+# prep ARGS...: run glow-prep with stdout into out.glow; its report is in $stderr.
+prep() { run --separate-stderr bash -c 'glow-prep "$@" >out.glow' _ "$@"; }
 
 # pngs DIR N W H C: N random PNGs DIR/img0.png ... (pixels in DIR/imgI.png.raw)
 pngs() {
@@ -26,20 +27,21 @@ pngs() {
         --strict --quiet --help; do
         assert_contains "$output" "$f"
     done
-    run glow-prep --bogus x
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "unknown option '--bogus'"
-    run glow-prep
-    [ "$status" -eq 2 ]
-    run glow-prep --size 0 x.png
-    [ "$status" -eq 2 ]
-    run glow-prep --channels 2 x.png
-    [ "$status" -eq 2 ]
-    run glow-prep --split 0.9 x.png
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "--val-out"
-    run glow-prep --format jpeg2000 x.png
-    [ "$status" -eq 2 ]
+    # the arguments | a part of the message
+    while IFS='|' read -r args want; do
+        run --separate-stderr glow-prep $args
+        echo "$args -> $status: $stderr"
+        [ "$status" -eq 2 ]
+        [ -z "$output" ]
+        assert_contains "$stderr" "glow-prep: $want"
+    done <<'EOF'
+--bogus x|unknown option '--bogus'
+|no input given
+--size 0 x.png|invalid --size '0'
+--channels 2 x.png|invalid --channels '2' (1 or 3)
+--split 0.9 x.png|--split with standard output needs --val-out
+--format jpeg2000 x.png|invalid --format 'jpeg2000'
+EOF
 }
 
 @test "glow-prep refuses to write binary data to a terminal" {
@@ -55,7 +57,7 @@ pngs() {
     printf ',name\n0,img0.png\n1,img1.png\n2,img2.png\n' >data/meta.csv
     prep data/meta.csv
     [ "$status" -eq 0 ]
-    assert_contains "$output" "wrote 3 images of 3x4x5"
+    assert_contains "$stderr" "wrote 3 images of 3x4x5"
     [ "$(PT info out.glow)" = "images=3 shape=3x4x5 labels=no records=1" ]
     PT raw out.glow | cmp - <(cat data/img0.png.raw data/img1.png.raw data/img2.png.raw)
     # --root overrides the CSV's folder
@@ -73,8 +75,8 @@ pngs() {
     [ "$(PT info out.glow)" = "images=2 shape=3x6x6 labels=no records=1" ]
     # gray PNGs become RGB by repeating the gray value (default --channels 3)
     PT raw out.glow | cmp - <(for i in 2 0; do for k in 1 2 3; do cat d/img$i.png.raw; done; done)
-    run bash -c 'printf "d/img1.png\n" | glow-prep --channels 1 - 2>/dev/null | python3 "$1" raw - | cmp - d/img1.png.raw' _ "$ROOT/test/data/prep/preptool.py"
-    [ "$status" -eq 0 ]
+    printf 'd/img1.png\n' | glow-prep --channels 1 - 2>/dev/null >one.glow
+    PT raw one.glow | cmp - d/img1.png.raw
 }
 
 @test "glow-prep: CSV with a label column, quoted fields, any column order" {
@@ -102,19 +104,19 @@ pngs() {
     PT raw out.glow | cmp - <(cat data/cat/sub/c.png.raw data/cat/z.png.raw data/zebra/a.png.raw data/zebra/b.png.raw)
     prep --labels-from-dirs data
     [ "$status" -eq 0 ]
-    assert_contains "$output" "class 0: cat"
-    assert_contains "$output" "class 1: zebra"
+    assert_contains "$stderr" "class 0: cat"
+    assert_contains "$stderr" "class 1: zebra"
     [ "$(PT labels out.glow | tr '\n' ' ')" = "0 0 1 1 " ]
     prep --labels-from-dirs --classes classes.tsv --quiet data
     [ "$status" -eq 0 ]
-    [ -z "$output" ]
+    [ -z "$stderr" ]
     [ "$(cat classes.tsv)" = "$(printf '0\tcat\n1\tzebra')" ]
     # an image directly in the top folder has no class: reported and skipped
     PT png data/top.png 4 4 3 6
     prep --labels-from-dirs data
     [ "$status" -eq 0 ]
-    assert_contains "$output" "data/top.png: not inside a class folder"
-    assert_contains "$output" "skipped 1 of 5 images"
+    assert_contains "$stderr" "data/top.png: not inside a class folder"
+    assert_contains "$stderr" "skipped 1 of 5 images"
 }
 
 @test "glow-prep: IDX images, gzip and plain, labels from the sibling or --labels" {
@@ -122,11 +124,11 @@ pngs() {
     PT idxlabels train-labels-idx1-ubyte.gz 50 10 2
     prep train-images-idx3-ubyte.gz
     [ "$status" -eq 0 ]
-    assert_contains "$output" "labels from train-labels-idx1-ubyte.gz"
+    assert_contains "$stderr" "labels from train-labels-idx1-ubyte.gz"
     [ "$(PT info out.glow)" = "images=50 shape=1x7x5 labels=yes records=1" ]
     PT raw out.glow | cmp - train-images-idx3-ubyte.gz.raw
     [ "$(PT hist out.glow)" = "$(PT hist train-labels-idx1-ubyte.gz)" ]
-    [ "$(PT labels out.glow | head -c 400)" = "$(python3 -c 'import gzip,sys; print("\n".join(str(b) for b in gzip.open(sys.argv[1]).read()[8:]))' train-labels-idx1-ubyte.gz | head -c 400)" ]
+    [ "$(PT labels out.glow | head -c 400)" = "$(py -c 'import gzip,sys; print("\n".join(str(b) for b in gzip.open(sys.argv[1]).read()[8:]))' train-labels-idx1-ubyte.gz | head -c 400)" ]
     # plain (not gzipped), detected by its magic, no labels beside it
     PT idx imgs.idx 20 4 4 3
     prep imgs.idx
@@ -143,15 +145,18 @@ pngs() {
     # a label file as input, and a label count that does not match
     prep train-labels-idx1-ubyte.gz
     [ "$status" -eq 1 ]
-    assert_contains "$output" "an IDX label file"
+    assert_contains "$stderr" "an IDX label file"
+    [ ! -s out.glow ]
     prep --labels train-labels-idx1-ubyte.gz imgs.idx
     [ "$status" -eq 1 ]
-    assert_contains "$output" "50 labels, but imgs.idx has 20 images"
+    assert_contains "$stderr" "50 labels, but imgs.idx has 20 images"
+    [ ! -s out.glow ]
     # truncated pixels
     head -c 100 imgs.idx >short.idx
     prep --format idx short.idx
     [ "$status" -eq 1 ]
-    assert_contains "$output" "truncated"
+    assert_contains "$stderr" "truncated"
+    [ ! -s out.glow ]
 }
 
 @test "glow-prep: CIFAR-10 and CIFAR-100 batches, several concatenated" {
@@ -175,7 +180,8 @@ pngs() {
     head -c 5000 data_batch_1.bin >bad.bin
     prep bad.bin
     [ "$status" -eq 1 ]
-    assert_contains "$output" "multiple of neither 3073"
+    assert_contains "$stderr" "multiple of neither 3073"
+    [ ! -s out.glow ]
 }
 
 @test "glow-prep: PNG -> shard -> pngcat --split gives back the same pixels" {
@@ -211,14 +217,14 @@ pngs() {
     # without --size another size is skipped with the reason
     prep a.jpg b.jpg d.png
     [ "$status" -eq 0 ]
-    assert_contains "$output" "d.png: image is 3x40x50 after processing, the first image was 3x60x80"
-    assert_contains "$output" "skipped 1 of 3 images"
+    assert_contains "$stderr" "d.png: image is 3x40x50 after processing, the first image was 3x60x80"
+    assert_contains "$stderr" "skipped 1 of 3 images"
     [ "$(PT info out.glow)" = "images=2 shape=3x60x80 labels=no records=1" ]
     # a constant-free check of the resize: 2x downscale of a PNG equals the
     # 2x2 block means (rounded half up)
     PT png p.png 4 2 1 9
     prep --channels 1 --size 1x2 p.png
-    exp=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(*[(d[2*i]+d[2*i+1]+d[4+2*i]+d[4+2*i+1]+2)//4 for i in range(2)])' p.png.raw)
+    exp=$(py -c 'import sys; d=open(sys.argv[1],"rb").read(); print(*[(d[2*i]+d[2*i+1]+d[4+2*i]+d[4+2*i+1]+2)//4 for i in range(2)])' p.png.raw)
     [ "$(PT raw out.glow | od -An -tu1 | xargs)" = "$exp" ]
 }
 
@@ -258,9 +264,9 @@ pngs() {
 @test "glow-prep: --split to standard output + --val-out, and to DIR/train, DIR/val" {
     PT idx i.idx 101 4 4 1
     PT idxlabels l.idx 101 5 2
-    run bash -c 'glow-prep --labels l.idx --split 0.9 --val-out val.glow i.idx >train.glow'
+    run --separate-stderr bash -c 'glow-prep --labels l.idx --split 0.9 --val-out val.glow i.idx >train.glow'
     [ "$status" -eq 0 ]
-    assert_contains "$output" "wrote 91 train images to standard output, 10 val images to val.glow"
+    assert_contains "$stderr" "wrote 91 train images to standard output, 10 val images to val.glow"
     [ "$(PT info train.glow)" = "images=91 shape=1x4x4 labels=yes records=1" ]
     [ "$(PT info val.glow)" = "images=10 shape=1x4x4 labels=yes records=1" ]
     cat train.glow val.glow >both.glow
@@ -290,17 +296,19 @@ pngs() {
     [ "$(ls -A shards)" = "shard-00000.glow" ]
     # a run that fails leaves the earlier files and no temporary ones
     printf 'name\nnope.png\n' >bad.csv
-    run glow-prep -o shards bad.csv
+    run --separate-stderr glow-prep -o shards bad.csv
     [ "$status" -eq 1 ]
+    [ -z "$output" ]
     [ "$(ls -A shards)" = "shard-00000.glow" ]
     # --strict stopping after a record went into an open file: that file's
     # temporary is removed, earlier files of the run stay committed
     mkdir p
     (cd p && TI png-rgb 4 4 1 $(seq -f 'i%04g.png' 0 1099))
     echo junk >p/i1100.png
-    run glow-prep --strict -o ps --shard-size 1000 p
+    run --separate-stderr glow-prep --strict -o ps --shard-size 1000 p
     [ "$status" -eq 1 ]
-    assert_contains "$output" "p/i1100.png: not a PNG or JPEG file"
+    [ -z "$output" ]
+    assert_contains "$stderr" "p/i1100.png: not a PNG or JPEG file"
     [ "$(ls -A ps | tr '\n' ' ')" = "shard-00000.glow " ]
     [ "$(PT info ps/shard-00000.glow)" = "images=1000 shape=3x4x4 labels=no records=1" ]
 }
@@ -314,14 +322,14 @@ pngs() {
     printf 'label,name\n0,img0.png\n1,cut.png\n2,"unterminated\n3,cut.jpg\nx,img2.png\n4,missing.png\n5,text.png\n6\n7,good.jpg\n' >d/m.csv
     prep d/m.csv
     [ "$status" -eq 0 ]
-    assert_contains "$output" "d/m.csv: line 4: unterminated quoted field"
-    assert_contains "$output" "d/m.csv: line 6: label 'x' is not a non-negative integer"
-    assert_contains "$output" "d/m.csv: line 9: 1 fields, the header has 2"
-    assert_contains "$output" "glow-prep: d/cut.png: PNG: "
-    assert_contains "$output" "glow-prep: d/cut.jpg: JPEG: "
-    assert_contains "$output" "glow-prep: d/missing.png: No such file or directory"
-    assert_contains "$output" "glow-prep: d/text.png: not a PNG or JPEG file"
-    assert_contains "$output" "skipped 7 of 9 images"
+    assert_contains "$stderr" "d/m.csv: line 4: unterminated quoted field"
+    assert_contains "$stderr" "d/m.csv: line 6: label 'x' is not a non-negative integer"
+    assert_contains "$stderr" "d/m.csv: line 9: 1 fields, the header has 2"
+    assert_contains "$stderr" "glow-prep: d/cut.png: PNG: "
+    assert_contains "$stderr" "glow-prep: d/cut.jpg: JPEG: "
+    assert_contains "$stderr" "glow-prep: d/missing.png: No such file or directory"
+    assert_contains "$stderr" "glow-prep: d/text.png: not a PNG or JPEG file"
+    assert_contains "$stderr" "skipped 7 of 9 images"
     [ "$(PT info out.glow)" = "images=2 shape=3x8x8 labels=yes records=1" ]
     [ "$(PT labels out.glow | tr '\n' ' ')" = "0 7 " ]
 }
@@ -331,19 +339,23 @@ pngs() {
     head -c 60 d/img1.png >d/cut.png
     prep --strict d/img0.png d/cut.png d/img2.png
     [ "$status" -eq 1 ]
-    assert_contains "$output" "d/cut.png: PNG"
-    assert_contains "$output" "--strict"
+    assert_contains "$stderr" "d/cut.png: PNG"
+    assert_contains "$stderr" "--strict"
     [ ! -s out.glow ]
     printf 'name\nimg0.png\n"bad\n' >d/m.csv
     prep --strict d/m.csv
     [ "$status" -eq 1 ]
-    assert_contains "$output" "d/m.csv: line 3: unterminated quoted field"
+    assert_contains "$stderr" "d/m.csv: line 3: unterminated quoted field"
     [ ! -s out.glow ]
-    run glow-prep --strict -o sd d/img0.png d/cut.png
+    run --separate-stderr glow-prep --strict -o sd d/img0.png d/cut.png
     [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "d/cut.png: PNG"
     [ -z "$(ls -A sd 2>/dev/null)" ]
-    run bash -c 'glow-prep --strict --split 0.5 --val-out v.glow d/img0.png d/cut.png >t.glow'
+    prep --strict --split 0.5 --val-out v.glow d/img0.png d/cut.png
     [ "$status" -eq 1 ]
+    assert_contains "$stderr" "d/cut.png: PNG"
+    [ ! -s out.glow ]
     [ ! -e v.glow ]
     [ -z "$(ls -A | grep tmp || true)" ]
 }
@@ -352,16 +364,18 @@ pngs() {
     echo junk >a.png
     prep a.png
     [ "$status" -eq 1 ]
-    assert_contains "$output" "skipped 1 of 1 images"
-    assert_contains "$output" "no usable images"
+    assert_contains "$stderr" "skipped 1 of 1 images"
+    assert_contains "$stderr" "no usable images"
     [ ! -s out.glow ]
     mkdir empty
     prep empty
     [ "$status" -eq 1 ]
-    assert_contains "$output" "no images in the input"
+    assert_contains "$stderr" "no images in the input"
+    [ ! -s out.glow ]
     prep nowhere.csv
     [ "$status" -eq 1 ]
-    assert_contains "$output" "nowhere.csv: No such file or directory"
+    assert_contains "$stderr" "nowhere.csv: No such file or directory"
+    [ ! -s out.glow ]
 }
 
 @test "glow-prep: Fashion-MNIST, all 70000 images with labels, 1x28x28 and --pad 2" {

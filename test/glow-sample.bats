@@ -1,75 +1,29 @@
 #!/usr/bin/env bats
 # glow-sample on the reference models: the stream it writes, determinism and
 # batch independence, temperature, classes, and its errors. The shard stream is
-# read back in Python (an independent reader).
+# read back by test/data/shardgen.py (an independent reader).
 
+bats_require_minimum_version 1.5.0
 load helpers
-
-PY=/usr/bin/python3
-AFF="$REF_DIR/affine-invconv/model.safetensors"
-LU="$REF_DIR/additive-lu-ycond/model.safetensors"
 
 # stream_info FILE: "n c h w" then "labels: ..." ("labels: none" without), then
 # the mean over pixels of the per-pixel std across images, the number of
 # distinct images, and "crc" with each image's CRC-32.
 stream_info() {
-    "$PY" - "$1" <<'EOF'
-import struct, sys, zlib
+    py - "$1" <<'EOF'
+import sys, zlib
 import numpy as np
-data = open(sys.argv[1], "rb").read()
-pos, imgs, labels, shape, has = 0, [], [], None, None
-while pos < len(data):
-    f = struct.unpack("<8s8I2Q2I", data[pos:pos + 64])
-    assert f[0] == b"GLOWSHRD" and f[2] == 1, "not a uint8 shard record"
-    n, c, h, w, zsize = f[4], f[5], f[6], f[7], f[10]
-    raw = zlib.decompress(data[pos + 64:pos + 64 + zsize])
-    assert zlib.crc32(raw) == f[11]
-    off = 0
-    if f[3] & 1:
-        labels += list(np.frombuffer(raw[:4 * n], "<i4"))
-        off = 4 * n
-    has = bool(f[3] & 1)
-    imgs.append(np.frombuffer(raw[off:], "u1").reshape(n, c, h, w))
-    shape = (c, h, w)
-    pos += 64 + zsize
-x = np.concatenate(imgs).astype(np.float64)
-print(len(x), *shape)
-print("labels:", " ".join(map(str, labels)) if has else "none")
-print("std %.4f" % x.std(axis=0).mean())
-print("distinct %d" % len({i.tobytes() for i in x.astype(np.uint8)}))
-print("crc", " ".join("%08x" % zlib.crc32(i.tobytes()) for i in x.astype(np.uint8)))
-EOF
-}
-
-# make_ema SRC OUT: SRC plus an EMA (ema.* = 0.9 * params, fixed tensors copied).
-make_ema() {
-    "$PY" - "$1" "$2" <<'EOF'
-import json, struct, sys
-import numpy as np
-src, out = sys.argv[1], sys.argv[2]
-data = open(src, "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-hdr = json.loads(data[8:8 + n])
-meta = hdr.pop("__metadata__")
-D = {"F32": "<f4", "I32": "<i4"}
-arrs = {}
-for k, v in hdr.items():
-    b, e = v["data_offsets"]
-    arrs[k] = np.frombuffer(data[8 + n + b:8 + n + e], D[v["dtype"]]).reshape(v["shape"])
-fixed = lambda k: k.endswith(("invconv.p", "invconv.sign_s", "shuffle.perm"))
-out_t = dict(arrs)
-for k, a in arrs.items():
-    out_t["ema." + k] = a if fixed(k) else (a * 0.9).astype(a.dtype)
-h, blobs, off = {"__metadata__": meta}, [], 0
-for k, a in out_t.items():
-    raw = np.ascontiguousarray(a).tobytes()
-    h[k] = {"dtype": "I32" if a.dtype.kind == "i" else "F32", "shape": list(a.shape),
-            "data_offsets": [off, off + len(raw)]}
-    blobs.append(raw)
-    off += len(raw)
-hj = json.dumps(h).encode()
-hj += b" " * (-len(hj) % 8)
-open(out, "wb").write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
+from shardgen import records
+recs = list(records(sys.argv[1]))
+assert recs and all(x.dtype == np.uint8 for _, x in recs), "not a uint8 stream"
+has = recs[0][0] is not None
+assert all((l is not None) == has for l, _ in recs)
+x = np.concatenate([x for _, x in recs])
+print(*x.shape)
+print("labels:", " ".join(str(v) for l, _ in recs for v in l) if has else "none")
+print("std %.4f" % x.astype(np.float64).std(axis=0).mean())
+print("distinct %d" % len({i.tobytes() for i in x}))
+print("crc", " ".join("%08x" % zlib.crc32(i.tobytes()) for i in x))
 EOF
 }
 
@@ -95,15 +49,20 @@ EOF
     glow-sample "$LU" -n 5 --class 2 >s.glow
     run stream_info s.glow
     [ "${lines[1]}" = "labels: 2 2 2 2 2" ]
-    run glow-sample "$LU" -n 2 --class 3 -o x.glow
+    run --separate-stderr glow-sample "$LU" -n 2 --class 3 -o x.glow
     [ "$status" -eq 2 ]
-    assert_contains "$output" "3 classes (0..2)"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-sample: --class 3: the model has 3 classes (0..2)"
     [ ! -e x.glow ]
-    run glow-sample "$AFF" -n 2 --class 0 -o x.glow
+    run --separate-stderr glow-sample "$AFF" -n 2 --class 0 -o x.glow
     [ "$status" -eq 2 ]
-    assert_contains "$output" "not class-conditional"
-    run glow-sample "$LU" --class -1 -o x.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "--class 0: the model in $AFF is not class-conditional"
+    run --separate-stderr glow-sample "$LU" --class -1 -o x.glow
     [ "$status" -eq 2 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "invalid --class '-1'"
+    [ ! -e x.glow ]
 }
 
 @test "the same seed gives the same bytes, another seed other images" {
@@ -111,7 +70,7 @@ EOF
     glow-sample "$AFF" -n 6 --seed 7 -o b.glow
     cmp a.glow b.glow
     glow-sample "$AFF" -n 6 --seed 8 >c.glow
-    ! cmp -s a.glow c.glow
+    run ! cmp -s a.glow c.glow
     # Image i is the same however many are drawn.
     glow-sample "$AFF" -n 3 --seed 7 >d.glow
     six=$(stream_info a.glow | sed -n 's/^crc //p')
@@ -150,58 +109,59 @@ EOF
     lo=$(stream_info lo.glow | sed -n 's/^std //p')
     hi=$(stream_info hi.glow | sed -n 's/^std //p')
     echo "std at T=0.2: $lo, at T=1: $hi"
-    "$PY" -c "import sys; sys.exit(not (0 < $lo < 0.8 * $hi))"
+    py -c "import sys; sys.exit(not (0 < $lo < 0.8 * $hi))"
 }
 
 @test "--ema uses the EMA weights; without an EMA it is a clear error" {
-    make_ema "$AFF" ema.safetensors
+    with_training "$AFF" ema.safetensors --ema 0.9
     glow-sample ema.safetensors -n 4 >plain.glow
     glow-sample "$AFF" -n 4 >ref.glow
     cmp plain.glow ref.glow
     glow-sample ema.safetensors -n 4 --ema >ema.glow
-    ! cmp -s plain.glow ema.glow
+    run ! cmp -s plain.glow ema.glow
+    run --separate-stderr glow-sample "$AFF" -n 4 --ema
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "$AFF: --ema: this checkpoint has no EMA weights"
     run glow-sample "$AFF" -n 4 --ema -o x.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "$AFF: --ema: this checkpoint has no EMA weights"
     [ ! -e x.glow ]
 }
 
 @test "a missing or damaged checkpoint is an error naming the file" {
-    run glow-sample nosuch.safetensors -o x.glow
-    [ "$status" -eq 1 ]
-    assert_contains "$output" "glow-sample: nosuch.safetensors"
-    size=$(stat -c %s "$AFF")
-    head -c $((size - 100)) "$AFF" >trunc.safetensors
-    run glow-sample trunc.safetensors -o x.glow
-    [ "$status" -eq 1 ]
-    assert_contains "$output" "trunc.safetensors"
+    st truncate "$AFF" trunc.safetensors -100
     # Damage the JSON header.
     cp "$AFF" flip.safetensors
     printf 'XYZ' | dd of=flip.safetensors bs=1 seek=9 conv=notrunc status=none
-    run glow-sample flip.safetensors -o x.glow
-    [ "$status" -eq 1 ]
-    assert_contains "$output" "flip.safetensors"
     # An impossible header length.
-    cp "$AFF" len.safetensors
-    printf '\377\377\377\377' | dd of=len.safetensors bs=1 seek=0 conv=notrunc status=none
-    run glow-sample len.safetensors -o x.glow
-    [ "$status" -eq 1 ]
-    assert_contains "$output" "len.safetensors"
-    [ ! -e x.glow ]
+    st header-len "$AFF" len.safetensors 0xffffffff
+    for f in nosuch trunc flip len; do
+        run --separate-stderr glow-sample $f.safetensors -o x.glow
+        echo "$f: $status: $stderr"
+        [ "$status" -eq 1 ]
+        [ -z "$output" ]
+        assert_contains "$stderr" "glow-sample: $f.safetensors: "
+        [ ! -e x.glow ]
+    done
 }
 
 @test "bad values, unknown flags and missing arguments are usage errors" {
     for args in "-n 0" "-n -3" "-n abc" "-t -0.5" "-t nan" "-t inf" "-t 1e9" "-t x" "--batch 0" \
         "--seed -1" "--device tpu" "--frobnicate" "-n"; do
-        run glow-sample "$AFF" $args -o x.glow
-        echo "$args -> $status: $output"
+        run --separate-stderr glow-sample "$AFF" $args -o x.glow
+        echo "$args -> $status: $stderr"
         [ "$status" -eq 2 ]
-        assert_contains "$output" "Try 'glow-sample --help'"
+        [ -z "$output" ]
+        assert_contains "$stderr" "Try 'glow-sample --help'"
     done
-    run glow-sample -o x.glow
+    run --separate-stderr glow-sample -o x.glow
     [ "$status" -eq 2 ]
-    run glow-sample "$AFF" "$LU" -o x.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-sample: missing the checkpoint (CKPT)"
+    run --separate-stderr glow-sample "$AFF" "$LU" -o x.glow
     [ "$status" -eq 2 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "unexpected argument '$LU' (one checkpoint only)"
     [ ! -e x.glow ]
     run glow-sample --help
     [ "$status" -eq 0 ]

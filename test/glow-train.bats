@@ -3,9 +3,9 @@
 # bit-identical resume, SIGTERM and kill -9 during training, non-finite steps,
 # and a short real training run on a Fashion-MNIST subset.
 
+bats_require_minimum_version 1.5.0
 load helpers
 
-PY=/usr/bin/python3
 # configs/tiny.yml on the CPU: its device is auto, which a machine with a GPU
 # would resolve to the GPU, and bit-identical resumption is a CPU promise.
 TINY="$BATS_FILE_TMPDIR/tiny.yml"
@@ -16,8 +16,8 @@ export OMP_NUM_THREADS=1
 
 setup_file() {
     D="$BATS_FILE_TMPDIR"
-    sed 's/^\(  device:\) auto/\1 cpu/' "$ROOT/configs/tiny.yml" >"$D/tiny.yml"
-    grep -q '^  device: cpu' "$D/tiny.yml"
+    tiny_config "$D/tiny.yml" train.device=cpu
+    grep -q '^  device: cpu$' "$D/tiny.yml"
     [ -f "$FM/t10k-images-idx3-ubyte.gz" ] || return 0
     glow-prep -q --limit 200 --size 8 "$FM/t10k-images-idx3-ubyte.gz" >"$D/d8.glow"
     glow-prep -q --limit 50 --size 8 "$FM/t10k-images-idx3-ubyte.gz" >"$D/s8.glow"
@@ -33,7 +33,7 @@ data() {
 
 # check_log FILE: every line a JSON object; training lines carry every field.
 check_log() {
-    "$PY" - "$1" <<'EOF'
+    py - "$1" <<'EOF'
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
 assert lines, "empty log"
@@ -50,25 +50,11 @@ EOF
 }
 
 # same_tensors A B: the two safetensors files hold the same tensors, byte for
-# byte (metadata such as the training time may differ).
-same_tensors() {
-    "$PY" - "$1" "$2" <<'EOF'
-import json, struct, sys
-def load(f):
-    d = open(f, "rb").read()
-    n = struct.unpack("<Q", d[:8])[0]
-    h = json.loads(d[8:8 + n])
-    h.pop("__metadata__")
-    return h, d[8 + n:]
-a, b = load(sys.argv[1]), load(sys.argv[2])
-assert a[0] == b[0], "tensor headers differ"
-assert a[1] == b[1], "tensor bytes differ"
-EOF
-}
+# byte and at the same places (metadata such as the training time may differ).
+same_tensors() { st same --layout "$1" "$2"; }
 
-ckpt_step() {
-    glow-ckpt --json "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["step"])'
-}
+# ckpt_step CKPT: the step the checkpoint was saved at.
+ckpt_step() { glow-ckpt --json "$1" | json_get - 'd["step"]'; }
 
 @test "--help prints the usage and exits 0" {
     run glow-train --help
@@ -78,53 +64,59 @@ ckpt_step() {
 }
 
 @test "usage errors exit 2" {
-    run glow-train -c "$TINY" -o run --bogus x.glow
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "--bogus: unknown option"
-    run glow-train -o run x.glow
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "-c CONFIG is required"
-    run glow-train -c "$TINY" x.glow
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "-o RUN_DIR is required"
-    run glow-train -c "$TINY" -o run --steps 0 x.glow
-    [ "$status" -eq 2 ]
-    run glow-train -c "$TINY" -o run --steps
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "missing value"
-    run glow-train -c "$TINY" -o run --seed -3 x.glow
-    [ "$status" -eq 2 ]
-    run glow-train -c "$TINY" -o run --mem-limit 0 x.glow
-    [ "$status" -eq 2 ]
-    run glow-train -c "$TINY" -o run --max-bad-steps x x.glow
-    [ "$status" -eq 2 ]
-    run glow-train -c "$TINY" -o run --set train.bogus=1 x.glow
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "--set train.bogus=1: unknown key"
-    run glow-train -c "$TINY" -o run --set train.lr=abc x.glow
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "train.lr: expected a number"
-    run glow-train -c "$TINY" -o run --device tpu x.glow
-    [ "$status" -eq 2 ]
-    assert_contains "$output" "expected cpu, cuda, cuda:N or auto"
-    run glow-train --resume run --init c.safetensors x.glow
-    [ "$status" -eq 2 ]
-    run glow-train -c "$TINY" -o run --init-ema x.glow
-    [ "$status" -eq 2 ]
+    # the arguments | a part of the message
+    while IFS='|' read -r args want; do
+        run --separate-stderr glow-train $args </dev/null
+        echo "$args -> $status: $stderr"
+        [ "$status" -eq 2 ]
+        [ -z "$output" ]
+        assert_contains "$stderr" "$want"
+        assert_contains "$stderr" "Try 'glow-train --help'"
+    done <<EOF
+-c $TINY -o run --bogus x.glow|glow-train: --bogus: unknown option
+-o run x.glow|glow-train: -c CONFIG is required
+-c $TINY x.glow|glow-train: -o RUN_DIR is required
+-c $TINY -o run --steps 0 x.glow|glow-train: --steps 0: expected a positive integer
+-c $TINY -o run --steps|glow-train: --steps: missing value
+-c $TINY -o run --seed -3 x.glow|glow-train: --seed -3: expected an integer 0..2^64-1
+-c $TINY -o run --mem-limit 0 x.glow|glow-train: --mem-limit 0: expected a positive number
+-c $TINY -o run --max-bad-steps x x.glow|glow-train: --max-bad-steps x: expected a positive integer
+-c $TINY -o run --set train.bogus=1 x.glow|glow-train: --set train.bogus=1: unknown key
+-c $TINY -o run --set train.lr=abc x.glow|train.lr: expected a number
+-c $TINY -o run --device tpu x.glow|expected cpu, cuda, cuda:N or auto
+--resume run --init c.safetensors x.glow|glow-train: --resume and --init exclude each other
+-c $TINY -o run --init-ema x.glow|glow-train: --init-ema needs --init CKPT
+EOF
+    [ ! -e run ]
 }
 
 @test "a bad or missing config is an error naming the file and line" {
-    printf 'model:\n  image_size: 8\n  widht: 3\ntrain:\n  steps: 2\n' >bad.yml
-    run glow-train -c bad.yml -o run x.glow
+    cat >bad.yml <<'EOF'
+model:
+  image_size: 8
+  widht: 3
+train:
+  steps: 2
+EOF
+    run --separate-stderr glow-train -c bad.yml -o run x.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "bad.yml: line 3: unknown key 'widht' in model (did you mean 'width'?)"
-    run glow-train -c missing.yml -o run x.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-train: bad.yml: line 3: unknown key 'widht' in model (did you mean 'width'?)"
+    run --separate-stderr glow-train -c missing.yml -o run x.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "missing.yml"
-    printf 'model:\n  image_size: 8\ntrain:\n  steps: 2\n  epochs: 1\n' >both.yml
-    run glow-train -c both.yml -o run x.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-train: missing.yml: No such file or directory"
+    cat >both.yml <<'EOF'
+model:
+  image_size: 8
+train:
+  steps: 2
+  epochs: 1
+EOF
+    run --separate-stderr glow-train -c both.yml -o run x.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "both.yml: line 5: train.epochs"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-train: both.yml: line 5: train.epochs"
     [ ! -e run ]
 }
 
@@ -136,7 +128,7 @@ ckpt_step() {
     assert_contains "$output" "200 training images (0.0 MiB) held in memory"
     assert_contains "$output" "validation bpd"
     check_log run/log.jsonl
-    "$PY" - run/log.jsonl <<'EOF'
+    py - run/log.jsonl <<'EOF'
 import json, sys
 L = [json.loads(l) for l in open(sys.argv[1])]
 assert L[0]["start"] == "scratch" and L[0]["total_steps"] == 20 and L[0]["train_images"] == 200
@@ -207,46 +199,56 @@ EOF
 
 @test "input errors: empty stream, missing file, wrong shape, labels" {
     data
-    run glow-train -c "$TINY" -o run </dev/null
+    run --separate-stderr glow-train -c "$TINY" -o run </dev/null
     [ "$status" -eq 1 ]
-    assert_contains "$output" "standard input: no images"
-    run glow-train -c "$TINY" -o run nothere.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "standard input: no images"
+    run --separate-stderr glow-train -c "$TINY" -o run nothere.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "nothere.glow: no such file"
-    run glow-train -c "$TINY" -o run "$D/d28.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "nothere.glow: no such file"
+    run --separate-stderr glow-train -c "$TINY" -o run "$D/d28.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "training images are 1x28x28 but the model expects 1x8x8; glow-prep --size 8x8"
-    run glow-train -c "$ROOT/configs/fashion-mnist.yml" -o run "$D/d28.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "training images are 1x28x28 but the model expects 1x8x8; glow-prep --size 8x8"
+    run --separate-stderr glow-train -c "$ROOT/configs/fashion-mnist.yml" -o run "$D/d28.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "images are 1x28x28 but the model expects 1x32x32; glow-prep --pad 2"
-    run glow-train -c "$TINY" -o run --val "$D/d28.glow" "$D/s8.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "images are 1x28x28 but the model expects 1x32x32; glow-prep --pad 2"
+    run --separate-stderr glow-train -c "$TINY" -o run --val "$D/d28.glow" "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "validation images are 1x28x28"
-    run glow-train -c "$TINY" -o run --set model.channels=3 "$D/s8.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "validation images are 1x28x28"
+    run --separate-stderr glow-train -c "$TINY" -o run --set model.channels=3 "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "glow-prep --channels 3"
-    "$PY" "$ROOT/test/data/shardgen.py" nolab.glow --n 16 --c 1 --h 8 --w 8
-    run glow-train -c "$TINY" -o run --set model.y_condition=true --set model.n_classes=10 nolab.glow
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-prep --channels 3"
+    shardgen nolab.glow --n 16 --c 1 --h 8 --w 8
+    run --separate-stderr glow-train -c "$TINY" -o run --set model.y_condition=true --set model.n_classes=10 nolab.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "have no labels"
+    [ -z "$output" ]
+    assert_contains "$stderr" "have no labels"
     # Fashion-MNIST labels go up to 9
-    run glow-train -c "$TINY" -o run --set model.y_condition=true --set model.n_classes=5 "$D/d8.glow"
+    run --separate-stderr glow-train -c "$TINY" -o run --set model.y_condition=true --set model.n_classes=5 "$D/d8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "training image 0 (in stored order): label 9 outside 0..4"
+    [ -z "$output" ]
+    assert_contains "$stderr" "training image 0 (in stored order): label 9 outside 0..4"
     run glow-train -c "$TINY" -o run --val - "$D/s8.glow" <"$D/s8.glow"
     [ "$status" -eq 0 ]
-    run glow-train -c "$TINY" -o run --val - <"$D/s8.glow"
+    run --separate-stderr glow-train -c "$TINY" -o run --val - <"$D/s8.glow"
     [ "$status" -eq 2 ]
-    assert_contains "$output" "standard input already holds the training images"
+    [ -z "$output" ]
+    assert_contains "$stderr" "standard input already holds the training images"
 }
 
 @test "a stream larger than --mem-limit points to shard files" {
     data
     # 2000 images of 64 bytes ten times over: 1.2 MiB
     for _ in $(seq 10); do cat "$D/f8.glow"; done >big.glow
-    run glow-train -c "$TINY" -o run --mem-limit 1 <big.glow
+    run --separate-stderr glow-train -c "$TINY" -o run --mem-limit 1 <big.glow
     [ "$status" -eq 1 ]
-    assert_contains "$output" "glow-prep -o DIR"
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-prep -o DIR"
 }
 
 @test "class-conditional training with labels" {
@@ -261,11 +263,14 @@ EOF
 @test "an output directory that cannot be made is an error" {
     data
     touch afile
-    run glow-train -c "$TINY" -o afile/run "$D/s8.glow"
+    run --separate-stderr glow-train -c "$TINY" -o afile/run "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "afile"
-    run glow-train -c "$TINY" -o /proc/glow-run "$D/s8.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "afile"
+    run --separate-stderr glow-train -c "$TINY" -o /proc/glow-run "$D/s8.glow"
     [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "/proc/glow-run"
 }
 
 @test "--device cuda without a GPU is a clear error" {
@@ -273,9 +278,10 @@ EOF
     if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
         skip "a GPU is present"
     fi
-    run glow-train -c "$TINY" -o run --device cuda "$D/s8.glow"
+    run --separate-stderr glow-train -c "$TINY" -o run --device cuda "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "--device cuda"
+    [ -z "$output" ]
+    assert_contains "$stderr" "--device cuda"
     [ ! -e run/checkpoint.safetensors ]
     run glow-train -c "$TINY" -o run --device cpu --steps 1 "$D/s8.glow"
     [ "$status" -eq 0 ]
@@ -320,28 +326,34 @@ EOF
     [ "$(ckpt_step b/checkpoint.safetensors)" = 6 ]
     [ "$(ckpt_step a/checkpoint.safetensors)" = 4 ]
     # the model in -c must be the checkpoint's
-    run glow-train -c "$TINY" --resume a --set model.width=16 "$D/s8.glow"
+    run --separate-stderr glow-train -c "$TINY" --resume a --set model.width=16 "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "model.width: 16 in"
+    [ -z "$output" ]
+    assert_contains "$stderr" "model.width: 16 in"
     # the optimizer state must fit the optimizer
-    run glow-train --resume a --set train.optimizer=adamax "$D/s8.glow"
+    run --separate-stderr glow-train --resume a --set train.optimizer=adamax "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "holds adam state"
+    [ -z "$output" ]
+    assert_contains "$stderr" "holds adam state"
 }
 
 @test "--resume refuses corrupt and weights-only checkpoints" {
     data
     glow-train -q -c "$TINY" -o a --steps 2 "$D/s8.glow"
-    head -c 3000 a/checkpoint.safetensors >cut.safetensors
-    run glow-train --resume cut.safetensors -o b "$D/s8.glow"
+    st truncate a/checkpoint.safetensors cut.safetensors 3000
+    run --separate-stderr glow-train --resume cut.safetensors -o b "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "cut.safetensors"
+    [ -z "$output" ]
+    assert_contains "$stderr" "cut.safetensors"
     glow-ckpt --export-weights w.safetensors a/checkpoint.safetensors
-    run glow-train --resume w.safetensors -o b "$D/s8.glow"
+    run --separate-stderr glow-train --resume w.safetensors -o b "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "weights-only"
-    run glow-train --resume nothere -o b "$D/s8.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "weights-only"
+    run --separate-stderr glow-train --resume nothere -o b "$D/s8.glow"
     [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-train: nothere: cannot open"
 }
 
 @test "--init fine-tunes from weights; a different model is an error naming the key" {
@@ -354,15 +366,18 @@ EOF
     grep -q '"start":"init"' b/log.jsonl
     run glow-train -q -c "$TINY" -o c --init a/checkpoint.safetensors --init-ema --steps 1 "$D/s8.glow"
     [ "$status" -eq 0 ]
-    run glow-train -c "$TINY" -o d --init a/checkpoint.safetensors --set model.width=16 "$D/s8.glow"
+    run --separate-stderr glow-train -c "$TINY" -o d --init a/checkpoint.safetensors --set model.width=16 "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "--init: the config's model does not match the checkpoint's: model.width: 16 in"
-    run glow-train -c "$TINY" -o d --init a/checkpoint.safetensors --set model.coupling=additive "$D/s8.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "--init: the config's model does not match the checkpoint's: model.width: 16 in"
+    run --separate-stderr glow-train -c "$TINY" -o d --init a/checkpoint.safetensors --set model.coupling=additive "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "model.coupling"
-    run glow-train -c "$TINY" -o d --init b/checkpoint.safetensors --init-ema "$D/s8.glow"
+    [ -z "$output" ]
+    assert_contains "$stderr" "model.coupling"
+    run --separate-stderr glow-train -c "$TINY" -o d --init b/checkpoint.safetensors --init-ema "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "no EMA weights"
+    [ -z "$output" ]
+    assert_contains "$stderr" "no EMA weights"
 }
 
 @test "SIGTERM saves a checkpoint, exits 143, and the run resumes to its end" {
@@ -407,17 +422,18 @@ EOF
     [ "$step" -lt 100000000 ]
     grep -q "\"step\":$step,\"val_bpd\":" run/log.jsonl
     grep -q "\"step\":$step,\"done\":true,\"seconds\":[0-9.]*,\"time_limit\":true}" run/log.jsonl
-    secs=$(grep '"done":true' run/log.jsonl | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
-    "$PY" -c "import sys; sys.exit(not 1.5 <= $secs < 30)"
+    secs=$(grep '"done":true' run/log.jsonl | json_get - 'd["seconds"]')
+    py -c "import sys; sys.exit(not 1.5 <= $secs < 30)"
     # a run that reaches its steps first is not marked
     run glow-train -q -c "$TINY" -o run2 --steps 3 --time-limit 1000 "$D/d8.glow"
     [ "$status" -eq 0 ]
     grep -q '"done":true' run2/log.jsonl
-    ! grep -q time_limit run2/log.jsonl
+    run ! grep -q time_limit run2/log.jsonl
     for bad in 0 -1 abc 1e99 ''; do
-        run glow-train -c "$TINY" -o run3 --time-limit "$bad" "$D/d8.glow"
+        run --separate-stderr glow-train -c "$TINY" -o run3 --time-limit "$bad" "$D/d8.glow"
         [ "$status" -eq 2 ]
-        assert_contains "$output" "--time-limit"
+        [ -z "$output" ]
+        assert_contains "$stderr" "glow-train: --time-limit $bad: expected a positive number of seconds"
     done
 }
 
@@ -442,11 +458,12 @@ EOF
 @test "non-finite steps are skipped and logged; too many in a row stop with exit 1" {
     data
     glow-train -q -c "$TINY" -o run --steps 10 "$D/s8.glow"
-    run glow-train --resume run --steps 40 --set train.lr=1e30 --max-bad-steps 3 "$D/s8.glow"
+    run --separate-stderr glow-train --resume run --steps 40 --set train.lr=1e30 --max-bad-steps 3 "$D/s8.glow"
     [ "$status" -eq 1 ]
-    assert_contains "$output" "step skipped"
-    assert_contains "$output" "3 bad steps in a row"
-    assert_contains "$output" "the last checkpoint (step 10) is kept"
+    [ -z "$output" ]
+    assert_contains "$stderr" "step skipped"
+    assert_contains "$stderr" "3 bad steps in a row"
+    assert_contains "$stderr" "the last checkpoint (step 10) is kept"
     [ "$(grep -c '"skipped":"non-finite' run/log.jsonl)" -eq 3 ]
     check_log run/log.jsonl
     run glow-ckpt --verify run/checkpoint.safetensors
@@ -460,7 +477,7 @@ EOF
         --set train.lr=3e-3 --set model.width=16 --set train.log_every=20 \
         --set train.checkpoint_every=0 --set train.val_every=0 "$D/f8.glow"
     [ "$status" -eq 0 ]
-    "$PY" - run/log.jsonl <<'EOF'
+    py - run/log.jsonl <<'EOF'
 import json, sys
 bpd = [d["bpd"] for d in map(json.loads, open(sys.argv[1])) if "bpd" in d]
 print(bpd)

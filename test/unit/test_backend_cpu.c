@@ -640,5 +640,5 @@ int main(void)
     test_determinism();
     CHECK(backend_get(DEVICE_CUDA, 0, &err) == NULL && strstr(err.msg, "CUDA"));
     backend_release(B);
-    return check_summary("backend_cpu");
+    return check_summary();
 }

@@ -12,8 +12,6 @@
 #include "backend_compare.h"
 #include "device/device.h"
 
-#define SUITE "backend_cuda"
-
 static bk_pair P;
 
 /* ---- memory ---- */
@@ -195,14 +193,6 @@ static void test_convs(glow_precision prec, tols t)
         conv_case(&shapes[i], t, glow_precision_name(prec));
 }
 
-static int skip(const char *why)
-{
-    printf("%s: skipped: %s\n", SUITE, why);
-    printf("%s: 0 passed, 0 failed\n", SUITE);
-    const char *strict = getenv("GLOW_TEST_STRICT");
-    return strict && strcmp(strict, "1") == 0 ? 1 : 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--oom-child") == 0)
@@ -210,14 +200,14 @@ int main(int argc, char **argv)
     glow_device dev;
     glow_error err = {""};
     if (glow_device_resolve("cuda", &dev, &err) != 0)
-        return skip(err.msg);
+        return check_skip(err.msg);
     P.ref = backend_get(DEVICE_CPU, 0, &err);
     if (!P.ref)
         glow_die(1, "%s", err.msg);
     P.dut = backend_get(DEVICE_CUDA, dev.index, &err);
     if (!P.dut) {
         backend_release(P.ref);
-        return skip(err.msg);
+        return check_skip(err.msg);
     }
     P.seed = 20261128;
 
@@ -235,5 +225,5 @@ int main(int argc, char **argv)
 
     backend_release(P.dut);
     backend_release(P.ref);
-    return check_summary(SUITE);
+    return check_summary();
 }

@@ -7,6 +7,7 @@
 #include "base/linalg.h"
 #include "check.h"
 #include "model/checkpoint.h"
+#include "tiny_config.h"
 
 static char tmpdir[256];
 
@@ -188,13 +189,7 @@ static void test_reference(const char *name, int n_expected)
 
 static void test_round_trip(void)
 {
-    glow_config c;
-    glow_config_default(&c);
-    c.image_h = c.image_w = 8;
-    c.channels = 1;
-    c.levels = 2;
-    c.steps = 2;
-    c.width = 6;
+    glow_config c = tiny_config(.width = 6);
     c.permutation = PERM_SHUFFLE;
     c.y_condition = 1;
     c.n_classes = 3;
@@ -407,5 +402,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
-    return check_summary("checkpoint");
+    return check_summary();
 }

@@ -280,5 +280,5 @@ int main(void)
     test_layout_matches("affine-invconv");
     test_layout_matches("additive-lu-ycond");
     test_layout_variants();
-    return check_summary("config");
+    return check_summary();
 }

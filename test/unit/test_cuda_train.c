@@ -13,9 +13,9 @@
 #include "check.h"
 #include "device/device.h"
 #include "model/model.h"
+#include "tiny_config.h"
 #include "train/optim.h"
 
-#define SUITE "test_cuda_train"
 #define BATCH 8
 #define NDATA 64
 #define LOSS_TOL 1e-3
@@ -51,11 +51,11 @@ static int start(run *ru, backend *b, const glow_config *c, const glow_paramset 
     glow_result r;
     ru->m = glow_model_new(b, c, ps, &err);
     if (!ru->m) {
-        fprintf(stderr, "%s: %s: model: %s\n", SUITE, b->name, err.msg);
+        fprintf(stderr, "%s: %s: model: %s\n", CHECK_SUITE, b->name, err.msg);
         return -1;
     }
     if (glow_model_ddi(ru->m, init, &r, &err)) {
-        fprintf(stderr, "%s: %s: ddi: %s\n", SUITE, b->name, err.msg);
+        fprintf(stderr, "%s: %s: ddi: %s\n", CHECK_SUITE, b->name, err.msg);
         return -1;
     }
     ru->o = glow_optim_new(b, OPTIM_ADAM, glow_model_n_trained(ru->m));
@@ -68,7 +68,7 @@ static int step(run *ru, const glow_batch *bt, float lr, int s)
     glow_error err;
     glow_result r;
     if (glow_model_forward(ru->m, bt, &r, &err) || glow_model_backward(ru->m, &err)) {
-        fprintf(stderr, "%s: step %d: %s\n", SUITE, s, err.msg);
+        fprintf(stderr, "%s: step %d: %s\n", CHECK_SUITE, s, err.msg);
         return -1;
     }
     ru->loss[s] = r.loss;
@@ -135,44 +135,23 @@ static void train_both(backend *bc, backend *bg, const glow_config *c, const cha
     glow_paramset_free(&ps);
 }
 
-static int skip(const char *why)
-{
-    printf("%s: skipped: %s\n", SUITE, why);
-    printf("%s: 0 passed, 0 failed\n", SUITE);
-    const char *strict = getenv("GLOW_TEST_STRICT");
-    return strict && strcmp(strict, "1") == 0 ? 1 : 0;
-}
-
 int main(void)
 {
     glow_error err;
     glow_device dev;
     if (!glow_device_cuda_built())
-        return skip("this build has no CUDA backend");
+        return check_skip("this build has no CUDA backend");
     if (glow_device_resolve("cuda", &dev, &err))
-        return skip(err.msg);
+        return check_skip(err.msg);
     backend *bc = backend_get(DEVICE_CPU, 0, &err), *bg = NULL;
     if (bc)
         bg = backend_get(DEVICE_CUDA, dev.index, &err);
     if (!bc || !bg) {
-        fprintf(stderr, "%s: %s\n", SUITE, err.msg);
+        fprintf(stderr, "%s: %s\n", CHECK_SUITE, err.msg);
         return 1;
     }
 
-    glow_config c;
-    glow_config_default(&c);
-    c.image_h = c.image_w = 8;
-    c.channels = 1;
-    c.levels = 2;
-    c.steps = 2;
-    c.width = 8;
-    c.coupling = COUPLING_AFFINE;
-    c.permutation = PERM_INVCONV;
-    c.lu = 0;
-    c.edge_bias = 1;
-    c.learn_top = 1;
-    c.y_condition = 0;
-    c.n_bits = 8;
+    glow_config c = tiny_config(); /* affine, invconv, edge bias, learned top, 8 bits */
     train_both(bc, bg, &c, "tiny affine", 50);
 
     c.channels = 3;
@@ -186,5 +165,5 @@ int main(void)
 
     backend_release(bg);
     backend_release(bc);
-    return check_summary(SUITE);
+    return check_summary();
 }

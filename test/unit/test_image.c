@@ -674,5 +674,5 @@ int main(int argc, char **argv)
     test_png();
     test_jpeg();
     test_corrupt_png();
-    return check_summary("test_image");
+    return check_summary();
 }

@@ -14,6 +14,7 @@
 #include "check.h"
 #include "device/device.h"
 #include "model/model.h"
+#include "tiny_config.h"
 
 static backend *B;
 
@@ -285,13 +286,7 @@ static void test_sampling(const glow_config *c)
 
 static void test_threads(void)
 {
-    glow_config c;
-    glow_config_default(&c);
-    c.image_h = c.image_w = 16;
-    c.channels = 3;
-    c.levels = 2;
-    c.steps = 2;
-    c.width = 32;
+    glow_config c = tiny_config(.image_h = 16, .image_w = 16, .channels = 3, .width = 32);
     fixture f;
     make(&f, &c, 5, 0.05);
     const int n = 5;
@@ -341,8 +336,11 @@ int main(void)
                 for (int top = 0; top < 2; top++)
                     for (int yc = 0; yc < 2; yc++)
                         for (int bits = 0; bits < 2; bits++, combo++) {
-                            glow_config c;
-                            glow_config_default(&c);
+                            /* L = 3 puts the top at 1x1 pixels; some images are not square */
+                            int levels = combo % 5 == 4 ? 1 : combo % 3 == 0 ? 3 : 2;
+                            glow_config c = tiny_config(.image_w = combo % 7 == 3 ? 16 : 8,
+                                                        .channels = combo % 2 ? 3 : 1,
+                                                        .levels = levels, .width = 6);
                             c.coupling = cp ? COUPLING_ADDITIVE : COUPLING_AFFINE;
                             c.permutation = pm < 2 ? PERM_INVCONV : pm == 2 ? PERM_SHUFFLE : PERM_REVERSE;
                             c.lu = pm == 1;
@@ -352,13 +350,6 @@ int main(void)
                             c.n_classes = yc ? 3 : 0;
                             c.weight_y = yc ? 0.5 : 0.01;
                             c.n_bits = bits ? 5 : 8;
-                            c.channels = combo % 2 ? 3 : 1;
-                            /* L = 3 puts the top at 1x1 pixels; some images are not square */
-                            c.image_h = 8;
-                            c.image_w = combo % 7 == 3 ? 16 : 8;
-                            c.levels = combo % 5 == 4 ? 1 : combo % 3 == 0 ? 3 : 2;
-                            c.steps = 2;
-                            c.width = 6;
                             test_inverse(&c, (uint64_t)combo);
                             if (top && bits == 0 && combo % 4 < 2) {
                                 /* a smaller set for the costlier checks */
@@ -374,5 +365,5 @@ int main(void)
                         }
     test_threads();
     backend_release(B);
-    return check_summary("model");
+    return check_summary();
 }

@@ -99,5 +99,5 @@ int main(void)
     b->free(b, g);
     b->free(b, e);
     backend_release(b);
-    return check_summary("optim");
+    return check_summary();
 }

@@ -1,7 +1,8 @@
 /* The reference cases (../shared/reference, spec section 9): forward values,
  * gradients, inverse, data-dependent init and optimizer losses of every case
  * folder found, each tensor within the README's tolerance.
- * Usage: test_refcheck [--device cpu|cuda] [-v] [DIR ...]  (-v: every tensor's error) */
+ * Usage: test_refcheck [--device cpu|cuda] [-v] [DIR ...]  (-v: every tensor's error)
+ * The summary counts cases: "refcheck: N passed, M failed". */
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "backend/backend.h"
+#include "check.h"
 #include "device/device.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
@@ -362,12 +364,8 @@ int main(int argc, char **argv)
     glow_device dev;
     if (glow_device_resolve(device, &dev, &err)) {
         /* no usable GPU is a skip, not a failure, unless GLOW_TEST_STRICT=1 */
-        if (strncmp(device, "cuda", 4) == 0) {
-            const char *strict = getenv("GLOW_TEST_STRICT");
-            printf("refcheck: skipped: %s\n", err.msg);
-            printf("refcheck: 0 passed, 0 failed\n");
-            return strict && strcmp(strict, "1") == 0 ? 1 : 0;
-        }
+        if (strncmp(device, "cuda", 4) == 0)
+            return check_skip(err.msg);
         glow_die(EXIT_USAGE, "%s", err.msg);
     }
     backend *b = backend_get(dev.kind, dev.index, &err);
@@ -376,16 +374,16 @@ int main(int argc, char **argv)
     const char *defaults[] = {"../shared/reference"};
     char **dirs = first < argc ? argv + first : (char **)defaults;
     int ndirs = first < argc ? argc - first : 1;
-    int passed = 0, failed = 0;
+    int *passed = &check_pass_count, *failed = &check_fail_count;
     for (int d = 0; d < ndirs; d++) {
         if (is_case(dirs[d])) {
-            check_case(b, dirs[d], &passed, &failed);
+            check_case(b, dirs[d], passed, failed);
             continue;
         }
         DIR *dp = opendir(dirs[d]);
         if (!dp) {
             printf("FAIL %s: cannot open the folder\n", dirs[d]);
-            failed++;
+            (*failed)++;
             continue;
         }
         char **subs = NULL;
@@ -406,15 +404,14 @@ int main(int argc, char **argv)
         qsort(subs, (size_t)nsub, sizeof *subs, cmpstr);
         if (nsub == 0) {
             printf("FAIL %s: no case folders (with case.safetensors) found\n", dirs[d]);
-            failed++;
+            (*failed)++;
         }
         for (int i = 0; i < nsub; i++) {
-            check_case(b, subs[i], &passed, &failed);
+            check_case(b, subs[i], passed, failed);
             free(subs[i]);
         }
         free(subs);
     }
     backend_release(b);
-    printf("refcheck: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

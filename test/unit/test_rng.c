@@ -60,5 +60,5 @@ int main(void)
         perm &= seen[i] == 1;
     CHECK(perm);
     CHECK(moved > 50);
-    return check_summary("rng");
+    return check_summary();
 }

@@ -628,5 +628,5 @@ int main(int argc, char **argv)
     test_dir_writer();
     test_dir_list();
     remove_tree(tmpdir);
-    return check_summary("test_shard");
+    return check_summary();
 }

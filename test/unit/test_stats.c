@@ -21,5 +21,5 @@ int main(void)
     double a2[] = {1, 3}, b2[] = {2, 3};
     CHECK_NEAR(stats_auroc(a2, 2, b2, 2), 2.5 / 4.0, 1e-12);
     CHECK(isnan(stats_auroc(a, 3, b, 0)));
-    return check_summary("stats");
+    return check_summary();
 }

@@ -105,5 +105,5 @@ int main(void)
 {
     test_diff();
     test_round_trip();
-    return check_summary("test_train_state");
+    return check_summary();
 }

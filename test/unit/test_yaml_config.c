@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "config/yaml_config.h"
+#include "tiny_config.h"
 
 static int contains(const char *msg, const char *part)
 {
@@ -155,6 +156,11 @@ static void test_shipped_values(void)
     load_ok("configs/tiny.yml", &c);
     CHECK(c.model.levels == 2 && c.model.steps == 2 && c.model.width == 8);
     CHECK(c.train.steps > 0 && c.train.steps <= 100);
+    /* the model the C tests build as tiny_config() */
+    glow_config tiny = tiny_config();
+    char diff[256];
+    CHECKF(!glow_config_diff(&c.model, "configs/tiny.yml", &tiny, "tiny_config()", diff, sizeof diff),
+           "%s", diff);
 }
 
 static void test_defaults_and_init_batch(void)
@@ -456,5 +462,5 @@ int main(void)
     test_train_json();
     test_error_paths();
     test_json_file_and_writer();
-    return check_summary("test_yaml_config");
+    return check_summary();
 }

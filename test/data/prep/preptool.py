@@ -1,5 +1,6 @@
-#!/usr/bin/env python3
-"""Fixture writer and shard reader for test/glow-prep.bats (standard library only).
+#!/usr/bin/python3
+"""Fixture writer and shard reader for test/glow-prep.bats (PNGs decoded by
+test/data/pngdecode.py, shard streams read by test/data/shardgen.py).
 
   png OUT W H C SEED             an 8-bit gray (C=1) or RGB (C=3) PNG; its pixels
                                  (CHW) also go to OUT.raw
@@ -14,10 +15,17 @@
                                  IDX label files (gzip or plain)
 """
 import gzip
+import os
 import random
 import struct
 import sys
 import zlib
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pngdecode  # noqa: E402
+import shardgen  # noqa: E402
 
 
 def pixels(n, seed):
@@ -44,61 +52,17 @@ def write_png(path, w, h, c, data_chw):
 
 
 def png_raw(path):
-    d = open(path, "rb").read()
-    assert d[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, b""
-    while pos < len(d):
-        n, t = struct.unpack(">I4s", d[pos:pos + 8])
-        body = d[pos + 8:pos + 8 + n]
-        if t == b"IHDR":
-            w, h, depth, ct, _, _, il = struct.unpack(">IIBBBBB", body)
-            assert depth == 8 and il == 0 and ct in (0, 2), "unsupported PNG"
-            c = 1 if ct == 0 else 3
-        elif t == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw, stride = zlib.decompress(idat), w * c
-    prev, out = bytearray(stride), bytearray()
-    for y in range(h):
-        ft = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - c] if i >= c else 0
-            b = prev[i]
-            cc = prev[i - c] if i >= c else 0
-            if ft == 1:
-                line[i] = (line[i] + a) & 255
-            elif ft == 2:
-                line[i] = (line[i] + b) & 255
-            elif ft == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif ft == 4:
-                p = a + b - cc
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - cc)
-                pr = a if pa <= pb and pa <= pc else b if pb <= pc else cc
-                line[i] = (line[i] + pr) & 255
-        out += line
-        prev = line
-    chw = bytearray(len(out))
-    plane = w * h
-    for i in range(plane):
-        for k in range(c):
-            chw[k * plane + i] = out[i * c + k]
-    return bytes(chw)
+    """The pixels of an 8-bit gray or RGB PNG, channel-major (CHW)."""
+    w, h, c, hwc = pngdecode.decode(path)
+    return b"".join(hwc[k::c] for k in range(c))
 
 
 def records(path):
-    f = sys.stdin.buffer if path == "-" else open(path, "rb")
-    while True:
-        h = f.read(64)
-        if not h:
-            return
-        assert len(h) == 64 and h[:8] == b"GLOWSHRD", "bad record header"
-        ver, dtype, flags, n, c, hh, w, _, raw, zs, crc, _ = struct.unpack("<IIIIIIIIQQII", h[8:])
-        payload = zlib.decompress(f.read(zs))
-        assert len(payload) == raw and zlib.crc32(payload) == crc and dtype == 1
-        labels = list(struct.unpack("<%di" % n, payload[:4 * n])) if flags & 1 else None
-        yield n, c, hh, w, labels, payload[4 * n if flags & 1 else 0:]
+    """(n, c, h, w, labels or None, pixel bytes) of each uint8 record of a stream."""
+    for labels, images in shardgen.records(path):
+        assert images.dtype == np.uint8, "not a uint8 stream"
+        n, c, h, w = images.shape
+        yield n, c, h, w, None if labels is None else labels.tolist(), images.tobytes()
 
 
 def main(a):
