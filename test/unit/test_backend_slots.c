@@ -109,5 +109,5 @@ int main(void)
 #ifdef GLOW_HAVE_CUDA
     check_fill("cuda_backend_fill_table", cuda_backend_fill_table, "cuda");
 #endif
-    return check_summary("backend_slots");
+    return check_summary();
 }
