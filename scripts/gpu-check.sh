@@ -383,14 +383,13 @@ libraries() {
         fb=0
         if [ $searched = 0 ] && grep -qE '^lib(cudnn|cublas|cudart|nccl)' <<<"$missing"; then
             searched=1
-            echo "searching / for the CUDA libraries (no Python wheel had them)"
+            echo "searching for the CUDA libraries (no Python wheel had them): the Python folders, then /"
             while IFS= read -r d; do
                 [[ ":$BASE_PATH:" == *":$d:"* ]] && continue
                 BASE_PATH="$BASE_PATH:$d"
                 echo "found: $d"
                 fb=1
-            done < <(timeout 30 find / -xdev \( -name 'libcudnn.so.9' -o -name 'libcublas.so.13' \
-                -o -name 'libcudart.so.13' \) -not -path '/proc/*' 2>/dev/null | xargs -r -n1 dirname | sort -u | head -n 6)
+            done < <(find_cuda_files)
         fi
         for s in $missing $versions; do
             s=${s##*/}
@@ -437,8 +436,8 @@ scan_libs() {
     for f in "$@"; do
         [ -f "$f" ] || continue
         is_elf "$f" || continue
-        rel=${f#"$ROOT"/}
-        rel=${rel#"$B"/}
+        rel=${f#"$B"/}
+        rel=${rel#"$ROOT"/}
         out=$("$LDD" "$f" 2>&1)
         printf '== %s\n%s\n' "$rel" "$out" >>"$work/ldd.full"
         while IFS= read -r line; do
@@ -476,6 +475,21 @@ explain_missing() {
         return
     fi
     awk '$1 == "version" { print "version " $2 " not found in " $3 " (required by " $4 ")"; exit }' "$work/ldd"
+}
+
+# folders holding cuDNN, cuBLAS or the runtime: under the Python installations
+# first (a wheel of another python3 than the first on PATH), then anywhere (30 s)
+find_cuda_files() {
+    local roots=() r found
+    for r in python3 /usr/bin/python3 /opt/conda/bin/python3; do
+        command -v "$r" >/dev/null || continue
+        while IFS= read -r d; do [ -d "$d" ] && roots+=("$d"); done < <("$r" -c 'import site, sys
+print("\n".join(site.getsitepackages() + [site.getusersitepackages(), sys.prefix]))' 2>/dev/null)
+    done
+    local names=(\( -name 'libcudnn.so.9' -o -name 'libcublas.so.13' -o -name 'libcudart.so.13' \))
+    found=$([ ${#roots[@]} -eq 0 ] || timeout 20 find "${roots[@]}" -maxdepth 6 "${names[@]}" 2>/dev/null)
+    [ -n "$found" ] || found=$(timeout 30 find / -xdev "${names[@]}" 2>/dev/null)
+    [ -n "$found" ] && xargs -r -n1 dirname <<<"$found" | sort -u | head -n 6
 }
 
 find_sanitizer() {
