@@ -378,7 +378,7 @@ libraries() {
             done
             scan_libs "$d"/libcudnn_*.so.9
         fi
-        missing=$(awk '$1 == "missing" { print $2 }' "$work/ldd" | sort -u)
+        missing=$(awk '$1 == "missing" || $1 == "broken" { print $2 }' "$work/ldd" | sort -u)
         versions=$(awk '$1 == "version" { print $3 }' "$work/ldd" | sort -u)
         fb=0
         if [ $searched = 0 ] && grep -qE '^lib(cudnn|cublas|cudart|nccl)' <<<"$missing"; then
@@ -426,11 +426,13 @@ libraries() {
     echo "NOTE cuDNN ${cudnn:-(not used)}, cuBLAS ${cublas:-(not used)}, cudart ${cudart:-(not used)}$([[ $cudart == */fallback/* ]] && echo ' (the bundle fallback)'), NCCL ${nccl:-absent}, compute-sanitizer ${san:-absent}$([ -n "$FALLBACK" ] && echo "; from the bundle's fallback/: $(tr ':' '\n' <<<"$FALLBACK" | sed 's|.*/||' | paste -sd' ')")"
 }
 
-# scan_libs FILE...: ldd of each; appends "found SONAME PATH", "missing SONAME BY"
-# and "version VER LIB BY" lines to $work/ldd, the raw output to $work/ldd.full
+# scan_libs FILE...: ldd of each; appends "found SONAME PATH", "missing SONAME BY",
+# "version VER LIB BY" and "broken LIB BY REASON" (a file that cannot be loaded)
+# lines to $work/ldd, the raw output to $work/ldd.full
 RE_MISSING='^[[:space:]]*([^[:space:]]+) => not found'
 RE_VERSION=": ([^:]+): version [\`'\"]?([^\`'\"]+)['\"]? not found"
 RE_FOUND='^[[:space:]]*([^[:space:]]+) => ([^[:space:]]+)'
+RE_ERROR='error while loading shared libraries: ([^:]+): (.*)$'
 scan_libs() {
     local f out line rel
     for f in "$@"; do
@@ -443,6 +445,8 @@ scan_libs() {
         while IFS= read -r line; do
             if [[ $line =~ $RE_MISSING ]]; then
                 echo "missing ${BASH_REMATCH[1]} $rel"
+            elif [[ $line =~ $RE_ERROR ]]; then
+                echo "broken ${BASH_REMATCH[1]} $rel ${BASH_REMATCH[2]// /_}"
             elif [[ $line =~ $RE_VERSION ]]; then
                 echo "version ${BASH_REMATCH[2]} ${BASH_REMATCH[1]} $rel"
             elif [[ $line =~ $RE_FOUND ]]; then
@@ -458,6 +462,15 @@ explain_missing() {
     glibc=$(awk '$1 == "version" && $2 ~ /^GLIBC_/ { print $2 " not found (required by " $4 ")" }' "$work/ldd" | sort -uV | tail -n 1)
     if [ -n "$glibc" ]; then
         echo "this machine's glibc $(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/glibc //') is too old: version $glibc; build the bundle on an older distribution (BUILD-INFO: glibc_min=$(info glibc_min))"
+        return
+    fi
+    first=$(awk '$1 == "broken" { print $2; exit }' "$work/ldd")
+    if [ -n "$first" ]; then
+        n=$(awk -v s="$first" '$1 == "broken" && $2 == s' "$work/ldd" | wc -l)
+        awk -v s="$first" -v n="$n" '$1 == "broken" && $2 == s { gsub("_", " ", $4)
+            printf "%s cannot be loaded: %s (needed by %s%s)", $2, $4, $3, (n > 1 ? " and " (n - 1) " more" : ""); exit }' "$work/ldd"
+        if [ -d "$B/fallback/${first##*/}" ]; then echo; else
+            echo "; the bundle should have carried it: make gpu-bundle and carry $BUNDLE whole"; fi
         return
     fi
     first=$(awk '$1 == "missing" { print $2 }' "$work/ldd" | head -n 1)

@@ -203,3 +203,15 @@ EOF
     grep -q '^# gpu-check: CUT OFF' out/gpu-check.md
     grep -q 'during: unit (log gpu-check-logs/03-unit.log)' out/gpu-check.md
 }
+
+@test "gpu-check: a library that cannot be loaded stops it (ldd's error while loading)" {
+    fake_bundle "$TMP/b"
+    cat >fake-ldd <<'EOS'
+#!/bin/sh
+echo "$1: error while loading shared libraries: /lib/x86_64-linux-gnu/libyaml-0.so.2: file too short"
+EOS
+    chmod +x fake-ldd
+    run --separate-stderr check env GPU_BUNDLE="$TMP/b" GPU_CHECK_LDD="$TMP/fake-ldd"
+    [ "$status" -eq 3 ]
+    assert_contains "$stderr" "STOPPED: /lib/x86_64-linux-gnu/libyaml-0.so.2 cannot be loaded: file too short (needed by bin/glow-train)"
+}
