@@ -409,7 +409,7 @@ libraries() {
         echo "export LD_LIBRARY_PATH='$LD_LIBRARY_PATH'"
         echo "export PATH='$B/bin':\"\$PATH\""
     } >"$OUT/gpu-check-env.sh"
-    if [ -n "$missing" ] || [ -n "$versions" ]; then
+    if [ -n "$missing" ] || [ -n "$versions" ] || grep -q '^undefined ' "$work/ldd"; then
         echo "STOP $(explain_missing)"
         return 3
     fi
@@ -427,12 +427,14 @@ libraries() {
 }
 
 # scan_libs FILE...: ldd of each; appends "found SONAME PATH", "missing SONAME BY",
-# "version VER LIB BY" and "broken LIB BY REASON" (a file that cannot be loaded)
+# "version VER LIB BY", "broken LIB BY REASON" (a file that cannot be loaded) and
+# "undefined SYMBOL BY"
 # lines to $work/ldd, the raw output to $work/ldd.full
 RE_MISSING='^[[:space:]]*([^[:space:]]+) => not found'
 RE_VERSION=": ([^:]+): version [\`'\"]?([^\`'\"]+)['\"]? not found"
 RE_FOUND='^[[:space:]]*([^[:space:]]+) => ([^[:space:]]+)'
 RE_ERROR='error while loading shared libraries: ([^:]+): (.*)$'
+RE_UNDEF='undefined symbol: ([^[:space:]]+)'
 scan_libs() {
     local f out line rel
     for f in "$@"; do
@@ -440,11 +442,13 @@ scan_libs() {
         is_elf "$f" || continue
         rel=${f#"$B"/}
         rel=${rel#"$ROOT"/}
-        out=$("$LDD" "$f" 2>&1)
+        out=$("$LDD" -r "$f" 2>&1) # -r: the symbols too (a library older than the headers)
         printf '== %s\n%s\n' "$rel" "$out" >>"$work/ldd.full"
         while IFS= read -r line; do
             if [[ $line =~ $RE_MISSING ]]; then
                 echo "missing ${BASH_REMATCH[1]} $rel"
+            elif [[ $line =~ $RE_UNDEF ]]; then
+                echo "undefined ${BASH_REMATCH[1]} $rel"
             elif [[ $line =~ $RE_ERROR ]]; then
                 echo "broken ${BASH_REMATCH[1]} $rel ${BASH_REMATCH[2]// /_}"
             elif [[ $line =~ $RE_VERSION ]]; then
@@ -480,6 +484,10 @@ explain_missing() {
         printf '%s not found (needed by %s%s)%s' "$first" "$(head -n 1 <<<"$by")" \
             "$([ "$(wc -l <<<"$by")" -gt 1 ] && echo " and $(($(wc -l <<<"$by") - 1)) more")" \
             "$([ "$n" -gt 1 ] && echo "; $((n - 1)) more missing: $(awk '$1 == "missing" { print $2 }' "$work/ldd" | sort -u | grep -vxF "$first" | paste -sd' ')")"
+        case $by in *"(dlopen,"*)
+            echo "; that cuDNN is incomplete: the whole nvidia-cudnn wheel is needed, or another cuDNN in GPU_CHECK_LIBDIRS"
+            return ;;
+        esac
         case $first in
         libcudnn* | libcublas* | libnccl* | libcudart* | libnvrtc*)
             echo "; the nvidia-* Python wheels were not found (python3 -c 'import nvidia'); give their lib/ folders in GPU_CHECK_LIBDIRS" ;;
@@ -487,7 +495,11 @@ explain_missing() {
         esac
         return
     fi
-    awk '$1 == "version" { print "version " $2 " not found in " $3 " (required by " $4 ")"; exit }' "$work/ldd"
+    first=$(awk '$1 == "version" { print "version " $2 " not found in " $3 " (required by " $4 ")"; exit }' "$work/ldd")
+    [ -n "$first" ] && { echo "$first"; return; }
+    n=$(awk '$1 == "undefined" { print $2 }' "$work/ldd" | sort -u | wc -l)
+    awk -v n="$n" '$1 == "undefined" { printf "undefined symbol %s in %s%s", $2, $3, (n > 1 ? " (" (n - 1) " more symbols)" : ""); exit }' "$work/ldd"
+    echo ": a library here is older than the one the bundle was built against (BUILD-INFO: cudnn_headers=$(info cudnn_headers), nvcc=$(info nvcc))"
 }
 
 # folders holding cuDNN, cuBLAS or the runtime: under the Python installations

@@ -140,7 +140,8 @@ bundle() {
     sed -i 's/^glibc_min=.*/glibc_min=2.17/' b/BUILD-INFO
     cat >fake-ldd <<'EOF'
 #!/bin/sh
-echo "$1: /lib/x86_64-linux-gnu/libc.so.6: version \`GLIBC_2.99' not found (required by $1)"
+for f; do :; done
+echo "$f: /lib/x86_64-linux-gnu/libc.so.6: version \`GLIBC_2.99' not found (required by $f)"
 EOF
     chmod +x fake-ldd
     run --separate-stderr check env GPU_BUNDLE="$TMP/b" GPU_CHECK_LDD="$TMP/fake-ldd"
@@ -208,10 +209,39 @@ EOF
     fake_bundle "$TMP/b"
     cat >fake-ldd <<'EOS'
 #!/bin/sh
-echo "$1: error while loading shared libraries: /lib/x86_64-linux-gnu/libyaml-0.so.2: file too short"
+for f; do :; done
+echo "$f: error while loading shared libraries: /lib/x86_64-linux-gnu/libyaml-0.so.2: file too short"
 EOS
     chmod +x fake-ldd
     run --separate-stderr check env GPU_BUNDLE="$TMP/b" GPU_CHECK_LDD="$TMP/fake-ldd"
     [ "$status" -eq 3 ]
     assert_contains "$stderr" "STOPPED: /lib/x86_64-linux-gnu/libyaml-0.so.2 cannot be loaded: file too short (needed by bin/glow-train)"
+}
+
+@test "gpu-check: a symbol missing from a library here stops it (ldd -r)" {
+    fake_bundle "$TMP/b"
+    cat >fake-ldd <<'EOS'
+#!/bin/sh
+[ "$1" = -r ] || exit 1
+echo "undefined symbol: cudnnNewerFunction	($2)"
+EOS
+    chmod +x fake-ldd
+    run --separate-stderr check env GPU_BUNDLE="$TMP/b" GPU_CHECK_LDD="$TMP/fake-ldd"
+    [ "$status" -eq 3 ]
+    assert_contains "$stderr" "STOPPED: undefined symbol cudnnNewerFunction in bin/glow-train: a library here is older than the one the bundle was built against"
+}
+
+@test "gpu-check: cuDNN without the libraries it loads at run time stops it" {
+    fake_bundle "$TMP/b"
+    mkdir -p wheel
+    cp libs/libgcfake.so.1 wheel/libcudnn.so.9
+    cp libs/libgcfake.so.1 wheel/libcudnn_graph.so.9
+    cat >fake-ldd <<'EOS'
+#!/bin/sh
+echo "	libcudnn.so.9 => $WHEEL/libcudnn.so.9 (0x00007f0000000000)"
+EOS
+    chmod +x fake-ldd
+    run --separate-stderr check env GPU_BUNDLE="$TMP/b" GPU_CHECK_LDD="$TMP/fake-ldd" WHEEL="$TMP/wheel"
+    [ "$status" -eq 3 ]
+    assert_contains "$stderr" "STOPPED: libcudnn_ops.so.9 not found (needed by libcudnn.so.9(dlopen,$TMP/wheel)); 2 more missing: libcudnn_cnn.so.9 libcudnn_engines_precompiled.so.9; that cuDNN is incomplete"
 }
