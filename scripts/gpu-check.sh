@@ -328,6 +328,12 @@ libraries() {
         echo "STOP this machine's glibc $have is older than the $need the bundle needs (built on glibc $(info builder_glibc)): build the bundle on an older distribution"
         return 3
     fi
+    # the host code is built for x86-64-v3 (Makefile OPT): AVX2, FMA, BMI2
+    local flag
+    for flag in avx2 fma bmi2; do
+        grep -qw "$flag" /proc/cpuinfo 2>/dev/null ||
+            { echo "STOP this CPU lacks $flag (x86-64-v3), which the bundle's programs are built for: rebuild with OPT=-O2"; return 3; }
+    done
     # the compressed libraries, unpacked outside the bundle (it stays as carried)
     unpack=${GPU_CHECK_UNPACK:-${TMPDIR:-/tmp}/gpu-check-lib-$(id -u)}
     mkdir -p "$unpack"
