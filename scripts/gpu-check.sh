@@ -15,6 +15,8 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+# the tests' CPU side waits passively, as the tools do (libcommon/tool/tool.h)
+[ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || export OMP_WAIT_POLICY=passive
 if [ -z "${REF:-}" ]; then
     REF=../shared/reference
     [ -d "$REF" ] || [ ! -d shared/reference ] || REF=shared/reference
