@@ -276,5 +276,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
-    return check_summary("prep_pipeline");
+    return check_summary();
 }

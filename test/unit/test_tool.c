@@ -246,5 +246,5 @@ int main(int argc, char **argv)
     test_omp_passive();
     test_no_terminal();
     rmdir(tmpdir);
-    return check_summary("tool");
+    return check_summary();
 }
