@@ -3,7 +3,7 @@
  * reorder per call (weights change every step; the reorder is small next to the
  * conv).
  *
- * The edge channel (spec section 4) is a separate contribution: a conv over
+ * The edge channel (docs/model.md section 4) is a separate contribution: a conv over
  * [x, edge] equals conv(x, W[:, :C]) plus, at border pixels only, the sum of the
  * edge taps that fall on the padding. Its filter gradient sums dy over the border
  * pixels whose taps reach the padding; its data gradient is not needed.

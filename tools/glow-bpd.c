@@ -1,4 +1,4 @@
-/* glow-bpd: bits per dimension of images under a trained Glow model (spec
+/* glow-bpd: bits per dimension of images under a trained Glow model (docs/model.md
  * sections 2-6), their mean and standard error, and optionally the AUROC of
  * telling another data set apart by bpd (Nalisnick et al., 2019). */
 #include <cjson/cJSON.h>
@@ -46,7 +46,7 @@ static void usage(FILE *out)
             "  -h, --help        show this help and exit\n"
             "      --version     print the version and exit\n"
             "\n"
-            "The bpd is the model's -log p(x) / (D ln 2) of spec section 3, with the\n"
+            "The bpd is the model's -log p(x) / (D ln 2) of docs/model.md section 3, with the\n"
             "-D log(n_bins) term of the n_bits quantisation; a class-conditional model\n"
             "needs labelled images (its class head's loss is not part of the bpd).\n"
             "Images must have the model's shape; glow-prep --pad/--size make them fit.\n"

@@ -14,7 +14,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: glow-ckpt [OPTION]... FILE\n"
-            "Summarise a Glow checkpoint (a safetensors file, spec section 8): the model\n"
+            "Summarise a Glow checkpoint (a safetensors file, docs/model.md section 8): the model\n"
             "config, parameter counts, file size and any training state.\n"
             "\n"
             "  -l, --list               also list every tensor: dtype, shape, min, max,\n"

@@ -1,4 +1,4 @@
-/* glow-sample: draw images from a trained Glow model (spec section 7) and write
+/* glow-sample: draw images from a trained Glow model (docs/model.md section 7) and write
  * them as a shard stream. */
 #include <getopt.h>
 #include <math.h>
