@@ -44,7 +44,7 @@ ifeq ($(CUDA),1)
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
 
-.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check gpu-bundle bench bench-deps
+.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check gpu-bundle bench bench-deps FORCE
 # Objects of tools and tests are intermediate files to make; keep them.
 .SECONDARY:
 all: $(TOOLS) $(UNITS)
@@ -52,6 +52,22 @@ all: $(TOOLS) $(UNITS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The version --version prints (scripts/version.sh: git describe, or VERSION),
+# in a header rewritten only when it changes, so only version.o is rebuilt.
+GLOW_VERSION := $(shell scripts/version.sh)
+VERSION_H    := $(BUILD)/gen/glow_version.h
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define GLOW_VERSION "%s"\n' '$(GLOW_VERSION)' >$@.new; \
+	  if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
+$(BUILD)/obj/libcommon/tool/version.o: $(VERSION_H)
+$(BUILD)/obj/libcommon/tool/version.o: CFLAGS += -I$(BUILD)/gen
+
+# The tools and bench programs restart themselves with a passive OpenMP wait
+# policy (libcommon/tool/tool.h); the unit tests and the reference cases run with
+# it too (test/run.sh, make refcheck), unless the environment chose a policy.
+OMP_ENV := $(if $(OMP_WAIT_POLICY)$(GOMP_SPINCOUNT),,OMP_WAIT_POLICY=passive)
 
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
@@ -88,7 +104,7 @@ bats: $(TOOLS)
 REF    ?= ../shared/reference
 DEVICE ?= cpu
 refcheck: all
-	$(BUILD)/test/test_refcheck --device $(DEVICE) $(REF)
+	$(OMP_ENV) $(BUILD)/test/test_refcheck --device $(DEVICE) $(REF)
 
 # Model speed (ms/image, conv GFLOP/s) for the benchmark configs; BENCH=A128|A512|B.
 BENCH ?=

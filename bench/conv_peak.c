@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "tool/tool.h"
 
 #define DN(call)                                                              \
     do {                                                                      \
@@ -108,7 +109,7 @@ static double bench(dnnl_engine_t eng, int n, int ch, int hw, int k, int iters, 
 
 int main(int argc, char **argv)
 {
-    glow_set_progname(argv[0]);
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP); /* passive OpenMP waiting, as the tools */
     int iters = 5;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc)

@@ -14,6 +14,7 @@
 #include "config/yaml_config.h"
 #include "device/device.h"
 #include "model/model.h"
+#include "tool/tool.h"
 #include "train/optim.h"
 
 #ifndef GLOW_HAVE_CUDA
@@ -84,7 +85,7 @@ static int parse_prec(const char *s, glow_precision *p)
 
 int main(int argc, char **argv)
 {
-    glow_set_progname(argv[0]);
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP); /* passive OpenMP waiting, as the tools */
     if (argc >= 2 && strcmp(argv[1], "--query") == 0) {
         if (argc == 2)
             return query("cuda");

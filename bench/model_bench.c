@@ -10,6 +10,7 @@
 #include "base/rng.h"
 #include "device/device.h"
 #include "model/model.h"
+#include "tool/tool.h"
 
 typedef struct {
     const char *name;
@@ -98,7 +99,7 @@ static void run(backend *b, const bench_cfg *bc, int iters)
 
 int main(int argc, char **argv)
 {
-    glow_set_progname(argv[0]);
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP); /* passive OpenMP waiting, as the tools */
     int iters = 3, any = 0;
     glow_error err;
     backend *b = backend_get(DEVICE_CPU, 0, &err);

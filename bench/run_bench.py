@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = "/usr/bin/python3"
 THREADS = 2
 
-# name: model keys (spec section 1), batch, and how many steps/batches to time
+# name: model keys (docs/model.md section 1), batch, and how many steps/batches to time
 CONFIGS = {
     "A128": dict(model=dict(image_size=[32, 32], channels=1, levels=3, steps=8, width=128), batch=32,
                  train_steps=20, eval_batches=16, sample_batches=8),

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A PyTorch Glow of exactly the model in shared/spec/model.md: the peer that
+"""A PyTorch Glow of exactly the model in docs/model.md: the peer that
 `make bench` times our tools against.
 
 The model is functional (a dict of tensors named as in our checkpoints), so it
@@ -266,7 +266,7 @@ class Glow:
 
 
 def init_params(cfg, seed=1):
-    """Fresh parameters as in spec section 5 (actnorms zero, set by ddi later)."""
+    """Fresh parameters as in docs/model.md section 5 (actnorms zero, set by ddi later)."""
     g = torch.Generator().manual_seed(seed)
     c = cfg
     E = 1 if c["edge_bias"] else 0

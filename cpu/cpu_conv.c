@@ -3,7 +3,7 @@
  * reorder per call (weights change every step; the reorder is small next to the
  * conv).
  *
- * The edge channel (spec section 4) is a separate contribution: a conv over
+ * The edge channel (docs/model.md section 4) is a separate contribution: a conv over
  * [x, edge] equals conv(x, W[:, :C]) plus, at border pixels only, the sum of the
  * edge taps that fall on the padding. Its filter gradient sums dy over the border
  * pixels whose taps reach the padding; its data gradient is not needed.
@@ -19,32 +19,11 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <math.h>
 
 #include "backend/ew_math.h"
 #include "cpu_internal.h"
-
-/* libgomp's waiting threads spin (up to ~300000 rounds) before they sleep. On a
- * machine whose cores are shared with other busy processes, a spinning thread
- * holds the core the thread it waits for needs: a 2-thread run on 2 busy cores
- * measured 5-20x slower than with OMP_WAIT_POLICY=passive, which alone costs
- * little here (the parallel regions are few and large; bench/README.md). libgomp
- * reads the policy from the environment before main (its constructor runs before
- * ours), so the only way to change it is to start the program again with it set:
- * done here, before main, when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set
- * (a user's setting wins). Nothing has been read or written yet; the pid stays. */
-__attribute__((constructor)) static void cpu_omp_wait_policy(int argc, char **argv)
-{
-    (void)argc;
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv || !argv[0])
-        return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
-        return;
-    execv("/proc/self/exe", argv);
-    /* no /proc: run on with the spinning default */
-}
 
 /* Images per chunk: at least 2, and enough for CONV_CHUNK_PIXELS pixels (small
  * images make small calls, whose fixed cost would dominate), but no more than a

@@ -51,6 +51,9 @@
 set -u
 cd "$(dirname "$0")/.." || exit 3
 ROOT=$PWD
+# the tests' CPU side waits passively, as the tools do (libcommon/tool/tool.h),
+# and the tools then need not restart themselves for it (under compute-sanitizer too)
+[ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || export OMP_WAIT_POLICY=passive
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 DEADLINE=${GPU_CHECK_DEADLINE:-240}
 TOTAL=${GPU_CHECK_TOTAL:-330}

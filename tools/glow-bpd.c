@@ -1,4 +1,4 @@
-/* glow-bpd: bits per dimension of images under a trained Glow model (spec
+/* glow-bpd: bits per dimension of images under a trained Glow model (docs/model.md
  * sections 2-6), their mean and standard error, and optionally the AUROC of
  * telling another data set apart by bpd (Nalisnick et al., 2019). */
 #include <cjson/cJSON.h>
@@ -12,6 +12,8 @@
 #include "base/util.h"
 #include "data/dataset.h"
 #include "model/model_load.h"
+#include "tool/progress.h"
+#include "tool/tool.h"
 
 /* A stream on standard input is held in memory whole; past this, shard files. */
 #define STREAM_LIMIT ((uint64_t)4 << 30)
@@ -42,8 +44,9 @@ static void usage(FILE *out)
             "  --device D        cpu, cuda, cuda:N or auto (default auto)\n"
             "  -v, --verbose     report images/s on stderr at the end\n"
             "  -h, --help        show this help and exit\n"
+            "      --version     print the version and exit\n"
             "\n"
-            "The bpd is the model's -log p(x) / (D ln 2) of spec section 3, with the\n"
+            "The bpd is the model's -log p(x) / (D ln 2) of docs/model.md section 3, with the\n"
             "-D log(n_bins) term of the n_bits quantisation; a class-conditional model\n"
             "needs labelled images (its class head's loss is not part of the bpd).\n"
             "Images must have the model's shape; glow-prep --pad/--size make them fit.\n"
@@ -79,7 +82,7 @@ static void add_ood(options *o, const char *arg)
 static void parse_args(int argc, char **argv, options *o)
 {
     enum { OPT_SEED = 256, OPT_PER_IMAGE, OPT_JSON, OPT_OOD, OPT_BATCH, OPT_LIMIT, OPT_EMA,
-           OPT_DEVICE };
+           OPT_DEVICE, OPT_VERSION };
     static const struct option longs[] = {
         {"seed", required_argument, NULL, OPT_SEED},
         {"per-image", no_argument, NULL, OPT_PER_IMAGE}, {"json", no_argument, NULL, OPT_JSON},
@@ -87,7 +90,7 @@ static void parse_args(int argc, char **argv, options *o)
         {"limit", required_argument, NULL, OPT_LIMIT}, {"ema", no_argument, NULL, OPT_EMA},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->device = "auto";
     o->batch = 64;
@@ -105,6 +108,7 @@ static void parse_args(int argc, char **argv, options *o)
         case OPT_DEVICE: o->device = optarg; break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
+        case OPT_VERSION: glow_tool_print_version();
         case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
         }
@@ -139,16 +143,12 @@ typedef struct {
     double seconds;
 } scored_set;
 
-static void show_progress(const scored_set *s, uint64_t total, double *last, int final)
+static void show_progress(const scored_set *s, uint64_t total, glow_progress *p, int final)
 {
-    if (!stderr_is_tty())
-        return;
-    double t = now_seconds();
-    if (!final && t - *last < 0.5)
-        return;
-    *last = t;
-    fprintf(stderr, "\r%s: %s: %llu/%llu images%s", glow_progname(), s->name,
-            (unsigned long long)s->n, (unsigned long long)total, final ? "\n" : "");
+    glow_progress_draw(p, final, "%s: %llu/%llu images", s->name, (unsigned long long)s->n,
+                       (unsigned long long)total);
+    if (final)
+        glow_progress_end(p);
 }
 
 static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char **inputs,
@@ -182,7 +182,9 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
     s->labels = xmalloc((total ? total : 1) * sizeof *s->labels);
     size_t img = (size_t)glow_config_dims(cfg);
     uint8_t *pix = xmalloc((size_t)o->batch * img);
-    double t0 = now_seconds(), last = t0;
+    glow_progress pr;
+    glow_progress_init(&pr, 0);
+    double t0 = pr.last;
     s->n = 0;
     while (s->n < total) {
         uint32_t want = (uint32_t)(total - s->n < (uint64_t)o->batch ? total - s->n
@@ -209,9 +211,9 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
         for (int i = 0; i < got; i++)
             s->bpd[s->n + (uint64_t)i] = r.bpd[i];
         s->n += (uint64_t)got;
-        show_progress(s, total, &last, 0);
+        show_progress(s, total, &pr, 0);
     }
-    show_progress(s, total, &last, 1);
+    show_progress(s, total, &pr, 1);
     s->seconds = now_seconds() - t0;
     free(pix);
     dataset_close(d);
@@ -255,7 +257,7 @@ static void nan_to_inf(double *x, uint64_t n)
 
 int main(int argc, char **argv)
 {
-    glow_set_progname(argv[0]);
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP);
     options o;
     parse_args(argc, argv, &o);
 

@@ -8,12 +8,13 @@
 #include "base/util.h"
 #include "data/safetensors.h"
 #include "model/checkpoint.h"
+#include "tool/tool.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: glow-ckpt [OPTION]... FILE\n"
-            "Summarise a Glow checkpoint (a safetensors file, spec section 8): the model\n"
+            "Summarise a Glow checkpoint (a safetensors file, docs/model.md section 8): the model\n"
             "config, parameter counts, file size and any training state.\n"
             "\n"
             "  -l, --list               also list every tensor: dtype, shape, min, max,\n"
@@ -26,9 +27,11 @@ static void usage(FILE *out)
             "  -j, --json               machine-readable output (summary, tensors with\n"
             "                           --list, problems with --verify)\n"
             "  -e, --export-weights OUT write a weights-only checkpoint (no optimizer\n"
-            "                           state, no EMA) to OUT (- for stdout)\n"
+            "                           state, no EMA) to the file OUT (atomically; - for\n"
+            "                           standard output)\n"
             "      --ema                with --export-weights: export the EMA weights\n"
             "  -h, --help               show this help and exit\n"
+            "      --version            print the version and exit\n"
             "\n"
             "Exit status: 0 ok, 1 bad input or a failed --verify, 2 usage error.\n");
 }
@@ -38,52 +41,7 @@ typedef struct {
     const char *export_path, *file;
 } options;
 
-/* ---- statistics ---- */
-
-typedef struct {
-    int ok; /* numeric dtype with at least one element */
-    double min, max, mean, std;
-    size_t nonfinite;
-} stats;
-
-static double element(const st_tensor *t, size_t i)
-{
-    switch (t->dtype) {
-    case ST_F32: return ((const float *)t->data)[i];
-    case ST_F64: return ((const double *)t->data)[i];
-    case ST_I32: return ((const int32_t *)t->data)[i];
-    case ST_I64: return (double)((const int64_t *)t->data)[i];
-    case ST_U8: return ((const uint8_t *)t->data)[i];
-    default: return NAN;
-    }
-}
-
-/* Over the finite elements; mean and variance with Welford's update so large
- * tensors keep their precision. */
-static stats tensor_stats(const st_tensor *t)
-{
-    stats s = {0, INFINITY, -INFINITY, 0, 0, 0};
-    if (t->dtype == ST_OTHER)
-        return s;
-    double m2 = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < t->count; i++) {
-        double x = element(t, i);
-        if (!isfinite(x)) {
-            s.nonfinite++;
-            continue;
-        }
-        n++;
-        s.min = fmin(s.min, x);
-        s.max = fmax(s.max, x);
-        double d = x - s.mean;
-        s.mean += d / (double)n;
-        m2 += d * (x - s.mean);
-    }
-    s.ok = n > 0;
-    s.std = n ? sqrt(m2 / (double)n) : 0;
-    return s;
-}
+/* ---- listing ---- */
 
 static void shape_text(const st_tensor *t, char *buf, size_t len)
 {
@@ -138,7 +96,7 @@ static void print_list(const st_file *f)
         const st_tensor *t = &f->t[i];
         char sh[96];
         shape_text(t, sh, sizeof sh);
-        stats s = tensor_stats(t);
+        st_stats s = st_tensor_stats(t);
         printf("%-44s %-5s %-18s", t->name, t->dtype_name, sh);
         if (s.ok)
             printf(" %13.6g %13.6g %13.6g %13.6g", s.min, s.max, s.mean, s.std);
@@ -161,7 +119,7 @@ static cJSON *json_tensors(const st_file *f)
         cJSON *sh = cJSON_AddArrayToObject(o, "shape");
         for (int d = 0; d < t->ndim; d++)
             cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
-        stats s = tensor_stats(t);
+        st_stats s = st_tensor_stats(t);
         if (s.ok) {
             cJSON_AddNumberToObject(o, "min", s.min);
             cJSON_AddNumberToObject(o, "max", s.max);
@@ -365,8 +323,8 @@ static int run_show(const options *o)
 
 int main(int argc, char **argv)
 {
-    glow_set_progname(argv[0]);
-    enum { OPT_EMA = 256 };
+    glow_tool_start(argc, argv, 0);
+    enum { OPT_EMA = 256, OPT_VERSION };
     static const struct option longopts[] = {
         {"list", no_argument, NULL, 'l'},
         {"verify", no_argument, NULL, 'v'},
@@ -374,6 +332,7 @@ int main(int argc, char **argv)
         {"export-weights", required_argument, NULL, 'e'},
         {"ema", no_argument, NULL, OPT_EMA},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     options o = {0};
@@ -386,6 +345,7 @@ int main(int argc, char **argv)
         case 'e': o.export_path = optarg; break;
         case OPT_EMA: o.ema = 1; break;
         case 'h': usage(stdout); return EXIT_OK;
+        case OPT_VERSION: glow_tool_print_version();
         default:
             fprintf(stderr, "Try 'glow-ckpt --help' for more information.\n");
             return EXIT_USAGE;
@@ -402,6 +362,9 @@ int main(int argc, char **argv)
         glow_usage_error("%s", "--export-weights cannot be combined with --list, --verify or --json");
     if (o.verify && o.list)
         glow_usage_error("%s", "--verify cannot be combined with --list");
+    if (o.export_path && !strcmp(o.export_path, "-"))
+        glow_tool_no_terminal("a checkpoint", "redirect standard output or give "
+                                              "--export-weights FILE");
     if (o.export_path)
         return run_export(&o);
     if (o.verify)

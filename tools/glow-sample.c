@@ -1,16 +1,16 @@
-/* glow-sample: draw images from a trained Glow model (spec section 7) and write
+/* glow-sample: draw images from a trained Glow model (docs/model.md section 7) and write
  * them as a shard stream. */
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/atomic_file.h"
 #include "base/util.h"
 #include "data/shard.h"
 #include "model/model_load.h"
+#include "tool/progress.h"
+#include "tool/tool.h"
 
 static void usage(FILE *out)
 {
@@ -33,9 +33,11 @@ static void usage(FILE *out)
             "      --batch B      images drawn per model call (default 32); smaller needs\n"
             "                     less memory\n"
             "      --device D     cpu, cuda, cuda:N or auto (default auto)\n"
-            "  -o, --output FILE  write the stream to FILE (atomically) instead of stdout\n"
+            "  -o, --output FILE  write the stream to the file FILE (atomically) instead\n"
+            "                     of standard output ('-o -': standard output)\n"
             "  -v, --verbose      report images/s on stderr at the end\n"
             "  -h, --help         show this help and exit\n"
+            "      --version      print the version and exit\n"
             "\n"
             "Class-conditional models label each image with its class; other models\n"
             "write no labels. Progress goes to stderr when it is a terminal.\n"
@@ -52,14 +54,15 @@ typedef struct {
 
 static void parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_SEED = 256, OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE };
+    enum { OPT_SEED = 256, OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE, OPT_VERSION };
     static const struct option longs[] = {
         {"count", required_argument, NULL, 'n'}, {"temperature", required_argument, NULL, 't'},
         {"seed", required_argument, NULL, OPT_SEED}, {"class", required_argument, NULL, OPT_CLASS},
         {"ema", no_argument, NULL, OPT_EMA}, {"batch", required_argument, NULL, OPT_BATCH},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"output", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0}};
     *o = (options){NULL, NULL, "auto", 64, 32, -1, 0.7, 0, 0, 0};
     opterr = 0;
     int c;
@@ -84,6 +87,7 @@ static void parse_args(int argc, char **argv, options *o)
         case 'o': o->output = optarg; break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
+        case OPT_VERSION: glow_tool_print_version();
         case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
         }
@@ -98,26 +102,15 @@ static void parse_args(int argc, char **argv, options *o)
         glow_usage_error("%s", err.msg);
 }
 
-static void on_signal(int sig)
-{
-    atomic_cleanup_all();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
 int main(int argc, char **argv)
 {
-    glow_set_progname(argv[0]);
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP);
     options o;
     parse_args(argc, argv, &o);
     int to_stdout = !o.output || strcmp(o.output, "-") == 0;
-    if (to_stdout && isatty(STDOUT_FILENO)) {
-        fprintf(stderr,
-                "%s: refusing to write binary image data to a terminal; pipe it on "
-                "(glow-sample ... | pngcat > grid.png), redirect it, or use -o FILE\n",
-                glow_progname());
-        return EXIT_USAGE;
-    }
+    if (to_stdout)
+        glow_tool_no_terminal("binary image data", "pipe it on (glow-sample ... | pngcat > "
+                                                   "grid.png), redirect it, or use -o FILE");
 
     glow_error err;
     glow_loaded_model lm;
@@ -132,9 +125,6 @@ int main(int argc, char **argv)
         glow_die(EXIT_USAGE, "--class %ld: the model has %d classes (0..%d)", o.cls,
                  cfg->n_classes, cfg->n_classes - 1);
 
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
     atomic_file af;
     if (atomic_open(&af, to_stdout ? "-" : o.output, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
@@ -151,8 +141,9 @@ int main(int argc, char **argv)
         per_rec = (uint64_t)o.count;
     uint8_t *pix = xmalloc(per_rec * img);
     int32_t *labels = cfg->y_condition ? xmalloc(per_rec * sizeof(int32_t)) : NULL;
-    double t0 = now_seconds(), shown = t0;
-    int progress_shown = 0;
+    double t0 = now_seconds();
+    glow_progress pr;
+    glow_progress_init(&pr, 0);
     for (uint64_t first = 0; first < (uint64_t)o.count; first += per_rec) {
         uint64_t nrec = (uint64_t)o.count - first < per_rec ? (uint64_t)o.count - first : per_rec;
         /* The class of image i is a function of i alone, like its noise. */
@@ -164,12 +155,8 @@ int main(int argc, char **argv)
             uint64_t n = nrec - off < (uint64_t)o.batch ? nrec - off : (uint64_t)o.batch;
             glow_model_sample(lm.m, (int)n, (float)o.temperature, o.seed, first + off,
                               labels ? labels + off : NULL, pix + off * img, NULL);
-            if (stderr_is_tty() && now_seconds() - shown >= 0.5) {
-                shown = now_seconds();
-                progress_shown = 1;
-                fprintf(stderr, "\r%s: %llu/%ld images", glow_progname(),
-                        (unsigned long long)(first + off + n), o.count);
-            }
+            glow_progress_draw(&pr, 0, "%llu/%ld images", (unsigned long long)(first + off + n),
+                               o.count);
         }
         shard_record rec = {SHARD_U8, (uint32_t)nrec, (uint32_t)cfg->channels,
                             (uint32_t)cfg->image_h, (uint32_t)cfg->image_w, labels, pix};
@@ -181,8 +168,7 @@ int main(int argc, char **argv)
     if (atomic_commit(&af, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     double dt = now_seconds() - t0;
-    if (progress_shown)
-        fputc('\n', stderr);
+    glow_progress_end(&pr);
     if (o.verbose || stderr_is_tty()) {
         char dev[32];
         fprintf(stderr, "%s: %ld images in %.2f s (%.1f images/s, %s)\n", glow_progname(),

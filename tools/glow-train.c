@@ -1,17 +1,14 @@
 /* glow-train: train a Glow model from shard files or a shard stream, with
- * checkpoints that resume bit for bit (libcommon/train/train_loop.h). */
-#include <dirent.h>
+ * checkpoints that resume bit for bit (libcommon/train/train_loop.h). Options,
+ * wiring and messages; the run directory is train/run_dir, the data checks
+ * train/train_data. */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
-#include "base/atomic_file.h"
 #include "base/path.h"
 #include "base/util.h"
 #include "config/yaml_config.h"
@@ -19,6 +16,9 @@
 #include "device/device.h"
 #include "model/checkpoint.h"
 #include "model/model_load.h"
+#include "tool/tool.h"
+#include "train/run_dir.h"
+#include "train/train_data.h"
 #include "train/train_loop.h"
 #include "train/train_state.h"
 
@@ -35,8 +35,9 @@ static void usage(FILE *out)
             "\n"
             "  -c, --config FILE     YAML config with model: and train: (docs/configs.md);\n"
             "                        with --resume, the checkpoint's config by default\n"
-            "  -o, --out DIR         run directory (created); with --resume, the\n"
-            "                        checkpoint's directory by default\n"
+            "  -o, --out DIR         the run directory (a folder, created) that receives\n"
+            "                        config.yml, checkpoint.safetensors and log.jsonl;\n"
+            "                        with --resume, the checkpoint's directory by default\n"
             "      --resume RUN|CKPT continue a run where it stopped: same data order,\n"
             "                        noise, optimizer state and step\n"
             "      --init CKPT       start from a checkpoint's weights (fine-tuning): new\n"
@@ -56,6 +57,7 @@ static void usage(FILE *out)
             "                        gradient (default 5)\n"
             "  -q, --quiet           no routine messages on stderr\n"
             "  -h, --help            show this help and exit\n"
+            "      --version         print the version and exit\n"
             "\n"
             "SIGINT or SIGTERM finishes the current step, saves a checkpoint and exits\n"
             "with 130 or 143. Exit status: 0 done, 1 bad input or failure, 2 usage error.\n");
@@ -75,7 +77,7 @@ typedef struct {
 } options;
 
 enum { OPT_RESUME = 256, OPT_INIT, OPT_INIT_EMA, OPT_VAL, OPT_DEVICE, OPT_STEPS, OPT_SEED, OPT_SET,
-       OPT_MEM, OPT_MAXBAD, OPT_TIME };
+       OPT_MEM, OPT_MAXBAD, OPT_TIME, OPT_VERSION };
 
 static void push(char ***list, int *n, char *s)
 {
@@ -87,6 +89,7 @@ static int parse_args(int argc, char **argv, options *o)
 {
     static const struct option longopts[] = {
         {"config", required_argument, 0, 'c'},     {"out", required_argument, 0, 'o'},
+        {"output", required_argument, 0, 'o'},     {"version", no_argument, 0, OPT_VERSION},
         {"resume", required_argument, 0, OPT_RESUME}, {"init", required_argument, 0, OPT_INIT},
         {"init-ema", no_argument, 0, OPT_INIT_EMA}, {"val", required_argument, 0, OPT_VAL},
         {"device", required_argument, 0, OPT_DEVICE}, {"steps", required_argument, 0, OPT_STEPS},
@@ -112,6 +115,7 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_SET: push(&o->sets, &o->nsets, optarg); break;
         case 'q': o->quiet = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
+        case OPT_VERSION: glow_tool_print_version();
         case OPT_STEPS:
             if (parse_long(optarg, 1, 1L << 50, &o->steps) != 0)
                 glow_usage_error("--steps %s: expected a positive integer", optarg);
@@ -157,6 +161,8 @@ static int parse_args(int argc, char **argv, options *o)
         glow_usage_error("-c CONFIG is required (or --resume RUN_DIR)");
     if (!o->resume && !o->out)
         glow_usage_error("-o RUN_DIR is required");
+    if (o->out && !strcmp(o->out, "-"))
+        glow_usage_error("-o -: the run directory is a folder, not standard output");
     if (o->device) {
         glow_error err;
         if (glow_device_spec_check(o->device, &err) != 0)
@@ -165,50 +171,11 @@ static int parse_args(int argc, char **argv, options *o)
     return optind;
 }
 
-/* A shape hint for images that do not fit the model. */
-static void shape_hint(const dataset_info *in, const glow_config *m, char *buf, size_t n)
-{
-    if ((int)in->c != m->channels)
-        snprintf(buf, n, "glow-prep --channels %d", m->channels);
-    else if ((int)in->h < m->image_h && (int)in->w < m->image_w && m->image_h - (int)in->h == m->image_w - (int)in->w &&
-             (m->image_h - (int)in->h) % 2 == 0)
-        snprintf(buf, n, "glow-prep --pad %d", (m->image_h - (int)in->h) / 2);
-    else
-        snprintf(buf, n, "glow-prep --size %dx%d", m->image_h, m->image_w);
-}
-
-/* Every label in range, checked once up front (one pass over the data) rather
- * than failing whenever a bad one is drawn, perhaps hours in. */
-static void check_labels(dataset *d, const char *what, int n_classes)
-{
-    const dataset_info *in = dataset_get_info(d);
-    const uint32_t chunk = 4096;
-    uint8_t *px = xmalloc((size_t)chunk * in->c * in->h * in->w);
-    int32_t *lb = xmalloc(chunk * sizeof(int32_t));
-    glow_error err;
-    uint64_t index = 0;
-    int n;
-    while ((n = dataset_read_seq(d, chunk, px, lb, &err)) > 0) {
-        for (int i = 0; i < n; i++)
-            if (lb[i] < 0 || lb[i] >= n_classes)
-                glow_die(EXIT_BADINPUT, "%s image %llu (in stored order): label %d outside 0..%d "
-                                        "(model.n_classes is %d)",
-                         what, (unsigned long long)(index + (uint64_t)i), lb[i], n_classes - 1,
-                         n_classes);
-        index += (uint64_t)n;
-    }
-    if (n < 0)
-        glow_die(EXIT_BADINPUT, "%s", err.msg);
-    dataset_rewind(d);
-    free(px);
-    free(lb);
-}
-
 static dataset *open_data(int n, char **inputs, const char *what, const options *o,
                           const glow_run_config *cfg)
 {
     glow_error err;
-    int stream = n == 0 || (n == 1 && strcmp(inputs[0], "-") == 0);
+    int stream = glow_train_data_is_stream(n, inputs);
     if (stream && isatty(0))
         glow_usage_error("no %s data: give SHARDS, or pipe a stream (glow-prep ... | glow-train ...)",
                     what);
@@ -223,89 +190,14 @@ static dataset *open_data(int n, char **inputs, const char *what, const options 
     if (stream && !o->quiet)
         glow_warn("%llu %s images (%.1f MiB) held in memory", (unsigned long long)in->n_images, what,
                   (double)in->n_images * in->c * in->h * in->w / 1048576.0);
-    const glow_config *m = &cfg->model;
-    if ((int)in->c != m->channels || (int)in->h != m->image_h || (int)in->w != m->image_w) {
-        char hint[64];
-        shape_hint(in, m, hint, sizeof hint);
-        glow_die(EXIT_BADINPUT, "%s images are %ux%ux%u but the model expects %dx%dx%d; %s", what,
-                 in->c, in->h, in->w, m->channels, m->image_h, m->image_w, hint);
-    }
-    if (m->y_condition && !in->has_labels)
-        glow_die(EXIT_BADINPUT, "the model is class-conditional (y_condition) but the %s images "
-                                "have no labels (glow-prep --labels ...)",
-                 what);
-    if (m->y_condition)
-        check_labels(d, what, m->n_classes);
+    if (glow_train_data_check(d, what, &cfg->model, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
     return d;
-}
-
-/* Temporary files of a writer that no longer runs (kill -9 during a save). */
-static void remove_stale_temps(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *tmp = strstr(e->d_name, ".tmp.");
-        if (e->d_name[0] != '.' || !tmp)
-            continue;
-        if (strncmp(e->d_name, ".checkpoint.safetensors.tmp.", 28) != 0 &&
-            strncmp(e->d_name, ".config.yml.tmp.", 16) != 0)
-            continue;
-        long pid;
-        if (parse_long(tmp + 5, 1, 1L << 31, &pid) != 0)
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
-        char *p = glow_path_join(dir, e->d_name);
-        unlink(p);
-        free(p);
-    }
-    closedir(d);
-}
-
-static int write_config(const char *dir, const glow_run_config *cfg, glow_error *err)
-{
-    char *path = glow_path_join(dir, "config.yml");
-    char *text = glow_run_config_to_yaml(cfg);
-    atomic_file af;
-    int rc = atomic_open(&af, path, err);
-    if (rc == 0) {
-        fputs(text, af.f);
-        rc = atomic_commit(&af, err);
-    }
-    free(text);
-    free(path);
-    return rc;
-}
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig)
-{
-    if (stop_signal) { /* a second one: stop at once */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    stop_signal = sig;
-}
-
-static void catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 }
 
 int main(int argc, char **argv)
 {
-    glow_set_progname(argv[0]);
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP);
     options o;
     int first = parse_args(argc, argv, &o);
     glow_error err;
@@ -313,15 +205,8 @@ int main(int argc, char **argv)
     /* The checkpoint to start from, and where the run goes. */
     glow_checkpoint ck;
     int have_ck = 0;
-    char *ck_path = NULL, *run_dir = NULL;
-    if (o.resume) {
-        ck_path = glow_is_dir(o.resume) ? glow_path_join(o.resume, "checkpoint.safetensors") : xstrdup(o.resume);
-        run_dir = o.out ? xstrdup(o.out) : glow_is_dir(o.resume) ? xstrdup(o.resume) : glow_path_dir(o.resume);
-    } else {
-        run_dir = xstrdup(o.out);
-        if (o.init)
-            ck_path = xstrdup(o.init);
-    }
+    char *ck_path, *run_dir;
+    glow_run_dir_paths(o.resume, o.out, o.init, &ck_path, &run_dir);
     if (ck_path) {
         if (glow_checkpoint_load(ck_path, &ck, &err) != 0)
             glow_die(EXIT_BADINPUT, "%s", err.msg);
@@ -377,10 +262,7 @@ int main(int argc, char **argv)
                   glow_precision_name(cfg.train.precision));
 
     /* The run directory. */
-    if (glow_mkdir_p(run_dir, &err) != 0)
-        glow_die(EXIT_BADINPUT, "%s", err.msg);
-    remove_stale_temps(run_dir);
-    if (write_config(run_dir, &cfg, &err) != 0)
+    if (glow_run_dir_prepare(run_dir, &cfg, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
 
     glow_trainer t;
@@ -395,7 +277,7 @@ int main(int argc, char **argv)
     if (!t.b)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
 
-    catch_signals();
+    volatile sig_atomic_t *stop = glow_tool_catch_stop();
     int rc;
     const char *mode = o.resume ? "resume" : o.init ? "init" : "scratch";
     if (o.resume)
@@ -408,9 +290,7 @@ int main(int argc, char **argv)
         glow_checkpoint_free(&ck);
     /* Resuming in place: the checkpoint there is the last good one until the
      * next save, which the failure messages want to know. */
-    struct stat s1, s2;
-    if (rc == 0 && o.resume && stat(ck_path, &s1) == 0 && stat(t.ckpt_path, &s2) == 0 &&
-        s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino)
+    if (rc == 0 && o.resume && glow_same_file(ck_path, t.ckpt_path))
         t.last_saved_step = t.p.step;
     if (rc != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
@@ -424,7 +304,7 @@ int main(int argc, char **argv)
     glow_train_log_msg(&t.log, 1, "%s from step %lld to %ld on %s, %llu training images, batch %d",
                        o.resume ? "resuming" : "training", (long long)t.p.step, t.total_steps, devname,
                        (unsigned long long)dataset_get_info(train)->n_images, cfg.train.batch_size);
-    rc = glow_trainer_run(&t, &stop_signal, &err);
+    rc = glow_trainer_run(&t, stop, &err);
     if (rc == 1)
         glow_train_log_msg(&t.log, 0, "%s", err.msg);
     glow_train_log_close(&t.log);

@@ -2,7 +2,6 @@
  * per image with --split. */
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +11,8 @@
 #include "base/util.h"
 #include "data/png_write.h"
 #include "data/shard.h"
+#include "tool/progress.h"
+#include "tool/tool.h"
 
 /* The grid is held as 8-bit pixels before encoding; beyond this, --split. */
 #define GRID_MAX_BYTES ((uint64_t)2 << 30)
@@ -25,7 +26,8 @@ static void usage(FILE *out)
             "there are none or FILE is -) as PNG: one grid of every image to standard\n"
             "output, or one file per image with --split.\n"
             "\n"
-            "  -o, --output FILE  write the grid to FILE (atomically) instead of stdout\n"
+            "  -o, --output FILE  write the grid PNG to the file FILE (atomically) instead\n"
+            "                     of standard output ('-o -': standard output)\n"
             "      --cols N       grid columns (default: ceil(sqrt(images)))\n"
             "      --pad P        pixels between tiles (default 2)\n"
             "      --bg V         gray level 0..255 of the padding (default 0, black)\n"
@@ -33,6 +35,7 @@ static void usage(FILE *out)
             "      --split DIR    write DIR/PREFIX000000.png, PREFIX000001.png, ...\n"
             "      --prefix STR   file name prefix for --split (default none)\n"
             "  -h, --help         show this help and exit\n"
+            "      --version      print the version and exit\n"
             "\n"
             "Images with 1 channel become gray PNGs, 3 channels RGB; other channel counts\n"
             "are an error. float32 values are taken as [0,1]: clamped, times 255, rounded\n"
@@ -47,13 +50,14 @@ typedef struct {
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_COLS = 256, OPT_PAD, OPT_BG, OPT_LIMIT, OPT_SPLIT, OPT_PREFIX };
+    enum { OPT_COLS = 256, OPT_PAD, OPT_BG, OPT_LIMIT, OPT_SPLIT, OPT_PREFIX, OPT_VERSION };
     static const struct option longs[] = {
         {"output", required_argument, NULL, 'o'}, {"cols", required_argument, NULL, OPT_COLS},
         {"pad", required_argument, NULL, OPT_PAD}, {"bg", required_argument, NULL, OPT_BG},
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"split", required_argument, NULL, OPT_SPLIT},
         {"prefix", required_argument, NULL, OPT_PREFIX}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
     *o = (options){NULL, NULL, "", 0, -1, -1, 0};
     opterr = 0;
@@ -68,6 +72,7 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_SPLIT: o->split = optarg; break;
         case OPT_PREFIX: o->prefix = optarg; break;
         case 'h': usage(stdout); exit(EXIT_OK);
+        case OPT_VERSION: glow_tool_print_version();
         case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
         }
@@ -122,29 +127,11 @@ static void check_channels(const shard_multi *m, const shard_record *rec)
              (unsigned long long)r, rec->c);
 }
 
-static void on_signal(int sig)
+static void show_progress(glow_progress *p, uint64_t n, int final)
 {
-    atomic_cleanup_all();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-typedef struct {
-    double last;
-    uint64_t shown;
-} progress;
-
-static void show_progress(progress *p, uint64_t n, int final)
-{
-    if (!stderr_is_tty())
-        return;
-    double t = now_seconds();
-    if (!final && t - p->last < 0.5)
-        return;
-    p->last = t;
-    p->shown = n;
-    fprintf(stderr, "\r%s: %llu images%s", glow_progname(), (unsigned long long)n,
-            final ? "\n" : "");
+    glow_progress_draw(p, final, "%llu images", (unsigned long long)n);
+    if (final)
+        glow_progress_end(p);
 }
 
 /* ---- --split: one PNG per image, streamed record by record ---- */
@@ -156,9 +143,10 @@ static int run_split(const options *o, shard_multi *m)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     uint64_t count = 0;
     uint8_t *img = NULL;
-    size_t path_len = strlen(o->split) + strlen(o->prefix) + 32;
-    char *path = xmalloc(path_len);
-    progress pr = {now_seconds(), 0};
+    size_t name_len = strlen(o->prefix) + 32;
+    char *name = xmalloc(name_len);
+    glow_progress pr;
+    glow_progress_init(&pr, 0);
     shard_record rec;
     int rc = 0;
     while ((o->limit == 0 || count < (uint64_t)o->limit) &&
@@ -168,8 +156,8 @@ static int run_split(const options *o, shard_multi *m)
             img = xmalloc((size_t)rec.c * rec.h * rec.w);
         for (uint32_t i = 0; i < rec.n && (o->limit == 0 || count < (uint64_t)o->limit); i++) {
             image_to_hwc(&rec, i, img);
-            snprintf(path, path_len, "%s/%s%06llu.png", o->split, o->prefix,
-                     (unsigned long long)count);
+            snprintf(name, name_len, "%s%06llu.png", o->prefix, (unsigned long long)count);
+            char *path = glow_path_join(o->split, name);
             atomic_file af;
             if (atomic_open(&af, path, &err) != 0)
                 glow_die(EXIT_BADINPUT, "%s", err.msg);
@@ -179,6 +167,7 @@ static int run_split(const options *o, shard_multi *m)
             }
             if (atomic_commit(&af, &err) != 0)
                 glow_die(EXIT_BADINPUT, "%s", err.msg);
+            free(path);
             count++;
             show_progress(&pr, count, 0);
         }
@@ -188,7 +177,7 @@ static int run_split(const options *o, shard_multi *m)
         if (rc < 0)
             glow_die(EXIT_BADINPUT, "%s", err.msg);
     free(img);
-    free(path);
+    free(name);
     if (count == 0)
         glow_die(EXIT_BADINPUT, "no images");
     show_progress(&pr, count, 1);
@@ -328,27 +317,15 @@ static int run_grid(const options *o, shard_multi *m)
 
 int main(int argc, char **argv)
 {
-    glow_set_progname(argv[0]);
+    glow_tool_start(argc, argv, 0);
     options o;
     int first = parse_args(argc, argv, &o);
-    int to_stdout = !o.split && (!o.output || strcmp(o.output, "-") == 0);
-    if (to_stdout && isatty(STDOUT_FILENO)) {
-        fprintf(stderr,
-                "%s: refusing to write PNG data to a terminal; redirect standard output "
-                "(pngcat ... > grid.png) or use -o FILE\n",
-                glow_progname());
-        return EXIT_USAGE;
-    }
-    if (first == argc && isatty(STDIN_FILENO)) {
-        fprintf(stderr,
-                "%s: expected a shard stream on standard input; pipe one in or name FILEs\n"
-                "Try 'pngcat --help' for more information.\n",
-                glow_progname());
-        return EXIT_USAGE;
-    }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
+    if (!o.split && (!o.output || strcmp(o.output, "-") == 0))
+        glow_tool_no_terminal("PNG data", "redirect standard output (pngcat ... > grid.png) or "
+                                          "use -o FILE");
+    if (first == argc && isatty(STDIN_FILENO))
+        glow_usage_error("%s", "expected a shard stream on standard input; pipe one in or name "
+                               "FILEs");
     shard_multi *m = shard_multi_open(argc - first, argv + first);
     int rc = o.split ? run_split(&o, m) : run_grid(&o, m);
     shard_multi_close(m);

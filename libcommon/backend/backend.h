@@ -27,7 +27,7 @@
 #include "precision.h"
 
 /* A 3x3 (padding 1) or 1x1 convolution, stride 1, no bias. With edge, the weights
- * hold one more input channel (the last), the border indicator of spec section 4:
+ * hold one more input channel (the last), the border indicator of docs/model.md section 4:
  * 0 over the image, 1 on the padding ring. Input and output are n x h x w. */
 typedef struct {
     int n, h, w;

@@ -13,5 +13,7 @@ char *glow_path_join(const char *dir, const char *name);
 char *glow_path_dir(const char *path);
 /* Is path an existing directory (following links)? */
 int glow_is_dir(const char *path);
+/* Do both paths name one existing file (same device and inode)? */
+int glow_same_file(const char *a, const char *b);
 
 #endif

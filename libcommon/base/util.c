@@ -51,12 +51,18 @@ void glow_set_progname(const char *argv0)
 
 const char *glow_progname(void) { return progname; }
 
+/* "progname: message" on stderr, without the newline */
+static void vmessage(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: ", progname);
+    vfprintf(stderr, fmt, ap);
+}
+
 void glow_warn(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage(fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
 }
@@ -64,9 +70,8 @@ void glow_warn(const char *fmt, ...)
 void glow_die(int code, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage(fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     exit(code);
@@ -143,9 +148,8 @@ int parse_double(const char *s, double *out)
 void glow_usage_error(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage(fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry '%s --help' for more information.\n", progname);
     exit(EXIT_USAGE);

@@ -18,7 +18,7 @@ extern "C" {
 
 #endif
 
-/* Exit codes of every tool (DEVELOPERS.md): 0 ok, 1 bad input, 2 usage. */
+/* Exit codes of every tool: 0 ok, 1 bad input, 2 usage. */
 enum { EXIT_OK = 0, EXIT_BADINPUT = 1, EXIT_USAGE = 2 };
 
 /* An error travels up as a message; the tool prints "progname: msg". */

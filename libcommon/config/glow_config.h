@@ -1,4 +1,4 @@
-/* The model configuration of spec section 1 (../shared/spec/model.md). */
+/* The model configuration of docs/model.md section 1 (docs/model.md). */
 #ifndef GLOW_CONFIG_H
 #define GLOW_CONFIG_H
 
@@ -49,7 +49,7 @@ static inline int glow_config_dims(const glow_config *c) /* D = C0*H*W */
 static inline int glow_level_channels(const glow_config *c, int l) { return 4 * c->channels << l; }
 static inline int glow_level_h(const glow_config *c, int l) { return c->image_h >> (l + 1); }
 static inline int glow_level_w(const glow_config *c, int l) { return c->image_w >> (l + 1); }
-/* Does the model have the class head (spec section 6)? */
+/* Does the model have the class head (docs/model.md section 6)? */
 static inline int glow_config_has_head(const glow_config *c)
 {
     return c->y_condition && c->weight_y > 0;

@@ -664,3 +664,40 @@ int st_writer_commit(st_writer *w, const char *path, glow_error *err)
     st_writer_free(w);
     return rc;
 }
+
+static double element(const st_tensor *t, size_t i)
+{
+    switch (t->dtype) {
+    case ST_F32: return ((const float *)t->data)[i];
+    case ST_F64: return ((const double *)t->data)[i];
+    case ST_I32: return ((const int32_t *)t->data)[i];
+    case ST_I64: return (double)((const int64_t *)t->data)[i];
+    case ST_U8: return ((const uint8_t *)t->data)[i];
+    default: return NAN;
+    }
+}
+
+st_stats st_tensor_stats(const st_tensor *t)
+{
+    st_stats s = {0, INFINITY, -INFINITY, 0, 0, 0};
+    if (t->dtype == ST_OTHER)
+        return s;
+    double m2 = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        double x = element(t, i);
+        if (!isfinite(x)) {
+            s.nonfinite++;
+            continue;
+        }
+        n++;
+        s.min = fmin(s.min, x);
+        s.max = fmax(s.max, x);
+        double d = x - s.mean;
+        s.mean += d / (double)n;
+        m2 += d * (x - s.mean);
+    }
+    s.ok = n > 0;
+    s.std = n ? sqrt(m2 / (double)n) : 0;
+    return s;
+}

@@ -41,6 +41,16 @@ void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key); /* NULL when absent */
 
+/* Statistics of a tensor's finite elements (ok: a numeric dtype with at least
+ * one finite element); mean and variance with Welford's update, so large tensors
+ * keep their precision. */
+typedef struct {
+    int ok;
+    double min, max, mean, std;
+    size_t nonfinite;
+} st_stats;
+st_stats st_tensor_stats(const st_tensor *t);
+
 /* Writing: collect tensors (data not copied: must live until st_writer_commit),
  * then write atomically (temp file, fsync, rename). */
 typedef struct st_writer st_writer;

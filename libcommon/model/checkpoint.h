@@ -1,7 +1,7 @@
-/* Glow checkpoints (spec section 8): one safetensors file holding the model config
+/* Glow checkpoints (docs/model.md section 8): one safetensors file holding the model config
  * in its metadata and every parameter of the layout (params.h) as a tensor.
  *
- * Training state, our extension of the spec (docs/checkpoints.md):
+ * Training state, our extension of docs/model.md (docs/checkpoints.md):
  *   tensors  optim.<param>.m, optim.<param>.v  for every trained parameter: Adam's
  *            first and second moments; for Adamax, v holds the infinity norm u;
  *            ema.<param>                        for every parameter: the moving average

@@ -1,4 +1,4 @@
-/* One flow step (spec section 3): actnorm, then the permutation (reverse, shuffle
+/* One flow step (docs/model.md section 3): actnorm, then the permutation (reverse, shuffle
  * or invconv), then the affine or additive coupling with its network f. Each
  * layer has its forward, backward and inverse side by side; the step functions
  * at the end chain them.
@@ -77,7 +77,7 @@ static void perm_inv(glow_model *m, const mdl_level *lv, const mdl_step *s)
         mdl_invconv_inv(m, lv, s, s->pm, s->an_out);
 }
 
-/* ---- the coupling network f: z1 -> h (spec section 3) ---- */
+/* ---- the coupling network f: z1 -> h (docs/model.md section 3) ---- */
 
 /* conv then actnorm (+ReLU) or zeros-layer scale, fused on the backend; with ddi
  * the actnorm is first initialised from the conv's output, which needs the two

@@ -1,4 +1,4 @@
-/* One flow step of spec section 3 (actnorm, permutation, coupling and its
+/* One flow step of docs/model.md section 3 (actnorm, permutation, coupling and its
  * network f): forward, backward and inverse. */
 #ifndef GLOW_MODEL_FLOW_STEP_H
 #define GLOW_MODEL_FLOW_STEP_H
@@ -7,7 +7,7 @@
 
 /* in [rows, C] -> s->out, keeping the activations in s's buffers; adds the
  * step's logdet to every image's m->logdet. With ddi, every actnorm of the step
- * (also those of f) is first initialised from its own input (spec section 5). */
+ * (also those of f) is first initialised from its own input (docs/model.md section 5). */
 void mdl_step_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *in,
                   int ddi);
 /* m->g_cur holds dL/d(s->out) and gets dL/d(step input); the step's parameter

@@ -1,5 +1,5 @@
-/* The invertible 1x1 convolution (spec section 3).
- * On the host, in float64 (the spec takes log|det W| in float64, and these C x C
+/* The invertible 1x1 convolution (docs/model.md section 3).
+ * On the host, in float64 (docs/model.md takes log|det W| in float64, and these C x C
  * problems are small): W from the parameters (plain or LU), log|det W|, W^-1 for
  * the inverse pass, and the parameters' gradients from dL/dW, logdet term
  * included. On the backend, W is a 1x1 convolution: forward, backward, inverse. */

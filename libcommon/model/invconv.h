@@ -1,4 +1,4 @@
-/* The invertible 1x1 convolution of spec section 3 (plain or LU): its matrix on
+/* The invertible 1x1 convolution of docs/model.md section 3 (plain or LU): its matrix on
  * the host, and its forward, backward and inverse on the backend. */
 #ifndef GLOW_MODEL_INVCONV_H
 #define GLOW_MODEL_INVCONV_H

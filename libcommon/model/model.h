@@ -1,4 +1,4 @@
-/* The Glow model of spec sections 2-7 on a compute backend (backend.h).
+/* The Glow model of docs/model.md sections 2-7 on a compute backend (backend.h).
  *
  * A model holds its trained parameters in one flat backend array (the trained
  * parameters of the params.h layout, in layout order, each at the offset that
@@ -76,7 +76,7 @@ int glow_model_eval(glow_model *m, const glow_batch *b, glow_result *r, glow_err
  * Returns -1 with err set when the last pass was not glow_model_forward (or an eval
  * on a training allocation) or was followed by inverse/sample. */
 int glow_model_backward(glow_model *m, glow_error *err);
-/* Data-dependent init (spec section 5) of every actnorm on this batch, in network
+/* Data-dependent init (docs/model.md section 5) of every actnorm on this batch, in network
  * order, with shared buffers as eval; also leaves the forward results of the
  * initialised model in r. */
 int glow_model_ddi(glow_model *m, const glow_batch *b, glow_result *r, glow_error *err);
@@ -92,7 +92,7 @@ void glow_model_get_x(glow_model *m, float *out);
 /* Inverse: latents (NCHW, as glow_model_get_latent gives them) of n images -> x
  * [n, C0, H, W]. */
 void glow_model_inverse(glow_model *m, int n, const float *const *z, float *x);
-/* Sampling (spec section 7) at temperature T with noise from seed and stream
+/* Sampling (docs/model.md section 7) at temperature T with noise from seed and stream
  * RNG_STREAM_SAMPLE + ((level + 1) << 32), image i at index first + i (backend.h
  * gauss_sample), so an image does
  * not depend on the batch it is drawn in. labels: n class labels with
@@ -101,7 +101,7 @@ void glow_model_inverse(glow_model *m, int n, const float *const *z, float *x);
 void glow_model_sample(glow_model *m, int n, float temperature, uint64_t seed, uint64_t first,
                        const int32_t *labels, uint8_t *images, float *x);
 
-/* Fresh parameters (spec section 5) into ps, a layout of cfg: conv1/conv2 weights
+/* Fresh parameters (docs/model.md section 5) into ps, a layout of cfg: conv1/conv2 weights
  * N(0, 0.05^2), invconv a random orthogonal matrix (Q of the QR decomposition of a
  * Gaussian matrix; with lu its P, L, U factors), shuffle a random permutation,
  * everything else (actnorms, zeros layers, y_emb, classifier) zero. The actnorms

@@ -1,4 +1,4 @@
-/* Random initial parameters (spec section 5). */
+/* Random initial parameters (docs/model.md section 5). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

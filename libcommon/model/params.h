@@ -1,5 +1,5 @@
 /* The model's parameters as named host tensors, in the layout and with the names of
- * spec section 8. This is what checkpoints read and write and what the model
+ * docs/model.md section 8. This is what checkpoints read and write and what the model
  * uploads to its backend; the model never indexes these arrays in its math. */
 #ifndef GLOW_PARAMS_H
 #define GLOW_PARAMS_H

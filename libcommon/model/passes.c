@@ -1,4 +1,4 @@
-/* The passes over the whole flow (spec sections 2, 3, 5-7), as loops over the
+/* The passes over the whole flow (docs/model.md sections 2, 3, 5-7), as loops over the
  * levels: forward (training, evaluation, data-dependent init), backward, inverse
  * and sampling. The layers are in flow_step.c, prior.c and invconv.c; this file
  * moves data between levels (squeeze, split), between host and backend, and turns
@@ -50,7 +50,7 @@ static int load_batch(glow_model *m, const glow_batch *bt, int train, glow_error
     return 0;
 }
 
-/* The per-image sums to the host: bits per dimension and the loss (spec sections
+/* The per-image sums to the host: bits per dimension and the loss (docs/model.md sections
  * 2, 3 and 6). */
 static void finish_results(glow_model *m, glow_result *r)
 {
@@ -192,7 +192,7 @@ static void upload_sample_labels(glow_model *m, int n, const int32_t *labels)
 }
 
 /* Latents -> x [n, C0, H, W] (host): the latents given (z, NCHW host arrays) or,
- * without z, drawn from the priors at temperature T (spec section 7). The level
+ * without z, drawn from the priors at temperature T (docs/model.md section 7). The level
  * being inverted runs in the gradient scratch g_cur/g_tmp, which no backward pass
  * needs any more. */
 static int run_inverse(glow_model *m, int n, const float *const *z, float temperature,
@@ -262,7 +262,7 @@ void glow_model_sample(glow_model *m, int n, float temperature, uint64_t seed, u
     glow_error err;
     if (run_inverse(m, n, NULL, temperature, seed, first, labels, xf, &err))
         glow_die(1, "%s", err.msg);
-    /* back to uint8 (spec section 2) */
+    /* back to uint8 (docs/model.md section 2) */
     const double bins = (double)(1 << c->n_bits);
     for (size_t i = 0; i < cnt; i++) {
         double v = floor(((double)xf[i] + 0.5) * bins) * (256.0 / bins);

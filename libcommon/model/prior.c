@@ -1,4 +1,4 @@
-/* The priors (spec section 6) and sampling from them (section 7): the split prior
+/* The priors (docs/model.md section 6) and sampling from them (section 7): the split prior
  * of a level, h = zeros_layer(z1) with mean and log-scale interleaved in h; the top
  * prior, h = zeros_layer(0) (learn_top) plus the class embedding (y_condition),
  * mean and log-scale in halves; and the class head on the top z. For each: score

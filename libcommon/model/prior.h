@@ -1,4 +1,4 @@
-/* The priors of spec section 6: the split prior of each level but the last, the
+/* The priors of docs/model.md section 6: the split prior of each level but the last, the
  * top prior with its class embedding (y_emb), and the class head. Each scores
  * (adds log-densities, cross-entropy), differentiates and samples. */
 #ifndef GLOW_MODEL_PRIOR_H
@@ -15,7 +15,7 @@ void mdl_split_logp(glow_model *m, int l, const float *z);
  * second and the prior's dL/dz1 added to the first; writes the split.l.conv
  * gradients. g_ld = dL/dlogp of one image. */
 void mdl_split_bwd(glow_model *m, int l, const float *z, float g_ld, float *dz);
-/* z holds z1 in its first half and gets a z2 drawn at temperature T (spec
+/* z holds z1 in its first half and gets a z2 drawn at temperature T (docs/model.md
  * section 7), image i from index first + i of level l's sampling stream. */
 void mdl_split_sample(glow_model *m, int l, float temperature, uint64_t seed, uint64_t first,
                       float *z);

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/path.h"
+
 static int write_record(prep_sink *s, const shard_record *rec, glow_error *err)
 {
     int rc = s->dw ? shard_dir_writer_add(s->dw, rec, err) : shard_write_record(s->f, rec, err);
@@ -177,4 +179,51 @@ void prep_sink_abort(prep_writer *w, prep_sink *s)
         atomic_abort(&s->af);
     s->use_af = 0;
     sink_free(s);
+}
+
+int prep_sinks_open(prep_sink *train, prep_sink *val, const char *out_dir, int split,
+                    const char *val_out, glow_error *err)
+{
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    if (out_dir) {
+        train->dir = split ? glow_path_join(out_dir, "train") : xstrdup(out_dir);
+        train->dest = train->dir;
+        if (split) {
+            val->dir = glow_path_join(out_dir, "val");
+            val->dest = val->dir;
+        }
+        return 0;
+    }
+    train->f = stdout;
+    train->dest = "standard output";
+    if (split && val_out) {
+        if (atomic_open(&val->af, val_out, err) != 0)
+            return -1;
+        val->use_af = 1;
+        val->f = val->af.f;
+        val->dest = val_out;
+    }
+    return 0;
+}
+
+int prep_sinks_finish(prep_writer *w, prep_sink *train, prep_sink *val, glow_error *err)
+{
+    if (prep_sink_finish(w, train, err) != 0) {
+        prep_sink_abort(w, val);
+        return -1;
+    }
+    if (val->started && prep_sink_finish(w, val, err) != 0)
+        return -1;
+    return 0;
+}
+
+int prep_write_classes(const char *path, const prep_inputs *in, glow_error *err)
+{
+    atomic_file af;
+    if (atomic_open(&af, path, err) != 0)
+        return -1;
+    for (int i = 0; i < in->nclasses; i++)
+        fprintf(af.f, "%d\t%s\n", i, in->classes[i]);
+    return atomic_commit(&af, err);
 }

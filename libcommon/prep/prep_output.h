@@ -15,6 +15,8 @@
 #include "base/atomic_file.h"
 #include "data/shard.h"
 
+#include "prep_items.h"
+
 /* Records hold at most this many images and about this many bytes, so readers
  * downstream work in bounded memory. */
 #define PREP_RECORD_MAX_IMAGES 1024u
@@ -61,5 +63,19 @@ int prep_sink_add(prep_writer *w, prep_sink *s, const uint8_t *chw, int32_t labe
 int prep_sink_finish(prep_writer *w, prep_sink *s, glow_error *err);
 /* Drop what was not committed: temporary files are removed. */
 void prep_sink_abort(prep_writer *w, prep_sink *s);
+
+/* The sinks of a run. With out_dir: shard files in out_dir, or with split in
+ * out_dir/train and out_dir/val. Without: the train stream on standard output
+ * and, with split, the val stream in the file val_out (written atomically).
+ * The dir members are owned by the caller afterwards. Returns 0, or -1 with err
+ * set. */
+int prep_sinks_open(prep_sink *train, prep_sink *val, const char *out_dir, int split,
+                    const char *val_out, glow_error *err);
+/* Finish train, then val if it was started; when train fails, val is aborted. */
+int prep_sinks_finish(prep_writer *w, prep_sink *train, prep_sink *val, glow_error *err);
+
+/* The class mapping of --labels-from-dirs as "LABEL<TAB>NAME" lines, written
+ * atomically to path. Returns 0, or -1 with err set. */
+int prep_write_classes(const char *path, const prep_inputs *in, glow_error *err);
 
 #endif

@@ -1,4 +1,4 @@
-/* The reference cases (../shared/reference, spec section 9): forward values,
+/* The reference cases (../shared/reference, docs/model.md section 9): forward values,
  * gradients, inverse, data-dependent init and optimizer losses of every case
  * folder found, each tensor within the README's tolerance.
  * Usage: test_refcheck [--device cpu|cuda] [-v] [DIR ...]  (-v: every tensor's error)

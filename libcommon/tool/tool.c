@@ -1,0 +1,107 @@
+#include "tool.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/atomic_file.h"
+
+/* libgomp's waiting threads spin (up to ~300000 rounds) before they sleep. On a
+ * machine whose cores are shared with other busy processes, a spinning thread
+ * holds the core the thread it waits for needs: a 2-thread run on 2 busy cores
+ * measured 5-20x slower than with OMP_WAIT_POLICY=passive, which alone costs
+ * little here (the parallel regions are few and large; bench/README.md). libgomp
+ * reads the policy from the environment before main (its constructor runs before
+ * any of ours), so the only way to change it is to start the program again with
+ * it set. Called first in main, nothing has been read or written yet; the pid
+ * stays. */
+void glow_tool_omp_passive(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv || !argv[0])
+        return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+        return;
+    /* By the program's own path, so that its process keeps its name (ps, pgrep:
+     * exec names a process after the file it was given, here "exe"). */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        execv(self, argv);
+    }
+    execv("/proc/self/exe", argv);
+    /* no /proc: run on with the spinning default */
+}
+
+/* Temporary files go, then the signal does what it would have done. unlink,
+ * sigaction and raise are async-signal-safe. */
+static void die_on_signal(int sig)
+{
+    atomic_cleanup_all();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+    raise(sig);
+}
+
+/* With keep_ignored, a signal ignored when the tool started (nohup, a background
+ * job of a shell) stays ignored. */
+static void set_handler(int sig, void (*fn)(int), int flags, int keep_ignored)
+{
+    struct sigaction sa;
+    if (keep_ignored && sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = flags;
+    sigaction(sig, &sa, NULL);
+}
+
+void glow_tool_start(int argc, char **argv, unsigned flags)
+{
+    (void)argc;
+    glow_set_progname(argv && argv[0] ? argv[0] : "glow");
+    if (flags & GLOW_TOOL_OPENMP)
+        glow_tool_omp_passive(argv);
+    atexit(atomic_cleanup_all);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        set_handler(sigs[i], die_on_signal, 0, 1);
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void stop_on_signal(int sig)
+{
+    if (stop_signal) { /* a second one: stop at once */
+        die_on_signal(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+volatile sig_atomic_t *glow_tool_catch_stop(void)
+{
+    set_handler(SIGINT, stop_on_signal, SA_RESTART, 0);
+    set_handler(SIGTERM, stop_on_signal, SA_RESTART, 0);
+    return &stop_signal;
+}
+
+void glow_tool_print_version(void)
+{
+    printf("%s (Glow in C and CUDA) %s\n", glow_progname(), glow_version());
+    if (fflush(stdout) != 0 || ferror(stdout))
+        exit(EXIT_BADINPUT);
+    exit(EXIT_OK);
+}
+
+void glow_tool_no_terminal(const char *what, const char *how)
+{
+    if (!isatty(STDOUT_FILENO))
+        return;
+    fprintf(stderr, "%s: refusing to write %s to a terminal; %s\n", glow_progname(), what, how);
+    exit(EXIT_USAGE);
+}

@@ -1,0 +1,52 @@
+/* The start-up every tool shares: the program name, signals, the OpenMP wait
+ * policy, --version, and the terminal (no binary data written to one). The
+ * progress line, drawn on a terminal only, is in progress.h. */
+#ifndef GLOW_TOOL_H
+#define GLOW_TOOL_H
+
+#include <signal.h>
+
+#include "base/util.h"
+
+/* Flags of glow_tool_start. */
+enum {
+    /* The tool computes with the CPU backend (OpenMP): restart it with
+     * OMP_WAIT_POLICY=passive unless the user chose a policy. */
+    GLOW_TOOL_OPENMP = 1 << 0,
+};
+
+/* The first thing in main. Sets the name messages start with (glow_progname),
+ * then, with GLOW_TOOL_OPENMP, restarts the program as glow_tool_omp_passive
+ * does, then makes SIGINT, SIGTERM, SIGHUP and SIGPIPE, and exit, remove the
+ * temporary files of atomic files still open (base/atomic_file.h); a signal then
+ * ends the tool as it would have without the handler. A signal ignored when the
+ * tool starts (nohup; SIGINT of a background job) stays ignored. */
+void glow_tool_start(int argc, char **argv, unsigned flags);
+
+/* libgomp's waiting threads spin before they sleep, and on cores shared with
+ * other busy processes that costs 5-20x (bench/README.md). libgomp reads the
+ * policy from the environment before main, so the only way to change it is to
+ * start the program again with it set: done here (execv of the program with
+ * the same argv, same pid) when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is
+ * set; a user's setting wins. Call it before reading or writing anything.
+ * The restarted process keeps its name (it is started by its own path).
+ * Returns when nothing needs doing, or when the restart is not possible. */
+void glow_tool_omp_passive(char **argv);
+
+/* glow-train's signals: from now on the first SIGINT or SIGTERM (even when it
+ * was ignored) only sets the returned flag to the signal's number (the tool
+ * stops at a safe point); a second one ends the tool at once, temporary files
+ * removed. */
+volatile sig_atomic_t *glow_tool_catch_stop(void);
+
+/* This build's version: `git describe --tags --always --dirty` of the checkout
+ * at build time, or the VERSION file without git (scripts/version.sh). */
+const char *glow_version(void);
+/* --version: "PROG (Glow in C and CUDA) VERSION" on standard output, exit 0. */
+GLOW_NORETURN void glow_tool_print_version(void);
+
+/* Before writing binary data to standard output: when it is a terminal, print
+ * "PROG: refusing to write WHAT to a terminal; HOW" and exit 2 (usage). */
+void glow_tool_no_terminal(const char *what, const char *how);
+
+#endif
