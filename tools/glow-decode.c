@@ -58,7 +58,7 @@ static void parse_args(int argc, char **argv, options *o)
         {"class", required_argument, NULL, OPT_CLASS}, {"ema", no_argument, NULL, OPT_EMA},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"device", required_argument, NULL, OPT_DEVICE},
-        {"output", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
+        {"output", required_argument, NULL, 'o'}, {"out", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);

@@ -36,10 +36,12 @@ static const char *const USAGE =
     "                              T 0.7): glow-latent random | glow-decode CKPT gives\n"
     "                              glow-sample CKPT's bytes for the same options\n"
     "\n"
-    "Every command takes -o FILE (write there, atomically, instead of standard output;\n"
-    "'-o -': standard output), -h (--help) and --version. Labels are kept. A latent\n"
-    "is its values times its factor; combining ones (mix, mean, attr, add) compute\n"
-    "in double. Latents of different models or layouts do not combine.\n"
+    "Every command takes -o, --output FILE (write the stream to the file FILE,\n"
+    "atomically, instead of standard output; '-o -': standard output), -h (--help)\n"
+    "and --version. Labels are kept. A latent is its values times its factor; the\n"
+    "commands that combine latents (mix, mean, attr, add) compute in double.\n"
+    "Latents of different models or layouts do not combine. Factors and strengths\n"
+    "that start with '-' go after '--' (glow-latent scale -- -1,1).\n"
     "  glow-encode ckpt a.glow | glow-latent mix --steps 11 | glow-decode ckpt | pngcat\n"
     "Exit status: 0 ok, 1 bad input, 2 usage error.\n";
 
@@ -99,7 +101,7 @@ static void parse_args(int argc, char **argv, options *o)
         {"class", required_argument, NULL, OPT_CLASS}, {"ema", no_argument, NULL, OPT_EMA},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"device", required_argument, NULL, OPT_DEVICE},
-        {"temperature", required_argument, NULL, 't'}, {"output", required_argument, NULL, 'o'},
+        {"temperature", required_argument, NULL, 't'}, {"output", required_argument, NULL, 'o'}, {"out", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
     static double alpha[256];
@@ -275,7 +277,8 @@ static int run(const options *o, const latent_out *out, glow_error *err)
 
 int main(int argc, char **argv)
 {
-    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP);
+    /* only random computes (OpenMP): the others need no restart */
+    glow_tool_start(argc, argv, argc > 1 && strcmp(argv[1], "random") == 0 ? GLOW_TOOL_OPENMP : 0);
     options o;
     parse_args(argc, argv, &o);
     check_args(&o);
