@@ -8,7 +8,7 @@
  *     0    8 magic "GLOWSHRD"
  *     8    4 version (1)
  *    12    4 dtype (1 = uint8, 2 = float32)
- *    16    4 flags (bit 0: labels present)
+ *    16    4 flags (bit 0: labels present; bit 1: a latent record, below)
  *    20   16 n, c, h, w (uint32 each)
  *    36    4 reserved, must be 0
  *    40    8 raw_size: bytes of the uncompressed payload
