@@ -106,6 +106,55 @@ void cuda_gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
                temperature, seed, stream, first, z, ldz);
 }
 
+__global__ void k_gauss_to_eps(const float *z, int ldz, const float *h, bk_prior_layout lay,
+                               size_t rows, int c, float *eps, int lde)
+{
+    GRID_STRIDE(i, rows * (size_t)c)
+    {
+        size_t r = i / (size_t)c;
+        int j = (int)(i % (size_t)c);
+        int im, il;
+        prior_idx(lay, c, j, &im, &il);
+        const float *hp = h + r * 2 * (size_t)c;
+        eps[r * lde + j] = ew_gauss_to_eps(z[r * ldz + j], hp[im], hp[il]);
+    }
+}
+
+void cuda_gauss_to_eps(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
+                       size_t rows, int c, float *eps, int lde)
+{
+    cuda_ctx *ctx = cuda_ctx_of(b);
+    size_t n = rows * (size_t)(c > 0 ? c : 0);
+    if (n)
+        LAUNCH(ctx, n, k_gauss_to_eps, z, ldz, h, lay, rows, c, eps, lde);
+}
+
+// The expression of k_gauss_sample with the normal read instead of drawn (the
+// same contraction into an FMA), so that the same normal gives the same z.
+__global__ void k_gauss_from_eps(const float *eps, int lde, const float *h, bk_prior_layout lay,
+                                 size_t rows, int c, float temperature, float *z, int ldz)
+{
+    GRID_STRIDE(i, rows * (size_t)c)
+    {
+        size_t r = i / (size_t)c;
+        int j = (int)(i % (size_t)c);
+        int im, il;
+        prior_idx(lay, c, j, &im, &il);
+        const float *hp = h + r * 2 * (size_t)c;
+        z[r * ldz + j] = ew_gauss_from_eps(eps[r * lde + j], hp[im], hp[il], temperature);
+    }
+}
+
+void cuda_gauss_from_eps(backend *b, const float *eps, int lde, const float *h,
+                         bk_prior_layout lay, size_t rows, int c, float temperature, float *z,
+                         int ldz)
+{
+    cuda_ctx *ctx = cuda_ctx_of(b);
+    size_t n = rows * (size_t)(c > 0 ? c : 0);
+    if (n)
+        LAUNCH(ctx, n, k_gauss_from_eps, eps, lde, h, lay, rows, c, temperature, z, ldz);
+}
+
 // ---- class embedding ----
 
 __global__ void k_yemb_fwd(float *h, size_t rows_per_image, size_t total, int c,
