@@ -44,7 +44,7 @@ ifeq ($(CUDA),1)
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
 
-.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check gpu-bundle bench bench-deps FORCE
+.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check gpu-bundle bench bench-deps fuzz-torch-pickle FORCE
 # Objects of tools and tests are intermediate files to make; keep them.
 .SECONDARY:
 all: $(TOOLS) $(UNITS)
@@ -180,6 +180,27 @@ check-asan:
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  BUILD=build-asan GLOW_TEST_ASAN=1 test/run.sh
 
+# libFuzzer harness of the PyTorch reader (test/fuzz/fuzz_torch_pickle.c) with clang:
+# FUZZ_TIME seconds (default 60) from the seeds in test/fuzz/corpus/torch_pickle/;
+# new inputs go to $(BUILD)/fuzz/corpus-torch_pickle, crashes to $(BUILD)/fuzz/.
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 60
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Ilibcommon -I. \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_TORCH_SRC := test/fuzz/fuzz_torch_pickle.c libcommon/data/torch_zip.c \
+                  libcommon/data/torch_pickle.c libcommon/data/torch_state.c \
+                  libcommon/model/import_torch.c libcommon/model/checkpoint.c \
+                  libcommon/model/params.c libcommon/config/glow_config.c \
+                  libcommon/data/safetensors.c libcommon/base/linalg.c libcommon/base/util.c \
+                  libcommon/base/atomic_file.c libcommon/base/path.c
+$(BUILD)/fuzz/fuzz_torch_pickle: $(FUZZ_TORCH_SRC) $(wildcard libcommon/*/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_TORCH_SRC) -lcjson -lz -lm -o $@
+fuzz-torch-pickle: $(BUILD)/fuzz/fuzz_torch_pickle
+	@mkdir -p $(BUILD)/fuzz/corpus-torch_pickle
+	cd $(BUILD)/fuzz && ./fuzz_torch_pickle -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+	  -rss_limit_mb=2048 -print_final_stats=1 corpus-torch_pickle $(CURDIR)/test/fuzz/corpus/torch_pickle
+
 # Debian packages the project needs (idempotent; quiet when all are present).
 DEB_PACKAGES := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev \
                 libyaml-dev libcjson-dev libdnnl-dev bats python3 python3-numpy \
@@ -211,6 +232,7 @@ help:
 	@echo "make deps       install the Debian packages"
 	@echo "make demo       the Fashion-MNIST pipeline"
 	@echo "make bench      our tools against PyTorch (make bench-deps first)"
+	@echo "make fuzz-torch-pickle  libFuzzer on the PyTorch reader (clang; FUZZ_TIME=60)"
 
 -include $(COMMON_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d) \
          $(wildcard $(BUILD)/obj/bench/*.d)
