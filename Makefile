@@ -49,6 +49,9 @@ endif
 .SECONDARY:
 all: $(TOOLS) $(UNITS)
 
+# CUDA=emu: the CUDA backend on the emulated GPU (make emu-check; test/emu/emu.mk)
+include test/emu/emu.mk
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -89,9 +92,10 @@ $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB) $(CUDA_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group $(LDLIBS) -o $@
 
-# The whole suite: C unit tests, the reference cases, then the Bats tests of
-# every tool. test/run.sh prints one summary line "N passed, N failed".
-test: all
+# The whole suite: C unit tests, the reference cases, the Bats tests of every
+# tool, then the CUDA backend on the emulated GPU (plain and under ASan + UBSan;
+# test/emu/emu.mk). test/run.sh prints one summary line "N passed, N failed".
+test: all emu-build emu-build-asan
 	@BUILD=$(BUILD) test/run.sh
 
 unit: $(UNITS)
@@ -220,7 +224,7 @@ demo: all
 	$(MAKE) -f pipelines/fashion-mnist.mk BUILD=$(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan $(EMU_BUILD) $(EMU_ASAN_BUILD)
 
 help:
 	@echo "make            build every tool into $(BUILD)/bin (CUDA=$(CUDA))"
@@ -228,6 +232,7 @@ help:
 	@echo "make refcheck   REF=DIR DEVICE=cpu|cuda: every reference case under DIR"
 	@echo "make check-asan the suite under ASan + UBSan"
 	@echo "make gpu-bundle what gpu-check needs on a GPU machine, in $(GPU_BUNDLE) (carry it there)"
+	@echo "make emu-check  the CUDA backend on the emulated GPU (emu-check-asan: with ASan)"
 	@echo "make gpu-check  on a GPU machine: CUDA tests, reference cases, benchmark"
 	@echo "make deps       install the Debian packages"
 	@echo "make demo       the Fashion-MNIST pipeline"

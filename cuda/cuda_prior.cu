@@ -302,17 +302,21 @@ __global__ void k_head_dpre(const double *prob, const double *pre, int n, int k,
     }
 }
 
-// dw[q, j] = sum_i dpre[i, q] pooled[i, j]; dbias, dlogs summed over images in order.
+// dw[q, j] = sum_i dpre[i, q] pooled[i, j]; dbias, dlogs summed over images in order
+// (by the thread of j = 0, which also runs when there are no channels).
 __global__ void k_head_params(const double *dpre, const double *dl, const double *pooled,
                               int n, int c, int k, float *dw, float *dbias, float *dlogs)
 {
-    GRID_STRIDE(t, (size_t)k * c)
+    const int cc = c > 0 ? c : 1;
+    GRID_STRIDE(t, (size_t)k * cc)
     {
-        int q = (int)(t / (size_t)c), j = (int)(t % (size_t)c);
-        double s = 0;
-        for (int i = 0; i < n; i++)
-            s += dpre[(size_t)i * k + q] * pooled[(size_t)i * c + j];
-        dw[t] = (float)s;
+        int q = (int)(t / (size_t)cc), j = (int)(t % (size_t)cc);
+        if (c > 0) {
+            double s = 0;
+            for (int i = 0; i < n; i++)
+                s += dpre[(size_t)i * k + q] * pooled[(size_t)i * c + j];
+            dw[t] = (float)s;
+        }
         if (j == 0) {
             double gb = 0, gl = 0;
             for (int i = 0; i < n; i++) {
@@ -382,10 +386,13 @@ void cuda_head_bwd(backend *b, const float *z, int n, size_t rows_per_image, int
                    float g, float *dz, float *dw, float *dbias, float *dlogs)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
-    if (k <= 0 || c <= 0)
+    if (k <= 0)
         return;
+    // c = 0 (no channels): the logits are the bias alone, and dbias, dlogs are
+    // still written, as on the CPU
     if (n <= 0) {
-        CUDA_CHECK(cudaMemsetAsync(dw, 0, (size_t)k * c * sizeof(float), ctx->stream));
+        if (c > 0)
+            CUDA_CHECK(cudaMemsetAsync(dw, 0, (size_t)k * c * sizeof(float), ctx->stream));
         CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)k * sizeof(float), ctx->stream));
         CUDA_CHECK(cudaMemsetAsync(dlogs, 0, (size_t)k * sizeof(float), ctx->stream));
         return;
@@ -397,7 +404,10 @@ void cuda_head_bwd(backend *b, const float *z, int n, size_t rows_per_image, int
     LAUNCH_GRID(ctx, (unsigned)n, 128, k_head_logits, pooled, c, k, labels, w, bias, logs, prob,
                 pre, NULL);
     LAUNCH(ctx, nk, k_head_dpre, prob, pre, n, k, labels, logs, g, dpre, dl);
-    LAUNCH(ctx, (size_t)k * c, k_head_params, dpre, dl, pooled, n, c, k, dw, dbias, dlogs);
+    LAUNCH(ctx, (size_t)k * (c > 0 ? c : 1), k_head_params, dpre, dl, pooled, n, c, k, dw, dbias,
+           dlogs);
+    if (c <= 0)
+        return;
     LAUNCH(ctx, (size_t)n * c, k_head_dpool, dpre, w, n, c, k, (double)rows_per_image,
            dpool);
     const size_t total = (size_t)n * rows_per_image * c;
