@@ -352,6 +352,70 @@ static void test_algorithm_timing(void)
         bk_twin_free(&P, all[i]);
 }
 
+/* ---- passes per convolution (emulator counters) ---- */
+
+/* Kernels launched by one conv_fwd_affine of d in prec, its plan made before
+ * (with GLOW_EMU_CUDNN_NODET=nodet, NULL: none, while it is made). */
+static unsigned long long fwd_kernels(const bk_conv *d, glow_precision prec, const char *nodet)
+{
+    glow_error err = {""};
+    P.dut->set_precision(P.dut, prec, &err);
+    const int e = d->edge ? 1 : 0, kk = d->k * d->k;
+    const size_t rows = (size_t)d->n * d->h * d->w;
+    bk_twin x = bk_twin_rand(&P, rows * d->cin, -1, 1);
+    bk_twin w = bk_twin_rand(&P, (size_t)d->cout * (d->cin + e) * kk, -0.5f, 0.5f);
+    bk_twin bias = bk_twin_rand(&P, d->cout, -0.5f, 0.5f), logs = bk_twin_rand(&P, d->cout, -0.3f, 0.3f);
+    bk_twin y = bk_twin_rand(&P, rows * d->cout, -1, 1);
+    if (nodet)
+        setenv("GLOW_EMU_CUDNN_NODET", nodet, 1);
+    P.dut->conv_fwd_affine(P.dut, d, x.d, w.d, bias.d, logs.d, 1, y.d);
+    unsetenv("GLOW_EMU_CUDNN_NODET");
+    unsigned long long c0[GLOW_EMU_NSTATS], c1[GLOW_EMU_NSTATS];
+    glow_emu_stats(c0, GLOW_EMU_NSTATS);
+    P.dut->conv_fwd_affine(P.dut, d, x.d, w.d, bias.d, logs.d, 1, y.d);
+    glow_emu_stats(c1, GLOW_EMU_NSTATS);
+    P.ref->conv_fwd_affine(P.ref, d, x.r, w.r, bias.r, logs.r, 1, y.r);
+    char what[128];
+    snprintf(what, sizeof what, "conv_fwd_affine %s k=%d%s", glow_precision_name(prec), d->k,
+             nodet ? " (NCHW)" : "");
+    bk_compare(&P, &y, rows * d->cout, prec == PRECISION_FP32 ? 1e-5 : 2.5e-2, what);
+    bk_twin *all[] = {&x, &w, &bias, &logs, &y};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        bk_twin_free(&P, all[i]);
+    return c1[GLOW_EMU_KERNELS] - c0[GLOW_EMU_KERNELS];
+}
+
+/* A convolution with edge, affine and ReLU is the filter's packing, the
+ * convolution, and one kernel for edge, affine and ReLU, which in the NCHW way is
+ * also the output's transpose (no extra pass); bf16 rounds the input first; a 1x1
+ * conv is the GEMM and the affine. */
+static void test_passes(void)
+{
+    if (!glow_emu_stats) {
+        printf("%s: kernels per convolution not counted (not the CUDA emulator)\n", CHECK_SUITE);
+        return;
+    }
+    static const struct {
+        bk_conv d;
+        glow_precision prec;
+        const char *nodet;
+        unsigned long long max;
+    } cases[] = {
+        {{2, 5, 6, 4, 7, 3, 1}, PRECISION_FP32, NULL, 2},
+        {{2, 5, 6, 4, 7, 3, 1}, PRECISION_BF16, NULL, 3},
+        {{2, 6, 5, 4, 7, 3, 1}, PRECISION_FP32, "fwd:c=4,k=7,h=6,layout=nhwc", 3},
+        {{2, 5, 6, 9, 7, 1, 0}, PRECISION_FP32, NULL, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unsigned long long k = fwd_kernels(&cases[i].d, cases[i].prec, cases[i].nodet);
+        printf("%s: conv_fwd_affine %s k=%d%s: %llu kernel launches\n", CHECK_SUITE,
+               glow_precision_name(cases[i].prec), cases[i].d.k, cases[i].nodet ? " in NCHW" : "", k);
+        CHECKF(k <= cases[i].max, "conv_fwd_affine %s k=%d%s: %llu kernels (at most %llu)",
+               glow_precision_name(cases[i].prec), cases[i].d.k, cases[i].nodet ? " in NCHW" : "", k,
+               cases[i].max);
+    }
+}
+
 /* ---- fallbacks: no deterministic algorithm for a shape (GLOW_EMU_CUDNN_NODET) ---- */
 
 /* The 3x3 shape classes of the shipped configs (every configs/NAME.yml, at a small n, h, w):
@@ -503,6 +567,7 @@ int main(int argc, char **argv)
     test_tf32_range();
     test_bf16_rule();
     test_algorithm_timing();
+    test_passes();
     test_fallbacks();
 
     backend_release(P.dut);
