@@ -2,6 +2,13 @@
 # `make test` runs the whole suite, `make help` lists the targets.
 
 BUILD    ?= build
+# make gpu-bundle EMU=1 (docs/gpu-check.md): the same bundle, its programs built
+# against the CUDA emulator (test/emu/emu.mk) in the emulator's build folder
+EMU      ?= 0
+ifeq ($(EMU),1)
+  override BUILD := $(or $(EMU_BUILD),build-emu)
+  override CUDA  := emu
+endif
 CC       ?= gcc
 NVCC     ?= nvcc
 CUDA_HOME ?= /usr/local/cuda
@@ -137,14 +144,12 @@ bench-deps:
 # and an rpath to the bundle's lib/, plus the libraries such a machine lacks, the
 # reference cases, BUILD-INFO and MANIFEST.tsv, in $(GPU_BUNDLE): the one path to
 # carry there (at most 64 MiB). make gpu-check, there: scripts/gpu-check.sh.
-# HOOK (the CUDA emulator, test/emu): `make gpu-bundle EMU=1` is to build the same
-# bundle with the CUDA backend linked against the emulator. The emulator's Makefile
-# part sets BUILD (a folder of its own, so GPU_BUNDLE follows) and LDLIBS for
-# EMU=1; the rules below take both as they are, and gpu-bundle.sh then carries the
-# emulator's libraries (those under this tree) and records emu=1 in BUILD-INFO,
-# which makes gpu-check.sh accept a machine without nvidia-smi.
+# `make gpu-bundle EMU=1` builds the same bundle with the CUDA backend linked
+# against the emulator (BUILD and CUDA set at the top, so GPU_BUNDLE is
+# build-emu/gpu-bundle); gpu-bundle.sh then carries any library of this tree and
+# records emu=1 in BUILD-INFO, which makes gpu-check.sh accept a machine without
+# nvidia-smi (the emulated rehearsal, docs/gpu-check.md).
 GPU_BUNDLE ?= $(BUILD)/gpu-bundle
-EMU        ?= 0
 GB_STAGE   := $(GPU_BUNDLE)-stage
 GB_TOOLS   := glow-train glow-sample glow-bpd glow-prep glow-ckpt pngcat
 GB_TESTS   := test_backend_cuda test_backend_cuda_ops test_cuda_train test_refcheck
@@ -165,7 +170,7 @@ $(GB_STAGE)/bench/%: $(BUILD)/obj/bench/%.o $(LIB) $(CUDA_LIB)
 	$(GB_LINK)
 
 gpu-bundle: $(GB_PROGS)
-	@[ "$(CUDA)" = 1 ] || { echo "gpu-bundle: this build has no CUDA backend (CUDA=$(CUDA)): nvcc and cuDNN are needed"; exit 1; }
+	@[ "$(CUDA)" = 1 ] || [ "$(EMU)" = 1 ] || { echo "gpu-bundle: this build has no CUDA backend (CUDA=$(CUDA)): nvcc and cuDNN are needed (or EMU=1: against the emulator)"; exit 1; }
 	GPU_BUNDLE=$(GPU_BUNDLE) GPU_BUNDLE_STAGE=$(GB_STAGE) GPU_BUNDLE_EMU=$(EMU) REF=$(REF) \
 	  CUDA_HOME=$(CUDA_HOME) scripts/gpu-bundle.sh
 
