@@ -266,8 +266,10 @@ static bk_twin rand_bf16_ref(size_t n, float lo, float hi)
 }
 
 /* The 1x1 (cuBLAS) and the 3x3 (cuDNN) path give the same rule: the CPU in fp32 on
- * bf16-rounded operands, within fp32 summation order; a bf16-rounded output or
- * weight gradient is 2^-9 off. */
+ * bf16-rounded operands, within fp32 summation order (about 1e-6 here; tensor cores
+ * may sum in another order); a bf16-rounded output or weight gradient is about
+ * 2^-9 = 2e-3 off, ten times the tolerance. */
+#define BF16_RULE_TOL 2e-4
 static void test_bf16_rule(void)
 {
     glow_error err = {""};
@@ -291,19 +293,19 @@ static void test_bf16_rule(void)
         r->conv_fwd(r, d, x.r, w.r, y.r);
         g->conv_fwd(g, d, x.d, w.d, y.d);
         snprintf(buf, sizeof buf, "conv_fwd %s", what);
-        bk_compare(&P, &y, ny, 1e-5, buf);
+        bk_compare(&P, &y, ny, BF16_RULE_TOL, buf);
         r->conv_fwd_affine(r, d, x.r, w.r, bias.r, logs.r, 1, y.r);
         g->conv_fwd_affine(g, d, x.d, w.d, bias.d, logs.d, 1, y.d);
         snprintf(buf, sizeof buf, "conv_fwd_affine %s", what);
-        bk_compare(&P, &y, ny, 1e-5, buf);
+        bk_compare(&P, &y, ny, BF16_RULE_TOL, buf);
         r->conv_bwd_data(r, d, dy.r, w.r, dx.r, 1);
         g->conv_bwd_data(g, d, dy.d, w.d, dx.d, 1);
         snprintf(buf, sizeof buf, "conv_bwd_data accumulate %s", what);
-        bk_compare(&P, &dx, nx, 1e-5, buf);
+        bk_compare(&P, &dx, nx, BF16_RULE_TOL, buf);
         r->conv_bwd_filter(r, d, x.r, dy.r, dw.r);
         g->conv_bwd_filter(g, d, x.d, dy.d, dw.d);
         snprintf(buf, sizeof buf, "conv_bwd_filter %s", what);
-        bk_compare(&P, &dw, nw, 1e-5, buf);
+        bk_compare(&P, &dw, nw, BF16_RULE_TOL, buf);
         bk_twin *all[] = {&x, &w, &dy, &y, &bias, &logs, &dx, &dw};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++)
             bk_twin_free(&P, all[i]);
