@@ -153,10 +153,11 @@ __global__ void k_col_partial(F f, size_t rows_per_seg, int c, size_t rows_per_c
 }
 
 /* The final sums of col_sum: one block per segment and COL_TX channels; thread
- * (x, y) adds the chunks y, y + FIN_TY, ... of channel x in order, then a fixed
- * tree over y combines them, and fin(seg, j, sums) gets the result. The grid and
- * the order depend only on the shape, not on the device. */
-#define FIN_TY 32
+ * (x, y) adds the chunks y, y + FIN_TY, ... of channel x in order (at most 128 of
+ * RED_MAX_COL_CHUNKS), then a fixed tree over y combines them, and fin(seg, j,
+ * sums) gets the result. The grid and the order depend only on the shape, not on
+ * the device. */
+#define FIN_TY 8
 static inline dim3 fin_block() { return dim3(COL_TX, FIN_TY); }
 static inline unsigned fin_grid(int nseg, int c)
 {
