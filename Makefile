@@ -13,6 +13,21 @@ ifeq ($(origin CUDA),undefined)
               test -f /usr/include/x86_64-linux-gnu/cudnn.h; } && echo 1 || echo 0)
 endif
 
+# MPI (several training processes, docs/distributed.md) is built when its compiler
+# wrapper or pkg-config file is found (Open MPI: openmpi-bin, libopenmpi-dev);
+# MPI=0 / MPI=1 force it. NCCL (GPU all-reduce) is built with CUDA when nccl.h and
+# libnccl are found; NCCL=0 / NCCL=1 force it.
+ifeq ($(origin MPI),undefined)
+  MPI := $(shell { pkg-config --exists ompi-c 2>/dev/null || pkg-config --exists mpich 2>/dev/null || \
+            command -v mpicc >/dev/null 2>&1; } && echo 1 || echo 0)
+endif
+ifeq ($(origin NCCL),undefined)
+  NCCL := $(shell [ "$(CUDA)" = 1 ] && \
+            { { test -f $(CUDA_HOME)/include/nccl.h && ls $(CUDA_HOME)/lib64/libnccl.so* >/dev/null 2>&1; } || \
+              { test -f /usr/include/nccl.h && ls /usr/lib/x86_64-linux-gnu/libnccl.so* >/dev/null 2>&1; }; } && \
+            echo 1 || echo 0)
+endif
+
 OPT      ?= -O2 -march=x86-64-v3
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Ilibcommon -I. -MMD -MP
@@ -23,6 +38,15 @@ SAN ?=
 ifneq ($(SAN),)
   CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
   LDFLAGS += -fsanitize=$(SAN)
+endif
+
+ifeq ($(MPI),1)
+  MPI_PC    := $(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c || \
+                 { pkg-config --exists mpich 2>/dev/null && echo mpich; })
+  MPI_CFLAGS := $(if $(MPI_PC),$(shell pkg-config --cflags $(MPI_PC)),$(shell mpicc --showme:compile 2>/dev/null))
+  MPI_LIBS   := $(if $(MPI_PC),$(shell pkg-config --libs $(MPI_PC)),$(shell mpicc --showme:link 2>/dev/null))
+  CFLAGS    += -DGLOW_HAVE_MPI=1 $(MPI_CFLAGS)
+  LDLIBS    += $(MPI_LIBS)
 endif
 
 COMMON_SRC := $(wildcard libcommon/*/*.c) $(wildcard cpu/*.c)
@@ -38,10 +62,19 @@ ifeq ($(CUDA),1)
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
                -gencode arch=compute_90,code=compute_90 -Ilibcommon -I. -lineinfo
   CUDA_SRC  := $(wildcard cuda/*.cu)
+  ifneq ($(NCCL),1)
+    CUDA_SRC := $(filter-out cuda/cuda_nccl.cu,$(CUDA_SRC))
+  endif
   CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
   CUDA_LIB  := $(BUILD)/libglowcuda.a
   CFLAGS    += -DGLOW_HAVE_CUDA=1
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+  ifeq ($(NCCL),1)
+    CFLAGS    += -DGLOW_HAVE_NCCL=1
+    LDLIBS    += -lnccl
+  endif
+else
+  NCCL := 0
 endif
 
 .PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check bench bench-deps FORCE
@@ -145,7 +178,7 @@ check-asan:
 # Debian packages the project needs (idempotent; quiet when all are present).
 DEB_PACKAGES := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev \
                 libyaml-dev libcjson-dev libdnnl-dev bats python3 python3-numpy \
-                dataset-fashion-mnist
+                dataset-fashion-mnist openmpi-bin libopenmpi-dev
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -164,7 +197,7 @@ clean:
 	rm -rf $(BUILD) build-asan
 
 help:
-	@echo "make            build every tool into $(BUILD)/bin (CUDA=$(CUDA))"
+	@echo "make            build every tool into $(BUILD)/bin (CUDA=$(CUDA) MPI=$(MPI) NCCL=$(NCCL))"
 	@echo "make test       the whole suite (unit, reference cases, bats)"
 	@echo "make refcheck   REF=DIR DEVICE=cpu|cuda: every reference case under DIR"
 	@echo "make check-asan the suite under ASan + UBSan"

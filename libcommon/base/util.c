@@ -51,10 +51,16 @@ void glow_set_progname(const char *argv0)
 
 const char *glow_progname(void) { return progname; }
 
+static const char *message_prefix = "";
+
+void glow_set_message_prefix(const char *prefix) { message_prefix = prefix ? prefix : ""; }
+
+const char *glow_message_prefix(void) { return message_prefix; }
+
 /* "progname: message" on stderr, without the newline */
 static void vmessage(const char *fmt, va_list ap)
 {
-    fprintf(stderr, "%s: ", progname);
+    fprintf(stderr, "%s: %s", progname, message_prefix);
     vfprintf(stderr, fmt, ap);
 }
 

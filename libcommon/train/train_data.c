@@ -19,16 +19,21 @@ void glow_train_shape_hint(const dataset_info *in, const glow_config *m, char *b
         snprintf(buf, n, "glow-prep --size %dx%d", m->image_h, m->image_w);
 }
 
-static int check_labels(dataset *d, const char *what, int n_classes, glow_error *err)
+static int check_labels(dataset *d, const char *what, int n_classes, int part, int parts,
+                        glow_error *err)
 {
     const dataset_info *in = dataset_get_info(d);
     const uint32_t chunk = 4096;
     uint8_t *px = xmalloc((size_t)chunk * in->c * in->h * in->w);
     int32_t *lb = xmalloc(chunk * sizeof(int32_t));
-    uint64_t index = 0;
-    int n, rc = 0;
-    dataset_rewind(d);
-    while (rc == 0 && (n = dataset_read_seq(d, chunk, px, lb, err)) > 0) {
+    const uint64_t lo = in->n_images * (uint64_t)part / (uint64_t)parts;
+    const uint64_t hi = in->n_images * (uint64_t)(part + 1) / (uint64_t)parts;
+    uint64_t index = lo;
+    int n = 0, rc = 0;
+    dataset_seq_seek(d, lo);
+    while (rc == 0 && index < hi &&
+           (n = dataset_read_seq(d, hi - index < chunk ? (uint32_t)(hi - index) : chunk, px, lb,
+                                 err)) > 0) {
         for (int i = 0; i < n && rc == 0; i++)
             if (lb[i] < 0 || lb[i] >= n_classes) {
                 glow_errorf(err, "%s image %llu (in stored order): label %d outside 0..%d "
@@ -49,6 +54,12 @@ static int check_labels(dataset *d, const char *what, int n_classes, glow_error 
 
 int glow_train_data_check(dataset *d, const char *what, const glow_config *m, glow_error *err)
 {
+    return glow_train_data_check_part(d, what, m, 0, 1, err);
+}
+
+int glow_train_data_check_part(dataset *d, const char *what, const glow_config *m, int part,
+                               int parts, glow_error *err)
+{
     const dataset_info *in = dataset_get_info(d);
     if ((int)in->c != m->channels || (int)in->h != m->image_h || (int)in->w != m->image_w) {
         char hint[64];
@@ -63,5 +74,5 @@ int glow_train_data_check(dataset *d, const char *what, const glow_config *m, gl
                     what);
         return -1;
     }
-    return m->y_condition ? check_labels(d, what, m->n_classes, err) : 0;
+    return m->y_condition ? check_labels(d, what, m->n_classes, part, parts, err) : 0;
 }
