@@ -184,10 +184,12 @@ void glow_comm_reduce(glow_comm *c, double *x, int n, glow_reduce_op op)
             double w = all[(size_t)r * (size_t)n + (size_t)i];
             if (op == GLOW_REDUCE_SUM)
                 v += w;
+            else if (v != v) /* NaN wins max and min, as a non-finite flag should */
+                continue;
             else if (op == GLOW_REDUCE_MAX)
-                v = w > v || v != v ? w : v; /* NaN wins, as a non-finite flag should */
+                v = w != w || w > v ? w : v;
             else
-                v = w < v || v != v ? w : v;
+                v = w != w || w < v ? w : v;
         }
         x[i] = v;
     }

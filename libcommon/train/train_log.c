@@ -110,10 +110,11 @@ void glow_train_log_msg(glow_train_log *lg, int routine, const char *fmt, ...)
     if (lg->silent || (routine && lg->quiet))
         return;
     end_progress(lg);
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: %s", glow_progname(), glow_message_prefix());
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* one write: the lines of processes sharing a stderr do not interleave */
+    fprintf(stderr, "%s: %s%s\n", glow_progname(), glow_message_prefix(), msg);
 }
