@@ -174,7 +174,7 @@ int glow_dist_device(const glow_dist *d, const char *spec, glow_device *dev, glo
 
 void glow_comm_reduce(glow_comm *c, double *x, int n, glow_reduce_op op)
 {
-    if (c->size == 1 || n <= 0)
+    if (n <= 0)
         return;
     double *all = xmalloc((size_t)c->size * (size_t)n * sizeof(double));
     c->allgather(c, x, all, (size_t)n * sizeof(double));
@@ -198,7 +198,7 @@ void glow_comm_reduce(glow_comm *c, double *x, int n, glow_reduce_op op)
 
 void glow_comm_bcast_host(glow_comm *c, void *buf, size_t bytes, int root)
 {
-    if (c->size == 1 || bytes == 0)
+    if (bytes == 0)
         return;
     char *all = xmalloc((size_t)c->size * bytes);
     c->allgather(c, buf, all, bytes);
@@ -526,8 +526,6 @@ static int gpus_shared(glow_comm *c, const glow_device *dev)
 
 glow_comm *glow_dist_comm(glow_dist *d, backend *b, const glow_device *dev, glow_error *err)
 {
-    if (d->size == 1)
-        return glow_comm_single_new();
     const char *want = getenv("GLOW_COMM");
     if (!want || !*want)
         want = "auto";
@@ -535,6 +533,20 @@ glow_comm *glow_dist_comm(glow_dist *d, backend *b, const glow_device *dev, glow
         glow_errorf(err, "GLOW_COMM=%s: expected auto, mpi or nccl", want);
         return NULL;
     }
+    if (d->size == 1 && strcmp(want, "nccl") != 0)
+        return glow_comm_single_new();
+#if GLOW_HAVE_NCCL
+    if (d->size == 1) { /* GLOW_COMM=nccl on one process: NCCL's code run on one GPU */
+        unsigned char id[GLOW_NCCL_ID_BYTES];
+        if (dev->kind != DEVICE_CUDA) {
+            glow_errorf(err, "GLOW_COMM=nccl: NCCL needs --device cuda");
+            return NULL;
+        }
+        if (cuda_nccl_unique_id(id, err) != 0)
+            return NULL;
+        return cuda_nccl_comm_new(b, 0, 1, id, err);
+    }
+#endif
     glow_comm *mpi = NULL;
     if (d->mpi && !(mpi = glow_comm_mpi_new(b, err)))
         return NULL;

@@ -40,7 +40,7 @@ void glow_dist_finish(glow_dist *d);
 int glow_dist_device(const glow_dist *d, const char *spec, glow_device *dev, glow_error *err);
 
 /* The communicator for this process on backend b (device dev): single with one
- * process; else by GLOW_COMM (auto, mpi, nccl; default auto): NCCL when the
+ * process (unless GLOW_COMM=nccl: NCCL on one GPU, for checking it); else by GLOW_COMM (auto, mpi, nccl; default auto): NCCL when the
  * device is a GPU, the build has NCCL and no two processes share a GPU, else MPI
  * over host memory. NCCL's unique id goes through MPI, or without MPI through
  * the file GLOW_NCCL_ID_FILE (written by rank 0, removed once every process has

@@ -10,6 +10,8 @@
 
 static int nproc(const glow_trainer *t) { return t->comm ? t->comm->size : 1; }
 static int rank_of(const glow_trainer *t) { return t->comm ? t->comm->rank : 0; }
+/* A communicator that does something (NCCL on one GPU too, GLOW_COMM=nccl). */
+static int shared(const glow_trainer *t) { return t->comm && strcmp(t->comm->name, "single") != 0; }
 
 void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char *run_dir)
 {
@@ -118,7 +120,7 @@ int glow_trainer_start_scratch(glow_trainer *t, glow_error *err)
         free(px);
         free(lb);
     }
-    if (rc == 0 && nproc(t) > 1)
+    if (rc == 0 && shared(t))
         t->comm->broadcast(t->comm, glow_model_params(t->m),
                            glow_model_n_trained(t->m) * sizeof(float), 0);
     if (rc != 0 || dataset_seek(t->train, tc->seed, 0, 0, err) != 0)
@@ -228,7 +230,7 @@ int glow_trainer_validate(glow_trainer *t, double *bpd, glow_error *err)
     if (rc != 0)
         return rc;
     double tot[2] = {sum, (double)(count - lo)};
-    if (nproc(t) > 1)
+    if (shared(t))
         glow_comm_reduce(t->comm, tot, 2, GLOW_REDUCE_SUM);
     *bpd = tot[1] > 0 ? tot[0] / tot[1] : NAN;
     return rc;
@@ -317,7 +319,7 @@ static int train_step(glow_trainer *t, interval *iv, const char **why, double *l
     for (int i = 0; i < r.n; i++)
         bpd += r.bpd[i];
     double mean[2] = {r.loss, bpd / r.n};
-    if (R > 1) {
+    if (shared(t)) {
         glow_comm_reduce(t->comm, mean, 2, GLOW_REDUCE_SUM);
         mean[0] /= R;
         mean[1] /= R;
@@ -334,7 +336,7 @@ static int train_step(glow_trainer *t, interval *iv, const char **why, double *l
             return -1;
         float *g = glow_model_grads(t->m);
         /* the gradient of the global batch's loss, the same bits everywhere */
-        if (R > 1)
+        if (shared(t))
             t->comm->allreduce(t->comm, g, t->n_trained, 1);
         gn = sqrt(b->sumsq(b, g, t->n_trained));
         if (!isfinite(gn)) {
@@ -397,7 +399,7 @@ static void last_checkpoint_note(const glow_trainer *t, char *buf, size_t n)
  * err naming the first rank that differs (the same error on every process). */
 static int check_same(glow_trainer *t, const char *when, glow_error *err)
 {
-    if (nproc(t) == 1)
+    if (!shared(t))
         return 0;
     backend *b = t->b;
     uint64_t h = GLOW_CHECKSUM_START;
@@ -424,7 +426,7 @@ static int stop_now(glow_trainer *t, volatile sig_atomic_t *stop)
 {
     double v[2] = {(double)*stop,
                    t->time_limit > 0 && now_seconds() - t->session_start >= t->time_limit};
-    if (nproc(t) > 1)
+    if (shared(t))
         glow_comm_reduce(t->comm, v, 2, GLOW_REDUCE_MAX);
     return v[0] > 0 ? (int)v[0] : v[1] > 0 ? -1 : 0;
 }
