@@ -365,7 +365,7 @@ int main(int argc, char **argv)
     char devname[32];
     glow_device_str(&dev, devname, sizeof devname);
     char procs[96] = "";
-    if (dist.size > 1)
+    if (strcmp(t.comm->name, "single") != 0)
         snprintf(procs, sizeof procs, ",\"processes\":%d,\"comm\":\"%s\"", dist.size, t.comm->name);
     glow_train_log_json(&t.log, "\"step\":%lld,\"start\":\"%s\",\"device\":\"%s\",\"total_steps\":%ld,"
                                 "\"train_images\":%llu%s",

@@ -31,7 +31,7 @@ typedef struct {
     int host;     /* backend memory is host memory (the CPU backend) */
     float *stage; /* GPU: one segment in page-locked host memory */
     float *parts; /* the R copies of this rank's part of a segment */
-    int *counts, *displs, *rcounts, *rdispls;
+    int *counts, *displs, *scounts, *rcounts, *rdispls;
 } mpi_impl;
 
 static mpi_impl *impl_of(glow_comm *c) { return (mpi_impl *)c->impl; }
@@ -52,20 +52,22 @@ static void mpi_allreduce(glow_comm *c, float *x, size_t n, int average)
             m->counts[r] = (int)(hi - lo);
             m->displs[r] = (int)lo;
         }
+        /* this rank's own copy of its part stays where it is */
         const int mine = m->counts[me];
         for (int r = 0; r < R; r++) {
-            m->rcounts[r] = mine;
+            m->scounts[r] = r == me ? 0 : m->counts[r];
+            m->rcounts[r] = r == me ? 0 : mine;
             m->rdispls[r] = r * mine;
         }
-        MPI_Alltoallv(buf, m->counts, m->displs, MPI_FLOAT, m->parts, m->rcounts, m->rdispls,
+        MPI_Alltoallv(buf, m->scounts, m->displs, MPI_FLOAT, m->parts, m->rcounts, m->rdispls,
                       MPI_FLOAT, MPI_COMM_WORLD);
         float *out = buf + m->displs[me];
         const float *parts = m->parts;
 #pragma omp parallel for schedule(static) if (mine > 65536)
         for (int i = 0; i < mine; i++) {
-            double s = parts[i];
+            double s = me == 0 ? out[i] : parts[i];
             for (int r = 1; r < R; r++)
-                s += parts[(size_t)r * (size_t)mine + (size_t)i];
+                s += r == me ? out[i] : parts[(size_t)r * (size_t)mine + (size_t)i];
             out[i] = (float)(average ? s / R : s);
         }
         MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, m->counts, m->displs, MPI_FLOAT,
@@ -114,6 +116,7 @@ static void mpi_destroy(glow_comm *c)
     free(m->parts);
     free(m->counts);
     free(m->displs);
+    free(m->scounts);
     free(m->rcounts);
     free(m->rdispls);
     free(m);
@@ -141,6 +144,7 @@ glow_comm *glow_comm_mpi_new(backend *b, glow_error *err)
     m->parts = xmalloc((MPI_SEGMENT / (size_t)c->size + 1) * (size_t)c->size * sizeof(float));
     m->counts = xcalloc((size_t)c->size, sizeof(int));
     m->displs = xcalloc((size_t)c->size, sizeof(int));
+    m->scounts = xcalloc((size_t)c->size, sizeof(int));
     m->rcounts = xcalloc((size_t)c->size, sizeof(int));
     m->rdispls = xcalloc((size_t)c->size, sizeof(int));
 #define MPI_SET_SLOT(slot) c->slot = mpi_##slot;
