@@ -22,8 +22,10 @@ void glow_train_shape_hint(const dataset_info *in, const glow_config *m, char *b
 static int check_labels(dataset *d, const char *what, int n_classes, glow_error *err)
 {
     const dataset_info *in = dataset_get_info(d);
-    const uint32_t chunk = 4096;
-    uint8_t *px = xmalloc((size_t)chunk * in->c * in->h * in->w);
+    /* 4096 images at a time, or fewer when they are large (16 MiB at most) */
+    const size_t img = (size_t)in->c * in->h * in->w;
+    const uint32_t chunk = img > (16u << 20) / 4096 ? (uint32_t)((16u << 20) / img + 1) : 4096;
+    uint8_t *px = xmalloc((size_t)chunk * img);
     int32_t *lb = xmalloc(chunk * sizeof(int32_t));
     uint64_t index = 0;
     int n, rc = 0;
