@@ -183,7 +183,9 @@ static dataset *open_data(int n, char **inputs, const char *what, const options 
         glow_warn("reading the %s images from standard input into memory (at most %llu MiB; "
                   "for more, write shard files with glow-prep -o DIR)",
                   what, (unsigned long long)(glow_mem_limit() >> 20));
-    dataset *d = dataset_open(n, inputs, 0, &err);
+    /* a stream's records are held to the model's shape before decompression */
+    dataset *d = dataset_open_expect(n, inputs, 0, glow_train_data_expect, (void *)&cfg->model,
+                                     &err);
     if (!d)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     const dataset_info *in = dataset_get_info(d);

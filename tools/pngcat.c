@@ -173,14 +173,16 @@ static int expect_record(void *ctx, const shard_record *hdr, int has_labels, glo
     uint64_t img = (uint64_t)hdr->c * hdr->h * hdr->w;
     uint64_t raw = glow_mem_mul(img * (hdr->dtype == SHARD_F32 ? 4 : 1), hdr->n) +
                    (has_labels ? 4ull * hdr->n : 0);
-    uint64_t need = glow_mem_add(raw, img), held = 0;
+    /* the PNG writer's row and zlib state come on top */
+    const uint64_t writer = (uint64_t)hdr->w * hdr->c + (1u << 20);
+    uint64_t need = glow_mem_add(raw, img + writer), held = 0;
     const char *what = "the record and one image";
     if (e->g) {
         uint64_t take = hdr->n, before = e->g->n;
         if (e->o->limit && before + take > (uint64_t)e->o->limit)
             take = (uint64_t)e->o->limit - before;
         uint64_t pix = glow_mem_mul(before + take, img);
-        need = glow_mem_add(raw, pix);
+        need = glow_mem_add(raw, glow_mem_add(pix, writer));
         held = e->g->mem;
         what = "the record and the grid";
         if (!e->o->output || strcmp(e->o->output, "-") == 0) {

@@ -49,16 +49,31 @@ static int check_labels(dataset *d, const char *what, int n_classes, glow_error 
     return rc;
 }
 
-int glow_train_data_check(dataset *d, const char *what, const glow_config *m, glow_error *err)
+static int shape_check(const dataset_info *in, const char *what, const glow_config *m,
+                       glow_error *err)
 {
-    const dataset_info *in = dataset_get_info(d);
     if ((int)in->c != m->channels || (int)in->h != m->image_h || (int)in->w != m->image_w) {
         char hint[64];
         glow_train_shape_hint(in, m, hint, sizeof hint);
-        glow_errorf(err, "%s images are %ux%ux%u but the model expects %dx%dx%d; %s", what,
-                    in->c, in->h, in->w, m->channels, m->image_h, m->image_w, hint);
+        glow_errorf(err, "%s%simages are %ux%ux%u but the model expects %dx%dx%d; %s", what,
+                    *what ? " " : "", in->c, in->h, in->w, m->channels, m->image_h, m->image_w,
+                    hint);
         return -1;
     }
+    return 0;
+}
+
+int glow_train_data_expect(void *ctx, const shard_record *hdr, int has_labels, glow_error *err)
+{
+    dataset_info in = {hdr->c, hdr->h, hdr->w, has_labels, hdr->n, 1};
+    return shape_check(&in, "", ctx, err);
+}
+
+int glow_train_data_check(dataset *d, const char *what, const glow_config *m, glow_error *err)
+{
+    const dataset_info *in = dataset_get_info(d);
+    if (shape_check(in, what, m, err) != 0)
+        return -1;
     if (m->y_condition && !in->has_labels) {
         glow_errorf(err, "the model is class-conditional (y_condition) but the %s images have no "
                          "labels (glow-prep --labels ...)",

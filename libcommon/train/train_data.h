@@ -22,4 +22,9 @@ void glow_train_shape_hint(const dataset_info *in, const glow_config *m, char *b
  * Returns 0, or -1 with err set. */
 int glow_train_data_check(dataset *d, const char *what, const glow_config *m, glow_error *err);
 
+/* The model's shape asked of every record of a stream before it is decompressed
+ * (a shard_expect_fn: ctx is the glow_config), with glow_train_data_check's
+ * message. */
+int glow_train_data_expect(void *ctx, const shard_record *hdr, int has_labels, glow_error *err);
+
 #endif
