@@ -684,6 +684,27 @@ int st_load(const char *path, st_file *f, glow_error *err)
     return 0;
 }
 
+int st_load_buffer(const char *name, const void *data, size_t n, st_file *f, glow_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->path = xstrdup(name);
+    header h;
+    memset(&h, 0, sizeof h);
+    unsigned char first[8] = {0};
+    memcpy(first, data, n < 8 ? n : 8);
+    int rc = alloc_block(f, first, n, err);
+    if (rc == 0) {
+        memcpy(f->buf, data, n);
+        rc = parse_header(f, &h, err);
+    }
+    header_free(&h);
+    if (rc) {
+        st_free(f);
+        return -1;
+    }
+    return 0;
+}
+
 void st_free(st_file *f)
 {
     for (int i = 0; i < f->n; i++) {

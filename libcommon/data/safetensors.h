@@ -44,6 +44,8 @@ typedef struct {
  * to the end of the data its header declares, never further: more bytes after
  * that are an error. */
 int st_load(const char *path, st_file *f, glow_error *err);
+/* The same checks on a file's bytes in memory (copied); name stands for the file. */
+int st_load_buffer(const char *name, const void *data, size_t n, st_file *f, glow_error *err);
 void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key); /* NULL when absent */
