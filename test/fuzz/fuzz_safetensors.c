@@ -19,7 +19,9 @@ static void count(void *ctx, const char *msg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    glow_mem_set_limit(64u << 20);
+    static int once;
+    if (!once++)
+        glow_mem_set_limit(64u << 20);
     st_file f;
     glow_error err;
     if (st_load_buffer("fuzz", data, size, &f, &err) != 0) {

@@ -22,7 +22,9 @@ static int expect(void *ctx, const shard_record *hdr, int has_labels, glow_error
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    glow_mem_set_limit(64u << 20);
+    static int once;
+    if (!once++)
+        glow_mem_set_limit(64u << 20);
     FILE *f = fmemopen((void *)data, size ? size : 1, "rb");
     if (!f)
         return 0;
