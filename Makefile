@@ -44,11 +44,14 @@ ifeq ($(CUDA),1)
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
 
-.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check bench bench-deps FORCE \
-        fuzz fuzz-build fuzz-deps
+.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check gpu-bundle bench bench-deps FORCE \
+        fuzz fuzz-build fuzz-deps fuzz-torch-pickle
 # Objects of tools and tests are intermediate files to make; keep them.
 .SECONDARY:
 all: $(TOOLS) $(UNITS)
+
+# CUDA=emu: the CUDA backend on the emulated GPU (make emu-check; test/emu/emu.mk)
+include test/emu/emu.mk
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -90,9 +93,10 @@ $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB) $(CUDA_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group $(LDLIBS) -o $@
 
-# The whole suite: C unit tests, the reference cases, then the Bats tests of
-# every tool. test/run.sh prints one summary line "N passed, N failed".
-test: all
+# The whole suite: C unit tests, the reference cases, the Bats tests of every
+# tool, then the CUDA backend on the emulated GPU (plain and under ASan + UBSan;
+# test/emu/emu.mk). test/run.sh prints one summary line "N passed, N failed".
+test: all emu-build emu-build-asan
 	@BUILD=$(BUILD) test/run.sh
 
 unit: $(UNITS)
@@ -128,10 +132,48 @@ bench-deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-torch >/dev/null; }
 
-# On a GPU machine (../shared/gpu.md): GPU unit and parity tests, the reference
-# cases on CUDA, the throughput benchmark; summary to $OUT/gpu-check.md or stdout.
+# ---- the GPU machine (docs/gpu-check.md, ../shared/gpu.md) ----
+# make gpu-bundle, here: the programs gpu-check runs, linked again with their debug
+# information stripped (symbols and the device code's -lineinfo line tables kept)
+# and an rpath to the bundle's lib/, plus the libraries such a machine lacks, the
+# reference cases, BUILD-INFO and MANIFEST.tsv, in $(GPU_BUNDLE): the one path to
+# carry there (at most 64 MiB). make gpu-check, there: scripts/gpu-check.sh.
+# HOOK (the CUDA emulator, test/emu): `make gpu-bundle EMU=1` is to build the same
+# bundle with the CUDA backend linked against the emulator. The emulator's Makefile
+# part sets BUILD (a folder of its own, so GPU_BUNDLE follows) and LDLIBS for
+# EMU=1; the rules below take both as they are, and gpu-bundle.sh then carries the
+# emulator's libraries (those under this tree) and records emu=1 in BUILD-INFO,
+# which makes gpu-check.sh accept a machine without nvidia-smi.
+GPU_BUNDLE ?= $(BUILD)/gpu-bundle
+EMU        ?= 0
+GB_STAGE   := $(GPU_BUNDLE)-stage
+GB_TOOLS   := glow-train glow-sample glow-bpd glow-prep glow-ckpt pngcat
+GB_TESTS   := test_backend_cuda test_backend_cuda_ops test_cuda_train test_refcheck
+GB_BENCH   := gpu_bench
+GB_PROGS   := $(GB_TOOLS:%=$(GB_STAGE)/bin/%) $(GB_TESTS:%=$(GB_STAGE)/test/%) \
+              $(GB_BENCH:%=$(GB_STAGE)/bench/%)
+comma      := ,
+GB_LDFLAGS  = $(LDFLAGS) -Wl,-S -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/../lib'
+GB_LDLIBS   = $(filter-out -Wl$(comma)-rpath$(comma)%,$(LDLIBS))
+GB_LINK     = mkdir -p $(dir $@) && \
+	$(CC) $(GB_LDFLAGS) $< -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group $(GB_LDLIBS) -o $@
+
+$(GB_STAGE)/bin/%: $(BUILD)/obj/tools/%.o $(LIB) $(CUDA_LIB)
+	$(GB_LINK)
+$(GB_STAGE)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB) $(CUDA_LIB)
+	$(GB_LINK)
+$(GB_STAGE)/bench/%: $(BUILD)/obj/bench/%.o $(LIB) $(CUDA_LIB)
+	$(GB_LINK)
+
+gpu-bundle: $(GB_PROGS)
+	@[ "$(CUDA)" = 1 ] || { echo "gpu-bundle: this build has no CUDA backend (CUDA=$(CUDA)): nvcc and cuDNN are needed"; exit 1; }
+	GPU_BUNDLE=$(GPU_BUNDLE) GPU_BUNDLE_STAGE=$(GB_STAGE) GPU_BUNDLE_EMU=$(EMU) REF=$(REF) \
+	  CUDA_HOME=$(CUDA_HOME) scripts/gpu-bundle.sh
+
+# On a GPU machine: the GPU checks of scripts/gpu-check.sh, from the bundle (or,
+# without one, from $(BUILD)); summary in $$OUT/gpu-check.md (default out/gpu-check).
 gpu-check:
-	BUILD=$(BUILD) scripts/gpu-check.sh
+	BUILD=$(BUILD) GPU_BUNDLE=$(GPU_BUNDLE) scripts/gpu-check.sh
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own
 # build folder. oneDNN's JIT and OpenMP runtime are not instrumented; leaks in
@@ -149,7 +191,7 @@ check-asan:
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 10
 FUZZ_BUILD   := build-fuzz
-FUZZERS      := shard safetensors png jpeg yaml csv
+FUZZERS      := shard safetensors png jpeg yaml csv torch_pickle
 FUZZ_LIBSRC  := $(wildcard libcommon/base/*.c libcommon/config/*.c libcommon/data/*.c \
                   libcommon/model/*.c libcommon/prep/*.c) libcommon/train/train_state.c
 FUZZ_OBJ     := $(FUZZ_LIBSRC:%.c=$(FUZZ_BUILD)/obj/%.o)
@@ -174,6 +216,12 @@ fuzz-build: $(FUZZ_BINS)
 # so the committed corpus stays as it is); a crash fails the target.
 fuzz: fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
+
+# The PyTorch reader of glow-ckpt import alone (test/fuzz/fuzz_torch_pickle.c),
+# FUZZ_TIME seconds (default 60).
+FUZZ_TIME ?= 60
+fuzz-torch-pickle: $(FUZZ_BUILD)/fuzz_torch_pickle
+	FUZZ_BUILD=$(FUZZ_BUILD) test/fuzz/run.sh $(FUZZ_TIME) torch_pickle
 
 # clang and its libFuzzer runtime (not part of make deps).
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
@@ -209,7 +257,7 @@ demo: all
 	$(MAKE) -f pipelines/fashion-mnist.mk BUILD=$(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
+	rm -rf $(BUILD) build-asan $(EMU_BUILD) $(EMU_ASAN_BUILD) $(FUZZ_BUILD)
 
 help:
 	@echo "make            build every tool into $(BUILD)/bin (CUDA=$(CUDA))"
@@ -217,9 +265,13 @@ help:
 	@echo "make refcheck   REF=DIR DEVICE=cpu|cuda: every reference case under DIR"
 	@echo "make check-asan the suite under ASan + UBSan"
 	@echo "make fuzz       every fuzz harness FUZZ_SECONDS (default 10) from its corpus"
+	@echo "make gpu-bundle what gpu-check needs on a GPU machine, in $(GPU_BUNDLE) (carry it there)"
+	@echo "make emu-check  the CUDA backend on the emulated GPU (emu-check-asan: with ASan)"
 	@echo "make gpu-check  on a GPU machine: CUDA tests, reference cases, benchmark"
 	@echo "make deps       install the Debian packages"
 	@echo "make demo       the Fashion-MNIST pipeline"
 	@echo "make bench      our tools against PyTorch (make bench-deps first)"
+	@echo "make fuzz-torch-pickle  libFuzzer on the PyTorch reader (clang; FUZZ_TIME=60)"
 
--include $(COMMON_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d)
+-include $(COMMON_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d) \
+         $(wildcard $(BUILD)/obj/bench/*.d)

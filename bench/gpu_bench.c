@@ -17,11 +17,60 @@
 #include "tool/tool.h"
 #include "train/optim.h"
 
+#ifndef GLOW_HAVE_CUDA
+#define GLOW_HAVE_CUDA 0
+#endif
+#if GLOW_HAVE_CUDA
+#include "cuda/cuda_device.h"
+size_t cudnnGetVersion(void); /* cudnn.h, which a C file here does not include */
+#endif
+
 static void usage(void)
 {
     fprintf(stderr, "usage: gpu_bench CONFIG BATCH [--device D] [--warmup N] [--iters N] "
-                    "[--precision fp32,tf32,bf16]\n");
+                    "[--precision fp32,tf32,bf16]\n"
+                    "       gpu_bench --query [--device D]\n");
     exit(EXIT_USAGE);
+}
+
+/* The device, its backend and one round trip through its memory. */
+static int query(const char *device)
+{
+    glow_error err;
+    glow_device dev;
+    if (glow_device_resolve(device, &dev, &err))
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    char devname[32], name[160] = "cpu";
+    glow_device_str(&dev, devname, sizeof devname);
+#if GLOW_HAVE_CUDA
+    if (dev.kind == DEVICE_CUDA && glow_cuda_device_name(dev.index, name, sizeof name))
+        snprintf(name, sizeof name, "?");
+#endif
+    backend *b = backend_get(dev.kind, dev.index, &err);
+    if (!b)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    const size_t n = 1 << 20;
+    float *a = b->alloc(b, n * sizeof *a), *c = b->alloc(b, n * sizeof *c);
+    float *h = xmalloc(n * sizeof *h);
+    b->fill(b, a, 0.5f, n);
+    b->copy(b, c, a, n * sizeof *a);
+    b->download(b, h, c, n * sizeof *h);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += h[i] != 0.5f;
+    printf("QUERY device=%s name=\"%s\"", devname, name);
+#if GLOW_HAVE_CUDA
+    if (dev.kind == DEVICE_CUDA)
+        printf(" cudnn=%zu", cudnnGetVersion());
+#endif
+    printf(" roundtrip=%s\n", bad ? "FAILED" : "ok");
+    if (bad)
+        fprintf(stderr, "gpu_bench: %zu of %zu floats wrong after fill, copy and download\n", bad, n);
+    b->free(b, a);
+    b->free(b, c);
+    free(h);
+    backend_release(b);
+    return bad ? EXIT_BADINPUT : 0;
 }
 
 static int parse_prec(const char *s, glow_precision *p)
@@ -37,6 +86,13 @@ static int parse_prec(const char *s, glow_precision *p)
 int main(int argc, char **argv)
 {
     glow_tool_start(argc, argv, GLOW_TOOL_OPENMP); /* passive OpenMP waiting, as the tools */
+    if (argc >= 2 && strcmp(argv[1], "--query") == 0) {
+        if (argc == 2)
+            return query("cuda");
+        if (argc == 4 && strcmp(argv[2], "--device") == 0)
+            return query(argv[3]);
+        usage();
+    }
     if (argc < 3)
         usage();
     const char *cfg_path = argv[1], *device = "cuda", *precs = "fp32,tf32,bf16";

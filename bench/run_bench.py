@@ -4,7 +4,11 @@ same configs, alternately, with the same thread count; see bench/README.md for
 the method. Writes the table to stdout and to bench/results/.
 
   run_bench.py [--build DIR] [--results DIR] [--rounds N] [--skip-quality]
-               [--device cpu|cuda|auto] [--configs A128,A512,B]
+               [--device cpu|cuda|auto] [--configs A128,A512,B] [--latent-only]
+
+The latent tools (glow-encode, glow-decode) are timed beside glow-bpd and
+glow-sample on the configs marked latent (A128, B); --latent-only times just
+those four of ours, without PyTorch or the quality run (BENCH_LATENT_ONLY=1).
 """
 import argparse
 import datetime
@@ -28,11 +32,11 @@ THREADS = 2
 # name: model keys (docs/model.md section 1), batch, and how many steps/batches to time
 CONFIGS = {
     "A128": dict(model=dict(image_size=[32, 32], channels=1, levels=3, steps=8, width=128), batch=32,
-                 train_steps=20, eval_batches=16, sample_batches=8),
+                 train_steps=20, eval_batches=16, sample_batches=8, latent=True),
     "A512": dict(model=dict(image_size=[32, 32], channels=1, levels=3, steps=8, width=512), batch=32,
                  train_steps=5, eval_batches=5, sample_batches=3),
     "B": dict(model=dict(image_size=[32, 32], channels=3, levels=3, steps=32, width=512), batch=16,
-              train_steps=3, eval_batches=4, sample_batches=2),
+              train_steps=3, eval_batches=4, sample_batches=2, latent=True),
 }
 MODEL_DEFAULTS = dict(coupling="affine", permutation="invconv", lu=False, edge_bias=True, learn_top=True,
                       y_condition=False, n_classes=0, weight_y=0.01, n_bits=8)
@@ -174,6 +178,86 @@ class Ours:
             rss = max(rss, r)
         return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss
 
+    def encode(self, spec, ckpt, data):
+        """glow-encode as glow-bpd: two runs, 1 and 1 + eval_batches batches."""
+        b = spec["batch"]
+        res = []
+        for nb in (1, 1 + spec["eval_batches"]):
+            _, _, _, e = run([os.path.join(self.bin, "glow-encode"), "-v", "--batch", str(b), "--limit",
+                              str(nb * b), "--device", self.device, "-o", os.path.join(self.tmp, "enc.glow"),
+                              ckpt, data], env=env_threads())
+            res.append(self._reported(e))
+        return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9)
+
+    def decode(self, spec, ckpt):
+        """glow-decode as glow-sample: latents of glow-latent random (the same
+        noise as glow-sample draws), two runs of 1 and 1 + sample_batches batches."""
+        b = spec["batch"]
+        res = []
+        for nb in (1, 1 + spec["sample_batches"]):
+            lat = os.path.join(self.tmp, "lat.glow")
+            run([os.path.join(self.bin, "glow-latent"), "random", ckpt, str(nb * b), "--device", self.device,
+                 "-o", lat], env=env_threads())
+            _, _, _, e = run([os.path.join(self.bin, "glow-decode"), "-v", "--batch", str(b), "--device",
+                              self.device, "-o", os.path.join(self.tmp, "dec.glow"), ckpt, lat], env=env_threads())
+            res.append(self._reported(e))
+        return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9)
+
+
+def latent_rows(ours, name, spec, ckpt, data, rounds):
+    """images/s of glow-bpd, glow-encode, glow-sample, glow-decode: medians over rounds"""
+    r = {"eval": [], "encode": [], "sample": [], "decode": []}
+    for _ in range(rounds):
+        r["eval"].append(ours.eval(spec, ckpt, data)[0])
+        r["encode"].append(ours.encode(spec, ckpt, data))
+        r["sample"].append(ours.sample(spec, ckpt)[0])
+        r["decode"].append(ours.decode(spec, ckpt))
+    log(f"run_bench: {name} latent tools: " + json.dumps({k: round(med(v), 1) for k, v in r.items()}))
+    return r
+
+
+def latent_table(rows):
+    L = ["Latent tools (ours), images/s (median): encoding beside evaluation (glow-bpd; both a forward "
+         "pass without activations kept), decoding beside sampling (glow-sample; both the inverse pass):", "",
+         "| config | batch | glow-bpd | glow-encode | ratio | glow-sample | glow-decode | ratio |",
+         "|---|---|---|---|---|---|---|---|"]
+    for name, (spec, r) in rows.items():
+        L.append(f"| {name} | {spec['batch']} | {med(r['eval']):.1f} | {med(r['encode']):.1f} | "
+                 f"{med(r['encode']) / med(r['eval']):.2f}x | {med(r['sample']):.1f} | {med(r['decode']):.1f} | "
+                 f"{med(r['decode']) / med(r['sample']):.2f}x |")
+    return L + [""]
+
+
+def latent_only(a):
+    """--latent-only: our four tools on the latent configs, no PyTorch."""
+    device = "cpu" if a.device == "auto" else a.device
+    load0 = os.getloadavg()
+    t0 = time.time()
+    rows, lat_rows = {}, {}
+    with tempfile.TemporaryDirectory(prefix="glow-bench-") as tmp:
+        ours = Ours(a.build, tmp, device)
+        for name in a.configs.split(","):
+            spec = CONFIGS[name]
+            if not spec.get("latent"):
+                continue
+            cfgpath = os.path.join(tmp, f"{name}.yml")
+            model = write_config(cfgpath, spec["model"], spec["batch"], device)
+            H, W = model["image_size"]
+            data = os.path.join(tmp, f"{name}.glow")
+            write_shards(data, spec["batch"] * (1 + spec["eval_batches"]), model["channels"], H, W, 5)
+            run_dir = os.path.join(tmp, f"run-{name}")
+            run([os.path.join(ours.bin, "glow-train"), "-q", "-c", cfgpath, "--device", device, "--steps", "1",
+                 "-o", run_dir, data], env=env_threads())
+            ckpt = os.path.join(run_dir, "checkpoint.safetensors")
+            rows[name] = (spec, latent_rows(ours, name, spec, ckpt, data, a.rounds))
+    L = [f"# run_bench.py --latent-only, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", "",
+         f"Machine: {machine()}. Device: {device}; {THREADS} threads. Load average before: "
+         f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+         + f". Rounds: {a.rounds}.", ""] + latent_table(rows)
+    L.append(f"Total bench time: {time.time() - t0:.0f} s.")
+    print("\n".join(L))
+    return 0
+
 # ---------------------------------------------------------------- the peer
 
 
@@ -242,7 +326,10 @@ def main():
     ap.add_argument("--skip-quality", action="store_true", default=os.environ.get("BENCH_SKIP_QUALITY") == "1")
     ap.add_argument("--quality-seconds", type=float, default=480)
     ap.add_argument("--ref", default=os.path.join(ROOT, "..", "shared", "reference"))
+    ap.add_argument("--latent-only", action="store_true", default=os.environ.get("BENCH_LATENT_ONLY") == "1")
     a = ap.parse_args()
+    if a.latent_only:
+        return latent_only(a)
     import torch
     t_start = time.time()
     load0 = os.getloadavg()
@@ -278,7 +365,7 @@ def main():
         peak = {"3x3": g[0], "1x1": g[1], "peak": max(g)}
         log(out.strip())
 
-    rows = {}
+    rows, lat_rows = {}, {}
     with tempfile.TemporaryDirectory(prefix="glow-bench-") as tmp:
         ours = Ours(a.build, tmp, device)
         for name in a.configs.split(","):
@@ -317,6 +404,8 @@ def main():
                             R[who][mode] += rates
                             R[who]["rss_" + mode] = max(R[who]["rss_" + mode], rss)
             rows[name] = (model, spec, R)
+            if spec.get("latent"):
+                lat_rows[name] = (spec, latent_rows(ours, name, spec, ckpt, data, a.rounds))
             log(f"run_bench: {name}: " + json.dumps({w: {k: (round(med(v), 1) if isinstance(v, list) else round(v))
                                                           for k, v in d.items()} for w, d in R.items()}))
 
@@ -360,6 +449,8 @@ def main():
     L.append("Configs: A = 1x32x32, L=3, K=8, affine, invconv, edge bias, learned top (width 128 / 512, batch 32); "
              "B = 3x32x32, L=3, K=32, width 512, batch 16. Adam. Train = forward + backward + optimizer step. "
              "GFLOP/s: convolution FLOPs (bench/model_bench.c's count; x3 for training) times images/s.")
+    if lat_rows:
+        L += [""] + latent_table(lat_rows)
     if qual:
         L += ["", f"Quality: configs/fashion-mnist.yml, glow-train --time-limit {qual['seconds']:.0f}: "
                   f"{qual['steps']} steps; test bpd (10,000 images, 32x32 padded, glow-bpd) "
@@ -374,6 +465,8 @@ def main():
     with open(stem + ".md", "w") as f:
         f.write(text)
     raw = {n: {"model": m, "spec": s, "results": R} for n, (m, s, R) in rows.items()}
+    for n, (_, r) in lat_rows.items():
+        raw[n]["latent"] = r
     with open(stem + ".json", "w") as f:
         json.dump({"peak": peak, "rows": raw, "quality": qual, "device": device}, f, indent=1)
     log(f"run_bench: wrote {stem}.md")

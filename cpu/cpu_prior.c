@@ -82,6 +82,37 @@ void cpu_gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
     }
 }
 
+void cpu_gauss_to_eps(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
+                      size_t rows, int c, float *eps, int lde)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 16384)
+    for (size_t r = 0; r < rows; r++) {
+        const float *hp = h + r * 2 * c;
+        for (int j = 0; j < c; j++) {
+            int im, il;
+            prior_idx(lay, c, j, &im, &il);
+            eps[r * lde + j] = ew_gauss_to_eps(z[r * ldz + j], hp[im], hp[il]);
+        }
+    }
+}
+
+void cpu_gauss_from_eps(backend *b, const float *eps, int lde, const float *h,
+                        bk_prior_layout lay, size_t rows, int c, float temperature, float *z,
+                        int ldz)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 16384)
+    for (size_t r = 0; r < rows; r++) {
+        const float *hp = h + r * 2 * c;
+        for (int j = 0; j < c; j++) {
+            int im, il;
+            prior_idx(lay, c, j, &im, &il);
+            z[r * ldz + j] = ew_gauss_from_eps(eps[r * lde + j], hp[im], hp[il], temperature);
+        }
+    }
+}
+
 void cpu_yemb_fwd(backend *b, float *h, int n, size_t rows_per_image, int c, int n_classes,
                   const int32_t *labels, const float *w, const float *bias, const float *logs)
 {

@@ -191,7 +191,16 @@ static int open_device(cuda_ctx *ctx, int device, glow_error *err)
     CUDNN_CHECK(cudnnSetStream(ctx->cudnn, ctx->stream));
     CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
     CUBLAS_CHECK(cublasSetPointerMode(ctx->cublas, CUBLAS_POINTER_MODE_HOST));
-    CUDA_CHECK(cudaMallocHost(&ctx->host_scratch, CUDA_HOST_SCRATCH_BYTES));
+    if ((e = cudaMallocHost(&ctx->host_scratch, CUDA_HOST_SCRATCH_BYTES)) != cudaSuccess) {
+        cudaGetLastError();
+        glow_errorf(err, "cuda:%d: cannot allocate pinned host memory: %s", device,
+                    cudaGetErrorString(e));
+        ctx->host_scratch = NULL;
+        cublasDestroy(ctx->cublas);
+        cudnnDestroy(ctx->cudnn);
+        cudaStreamDestroy(ctx->stream);
+        return -1;
+    }
     return 0;
 }
 

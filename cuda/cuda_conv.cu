@@ -105,7 +105,8 @@ __global__ void k_from_bf16(const bf16 *x, float *y, size_t n, int accumulate)
 }
 
 // y = post(yc): + edge taps at border pixels (when w is given), then the affine
-// (when bias is given) with the CPU's clamp, in the CPU's order of operations.
+// (when logs is given, as on the CPU; a null bias is zero) with the CPU's clamp, in
+// the CPU's order of operations.
 template <typename T>
 __global__ void k_post(const T *yc, float *y, size_t rows, int h, int wd, int cout, int cin,
                        const float *w, const float *bias, const float *logs, int relu)
@@ -130,8 +131,8 @@ __global__ void k_post(const T *yc, float *y, size_t rows, int h, int wd, int co
                 }
             v += s;
         }
-        if (bias) {
-            v = ew_actnorm_fwd(v, bias[o], ew_actnorm_scale(logs[o]));
+        if (logs) {
+            v = ew_actnorm_fwd(v, bias ? bias[o] : 0.0f, ew_actnorm_scale(logs[o]));
             v = v > lo ? v : lo;
         }
         y[i] = v;
@@ -503,7 +504,7 @@ static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const fl
     if (bf && !p->gemm)
         LAUNCH(ctx, ny, k_post<bf16>, (const bf16 *)yc, y, rows, d->h, d->w, d->cout, d->cin, we,
                bias, logs, relu);
-    else if (we || bias)
+    else if (we || logs)
         LAUNCH(ctx, ny, k_post<float>, (const float *)yc, y, rows, d->h, d->w, d->cout, d->cin, we,
                bias, logs, relu);
 }

@@ -31,8 +31,17 @@ void cuda_copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, 
     if (n == 0)
         return;
     if (!accumulate && ldd == cols && lds == cols) {
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice,
-                                   ctx->stream));
+        // one block, with the CPU's memmove semantics: overlapping ranges (undefined
+        // for cudaMemcpyAsync) go through a bounce buffer, as in cuda_copy
+        const size_t bytes = n * sizeof(float);
+        if (dst == src)
+            return;
+        if (dst < src + n && src < dst + n) {
+            float *tmp = (float *)cuda_scratch(ctx, CUDA_SCRATCH_CONV_AUX, bytes);
+            CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream));
+            src = tmp;
+        }
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream));
         return;
     }
     LAUNCH(ctx, n, k_copy_cols, dst, ldd, src, lds, rows, cols, accumulate);

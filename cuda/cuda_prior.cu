@@ -106,6 +106,55 @@ void cuda_gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
                temperature, seed, stream, first, z, ldz);
 }
 
+__global__ void k_gauss_to_eps(const float *z, int ldz, const float *h, bk_prior_layout lay,
+                               size_t rows, int c, float *eps, int lde)
+{
+    GRID_STRIDE(i, rows * (size_t)c)
+    {
+        size_t r = i / (size_t)c;
+        int j = (int)(i % (size_t)c);
+        int im, il;
+        prior_idx(lay, c, j, &im, &il);
+        const float *hp = h + r * 2 * (size_t)c;
+        eps[r * lde + j] = ew_gauss_to_eps(z[r * ldz + j], hp[im], hp[il]);
+    }
+}
+
+void cuda_gauss_to_eps(backend *b, const float *z, int ldz, const float *h, bk_prior_layout lay,
+                       size_t rows, int c, float *eps, int lde)
+{
+    cuda_ctx *ctx = cuda_ctx_of(b);
+    size_t n = rows * (size_t)(c > 0 ? c : 0);
+    if (n)
+        LAUNCH(ctx, n, k_gauss_to_eps, z, ldz, h, lay, rows, c, eps, lde);
+}
+
+// The expression of k_gauss_sample with the normal read instead of drawn (the
+// same contraction into an FMA), so that the same normal gives the same z.
+__global__ void k_gauss_from_eps(const float *eps, int lde, const float *h, bk_prior_layout lay,
+                                 size_t rows, int c, float temperature, float *z, int ldz)
+{
+    GRID_STRIDE(i, rows * (size_t)c)
+    {
+        size_t r = i / (size_t)c;
+        int j = (int)(i % (size_t)c);
+        int im, il;
+        prior_idx(lay, c, j, &im, &il);
+        const float *hp = h + r * 2 * (size_t)c;
+        z[r * ldz + j] = ew_gauss_from_eps(eps[r * lde + j], hp[im], hp[il], temperature);
+    }
+}
+
+void cuda_gauss_from_eps(backend *b, const float *eps, int lde, const float *h,
+                         bk_prior_layout lay, size_t rows, int c, float temperature, float *z,
+                         int ldz)
+{
+    cuda_ctx *ctx = cuda_ctx_of(b);
+    size_t n = rows * (size_t)(c > 0 ? c : 0);
+    if (n)
+        LAUNCH(ctx, n, k_gauss_from_eps, eps, lde, h, lay, rows, c, temperature, z, ldz);
+}
+
 // ---- class embedding ----
 
 __global__ void k_yemb_fwd(float *h, size_t rows_per_image, size_t total, int c,
@@ -253,17 +302,21 @@ __global__ void k_head_dpre(const double *prob, const double *pre, int n, int k,
     }
 }
 
-// dw[q, j] = sum_i dpre[i, q] pooled[i, j]; dbias, dlogs summed over images in order.
+// dw[q, j] = sum_i dpre[i, q] pooled[i, j]; dbias, dlogs summed over images in order
+// (by the thread of j = 0, which also runs when there are no channels).
 __global__ void k_head_params(const double *dpre, const double *dl, const double *pooled,
                               int n, int c, int k, float *dw, float *dbias, float *dlogs)
 {
-    GRID_STRIDE(t, (size_t)k * c)
+    const int cc = c > 0 ? c : 1;
+    GRID_STRIDE(t, (size_t)k * cc)
     {
-        int q = (int)(t / (size_t)c), j = (int)(t % (size_t)c);
-        double s = 0;
-        for (int i = 0; i < n; i++)
-            s += dpre[(size_t)i * k + q] * pooled[(size_t)i * c + j];
-        dw[t] = (float)s;
+        int q = (int)(t / (size_t)cc), j = (int)(t % (size_t)cc);
+        if (c > 0) {
+            double s = 0;
+            for (int i = 0; i < n; i++)
+                s += dpre[(size_t)i * k + q] * pooled[(size_t)i * c + j];
+            dw[t] = (float)s;
+        }
         if (j == 0) {
             double gb = 0, gl = 0;
             for (int i = 0; i < n; i++) {
@@ -333,10 +386,13 @@ void cuda_head_bwd(backend *b, const float *z, int n, size_t rows_per_image, int
                    float g, float *dz, float *dw, float *dbias, float *dlogs)
 {
     cuda_ctx *ctx = cuda_ctx_of(b);
-    if (k <= 0 || c <= 0)
+    if (k <= 0)
         return;
+    // c = 0 (no channels): the logits are the bias alone, and dbias, dlogs are
+    // still written, as on the CPU
     if (n <= 0) {
-        CUDA_CHECK(cudaMemsetAsync(dw, 0, (size_t)k * c * sizeof(float), ctx->stream));
+        if (c > 0)
+            CUDA_CHECK(cudaMemsetAsync(dw, 0, (size_t)k * c * sizeof(float), ctx->stream));
         CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)k * sizeof(float), ctx->stream));
         CUDA_CHECK(cudaMemsetAsync(dlogs, 0, (size_t)k * sizeof(float), ctx->stream));
         return;
@@ -348,7 +404,10 @@ void cuda_head_bwd(backend *b, const float *z, int n, size_t rows_per_image, int
     LAUNCH_GRID(ctx, (unsigned)n, 128, k_head_logits, pooled, c, k, labels, w, bias, logs, prob,
                 pre, NULL);
     LAUNCH(ctx, nk, k_head_dpre, prob, pre, n, k, labels, logs, g, dpre, dl);
-    LAUNCH(ctx, (size_t)k * c, k_head_params, dpre, dl, pooled, n, c, k, dw, dbias, dlogs);
+    LAUNCH(ctx, (size_t)k * (c > 0 ? c : 1), k_head_params, dpre, dl, pooled, n, c, k, dw, dbias,
+           dlogs);
+    if (c <= 0)
+        return;
     LAUNCH(ctx, (size_t)n * c, k_head_dpool, dpre, w, n, c, k, (double)rows_per_image,
            dpool);
     const size_t total = (size_t)n * rows_per_image * c;

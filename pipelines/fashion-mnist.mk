@@ -6,7 +6,10 @@
 #
 #   OUT         results (default out/fashion-mnist): train/ and test/ shard files,
 #               train.png (a grid of training images), run/ (config.yml,
-#               checkpoint.safetensors, log.jsonl), samples.png, test-bpd.txt
+#               checkpoint.safetensors, log.jsonl), samples.png, test-bpd.txt,
+#               interpolation.png (4 pairs of test images, 11 steps between the
+#               two of each: glow-encode | glow-latent mix | glow-decode; more in
+#               pipelines/latent.mk)
 #   DEMO_STEPS  train to this step instead of the config's steps (a quick run:
 #               DEMO_STEPS=50); a later run with more steps continues the same run
 #   DEVICE      cpu, cuda, cuda:N or auto (default auto: a GPU when there is one)
@@ -32,15 +35,17 @@ TRAINED := $(RUN)/.done-$(if $(strip $(DEMO_STEPS)),$(DEMO_STEPS),config)
 # Sample and score with the moving average of the weights when the run kept one.
 EMA_FLAG = $$($(BIN)/glow-ckpt $(CKPT) | grep -q '^ema: yes' && echo --ema)
 
-.PHONY: all data train sample score help
-all: $(OUT)/train.png $(OUT)/samples.png $(OUT)/test-bpd.txt
+.PHONY: all data train sample score interpolate help
+all: $(OUT)/train.png $(OUT)/samples.png $(OUT)/test-bpd.txt $(OUT)/interpolation.png
 	@echo "fashion-mnist: checkpoint $(CKPT), samples $(OUT)/samples.png, training images $(OUT)/train.png"
+	@echo "fashion-mnist: interpolation strips $(OUT)/interpolation.png"
 	@echo "fashion-mnist: test set $$(cat $(OUT)/test-bpd.txt)"
 
 data: $(OUT)/train/.done $(OUT)/test/.done
 train: $(TRAINED)
 sample: $(OUT)/samples.png
 score: $(OUT)/test-bpd.txt
+interpolate: $(OUT)/interpolation.png
 
 $(FMNIST)/train-images-idx3-ubyte.gz $(FMNIST)/t10k-images-idx3-ubyte.gz:
 	@dpkg-query -W -f='$${Status}' dataset-fashion-mnist 2>/dev/null | grep -q 'install ok installed' || \
@@ -74,6 +79,13 @@ $(OUT)/samples.png: $(TRAINED)
 
 $(OUT)/test-bpd.txt: $(TRAINED) $(OUT)/test/.done
 	$(BIN)/glow-bpd $(CKPT) $(EMA_FLAG) --device $(DEVICE) $(OUT)/test >$@.tmp && mv $@.tmp $@
+
+# The first 8 test images as 4 pairs, 11 images from the first of each to the second.
+$(OUT)/interpolation.png: $(TRAINED) $(OUT)/test/.done
+	$(BIN)/glow-encode $(CKPT) $(EMA_FLAG) --device $(DEVICE) --limit 8 -o $(OUT)/pairs.lat $(OUT)/test
+	$(BIN)/glow-latent mix --steps 11 -o $(OUT)/mix.lat $(OUT)/pairs.lat
+	$(BIN)/glow-decode $(CKPT) $(EMA_FLAG) --device $(DEVICE) -o $(OUT)/interpolation.glow $(OUT)/mix.lat
+	$(BIN)/pngcat --cols 11 -o $@ $(OUT)/interpolation.glow
 
 help:
 	@sed -n '1,/^$$/p' $(SELF) | sed -n 's/^# \{0,1\}//p'

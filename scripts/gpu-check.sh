@@ -1,156 +1,641 @@
 #!/usr/bin/env bash
-# The checks of the CUDA backend on a GPU machine (docs: ../shared/gpu.md), in
-# about five minutes: finds cuDNN and cuBLAS, runs the GPU unit tests, the
-# GPU-vs-CPU parity tests, the reference cases on CUDA, then a throughput
-# benchmark (training and evaluation images/s and peak GPU memory for the CIFAR-10
-# and ImageNet 64x64 configs in fp32, tf32 and bf16). Every stage reports pass or
-# fail and the script goes on; it exits 1 when any stage failed. The summary
-# (markdown) goes to $OUT/gpu-check.md when OUT is set, else to stdout; the logs
-# of every stage to $OUT/gpu-check-logs/.
+# The checks of the CUDA backend on a GPU machine (docs/gpu-check.md,
+# ../shared/gpu.md), from the bundle that `make gpu-bundle` made elsewhere:
+# nothing is compiled here. Stages, cheapest and most telling first:
+#   libraries     unpacks the bundle's compressed libraries, checks the bundle
+#                 against its MANIFEST.tsv, finds cuDNN, cuBLAS and NCCL (Python
+#                 wheels, CUDA_HOME), runs ldd on every program; a missing library
+#                 or a too old glibc stops the check at once (exit 3)
+#   device        nvidia-smi and gpu_bench --query (driver, runtime, cuDNN, cuBLAS,
+#                 a round trip through GPU memory); no GPU stops the check (exit 3)
+#   unit, ops     test_backend_cuda, test_backend_cuda_ops (GPU against CPU)
+#   refcheck      the reference cases on the device
+#   cuda-train    test_cuda_train: 50 steps on both backends, losses compared
+#   train-compare glow-train configs/tiny.yml for 50 steps on the CPU and on the
+#                 device, losses compared; glow-sample and glow-bpd on the device
+#   memcheck      compute-sanitizer --tool memcheck on a few training steps of the
+#                 tiny config and on glow-sample
+#   nccl-1rank, mpi-2rank   hooks for the data-parallel training (skipped, with
+#                 the reason, until its programs are in the bundle)
+#   bench-*       throughput (gpu_bench and glow-train) in fp32, tf32 and bf16
+# The tests run with GLOW_TEST_STRICT=1 (a skip is a failure) and GLOW_CUDA_SYNC=1
+# (every kernel launch checked). Every stage writes its log to
+# $OUT/gpu-check-logs/NN-STAGE.log as it runs, and $OUT/gpu-check.md (the
+# summary) is rewritten before and after every stage, so a run cut off by its
+# time limit still tells what it did and where it stopped.
 #
-# Environment: BUILD (build folder, default build), REF (reference cases, default
-# ../shared/reference), GPU_CHECK_DEVICE (default cuda; "cpu" with
-# GPU_CHECK_SMALL=1 rehearses the script on a machine without a GPU),
-# GPU_CHECK_STEPS (timed glow-train steps, default 30).
+# Exit status: 0 every stage passed (or was skipped for a stated reason), 1 a stage
+# failed, timed out or was not reached by the deadline, 3 stopped early (a
+# library missing, the bundle damaged, no GPU).
+#
+# Environment:
+#   OUT                  results folder (default out/gpu-check)
+#   GPU_BUNDLE           the bundle (default build/gpu-bundle); without one the
+#                        programs of BUILD (default build) are used
+#   GPU_CHECK_DEVICE     cuda (default), cuda:N, or cpu: the same stages against the
+#                        CPU backend, a rehearsal on a machine without a GPU
+#   GPU_CHECK_DEADLINE   seconds for everything up to the benchmark (default 240)
+#   GPU_CHECK_TOTAL      seconds in all; the benchmark runs in what is left
+#                        (default 330)
+#   GPU_CHECK_BENCH      auto (default: when at least 60 s are left), 1 (always,
+#                        with at least GPU_CHECK_BENCH_S, default 240 s), 0 (never)
+#   GPU_CHECK_ONLY       comma-separated stages to run (libraries and device always)
+#   GPU_CHECK_SANITIZE   compute-sanitizer tools (default memcheck)
+#   GPU_CHECK_TRAIN_TOL  relative loss tolerance of train-compare (default 1e-2)
+#   GPU_CHECK_LIBDIRS    extra library folders, searched before the wheels
+#   GPU_CHECK_SMALL      1: the benchmark on shrunk models (default 1 on cpu)
+#   GPU_CHECK_STEPS      timed glow-train steps in the benchmark (default 30)
+#   GPU_CHECK_LDD        the ldd to use (tests give a fake one)
+#   REF                  reference cases (default the bundle's ref/, else
+#                        ../shared/reference)
 set -u
-cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-# the tests' CPU side waits passively, as the tools do (libcommon/tool/tool.h)
+cd "$(dirname "$0")/.." || exit 3
+ROOT=$PWD
+# the tests' CPU side waits passively, as the tools do (libcommon/tool/tool.h),
+# and the tools then need not restart themselves for it (under compute-sanitizer too)
 [ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || export OMP_WAIT_POLICY=passive
-if [ -z "${REF:-}" ]; then
-    REF=../shared/reference
-    [ -d "$REF" ] || [ ! -d shared/reference ] || REF=shared/reference
-fi
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
-SMALL=${GPU_CHECK_SMALL:-0}
+DEADLINE=${GPU_CHECK_DEADLINE:-240}
+TOTAL=${GPU_CHECK_TOTAL:-330}
+BENCH=${GPU_CHECK_BENCH:-auto}
+BENCH_S=${GPU_CHECK_BENCH_S:-240}
+BENCH_MIN=${GPU_CHECK_BENCH_MIN:-60}
+ONLY=${GPU_CHECK_ONLY:-}
+SANITIZE=${GPU_CHECK_SANITIZE:-memcheck}
+TRAIN_TOL=${GPU_CHECK_TRAIN_TOL:-1e-2}
+SMALL=${GPU_CHECK_SMALL:-$([ "$DEVICE" = cpu ] && echo 1 || echo 0)}
 STEPS=${GPU_CHECK_STEPS:-30}
-work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
-logs=$work/logs
-mkdir -p "$logs"
-stages=$work/stages.md
-bench=$work/bench.md
-failed=0
-t_start=$(date +%s)
+# the CPU backend computes in fp32 only
+PRECS=${GPU_CHECK_PRECISIONS:-$([ "$DEVICE" = cpu ] && echo fp32 || echo fp32,tf32,bf16)}
+LDD=${GPU_CHECK_LDD:-ldd}
+BUILD=${BUILD:-build}
+BUNDLE=${GPU_BUNDLE:-$BUILD/gpu-bundle}
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+OUT=${OUT:-out/gpu-check}
+mkdir -p "$OUT" || { echo "gpu-check: STOPPED: cannot create OUT=$OUT" >&2; exit 3; }
+OUT=$(cd "$OUT" && pwd)
+LOGS=$OUT/gpu-check-logs
+SUMMARY=$OUT/gpu-check.md
+mkdir -p "$LOGS" && rm -f "$LOGS"/*.log
+work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX") || exit 3
+START_UTC=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+SECONDS=0
+DEADLINE_END=$DEADLINE
+TOTAL_END=$TOTAL
+have_timeout=$(command -v timeout >/dev/null && echo 1 || echo 0)
 
-# stage NAME CMD...: runs CMD with its output in logs/NAME.log, records the result
-stage() {
-    local name=$1 t0 rc note
-    shift
-    t0=$(date +%s)
-    "$@" >"$logs/$name.log" 2>&1
-    rc=$?
-    note=$(grep -E 'skipped:|[0-9]+ passed, [0-9]+ failed|FAIL|[Ee]rror' "$logs/$name.log" |
-           grep -vE '^(cc|gcc|nvcc|ar|rm) ' | tail -n 1 |
-           tr '|' '/' | cut -c1-120)
-    if [ $rc -eq 0 ]; then
-        echo "| $name | pass | $(($(date +%s) - t0)) s | $note |" >>"$stages"
-        echo "gpu-check: $name: pass" >&2
-    else
-        failed=1
-        echo "| $name | FAIL (exit $rc) | $(($(date +%s) - t0)) s | $note |" >>"$stages"
-        echo "gpu-check: $name: FAIL (exit $rc); last lines of its log:" >&2
-        tail -n 15 "$logs/$name.log" >&2
-    fi
-    return $rc
+# ---- the record of the stages and the summary ----
+S_NAME=() S_RES=() S_TIME=() S_NOTE=()
+failed=0
+STATE=RUNNING
+STATUS="starting"
+DEVICE_DESC="-" BUNDLE_DESC="-" LIB_DESC="-"
+STAGE_PID=""
+
+write_summary() {
+    local i tmpf=$SUMMARY.tmp.$BASHPID
+    {
+        echo "# gpu-check: $STATE"
+        echo
+        echo "$STATUS"
+        echo
+        echo "- started $START_UTC on $(uname -n); ${SECONDS} s so far; limits: ${DEADLINE} s for the tests, ${TOTAL} s in all; benchmark: $BENCH"
+        echo "- device: $DEVICE_DESC"
+        echo "- bundle: $BUNDLE_DESC"
+        echo "- libraries: $LIB_DESC"
+        echo
+        echo "| # | stage | result | time | note |"
+        echo "|---|---|---|---|---|"
+        for i in "${!S_NAME[@]}"; do
+            echo "| $((i + 1)) | ${S_NAME[$i]} | ${S_RES[$i]} | ${S_TIME[$i]} | ${S_NOTE[$i]} |"
+        done
+        if [ -s "$work/numbers" ]; then
+            echo
+            echo "## Numbers"
+            echo
+            sed 's/^/    /' "$work/numbers"
+        fi
+        if [ -s "$work/bench.rows" ]; then
+            echo
+            echo "## Throughput"
+            echo
+            echo "glow-train on random 8-bit shards, the mean of its log intervals after the first;"
+            echo "model: gpu_bench forward+backward+Adam and evaluation forward, 10 timed steps after"
+            echo "3 warm-up steps. Peak memory: nvidia-smi, above the idle level.$([ "$SMALL" = 1 ] && echo " Shrunk models (GPU_CHECK_SMALL=1).")"
+            echo
+            echo "| config | batch | precision | train img/s (glow-train) | train img/s (model) | eval img/s | peak GPU MiB (glow-train) |"
+            echo "|---|---|---|---|---|---|---|"
+            cat "$work/bench.rows"
+        fi
+        echo
+        echo "Logs: gpu-check-logs/ (one per stage, written as it ran). To run the programs by hand"
+        echo "on this machine: source gpu-check-env.sh."
+        echo
+        echo "Result: $STATE"
+    } >"$tmpf" && mv -f "$tmpf" "$SUMMARY"
 }
 
-# ---- libraries: cuDNN and cuBLAS may come from the Python wheels ----
-find_libs() {
-    local dirs=() d mod
-    for mod in nvidia.cudnn nvidia.cublas nvidia.cuda_runtime nvidia.cu13 nvidia; do
-        d=$(python3 -c "import $mod as m, os; print(os.path.dirname(m.__file__) if getattr(m, '__file__', None) else list(m.__path__)[0])" 2>/dev/null) || continue
-        for sub in lib lib64 cu13/lib cublas/lib cudnn/lib; do
-            [ -d "$d/$sub" ] && dirs+=("$d/$sub")
-        done
-    done
-    # the wheels not found by import: look for the files themselves
-    if [ ${#dirs[@]} -eq 0 ]; then
-        for lib in 'libcudnn.so.9*' 'libcublas.so.*'; do
-            while IFS= read -r f; do dirs+=("$(dirname "$f")"); done < <(
-                timeout 30 find / -xdev -name "$lib" 2>/dev/null | head -n 4)
-        done
+record() { # NAME RESULT TIME NOTE
+    S_NAME+=("$1") S_RES+=("$2") S_TIME+=("$3") S_NOTE+=("$(printf '%s' "$4" | tr '|\n' '/ ' | cut -c1-160)")
+}
+
+finish() { # STATE EXIT
+    STATE=$1
+    case $1 in
+    PASS) STATUS="All ${#S_NAME[@]} stages passed or were skipped for the reason given, in ${SECONDS} s." ;;
+    FAIL) STATUS="Failed: $(for i in "${!S_RES[@]}"; do case ${S_RES[$i]} in FAIL* | TIMEOUT* | NOT\ RUN*) printf '%s ' "${S_NAME[$i]}" ;; esac; done)(${SECONDS} s)." ;;
+    esac
+    write_summary
+    rm -rf "$work"
+    exit "$2"
+}
+
+# stop REASON: one clear line, the summary, exit 3
+stop() {
+    STATE=STOPPED
+    STATUS="Stopped: $1"
+    write_summary
+    echo "gpu-check: STOPPED: $1 (summary: $SUMMARY)" >&2
+    rm -rf "$work"
+    exit 3
+}
+
+on_signal() {
+    if [ -n "$STAGE_PID" ]; then
+        pkill -TERM -P "$STAGE_PID" 2>/dev/null
+        kill -TERM "$STAGE_PID" 2>/dev/null
     fi
-    local seen=":" out=""
+    STATE="CUT OFF"
+    STATUS="Cut off by a signal after ${SECONDS} s, during: ${CURRENT:-between stages}."
+    write_summary
+    echo "gpu-check: cut off during ${CURRENT:-between stages} (summary: $SUMMARY)" >&2
+    rm -rf "$work"
+    exit 1
+}
+trap on_signal TERM INT HUP
+
+note() { echo "$*" >>"$work/note"; }
+number() { echo "$*" >>"$work/numbers"; }
+
+# tmo CMD...: CMD under timeout, with what is left of the current stage
+tmo() {
+    local left=$((STAGE_END - SECONDS))
+    [ "$left" -ge 1 ] || left=1
+    if [ "$have_timeout" = 1 ]; then
+        timeout -k 5 "$left" "$@"
+    else
+        "$@"
+    fi
+}
+
+selected() { [ -z "$ONLY" ] || [ "$1" = device ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+# stage NAME CAP END CMD...: runs CMD (a command, or a function that runs its
+# commands with tmo) with its output in the stage's log, for at most CAP seconds
+# and not past END (seconds since the start). Return: CMD's status; 0 when
+# skipped for a reason (GPU_CHECK_ONLY, or 77 from CMD); 124 past the deadline.
+stage() {
+    local name=$1 cap=$2 end=$3 t0=$SECONDS rc res log left noteline
+    shift 3
+    if ! selected "$name"; then
+        record "$name" skip "-" "not in GPU_CHECK_ONLY"
+        write_summary
+        return 0
+    fi
+    left=$((end - SECONDS))
+    if [ "$left" -lt 3 ]; then
+        record "$name" "NOT RUN (deadline)" "-" "the ${DEADLINE} s deadline had passed (GPU_CHECK_DEADLINE)"
+        failed=1
+        write_summary
+        echo "gpu-check: $name: not run (deadline)" >&2
+        return 124
+    fi
+    [ "$cap" -le "$left" ] || cap=$left
+    STAGE_END=$((SECONDS + cap))
+    log=$LOGS/$(printf '%02d' $((${#S_NAME[@]} + 1)))-$name.log
+    CURRENT="$name (log ${log#"$OUT"/})"
+    STATUS="Running: $CURRENT, since ${SECONDS} s, for at most $cap s."
+    write_summary
+    : >"$work/note"
+    [ "$(type -t "$1")" = function ] || set -- tmo "$@"
+    echo "\$ $*" >"$log"
+    "$@" >>"$log" 2>&1 </dev/null &
+    STAGE_PID=$!
+    wait "$STAGE_PID"
+    rc=$?
+    STAGE_PID=""
+    CURRENT=""
+    noteline=$(tail -n 1 "$work/note")
+    case $rc in
+    0)
+        if grep -q ': skipped: ' "$log"; then
+            res=skip
+            [ -n "$noteline" ] || noteline=$(grep -m1 ': skipped: ' "$log")
+        else
+            res=pass
+            [ -n "$noteline" ] || noteline=$(grep -E '[0-9]+ passed, [0-9]+ failed|QUERY ' "$log" | tail -n 1)
+        fi
+        ;;
+    77) res=skip ;;
+    124 | 137)
+        res="TIMEOUT (${cap} s)"
+        failed=1
+        ;;
+    *)
+        res="FAIL (exit $rc)"
+        failed=1
+        ;;
+    esac
+    if [ "$res" != pass ] && [ "$res" != skip ] && [ -z "$noteline" ]; then
+        noteline=$(grep -m1 -E 'check failed|FAIL|[Ee]rror|not found|cannot|skipped:' "$log")
+        [ -n "$noteline" ] || noteline=$(grep -v '^\$ ' "$log" | tail -n 1)
+    fi
+    record "$name" "$res" "$((SECONDS - t0)) s" "$noteline"
+    write_summary
+    if [ "$res" = pass ] || [ "$res" = skip ]; then
+        echo "gpu-check: $name: $res" >&2
+        return 0
+    fi
+    if [ "${QUIET_FAIL:-0}" != 1 ]; then
+        echo "gpu-check: $name: $res; last lines of ${log#"$OUT"/}:" >&2
+        tail -n 15 "$log" >&2
+    fi
+    return "$rc"
+}
+
+is_elf() { [ "$(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ]; }
+
+# ---- 1. libraries ----
+# the programs: the bundle's, else the build folder's
+if [ -f "$BUNDLE/BUILD-INFO" ]; then
+    B=$BUNDLE
+    info() { sed -n "s/^$1=//p" "$B/BUILD-INFO" | head -n 1; }
+    EMU=$(info emu)
+    BUNDLE_DESC="$B (commit $(info commit), built $(info built); glibc >= $(info glibc_min)$([ "$EMU" = 1 ] && echo "; built against the CUDA emulator"))"
+else
+    B=$BUILD
+    info() { :; }
+    EMU=0
+    BUNDLE_DESC="none: the programs of $B (make gpu-bundle makes one)"
+fi
+[ -d "$B" ] && B=$(cd "$B" && pwd)
+if [ -z "${REF:-}" ]; then
+    for REF in "$B/ref" ../shared/reference shared/reference; do
+        [ -d "$REF" ] && break
+    done
+fi
+PROGS=()
+for f in "$B"/bin/* "$B"/test/* "$B"/bench/* "$B"/mpi/bin/*; do
+    [ -f "$f" ] && [ -x "$f" ] && PROGS+=("$f")
+done
+
+# the library folders, in the order searched
+wheel_dirs() {
+    command -v python3 >/dev/null || return 0
+    local p
+    python3 -c 'import nvidia, sys; print("\n".join(list(nvidia.__path__)))' 2>/dev/null |
+        while IFS= read -r p; do
+            [ -d "$p" ] && find "$p" -maxdepth 4 -name 'lib*.so*' -printf '%h\n' 2>/dev/null
+        done | sort -u
+}
+
+libraries() {
+    local f line n=0 bad=() dirs=() d unpack seen=":" s
+    # the bundle against its manifest: a partial carry shows here
+    if [ -f "$B/MANIFEST.tsv" ]; then
+        while IFS=$'\t' read -r path bytes sum; do
+            [ "$path" = path ] && continue
+            n=$((n + 1))
+            if [ ! -f "$B/$path" ]; then
+                bad+=("$path missing")
+            elif [ "$(stat -c %s "$B/$path")" != "$bytes" ] ||
+                [ "$(sha256sum "$B/$path" | cut -d' ' -f1)" != "$sum" ]; then
+                bad+=("$path differs")
+            fi
+        done <"$B/MANIFEST.tsv"
+        echo "bundle: $n files checked against MANIFEST.tsv, ${#bad[@]} bad"
+        if [ ${#bad[@]} -gt 0 ]; then
+            printf '  %s\n' "${bad[@]}"
+            echo "STOP the bundle is incomplete or damaged (${bad[0]}$([ ${#bad[@]} -gt 1 ] && echo ", $((${#bad[@]} - 1)) more")): make gpu-bundle and carry $BUNDLE whole"
+            return 3
+        fi
+    fi
+    [ ${#PROGS[@]} -gt 0 ] ||
+        { echo "STOP no programs: neither a bundle in $BUNDLE (make gpu-bundle, then carry it) nor a build in $BUILD"; return 3; }
+    # the machine's glibc against the one the bundle was built for
+    local have need
+    have=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/glibc //')
+    need=$(info glibc_min)
+    echo "glibc: this machine $have, the bundle needs ${need:-?}"
+    if [ -n "$have" ] && [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$have" "$need" | sort -V | head -n 1)" != "$need" ]; then
+        echo "STOP this machine's glibc $have is older than the $need the bundle needs (built on glibc $(info builder_glibc)): build the bundle on an older distribution"
+        return 3
+    fi
+    # the host code is built for x86-64-v3 (Makefile OPT): AVX2, FMA, BMI2
+    local flag
+    for flag in avx2 fma bmi2; do
+        grep -qw "$flag" /proc/cpuinfo 2>/dev/null ||
+            { echo "STOP this CPU lacks $flag (x86-64-v3), which the bundle's programs are built for: rebuild with OPT=-O2"; return 3; }
+    done
+    # the compressed libraries, unpacked outside the bundle (it stays as carried)
+    unpack=${GPU_CHECK_UNPACK:-${TMPDIR:-/tmp}/gpu-check-lib-$(id -u)}
+    mkdir -p "$unpack"
+    for f in "$B"/lib/*.gz; do
+        [ -f "$f" ] || continue
+        s=${f##*/}
+        s=${s%.gz}
+        if command -v gzip >/dev/null; then
+            gzip -dc "$f" >"$unpack/$s.tmp"
+        else
+            python3 -c 'import gzip, shutil, sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$f" "$unpack/$s.tmp"
+        fi && mv -f "$unpack/$s.tmp" "$unpack/$s" || { echo "STOP cannot unpack $f into $unpack"; return 3; }
+        echo "unpacked: ${f#"$B"/} -> $unpack/$s"
+    done
+    # the folders searched: unpacked and bundle libraries, GPU_CHECK_LIBDIRS, the
+    # Python wheels (cuDNN, cuBLAS, NCCL, the runtime), the CUDA toolkit's
+    local IFS=:
+    for d in $unpack "$B/lib" ${GPU_CHECK_LIBDIRS:-}; do dirs+=("$d"); done
+    unset IFS
+    while IFS= read -r d; do dirs+=("$d"); done < <(wheel_dirs)
+    for d in "$CUDA_HOME/lib64" "$CUDA_HOME/targets/x86_64-linux/lib" /usr/local/cuda/lib64; do
+        [ -d "$d" ] && dirs+=("$d")
+    done
+    local path=""
     for d in "${dirs[@]}"; do
+        [ -d "$d" ] || continue
+        d=$(cd "$d" && pwd -P)
         case $seen in *":$d:"*) continue ;; esac
         seen="$seen$d:"
-        out="$out${out:+:}$d"
+        path="$path${path:+:}$d"
     done
-    echo "libraries: $out"
-    export LD_LIBRARY_PATH="$out${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-}
-find_libs >"$logs/libraries.log" 2>&1
-
-: >"$stages"
-if [ "$DEVICE" != cpu ]; then
-    stage nvidia-smi nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv
-fi
-
-# ---- binaries: the ones built already, else a CUDA build ----
-# A folder built without CUDA would keep its objects (compiled without the CUDA
-# backend) under CUDA=1: then a fresh folder beside it is used instead.
-if [ "$DEVICE" != cpu ] && [ -d "$BUILD/obj" ] && [ ! -f "$BUILD/libglowcuda.a" ]; then
-    BUILD=$BUILD-gpu
-fi
-need_build=0
-for f in bin/glow-train test/test_backend_cuda_ops test/test_cuda_train test/test_refcheck; do
-    [ -x "$BUILD/$f" ] || need_build=1
-done
-[ "$DEVICE" = cpu ] || [ -f "$BUILD/libglowcuda.a" ] || need_build=1
-# For a build: the wheels ship headers beside lib/ and only versioned .so files,
-# so the compiler gets their include folders (CPATH) and the linker unversioned
-# links to them (LIBRARY_PATH).
-build_env() {
-    local links=$work/linklibs d f base
-    mkdir -p "$links"
-    local IFS=:
-    for d in $LD_LIBRARY_PATH; do
-        [ -d "$d/../include" ] && CPATH="${CPATH:+$CPATH:}$d/../include"
-        for f in "$d"/libcudnn.so.[0-9]* "$d"/libcublas.so.[0-9]* "$d"/libcublasLt.so.[0-9]* "$d"/libcudart.so.[0-9]*; do
-            [ -e "$f" ] || continue
-            base=${f##*/}
-            [ -e "$links/${base%%.so*}.so" ] || ln -s "$f" "$links/${base%%.so*}.so"
+    BASE_PATH=$path
+    FALLBACK=""
+    # ldd every program; a library missing that the bundle has in fallback/ (or
+    # one too old: "version ... not found") is taken from there, then again; CUDA
+    # libraries missing with no wheel found by import: a search for the files
+    local round missing versions fb found searched=0
+    for round in 1 2 3 4; do
+        export LD_LIBRARY_PATH="${FALLBACK:+$FALLBACK:}$BASE_PATH${ORIG_LD_LIBRARY_PATH:+:$ORIG_LD_LIBRARY_PATH}"
+        : >"$work/ldd"
+        scan_libs "${PROGS[@]}"
+        # the libraries cuDNN loads when it starts (dlopen: ldd does not list them)
+        found=$(awk '$1 == "found" && $2 == "libcudnn.so.9" { print $3; exit }' "$work/ldd")
+        if [ -n "$found" ]; then
+            d=$(dirname "$found")
+            for s in libcudnn_graph.so.9 libcudnn_ops.so.9 libcudnn_cnn.so.9 libcudnn_engines_precompiled.so.9; do
+                [ -e "$d/$s" ] || echo "missing $s libcudnn.so.9(dlopen,$d)" >>"$work/ldd"
+            done
+            scan_libs "$d"/libcudnn_*.so.9
+        fi
+        missing=$(awk '$1 == "missing" || $1 == "broken" { print $2 }' "$work/ldd" | sort -u)
+        versions=$(awk '$1 == "version" { print $3 }' "$work/ldd" | sort -u)
+        fb=0
+        if [ $searched = 0 ] && grep -qE '^lib(cudnn|cublas|cudart|nccl)' <<<"$missing"; then
+            searched=1
+            echo "searching for the CUDA libraries (no Python wheel had them): the Python folders, then /"
+            while IFS= read -r d; do
+                [[ ":$BASE_PATH:" == *":$d:"* ]] && continue
+                BASE_PATH="$BASE_PATH:$d"
+                echo "found: $d"
+                fb=1
+            done < <(find_cuda_files)
+        fi
+        for s in $missing $versions; do
+            s=${s##*/}
+            if [ -d "$B/fallback/$s" ] && [[ ":$FALLBACK:" != *":$B/fallback/$s:"* ]]; then
+                FALLBACK="$FALLBACK${FALLBACK:+:}$B/fallback/$s"
+                echo "fallback: $s from the bundle ($B/fallback/$s)"
+                fb=1
+            fi
         done
+        [ $fb = 1 ] || break
     done
-    [ -z "${CPATH:-}" ] || export CPATH
-    export LIBRARY_PATH="$links${LIBRARY_PATH:+:$LIBRARY_PATH}"
-}
-CUDA_FLAG=$([ "$DEVICE" = cpu ] || echo CUDA=1) # cpu rehearsal: the Makefile's detection
-if [ $need_build = 1 ] || [ ! -x "$BUILD/bench/gpu_bench" ]; then
-    build_env
-fi
-if [ $need_build = 1 ]; then
-    stage build make -j"$(nproc)" $CUDA_FLAG BUILD="$BUILD" all
-fi
-[ -x "$BUILD/bench/gpu_bench" ] || stage build-bench make $CUDA_FLAG BUILD="$BUILD" "$BUILD/bench/gpu_bench"
-if [ -x "$BUILD/bin/glow-train" ]; then
-    check_ldd() { ldd "$BUILD/bin/glow-train"; ! ldd "$BUILD/bin/glow-train" | grep -q 'not found'; }
-    stage libraries-resolved check_ldd
-fi
-
-# ---- tests, a skip being a failure here ----
-export GLOW_TEST_STRICT=1
-for t in test_backend_cuda test_backend_cuda_ops test_cuda_train; do
-    if [ -x "$BUILD/test/$t" ]; then
-        stage "$t" timeout 180 "$BUILD/test/$t"
-    else
-        echo "| $t | FAIL (not built) | 0 s | |" >>"$stages"
-        failed=1
+    echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    echo
+    cat "$work/ldd.full"
+    {
+        echo "# the library path gpu-check used (source this to run the bundle's programs by hand)"
+        echo "export LD_LIBRARY_PATH='$LD_LIBRARY_PATH'"
+        echo "export PATH='$B/bin':\"\$PATH\""
+    } >"$OUT/gpu-check-env.sh"
+    if [ -n "$missing" ] || [ -n "$versions" ] || grep -q '^undefined ' "$work/ldd"; then
+        echo "STOP $(explain_missing)"
+        return 3
     fi
-done
-stage refcheck-cuda timeout 180 "$BUILD/test/test_refcheck" --device "$DEVICE" "$REF"
-unset GLOW_TEST_STRICT
+    # what was found where, for the summary
+    local cudnn cublas cudart nccl san
+    cudnn=$(awk '$1 == "found" && $2 == "libcudnn.so.9" { print $3; exit }' "$work/ldd")
+    cublas=$(awk '$1 == "found" && $2 ~ /^libcublas\.so/ { print $3; exit }' "$work/ldd")
+    cudart=$(awk '$1 == "found" && $2 ~ /^libcudart\.so/ { print $3; exit }' "$work/ldd")
+    nccl=""
+    for d in ${LD_LIBRARY_PATH//:/ }; do [ -e "$d/libnccl.so.2" ] && { nccl=$d/libnccl.so.2; break; }; done
+    san=$(find_sanitizer)
+    echo "NCCL_LIB=$nccl"
+    echo "SANITIZER=$san"
+    echo "NOTE cuDNN ${cudnn:-(not used)}, cuBLAS ${cublas:-(not used)}, cudart ${cudart:-(not used)}$([[ $cudart == */fallback/* ]] && echo ' (the bundle fallback)'), NCCL ${nccl:-absent}, compute-sanitizer ${san:-absent}$([ -n "$FALLBACK" ] && echo "; from the bundle's fallback/: $(tr ':' '\n' <<<"$FALLBACK" | sed 's|.*/||' | paste -sd' ')")"
+}
 
-# ---- benchmark data: random uint8 shards (docs/formats.md), no labels ----
-gen_shards() { # FILE N C H W
+# scan_libs FILE...: ldd of each; appends "found SONAME PATH", "missing SONAME BY",
+# "version VER LIB BY", "broken LIB BY REASON" (a file that cannot be loaded) and
+# "undefined SYMBOL BY"
+# lines to $work/ldd, the raw output to $work/ldd.full
+RE_MISSING='^[[:space:]]*([^[:space:]]+) => not found'
+RE_VERSION=": ([^:]+): version [\`'\"]?([^\`'\"]+)['\"]? not found"
+RE_FOUND='^[[:space:]]*([^[:space:]]+) => ([^[:space:]]+)'
+RE_ERROR='error while loading shared libraries: ([^:]+): (.*)$'
+RE_UNDEF='undefined symbol: ([^[:space:]]+)'
+scan_libs() {
+    local f out line rel
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        is_elf "$f" || continue
+        rel=${f#"$B"/}
+        rel=${rel#"$ROOT"/}
+        out=$("$LDD" -r "$f" 2>&1) # -r: the symbols too (a library older than the headers)
+        printf '== %s\n%s\n' "$rel" "$out" >>"$work/ldd.full"
+        while IFS= read -r line; do
+            if [[ $line =~ $RE_MISSING ]]; then
+                echo "missing ${BASH_REMATCH[1]} $rel"
+            elif [[ $line =~ $RE_UNDEF ]]; then
+                echo "undefined ${BASH_REMATCH[1]} $rel"
+            elif [[ $line =~ $RE_ERROR ]]; then
+                echo "broken ${BASH_REMATCH[1]} $rel ${BASH_REMATCH[2]// /_}"
+            elif [[ $line =~ $RE_VERSION ]]; then
+                echo "version ${BASH_REMATCH[2]} ${BASH_REMATCH[1]} $rel"
+            elif [[ $line =~ $RE_FOUND ]]; then
+                echo "found ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} $rel"
+            fi
+        done <<<"$out" >>"$work/ldd"
+    done
+}
+
+# one line on what is missing, for stop()
+explain_missing() {
+    local first n by glibc
+    glibc=$(awk '$1 == "version" && $2 ~ /^GLIBC_/ { print $2 " not found (required by " $4 ")" }' "$work/ldd" | sort -uV | tail -n 1)
+    if [ -n "$glibc" ]; then
+        echo "this machine's glibc $(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/glibc //') is too old: version $glibc; build the bundle on an older distribution (BUILD-INFO: glibc_min=$(info glibc_min))"
+        return
+    fi
+    first=$(awk '$1 == "broken" { print $2; exit }' "$work/ldd")
+    if [ -n "$first" ]; then
+        n=$(awk -v s="$first" '$1 == "broken" && $2 == s' "$work/ldd" | wc -l)
+        awk -v s="$first" -v n="$n" '$1 == "broken" && $2 == s { gsub("_", " ", $4)
+            printf "%s cannot be loaded: %s (needed by %s%s)", $2, $4, $3, (n > 1 ? " and " (n - 1) " more" : ""); exit }' "$work/ldd"
+        if [ -d "$B/fallback/${first##*/}" ]; then echo; else
+            echo "; the bundle should have carried it: make gpu-bundle and carry $BUNDLE whole"; fi
+        return
+    fi
+    first=$(awk '$1 == "missing" { print $2 }' "$work/ldd" | head -n 1)
+    if [ -n "$first" ]; then
+        n=$(awk '$1 == "missing" { print $2 }' "$work/ldd" | sort -u | wc -l)
+        by=$(awk -v s="$first" '$1 == "missing" && $2 == s { print $3 }' "$work/ldd" | sort -u)
+        printf '%s not found (needed by %s%s)%s' "$first" "$(head -n 1 <<<"$by")" \
+            "$([ "$(wc -l <<<"$by")" -gt 1 ] && echo " and $(($(wc -l <<<"$by") - 1)) more")" \
+            "$([ "$n" -gt 1 ] && echo "; $((n - 1)) more missing: $(awk '$1 == "missing" { print $2 }' "$work/ldd" | sort -u | grep -vxF "$first" | paste -sd' ')")"
+        case $by in *"(dlopen,"*)
+            echo "; that cuDNN is incomplete: the whole nvidia-cudnn wheel is needed, or another cuDNN in GPU_CHECK_LIBDIRS"
+            return ;;
+        esac
+        case $first in
+        libcudnn* | libcublas* | libnccl* | libcudart* | libnvrtc*)
+            echo "; the nvidia-* Python wheels were not found (python3 -c 'import nvidia'); give their lib/ folders in GPU_CHECK_LIBDIRS" ;;
+        *) echo "; the bundle should have carried it: make gpu-bundle and carry $BUNDLE whole" ;;
+        esac
+        return
+    fi
+    first=$(awk '$1 == "version" { print "version " $2 " not found in " $3 " (required by " $4 ")"; exit }' "$work/ldd")
+    [ -n "$first" ] && { echo "$first"; return; }
+    n=$(awk '$1 == "undefined" { print $2 }' "$work/ldd" | sort -u | wc -l)
+    awk -v n="$n" '$1 == "undefined" { printf "undefined symbol %s in %s%s", $2, $3, (n > 1 ? " (" (n - 1) " more symbols)" : ""); exit }' "$work/ldd"
+    echo ": a library here is older than the one the bundle was built against (BUILD-INFO: cudnn_headers=$(info cudnn_headers), nvcc=$(info nvcc))"
+}
+
+# folders holding cuDNN, cuBLAS or the runtime: under the Python installations
+# first (a wheel of another python3 than the first on PATH), then anywhere (30 s)
+find_cuda_files() {
+    local roots=() r found
+    for r in python3 /usr/bin/python3 /opt/conda/bin/python3; do
+        command -v "$r" >/dev/null || continue
+        while IFS= read -r d; do [ -d "$d" ] && roots+=("$d"); done < <("$r" -c 'import site, sys
+print("\n".join(site.getsitepackages() + [site.getusersitepackages(), sys.prefix]))' 2>/dev/null)
+    done
+    local names=(\( -name 'libcudnn.so.9' -o -name 'libcublas.so.13' -o -name 'libcudart.so.13' \))
+    found=$([ ${#roots[@]} -eq 0 ] || timeout 20 find "${roots[@]}" -maxdepth 6 "${names[@]}" 2>/dev/null)
+    [ -n "$found" ] || found=$(timeout 30 find / -xdev "${names[@]}" 2>/dev/null)
+    [ -n "$found" ] && xargs -r -n1 dirname <<<"$found" | sort -u | head -n 6
+}
+
+find_sanitizer() {
+    local c
+    for c in "$(command -v compute-sanitizer 2>/dev/null)" "$CUDA_HOME/bin/compute-sanitizer" \
+        /usr/local/cuda*/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer; do
+        [ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return; }
+    done
+    command -v python3 >/dev/null || return 0
+    python3 -c 'import nvidia, sys; print("\n".join(list(nvidia.__path__)))' 2>/dev/null | while IFS= read -r c; do
+        find "$c" -maxdepth 4 -name compute-sanitizer -type f -perm -u+x 2>/dev/null | head -n 1
+    done | head -n 1
+}
+
+ORIG_LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
+STATUS="Running: libraries."
+write_summary
+lib_log=$LOGS/01-libraries.log
+CURRENT="libraries (log ${lib_log#"$OUT"/})"
+STAGE_END=$((SECONDS + 120))
+t0=$SECONDS
+libraries >"$lib_log" 2>&1
+rc=$?
+CURRENT=""
+# the results the function set in its subshell-free run are in this shell
+lib_note=$(sed -n 's/^NOTE //p' "$lib_log" | tail -n 1)
+NCCL_LIB=$(sed -n 's/^NCCL_LIB=//p' "$lib_log" | tail -n 1)
+SANITIZER=$(sed -n 's/^SANITIZER=//p' "$lib_log" | tail -n 1)
+if [ $rc -ne 0 ]; then
+    reason=$(sed -n 's/^STOP //p' "$lib_log" | tail -n 1)
+    record libraries STOPPED "$((SECONDS - t0)) s" "${reason:-see the log}"
+    stop "${reason:-the library check failed (gpu-check-logs/01-libraries.log)}"
+fi
+LIB_DESC=$lib_note
+record libraries pass "$((SECONDS - t0)) s" "${#PROGS[@]} programs resolved"
+echo "gpu-check: libraries: pass" >&2
+write_summary
+
+# ---- 2. the device ----
+device_query() {
+    if [ "$DEVICE" = cpu ]; then
+        echo "cpu rehearsal: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+    elif command -v nvidia-smi >/dev/null; then
+        tmo nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,compute_cap --format=csv ||
+            { note "nvidia-smi failed: no usable GPU driver"; return 3; }
+    elif [ "$EMU" != 1 ]; then
+        note "no nvidia-smi: this machine has no NVIDIA driver"
+        return 3
+    fi
+    [ -x "$B/bench/gpu_bench" ] || { note "no $B/bench/gpu_bench"; return 3; }
+    tmo "$B/bench/gpu_bench" --query --device "$DEVICE"
+}
+QUIET_FAIL=1 stage device 60 "$DEADLINE_END" device_query
+rc=$?
+q=$(grep -h '^QUERY ' "$LOGS"/*-device.log 2>/dev/null | tail -n 1)
+if [ "$DEVICE" = cpu ]; then
+    DEVICE_DESC="cpu (a rehearsal): $(grep -h 'cpu rehearsal' "$LOGS"/*-device.log "$work/note" 2>/dev/null | head -n 1 | sed 's/^cpu rehearsal: //')"
+elif [ -n "$q" ]; then
+    DEVICE_DESC="$DEVICE: $(sed -E 's/.*name="([^"]*)".*/\1/' <<<"$q")$(sed -nE 's/.* cudnn=([0-9]+).*/, cuDNN \1/p' <<<"$q")"
+    smi=$(grep -A1 '^name, driver' "$LOGS"/*-device.log 2>/dev/null | tail -n 1)
+    [ -n "$smi" ] && DEVICE_DESC="$DEVICE_DESC; nvidia-smi: $smi"
+    [ "$EMU" = 1 ] && [ "$DEVICE" != cpu ] && DEVICE_DESC="$DEVICE_DESC (emulated)"
+fi
+if [ $rc -ne 0 ]; then
+    S_RES[-1]=STOPPED
+    why=${S_NOTE[-1]}
+    grep -q 'no usable GPU\|cannot start\|no NVIDIA\|nvidia-smi failed' "$LOGS"/*-device.log &&
+        why=$(grep -h -m1 'no usable GPU\|cannot start\|no NVIDIA\|nvidia-smi failed' "$LOGS"/*-device.log)
+    [ -n "$why" ] || why="gpu_bench --query failed (exit $rc)"
+    stop "no usable device: $why"
+fi
+
+# ---- 3. the tests: a skip is a failure on a GPU machine ----
+export GLOW_CUDA_SYNC=1
+[ "$DEVICE" = cpu ] || export GLOW_TEST_STRICT=1
+test_prog() { # PROG ARGS...
+    local p=$B/test/$1
+    shift
+    [ -x "$p" ] || { note "not in $B/test"; return 2; }
+    tmo "$p" "$@"
+}
+stage unit 90 "$DEADLINE_END" test_prog test_backend_cuda
+stage ops 90 "$DEADLINE_END" test_prog test_backend_cuda_ops
+stage refcheck 90 "$DEADLINE_END" test_prog test_refcheck --device "$DEVICE" "$REF"
+stage cuda-train 90 "$DEADLINE_END" test_prog test_cuda_train
+grep -h 'worst relative\|worst:' "$LOGS"/*-refcheck.log "$LOGS"/*-cuda-train.log 2>/dev/null |
+    sed 's/^ok *//' >>"$work/numbers"
+write_summary
+
+# ---- data for the tool stages: smooth 8-bit images with noise (docs/formats.md) ----
+gen_shards() { # FILE N C H W [random]
     python3 - "$@" <<'EOF'
-import os, struct, sys, zlib
+import math, os, random, struct, sys, zlib
 path, n, c, h, w = sys.argv[1], *map(int, sys.argv[2:6])
+rnd = len(sys.argv) > 6
+r = random.Random(1)
 with open(path, "wb") as f:
     left = n
     while left:
         k = min(left, 1024)
-        raw = os.urandom(k * c * h * w)
+        if rnd:
+            raw = os.urandom(k * c * h * w)
+        else:
+            px = bytearray()
+            for _ in range(k):
+                ph, fr = r.uniform(0, 6.283), r.uniform(0.3, 0.8)
+                for ch in range(c):
+                    for y in range(h):
+                        for x in range(w):
+                            v = 128 + 70 * math.sin(fr * (x + 0.7 * y) + ph + ch) + r.gauss(0, 20)
+                            px.append(min(255, max(0, int(v))))
+            raw = bytes(px)
         z = zlib.compress(raw, 1)
         head = struct.pack("<8sIIIIIIIIQQI", b"GLOWSHRD", 1, 1, 0, k, c, h, w, 0, len(raw),
                            len(z), zlib.crc32(raw))
@@ -158,39 +643,159 @@ with open(path, "wb") as f:
         left -= k
 EOF
 }
+TINY_DATA=$work/tiny.glow
+tiny_data() { [ -s "$TINY_DATA" ] || gen_shards "$TINY_DATA" 512 1 8 8 || { note "cannot make the tiny data (python3)"; return 1; }; }
+tiny_train() { # RUN DEVICE STEPS [ENV...]: glow-train of configs/tiny.yml
+    local run=$1 dev=$2 steps=$3
+    shift 3
+    rm -rf "$run"
+    tmo "$@" "$B/bin/glow-train" -q -c configs/tiny.yml -o "$run" --device "$dev" --steps "$steps" \
+        --set train.log_every=5 --set train.checkpoint_every=1000 --set train.val_every=1000 "$TINY_DATA"
+}
 
-# peak GPU memory (MiB above the level before) while CMD runs
+# ---- 4. glow-train on both backends ----
+train_compare() {
+    tiny_data || return 1
+    local rc=0
+    # two separate runs, also in the cpu rehearsal (which checks that they agree exactly)
+    echo "== glow-train --device cpu, 50 steps"
+    tiny_train "$work/tc-ref" cpu 50 || { note "glow-train --device cpu failed"; return 1; }
+    echo "== glow-train --device $DEVICE, 50 steps"
+    tiny_train "$work/tc-dut" "$DEVICE" 50 || { note "glow-train --device $DEVICE failed"; return 1; }
+    # the losses at every logged step
+    python3 - "$work/tc-ref/log.jsonl" "$work/tc-dut/log.jsonl" "$TRAIN_TOL" "$DEVICE" \
+        >"$work/tc.txt" <<'EOF' || rc=1
+import json, sys
+def losses(p):
+    return {d["step"]: d["loss"] for d in map(json.loads, open(p)) if "loss" in d}
+a, b, tol, dev = losses(sys.argv[1]), losses(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+steps = sorted(set(a) & set(b))
+if not steps or set(a) != set(b):
+    print("the logged steps differ: cpu %s, %s %s" % (sorted(a), dev, sorted(b)))
+    sys.exit(1)
+worst, at = max((abs(b[s] - a[s]) / abs(a[s]), s) for s in steps)
+for s in steps:
+    print("step %3d: loss cpu %.6f %s %.6f" % (s, a[s], dev, b[s]))
+print("train-compare: %d steps: loss cpu %.4f -> %.4f, %s %.4f -> %.4f, worst relative difference %.3g at step %d (tolerance %g)"
+      % (steps[-1], a[steps[0]], a[steps[-1]], dev, b[steps[0]], b[steps[-1]], worst, at, tol))
+sys.exit(0 if worst <= tol else 1)
+EOF
+    cat "$work/tc.txt"
+    note "$(tail -n 1 "$work/tc.txt")"
+    tail -n 1 "$work/tc.txt" >>"$work/numbers"
+    # sampling and evaluation on the device, the bpd checked on the CPU
+    local ck=$work/tc-dut/checkpoint.safetensors bd bc
+    echo "== glow-sample and glow-bpd"
+    tmo "$B/bin/glow-sample" "$ck" -n 32 --seed 1 --device "$DEVICE" -o "$work/samples.glow" ||
+        { note "glow-sample --device $DEVICE failed"; return 1; }
+    bd=$(tmo "$B/bin/glow-bpd" "$ck" "$work/samples.glow" --device "$DEVICE") ||
+        { note "glow-bpd --device $DEVICE failed"; return 1; }
+    bc=$(tmo "$B/bin/glow-bpd" "$ck" "$work/samples.glow" --device cpu) || { note "glow-bpd --device cpu failed"; return 1; }
+    echo "glow-bpd --device $DEVICE: $bd"
+    echo "glow-bpd --device cpu: $bc"
+    if [ "${bd%% ±*}" != "${bc%% ±*}" ]; then
+        awk -v a="${bc#bpd }" -v b="${bd#bpd }" 'BEGIN { a += 0; b += 0; exit !(a - b < 1e-3 && b - a < 1e-3) }' ||
+            { note "bpd of 32 samples: cpu ${bc%% (*}, $DEVICE ${bd%% (*}: more than 1e-3 apart"; return 1; }
+    fi
+    bd=${bd#bpd } bc=${bc#bpd }
+    number "glow-bpd of 32 samples of the $DEVICE-trained model: $DEVICE ${bd%% (*}, cpu ${bc%% (*}"
+    return $rc
+}
+stage train-compare 120 "$DEADLINE_END" train_compare
+
+# ---- 5. compute-sanitizer ----
+memcheck() {
+    local san=() tool errs=0 line
+    if [ "$DEVICE" = cpu ]; then
+        echo "cpu rehearsal: the commands without compute-sanitizer"
+    elif [ "$EMU" = 1 ]; then
+        note "skipped: an emulated device (compute-sanitizer needs a GPU)"
+        return 77
+    elif [ -z "$SANITIZER" ]; then
+        note "skipped: compute-sanitizer not found (PATH, CUDA_HOME/bin, the wheels)"
+        return 77
+    fi
+    tiny_data || return 1
+    for tool in $SANITIZE; do
+        [ "$DEVICE" = cpu ] || san=("$SANITIZER" --tool "$tool" --error-exitcode 9 --print-limit 20)
+        echo "== ${san[*]:-} glow-train (3 steps)"
+        tiny_train "$work/mc" "$DEVICE" 3 ${san[@]+"${san[@]}"} || errs=1
+        echo "== ${san[*]:-} glow-sample"
+        tmo ${san[@]+"${san[@]}"} "$B/bin/glow-sample" "$work/mc/checkpoint.safetensors" -n 8 --seed 1 \
+            --device "$DEVICE" -o "$work/mc-samples.glow" || errs=1
+    done
+    line=$(grep -h 'ERROR SUMMARY' "$LOGS"/*-memcheck.log 2>/dev/null | sort | uniq -c | paste -sd';')
+    note "${SANITIZE}: glow-train 3 steps and glow-sample: ${line:-$([ "$DEVICE" = cpu ] && echo 'ran without the sanitizer' || echo 'no ERROR SUMMARY')}"
+    return $errs
+}
+stage memcheck 150 "$DEADLINE_END" memcheck
+
+# ---- 6. HOOK (issue 12, data-parallel training): one rank on NCCL ----
+# When the data-parallel glow-train lands, its test program joins GB_TESTS in the
+# Makefile (so the bundle carries it) and runs here as one rank with the NCCL
+# communicator; libnccl.so.2 comes from the nvidia-nccl wheel (found above).
+DP_NCCL_TEST=${GPU_CHECK_NCCL_TEST:-$B/test/test_dp_nccl}
+nccl_one_rank() {
+    [ -x "$DP_NCCL_TEST" ] ||
+        { note "skipped: no ${DP_NCCL_TEST#"$B"/} in the bundle (data-parallel training not merged yet)"; return 77; }
+    [ "$DEVICE" != cpu ] || { note "skipped: cpu rehearsal (NCCL needs a GPU)"; return 77; }
+    [ -n "$NCCL_LIB" ] || { note "skipped: libnccl.so.2 not found (the nvidia-nccl-cu13 wheel)"; return 77; }
+    GLOW_DP_RANKS=1 tmo "$DP_NCCL_TEST" --device "$DEVICE"
+}
+stage nccl-1rank 60 "$DEADLINE_END" nccl_one_rank
+
+# ---- 7. HOOK (issue 12): two ranks sharing the one GPU over MPI ----
+# NCCL refuses two ranks on one GPU, so these two use the communicator that stages
+# through host memory. mpirun and its libraries must travel in the bundle
+# (mpi/bin/mpirun; gpu-bundle.sh copies what ldd shows, the MCA plug-ins besides).
+DP_MPI_TEST=${GPU_CHECK_MPI_TEST:-$B/test/test_dp_mpi}
+mpi_two_ranks() {
+    local mpirun
+    [ -x "$DP_MPI_TEST" ] ||
+        { note "skipped: no ${DP_MPI_TEST#"$B"/} in the bundle (data-parallel training not merged yet)"; return 77; }
+    mpirun=$B/mpi/bin/mpirun
+    [ -x "$mpirun" ] || mpirun=$(command -v mpirun)
+    [ -n "$mpirun" ] || { note "skipped: no mpirun (the bundle's mpi/bin or PATH)"; return 77; }
+    tmo "$mpirun" --allow-run-as-root --oversubscribe -np 2 "$DP_MPI_TEST" --device "$DEVICE"
+}
+stage mpi-2rank 90 "$DEADLINE_END" mpi_two_ranks
+unset GLOW_TEST_STRICT GLOW_CUDA_SYNC
+
+# ---- 8. the benchmark, in the time left ----
+# peak GPU memory (MiB above the level before) while a command runs
 mem_poll_start() {
     [ "$DEVICE" = cpu ] && return
+    command -v nvidia-smi >/dev/null || return
     base_mem=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1)
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$work/mem.txt" 2>/dev/null &
     mem_pid=$!
 }
 mem_poll_stop() {
-    [ "$DEVICE" = cpu ] && { echo "-"; return; }
+    [ -n "${mem_pid:-}" ] || { echo "-"; return; }
     kill "$mem_pid" 2>/dev/null
     wait "$mem_pid" 2>/dev/null
+    mem_pid=""
     awk -v b="$base_mem" 'BEGIN { m = 0 } $1 + 0 > m { m = $1 + 0 } END { print m - b }' "$work/mem.txt"
 }
 
 # train img/s from glow-train: the mean images_per_s of the log intervals after
 # the first (warm-up); the run is stopped once they are in (no final checkpoint)
-train_run() { # CONFIG BATCH PRECISION -> prints "IPS PEAK_MIB"
-    local cfg=$1 bs=$2 prec=$3 data=$4 run=$work/run-$(basename "$cfg" .yml)-$3 every=$((STEPS / 3))
-    local extra=()
+train_run() { # CONFIG BATCH PRECISION DATA -> prints "IPS PEAK_MIB"
+    local cfg=$1 bs=$2 prec=$3 data=$4 run=$work/run-$(basename "$1" .yml)-$3 every=$((STEPS / 3))
+    local extra=() log=$work/train-$(basename "$1" .yml)-$3
     [ "$SMALL" = 1 ] && extra=(--set model.steps=1 --set model.width=16 --set train.init_batch=8)
     rm -rf "$run"
     mem_poll_start
-    "$BUILD/bin/glow-train" -q -c "$cfg" -o "$run" --device "$DEVICE" \
+    "$B/bin/glow-train" -q -c "$cfg" -o "$run" --device "$DEVICE" \
         --set train.batch_size="$bs" --set train.precision="$prec" --steps $((STEPS + every)) \
         --set train.log_every=$every \
         --set train.checkpoint_every=1000000 --set train.val_every=1000000 \
-        --set train.ema_decay=0 ${extra[@]+"${extra[@]}"} "$data" >"$logs/train-$(basename "$cfg" .yml)-$prec.log" 2>&1 &
-    local pid=$! t0
-    t0=$(date +%s)
+        --set train.ema_decay=0 ${extra[@]+"${extra[@]}"} "$data" >"$log.log" 2>&1 &
+    local pid=$! t0=$SECONDS cap=$((STAGE_END - SECONDS - 5))
+    [ $cap -le 45 ] || cap=45
     while kill -0 $pid 2>/dev/null; do
         [ "$(grep -c images_per_s "$run/log.jsonl" 2>/dev/null)" -ge 3 ] 2>/dev/null && break
-        [ $(($(date +%s) - t0)) -ge 45 ] && break
+        [ $((SECONDS - t0)) -ge $cap ] && break
         sleep 0.5
     done
     kill -KILL $pid 2>/dev/null
@@ -199,66 +804,67 @@ train_run() { # CONFIG BATCH PRECISION -> prints "IPS PEAK_MIB"
     peak=$(mem_poll_stop)
     ips=$(grep images_per_s "$run/log.jsonl" 2>/dev/null | tail -n +2 |
           sed -E 's/.*"images_per_s":([0-9.]+).*/\1/' | awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n }')
-    cp "$run/log.jsonl" "$logs/train-$(basename "$cfg" .yml)-$prec.jsonl" 2>/dev/null
+    cat "$log.log" "$run/log.jsonl" >&2 2>/dev/null
     rm -rf "$run"
     echo "${ips:-} $peak"
 }
 
-echo "| config | batch | precision | train img/s (glow-train) | train img/s (model) | eval img/s | peak GPU MiB (glow-train) |" >"$bench"
-echo "|---|---|---|---|---|---|---|" >>"$bench"
 bench_config() { # CONFIG BATCH SIZE
-    local cfg=$1 bs=$2 size=$3 name data ok=0
+    local cfg=$1 bs=$2 size=$3 name data ok=0 bcfg
     name=$(basename "$cfg" .yml)
     data=$work/data-$size.glow
-    [ -f "$data" ] || gen_shards "$data" 512 3 "$size" "$size" || return 1
-    local bcfg=$cfg
+    [ -f "$data" ] || gen_shards "$data" 512 3 "$size" "$size" random || return 1
+    bcfg=$cfg
     if [ "$SMALL" = 1 ]; then
         bcfg=$work/$name-small.yml
         sed -E 's/^( *)steps: [0-9]+/\1steps: 1/; s/^( *)width: [0-9]+/\1width: 16/' "$cfg" >"$bcfg"
     fi
-    "$BUILD/bench/gpu_bench" "$bcfg" "$bs" --device "$DEVICE" --warmup 3 --iters 10 \
-        --precision fp32,tf32,bf16 >"$logs/bench-$name.log" 2>&1 || ok=1
-    for prec in fp32 tf32 bf16; do
-        local line tr ev r
+    tmo "$B/bench/gpu_bench" "$bcfg" "$bs" --device "$DEVICE" --warmup 3 --iters 10 \
+        --precision "$PRECS" >"$work/bench-$name.log" 2>&1 || ok=1
+    cat "$work/bench-$name.log"
+    local prec line tr ev r gt
+    for prec in ${PRECS//,/ }; do
+        [ $((STAGE_END - SECONDS)) -gt 10 ] || { echo "$name $prec: no time left"; ok=1; break; }
         r=$(train_run "$cfg" "$bs" "$prec" "$data")
-        line=$(grep "precision=$prec " "$logs/bench-$name.log")
+        line=$(grep "precision=$prec " "$work/bench-$name.log")
         tr=$(sed -nE 's/.*train_ips=([0-9.]+).*/\1/p' <<<"$line")
         ev=$(sed -nE 's/.*eval_ips=([0-9.]+).*/\1/p' <<<"$line")
-        echo "| $name | $bs | $prec | ${r% *} | ${tr:-n/a} | ${ev:-n/a} | ${r#* } |" >>"$bench"
-        [ -n "${r% *}" ] || { echo "$name $prec: glow-train gave no throughput" >&2; ok=1; }
-        [ -n "$ev" ] || { echo "$name $prec: gpu_bench gave no result" >&2; ok=1; }
+        echo "| $name | $bs | $prec | ${r% *} | ${tr:-n/a} | ${ev:-n/a} | ${r#* } |" >>"$work/bench.rows"
+        echo "$name $prec: glow-train ${r% *} img/s, model train ${tr:-n/a} eval ${ev:-n/a} img/s"
+        gt=${r% *}
+        note "$prec: glow-train ${gt:-n/a} img/s; model train ${tr:-n/a}, eval ${ev:-n/a} img/s"
+        write_summary # the row shows at once
+        [ -n "${r% *}" ] || { echo "$name $prec: glow-train gave no throughput"; ok=1; }
+        [ -n "$ev" ] || { echo "$name $prec: gpu_bench gave no result"; ok=1; }
     done
     return $ok
 }
-stage bench-cifar10 bench_config configs/cifar10.yml 64 32
-stage bench-imagenet64 bench_config configs/glow-64x64-imagenet.yml 32 64
 
-# ---- summary ----
-summary=$work/gpu-check.md
-{
-    echo "# gpu-check ($(date -u '+%Y-%m-%d %H:%M UTC'), $(($(date +%s) - t_start)) s)"
-    echo
-    [ "$DEVICE" != cpu ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
-    echo
-    echo "| stage | result | time | note |"
-    echo "|---|---|---|---|"
-    cat "$stages"
-    echo
-    echo "Throughput: glow-train on random 8-bit shards, mean of the log intervals after the"
-    echo "first $((STEPS / 3)) steps; model: gpu_bench forward+backward+Adam and evaluation forward,"
-    echo "10 timed steps after 3 warm-up steps. Peak memory: nvidia-smi, above the idle level."
-    echo
-    cat "$bench"
-    echo
-    grep -h "worst relative\|^  [a-z_]* *[0-9.e-]*$\|steps: cpu loss" "$logs"/test_*.log 2>/dev/null | sed 's/^/    /'
-    echo
-    echo "Result: $([ $failed = 0 ] && echo PASS || echo FAIL)"
-} >"$summary"
-if [ -n "${OUT:-}" ]; then
-    mkdir -p "$OUT/gpu-check-logs"
-    cp "$summary" "$OUT/gpu-check.md"
-    cp "$logs"/* "$OUT/gpu-check-logs/" 2>/dev/null
+left=$((TOTAL_END - SECONDS))
+bench_end=$TOTAL_END
+case $BENCH in
+0) bench_skip="GPU_CHECK_BENCH=0" ;;
+1) bench_skip="" && [ "$left" -ge "$BENCH_S" ] || bench_end=$((SECONDS + BENCH_S)) ;;
+*) bench_skip=$([ "$left" -ge "$BENCH_MIN" ] || echo "$left s left of GPU_CHECK_TOTAL=${TOTAL} s, under ${BENCH_MIN} s (GPU_CHECK_BENCH=1 runs it anyway)") ;;
+esac
+for spec in "cifar10 64 32" "glow-64x64-imagenet 32 64"; do
+    set -- $spec
+    name=bench-${1#glow-64x64-}
+    if [ -n "$bench_skip" ]; then
+        record "$name" skip "-" "$bench_skip"
+        write_summary
+        continue
+    fi
+    if [ $((bench_end - SECONDS)) -lt 20 ] && selected "$name"; then
+        record "$name" skip "-" "no time left (GPU_CHECK_TOTAL=${TOTAL} s)"
+        write_summary
+        continue
+    fi
+    stage "$name" 200 "$bench_end" bench_config "configs/$1.yml" "$2" "$3"
+done
+
+# ---- the end ----
+if [ $failed = 0 ]; then
+    finish PASS 0
 fi
-cat "$summary"
-rm -rf "$work"
-exit $failed
+finish FAIL 1

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the suite: every C unit test in $BUILD/test, the reference cases, and the
-# Bats tests of each tool. Prints each part's result and one closing line
-# "N passed, N failed". Usage: test/run.sh [unit|ref|layers|bats]...
+# Bats tests of each tool, and the CUDA backend on the emulated GPU (test/emu,
+# docs/cuda-emulation.md; built by make emu-build and emu-build-asan). Prints each
+# part's result and one closing line "N passed, N failed".
+# Usage: test/run.sh [unit|ref|layers|bats|emu|emu-asan]...
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -13,7 +15,7 @@ export GLOW_BIN="$PWD/$BUILD/bin"
 # caller's wins.
 [ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || export OMP_WAIT_POLICY=passive
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(unit ref layers bats)
+[ ${#parts[@]} -gt 0 ] || parts=(unit ref layers bats emu emu-asan)
 pass=0 fail=0
 
 count_line() { # "name: N passed, M failed" -> adds to totals
@@ -25,6 +27,26 @@ count_line() { # "name: N passed, M failed" -> adds to totals
         f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
         pass=$((pass + p)); fail=$((fail + f))
     fi
+}
+
+# One test program under the emulator: LABEL ENV... -- CMD... (a skip is a failure:
+# GLOW_TEST_STRICT=1)
+emu_test() {
+    local label=$1 envs=() out rc
+    shift
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    out=$(env GLOW_TEST_STRICT=1 "${envs[@]}" "$@" 2>&1); rc=$?
+    if [ $rc -ne 0 ]; then
+        printf '%s\n' "$out" | tail -n 40
+        echo "FAIL $label $(basename "$1") (exit $rc)"
+        { grep -qE '[0-9]+ passed, [0-9]+ failed' <<<"$out" && ! grep -q ': skipped: ' <<<"$out" &&
+            ! grep -qE '[0-9]+ passed, 0 failed' <<<"$(grep -E '[0-9]+ passed, [0-9]+ failed' <<<"$out" | tail -n 1)"; } ||
+            fail=$((fail + 1))
+    else
+        echo "ok   $label $(grep -E '[0-9]+ passed, [0-9]+ failed' <<<"$out" | tail -n 1)"
+    fi
+    count_line "$out"
 }
 
 for part in "${parts[@]}"; do
@@ -81,7 +103,36 @@ for part in "${parts[@]}"; do
         pass=$((pass + p)); fail=$((fail + f))
         if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); fi
         ;;
-    *) echo "test/run.sh: unknown part '$part' (unit, ref, layers, bats)" >&2; exit 2 ;;
+    emu|emu-asan)
+        # the CUDA tests and reference cases on the emulated GPU: once with an
+        # H200's 132 SMs, once with 2 SMs (other grid sizes), a synchronisation
+        # after every launch and blocks and threads run last first (races that
+        # the forward order hides); emu-asan: the same under ASan and UBSan
+        eb=${EMU_BUILD:-build-emu}
+        san=()
+        if [ "$part" = emu-asan ]; then
+            eb=${EMU_ASAN_BUILD:-build-emu-asan}
+            san=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+                 "LSAN_OPTIONS=suppressions=$PWD/test/lsan.supp"
+                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+        fi
+        if [ ! -x "$eb/test/test_emu" ]; then
+            echo "FAIL $part: $eb/test/test_emu is missing (make emu-build / emu-build-asan)"
+            fail=$((fail + 1))
+            continue
+        fi
+        for cfg in "GLOW_EMU_SMS=132" "GLOW_EMU_SMS=2 GLOW_CUDA_SYNC=1 GLOW_EMU_ORDER=reverse"; do
+            read -r -a cfgv <<<"$cfg"
+            label="[$part ${cfg// /, }]"
+            for t in test_emu test_backend_cuda test_backend_cuda_ops test_backend_cuda_edge \
+                     test_cuda_train; do
+                emu_test "$label" "${san[@]}" "${cfgv[@]}" -- "$eb/test/$t"
+            done
+            emu_test "$label" "${san[@]}" "${cfgv[@]}" -- "$eb/test/test_refcheck" --device cuda \
+                "${GLOW_REF:-../shared/reference}"
+        done
+        ;;
+    *) echo "test/run.sh: unknown part '$part' (unit, ref, layers, bats, emu, emu-asan)" >&2; exit 2 ;;
     esac
 done
 echo "$pass passed, $fail failed"

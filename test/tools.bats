@@ -5,7 +5,7 @@
 load helpers
 bats_require_minimum_version 1.5.0
 
-TOOLS=(glow-prep pngcat glow-train glow-sample glow-bpd glow-ckpt)
+TOOLS=(glow-prep pngcat glow-train glow-sample glow-bpd glow-ckpt glow-encode glow-decode glow-latent)
 
 # wait_for TEST...: poll up to 20 s for [ TEST... ] to hold
 wait_for() {

@@ -8,6 +8,7 @@
 #include "base/util.h"
 #include "data/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/import_torch.h"
 #include "tool/tool.h"
 #include "train/train_state.h"
 
@@ -15,6 +16,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: glow-ckpt [OPTION]... FILE\n"
+            "  or:  glow-ckpt import [OPTION]... PT_FILE -o OUT   (glow-ckpt import --help)\n"
             "Summarise a Glow checkpoint (a safetensors file, docs/model.md section 8): the model\n"
             "config, parameter counts, file size and any training state.\n"
             "\n"
@@ -326,9 +328,114 @@ static int run_show(const options *o)
     return EXIT_OK;
 }
 
+/* ---- import (libcommon/model/import_torch.h) ---- */
+
+static void import_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: glow-ckpt import [OPTION]... PT_FILE -o OUT\n"
+            "Convert the state dict of a PyTorch Glow (torch.save; y0ast/Glow-PyTorch or\n"
+            "chaiyujin/glow-pytorch) into a weights-only checkpoint OUT, written atomically.\n"
+            "The file's pickle is read, never run. The model config comes from the tensors;\n"
+            "the options give what they do not record.\n"
+            "\n"
+            "  -o, --out FILE           the checkpoint to write (- for standard output)\n"
+            "      --image-size HxW     image size (N for NxN); default: from prior_h\n"
+            "      --n-bits B           bits per sub-pixel the model saw (default 8)\n"
+            "      --permutation reverse  the model used the 'reverse' permutation, which\n"
+            "                           leaves no tensors ('shuffle' cannot be imported)\n"
+            "      --weight-y W         our weight_y of the class head (default 0.01; 0\n"
+            "                           drops project_class)\n"
+            "      --input centered|unit  what the port fed its model: centered\n"
+            "                           u/2^n_bits - 0.5 (y0ast), unit u/255 (chaiyujin's\n"
+            "                           ToTensor); folded into the first actnorm; default:\n"
+            "                           the port's own\n"
+            "  -h, --help               show this help and exit\n"
+            "\n"
+            "Exit status: 0 ok, 1 bad input (also a port that cannot be imported exactly),\n"
+            "2 usage error.\n");
+}
+
+static int run_import(int argc, char **argv)
+{
+    enum { OPT_SIZE = 256, OPT_BITS, OPT_PERM, OPT_WY, OPT_INPUT };
+    static const struct option longopts[] = {
+        {"out", required_argument, NULL, 'o'},  {"output", required_argument, NULL, 'o'},
+        {"image-size", required_argument, NULL, OPT_SIZE},
+        {"n-bits", required_argument, NULL, OPT_BITS},
+        {"permutation", required_argument, NULL, OPT_PERM},
+        {"weight-y", required_argument, NULL, OPT_WY},
+        {"input", required_argument, NULL, OPT_INPUT},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    glow_import_opts io;
+    glow_import_opts_default(&io);
+    const char *out = NULL;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case OPT_SIZE:
+            io.image_h = (int)strtol(optarg, &end, 10);
+            io.image_w = io.image_h;
+            if (*end == 'x')
+                io.image_w = (int)strtol(end + 1, &end, 10);
+            if (*end || io.image_h < 1 || io.image_w < 1 || io.image_h > 65536 ||
+                io.image_w > 65536)
+                glow_usage_error("--image-size '%s': expected N or HxW", optarg);
+            break;
+        case OPT_BITS: io.n_bits = (int)glow_opt_long("--n-bits", optarg, 1, 8); break;
+        case OPT_PERM:
+            if (strcmp(optarg, "reverse") != 0)
+                glow_usage_error("--permutation '%s': only 'reverse' can be given (invconv and "
+                                 "LU are read from the tensors; shuffle is not saved)",
+                                 optarg);
+            io.reverse = 1;
+            break;
+        case OPT_WY:
+            if (parse_double(optarg, &io.weight_y) != 0 || !(io.weight_y >= 0) ||
+                io.weight_y > 1e30)
+                glow_usage_error("--weight-y '%s': expected a number >= 0", optarg);
+            break;
+        case OPT_INPUT:
+            if (!strcmp(optarg, "centered"))
+                io.input = IMPORT_INPUT_CENTERED;
+            else if (!strcmp(optarg, "unit"))
+                io.input = IMPORT_INPUT_UNIT;
+            else
+                glow_usage_error("--input '%s': expected centered or unit", optarg);
+            break;
+        case 'h': import_usage(stdout); return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'glow-ckpt import --help' for more information.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc)
+        glow_usage_error("%s", "import: missing PT_FILE");
+    if (argc - optind > 1)
+        glow_usage_error("import: extra operand '%s'", argv[optind + 1]);
+    if (!out)
+        glow_usage_error("%s", "import: -o OUT is required");
+    if (!strcmp(out, "-"))
+        glow_tool_no_terminal("a checkpoint", "redirect standard output or give -o FILE");
+    glow_checkpoint ck;
+    glow_error err = {{0}};
+    if (glow_import_torch_file(argv[optind], &io, &ck, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    int rc = glow_checkpoint_save(out, &ck, &err);
+    glow_checkpoint_free(&ck);
+    if (rc)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     glow_tool_start(argc, argv, 0);
+    if (argc > 1 && !strcmp(argv[1], "import"))
+        return run_import(argc - 1, argv + 1);
     enum { OPT_EMA = 256, OPT_VERSION, OPT_MEM };
     static const struct option longopts[] = {
         {"list", no_argument, NULL, 'l'},

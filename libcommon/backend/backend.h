@@ -138,6 +138,14 @@ struct backend {
     void (*gauss_sample)(backend *b, const float *h, bk_prior_layout lay, int n,
                          size_t rows_per_image, int c, float temperature, uint64_t seed,
                          uint64_t stream, uint64_t first, float *z, int ldz);
+    /* standardised latents (the latent tools): eps[r, j] = (z - mean) / exp(logs),
+     * and back: z[r, j] = mean + exp(logs) * eps * T, gauss_sample's formula with
+     * the normal given, so eps = its draw and the same T give its z bit for bit */
+    void (*gauss_to_eps)(backend *b, const float *z, int ldz, const float *h,
+                         bk_prior_layout lay, size_t rows, int c, float *eps, int lde);
+    void (*gauss_from_eps)(backend *b, const float *eps, int lde, const float *h,
+                           bk_prior_layout lay, size_t rows, int c, float temperature, float *z,
+                           int ldz);
 
     /* ---- class conditioning: h [n*rows_per_image, c] dense ---- */
     /* h[i, r, :] += (w[:, y_i] + bias) * exp(3 logs), w [c, n_classes] */
@@ -181,7 +189,7 @@ struct backend {
     X(gather_channels) X(dequantize)                                                    \
     X(actnorm_fwd) X(actnorm_inv) X(actnorm_bwd) X(actnorm_ddi) X(sum_into)             \
     X(coupling_fwd) X(coupling_inv) X(coupling_bwd)                                     \
-    X(gauss_logp) X(gauss_bwd) X(gauss_sample)                                          \
+    X(gauss_logp) X(gauss_bwd) X(gauss_sample) X(gauss_to_eps) X(gauss_from_eps)        \
     X(yemb_fwd) X(yemb_bwd) X(head_fwd) X(head_bwd)                                     \
     X(adam) X(adamax) X(sumsq) X(ema)
 

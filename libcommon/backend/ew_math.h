@@ -53,6 +53,13 @@ GLOW_HD float ew_gauss_logp(float z, float mean, float logs)
     float d = z - mean;
     return -0.5f * (EW_LOG_2PI + 2.0f * logs + d * d * expf(-2.0f * logs));
 }
+/* a latent standardised by its prior, and back at temperature t: the expression of
+ * gauss_sample (cpu/cpu_prior.c, cuda/cuda_prior.cu) with the normal given */
+GLOW_HD float ew_gauss_to_eps(float z, float mean, float logs) { return (z - mean) / expf(logs); }
+GLOW_HD float ew_gauss_from_eps(float eps, float mean, float logs, float t)
+{
+    return mean + expf(logs) * eps * t;
+}
 /* gradients of g * logp: returns dz; sets dmean, dlogs */
 GLOW_HD float ew_gauss_bwd(float z, float mean, float logs, float g, float *dmean, float *dlogs)
 {

@@ -133,6 +133,10 @@ static int zw_feed_le32(zwriter *w, const unsigned char *p, uint64_t len)
     return 0;
 }
 
+static int write_record(FILE *f, uint32_t dtype, uint32_t flags, uint32_t n, uint32_t c,
+                        uint32_t h, uint32_t width, const int32_t *labels, const void *data,
+                        uint64_t dbytes, int le32, glow_error *err);
+
 int shard_write_record(FILE *f, const shard_record *rec, glow_error *err)
 {
     size_t es = shard_dtype_size(rec->dtype);
@@ -152,7 +156,32 @@ int shard_write_record(FILE *f, const shard_record *rec, glow_error *err)
                     rec->c, rec->h, rec->w, dtype_name(rec->dtype));
         return -1;
     }
-    uint64_t dbytes = elems * es, raw = lbytes + dbytes;
+    return write_record(f, (uint32_t)rec->dtype, rec->labels ? 1u : 0u, rec->n, rec->c, rec->h,
+                        rec->w, rec->labels, rec->data, elems * es, es == 4, err);
+}
+
+int shard_write_latent_record(FILE *f, uint32_t n, uint32_t c, uint32_t h, uint32_t w,
+                              const int32_t *labels, const void *body, uint64_t body_bytes,
+                              glow_error *err)
+{
+    uint64_t elems = n && c && h && w ? checked_elems(n, c, h, w, 4) : 0;
+    uint64_t want = elems * 4 + SHARD_LATENT_PREFIX + 4ull * n;
+    if (elems == 0 || body_bytes != want || want + (labels ? 4ull * n : 0) > SHARD_MAX_RAW) {
+        glow_errorf(err, "cannot write a latent record of %ux%ux%ux%u with a %llu-byte body", n, c,
+                    h, w, (unsigned long long)body_bytes);
+        return -1;
+    }
+    return write_record(f, SHARD_F32, (labels ? 1u : 0u) | SHARD_FLAG_LATENT, n, c, h, w, labels,
+                        body, body_bytes, 0, err);
+}
+
+/* One record: the header, then labels and dbytes of data (4-byte elements put
+ * little-endian when le32, else bytes as they are) as one zlib stream. */
+static int write_record(FILE *f, uint32_t dtype, uint32_t flags, uint32_t n, uint32_t c,
+                        uint32_t h, uint32_t width, const int32_t *labels, const void *data,
+                        uint64_t dbytes, int le32, glow_error *err)
+{
+    uint64_t lbytes = labels ? 4ull * n : 0, raw = lbytes + dbytes;
 
     /* The header carries zsize and the payload CRC, and the stream cannot seek,
      * so the record is compressed in memory first; compressBound guarantees
@@ -176,14 +205,13 @@ int shard_write_record(FILE *f, const shard_record *rec, glow_error *err)
     int bad = 0;
     if (lbytes) {
         unsigned char *lb = xmalloc(lbytes);
-        for (uint32_t i = 0; i < rec->n; i++)
-            store_le32(lb + 4ull * i, (uint32_t)rec->labels[i]);
+        for (uint32_t i = 0; i < n; i++)
+            store_le32(lb + 4ull * i, (uint32_t)labels[i]);
         bad = zw_feed(&w, lb, lbytes, Z_NO_FLUSH);
         free(lb);
     }
     if (!bad)
-        bad = es == 4 ? zw_feed_le32(&w, rec->data, dbytes)
-                      : zw_feed(&w, rec->data, dbytes, Z_NO_FLUSH);
+        bad = le32 ? zw_feed_le32(&w, data, dbytes) : zw_feed(&w, data, dbytes, Z_NO_FLUSH);
     if (!bad)
         bad = zw_feed(&w, NULL, 0, Z_FINISH);
     uint64_t zlen = w.zs.total_out;
@@ -199,12 +227,12 @@ int shard_write_record(FILE *f, const shard_record *rec, glow_error *err)
     memset(hd, 0, sizeof hd);
     memcpy(hd, SHARD_MAGIC, 8);
     store_le32(hd + 8, SHARD_VERSION);
-    store_le32(hd + 12, (uint32_t)rec->dtype);
-    store_le32(hd + 16, rec->labels ? 1u : 0u);
-    store_le32(hd + 20, rec->n);
-    store_le32(hd + 24, rec->c);
-    store_le32(hd + 28, rec->h);
-    store_le32(hd + 32, rec->w);
+    store_le32(hd + 12, dtype);
+    store_le32(hd + 16, flags);
+    store_le32(hd + 20, n);
+    store_le32(hd + 24, c);
+    store_le32(hd + 28, h);
+    store_le32(hd + 32, width);
     store_le64(hd + 40, raw);
     store_le64(hd + 48, zlen);
     store_le32(hd + 56, (uint32_t)crc);
@@ -236,6 +264,7 @@ struct shard_reader {
     int failed;
     glow_error saved;
     unsigned char *buf; /* compressed input chunk */
+    int latent;         /* takes latent records (flag bit 1) and only those */
     shard_expect_fn expect;
     void *expect_ctx;
     uint64_t held; /* the last record's bytes, reserved in the memory budget */
@@ -266,6 +295,14 @@ shard_reader *shard_reader_open(const char *path, glow_error *err)
         return NULL;
     }
     return reader_new(f, path, 1);
+}
+
+shard_reader *shard_reader_open_latent(const char *path, glow_error *err)
+{
+    shard_reader *r = shard_reader_open(path, err);
+    if (r)
+        r->latent = 1;
+    return r;
 }
 
 shard_reader *shard_reader_from_file(FILE *f, const char *name)
@@ -334,8 +371,18 @@ static int check_header(shard_reader *r, const unsigned char *hd, shard_record *
     uint32_t dtype = load_le32(hd + 12), flags = load_le32(hd + 16);
     if (dtype != SHARD_U8 && dtype != SHARD_F32)
         return fail(r, err, "unknown dtype %u (1 = uint8, 2 = float32)", dtype);
-    if (flags & ~1u)
-        return fail(r, err, "unknown flag bits 0x%x", flags & ~1u);
+    if (flags & ~(1u | SHARD_FLAG_LATENT))
+        return fail(r, err, "unknown flag bits 0x%x", flags & ~(1u | SHARD_FLAG_LATENT));
+    const int latent = (flags & SHARD_FLAG_LATENT) != 0;
+    if (latent && !r->latent)
+        return fail(r, err, "a latent record (of glow-encode or glow-latent), not images: "
+                            "glow-decode turns latents into images");
+    if (!latent && r->latent)
+        return fail(r, err, "an image record, not latents: glow-encode turns images into "
+                            "latents");
+    if (latent && dtype != SHARD_F32)
+        return fail(r, err, "a latent record of dtype %s (latents are float32)",
+                    dtype_name(dtype));
     uint32_t n = load_le32(hd + 20), c = load_le32(hd + 24), h = load_le32(hd + 28),
              w = load_le32(hd + 32), reserved = load_le32(hd + 36);
     if (reserved != 0)
@@ -345,15 +392,18 @@ static int check_header(shard_reader *r, const unsigned char *hd, shard_record *
     size_t es = shard_dtype_size((shard_dtype)dtype);
     uint64_t elems = checked_elems(n, c, h, w, es);
     *lbytes = (flags & 1) ? 4ull * n : 0;
-    if (elems == 0 || elems * es + *lbytes > SHARD_MAX_RAW)
+    /* a latent record's data starts with its prefix and n factors */
+    const uint64_t extra = latent ? SHARD_LATENT_PREFIX + 4ull * n : 0;
+    if (elems == 0 || elems * es + extra + *lbytes > SHARD_MAX_RAW)
         return fail(r, err, "%ux%ux%ux%u %s images are larger than the 16 GiB record limit", n,
                     c, h, w, dtype_name(dtype));
-    *dbytes = elems * es;
+    *dbytes = elems * es + extra;
     uint64_t raw = load_le64(hd + 40), want = *lbytes + *dbytes;
     if (raw != want)
-        return fail(r, err, "raw_size %llu does not match %ux%ux%ux%u %s%s (%llu bytes)",
+        return fail(r, err, "raw_size %llu does not match %ux%ux%ux%u %s%s%s (%llu bytes)",
                     (unsigned long long)raw, n, c, h, w, dtype_name(dtype),
-                    (flags & 1) ? " with labels" : "", (unsigned long long)want);
+                    latent ? " latents" : "", (flags & 1) ? " with labels" : "",
+                    (unsigned long long)want);
     *zsize = load_le64(hd + 48);
     /* Even stored (level 0) zlib data stays within compressBound; the slack
      * allows for writers that flush often. */
@@ -537,7 +587,7 @@ int shard_reader_next(shard_reader *r, shard_record *rec, glow_error *err)
             uint32_t v = load_le32(lab + i);
             memcpy(lab + i, &v, 4);
         }
-        if (hdr.dtype == SHARD_F32)
+        if (hdr.dtype == SHARD_F32 && !r->latent)
             for (uint64_t i = 0; i < dbytes; i += 4) {
                 uint32_t v = load_le32(data + i);
                 memcpy(data + i, &v, 4);

@@ -8,7 +8,7 @@
  *     0    8 magic "GLOWSHRD"
  *     8    4 version (1)
  *    12    4 dtype (1 = uint8, 2 = float32)
- *    16    4 flags (bit 0: labels present)
+ *    16    4 flags (bit 0: labels present; bit 1: a latent record, below)
  *    20   16 n, c, h, w (uint32 each)
  *    36    4 reserved, must be 0
  *    40    8 raw_size: bytes of the uncompressed payload
@@ -49,12 +49,30 @@ void shard_record_free(shard_record *r);
 /* Append one record to f. Returns 0, or -1 with err set (write failure). */
 int shard_write_record(FILE *f, const shard_record *rec, glow_error *err);
 
+/* ---- Latent records (docs/formats.md "The latent stream"; data/latent_stream.h) ----
+ * Flag bit 1 marks a latent record: dtype float32, and after the labels the payload
+ * holds a SHARD_LATENT_PREFIX-byte prefix, n float32 factors and the n*c*h*w
+ * values, so raw_size = labels + SHARD_LATENT_PREFIX + 4n + 4nchw. Image readers
+ * refuse latent records ("a latent record ..."), latent readers image records. */
+#define SHARD_FLAG_LATENT 2u
+#define SHARD_LATENT_PREFIX 160
+
+/* Append a latent record: body is the prefix, the factors and the values as
+ * little-endian bytes (SHARD_LATENT_PREFIX + 4n + 4nchw of them). */
+int shard_write_latent_record(FILE *f, uint32_t n, uint32_t c, uint32_t h, uint32_t w,
+                              const int32_t *labels, const void *body, uint64_t body_bytes,
+                              glow_error *err);
+
 /* ---- Reading ---- */
 
 typedef struct shard_reader shard_reader;
 
 /* Open a file ("-" is stdin). Returns NULL with err set ("FILE: reason"). */
 shard_reader *shard_reader_open(const char *path, glow_error *err);
+/* The same for a stream of latent records: shard_reader_next then returns each
+ * record with dtype SHARD_F32 and data holding its body as stored (little-endian
+ * bytes: prefix, factors, values), and refuses image records. */
+shard_reader *shard_reader_open_latent(const char *path, glow_error *err);
 /* Wrap an open stream (not closed by shard_reader_close). */
 shard_reader *shard_reader_from_file(FILE *f, const char *name);
 /* Read the next record into rec (which the caller frees with shard_record_free).

@@ -126,6 +126,33 @@ void glow_model_inverse(glow_model *m, int n, const float *const *z, float *x);
 void glow_model_sample(glow_model *m, int n, float temperature, uint64_t seed, uint64_t first,
                        const int32_t *labels, uint8_t *images, float *x);
 
+/* ---- Latents for the latent tools (docs/model.md section 10.8) ----
+ * Encoding is glow_model_eval (or _forward) followed by glow_model_get_eps;
+ * decoding is glow_model_decode then glow_model_quantize. */
+
+/* Standardised latents of the last forward or eval pass, NCHW host arrays as
+ * glow_model_get_latent gives them (same index and shape): eps = (z - mean) /
+ * exp(logs) under the level's prior, a split prior's from the level's z1, the top
+ * prior's from h(y) for the batch's labels. */
+void glow_model_get_eps(glow_model *m, int idx, float *out);
+/* Latents of n images -> x [n, C0, H, W] (host). lat: one NCHW array per level as
+ * glow_model_get_latent gives them; standardized: lat holds eps, and each level's
+ * z = mean + exp(logs) * eps * t[i] with its prior's mean and log-scale (the
+ * sampling formula of section 7: the normals of glow_model_sample_eps and t = T
+ * give glow_model_sample's x bit for bit); else lat holds z, used as z * t[i].
+ * t: n factors (NULL: all 1). labels: n class labels with y_condition (NULL:
+ * class 0). Returns 0, or -1 with err set (a label out of range). */
+int glow_model_decode(glow_model *m, int n, const float *const *lat, int standardized,
+                      const float *t, const int32_t *labels, float *x, glow_error *err);
+/* The standard normals glow_model_sample draws for images first..first+n-1, one
+ * NCHW array per level (shapes of glow_model_latent_shape), drawn on the backend
+ * exactly as the sampler draws them. */
+void glow_model_sample_eps(glow_model *m, int n, uint64_t seed, uint64_t first,
+                           float *const *eps);
+/* x [count] to uint8 as glow_model_sample does: clip(floor((x + 0.5) * n_bins) *
+ * (256 / n_bins), 0, 255) in float64, NaN to 0 (docs/model.md section 2). */
+void glow_model_quantize(const glow_model *m, size_t count, const float *x, uint8_t *images);
+
 /* Fresh parameters (docs/model.md section 5) into ps, a layout of cfg: conv1/conv2 weights
  * N(0, 0.05^2), invconv a random orthogonal matrix (Q of the QR decomposition of a
  * Gaussian matrix; with lu its P, L, U factors), shuffle a random permutation,

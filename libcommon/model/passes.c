@@ -193,12 +193,33 @@ static void upload_sample_labels(glow_model *m, int n, const int32_t *labels)
     free(lab);
 }
 
-/* Latents -> x [n, C0, H, W] (host): the latents given (z, NCHW host arrays) or,
- * without z, drawn from the priors at temperature T (docs/model.md section 7). The level
- * being inverted runs in the gradient scratch g_cur/g_tmp, which no backward pass
- * needs any more. */
-static int run_inverse(glow_model *m, int n, const float *const *z, float temperature,
-                       uint64_t seed, uint64_t first, const int32_t *labels, float *x_nchw,
+/* Where an inverse pass gets its latents: given (z, NCHW host arrays of each
+ * level; with eps, standardised latents; t: n factors, NULL: 1), or, without z,
+ * drawn from the priors at a temperature (docs/model.md section 7). */
+typedef struct {
+    const float *const *z;
+    int eps;
+    const float *t;
+    float temperature;
+    uint64_t seed, first;
+    const int32_t *labels;
+} inv_source;
+
+/* The given latent of level l (c channels) into dst [rows, c] dense, times t. */
+static void given_latent(glow_model *m, const inv_source *src, int l, int c, int hw, float *dst)
+{
+    const int n = m->ncur;
+    upload_latent(m, src->z[l], n, c, hw, dst);
+    if (!src->t || src->eps)
+        return;
+    for (int i = 0; i < n; i++)
+        if (src->t[i] != 1.0f)
+            m->b->scale(m->b, dst + (size_t)i * hw * c, (size_t)hw * c, src->t[i]);
+}
+
+/* Latents -> x [n, C0, H, W] (host). The level being inverted runs in the
+ * gradient scratch g_cur/g_tmp, which no backward pass needs any more. */
+static int run_inverse(glow_model *m, int n, const inv_source *src, float *x_nchw,
                        glow_error *err)
 {
     backend *b = m->b;
@@ -215,11 +236,15 @@ static int run_inverse(glow_model *m, int n, const float *const *z, float temper
         mdl_level *lv = &m->lv[l];
         const int C = lv->C, hw = lv->H * lv->W;
         if (l == m->L - 1) {
-            if (z) {
-                upload_latent(m, z[l], n, C, hw, cur);
+            if (src->z && !src->eps) {
+                given_latent(m, src, l, C, hw, cur);
+            } else if (src->z) {
+                upload_sample_labels(m, n, src->labels);
+                given_latent(m, src, l, C, hw, tmp);
+                mdl_top_from_eps(m, tmp, src->t, cur);
             } else {
-                upload_sample_labels(m, n, labels);
-                mdl_top_sample(m, temperature, seed, first, cur);
+                upload_sample_labels(m, n, src->labels);
+                mdl_top_sample(m, src->temperature, src->seed, src->first, cur);
             }
         } else {
             /* unsqueezing level l+1's input gives z1; z2 comes from z or the prior */
@@ -227,11 +252,14 @@ static int run_inverse(glow_model *m, int n, const float *const *z, float temper
             float *t = cur;
             cur = tmp;
             tmp = t;
-            if (z) {
-                upload_latent(m, z[l], n, C / 2, hw, tmp);
-                b->copy_cols(b, cur + C / 2, C, tmp, C / 2, lv->rows, C / 2, 0);
+            if (src->z) {
+                given_latent(m, src, l, C / 2, hw, tmp);
+                if (src->eps)
+                    mdl_split_from_eps(m, l, tmp, src->t, cur);
+                else
+                    b->copy_cols(b, cur + C / 2, C, tmp, C / 2, lv->rows, C / 2, 0);
             } else {
-                mdl_split_sample(m, l, temperature, seed, first, cur);
+                mdl_split_sample(m, l, src->temperature, src->seed, src->first, cur);
             }
         }
         for (int k = m->K - 1; k >= 0; k--)
@@ -253,8 +281,24 @@ static int run_inverse(glow_model *m, int n, const float *const *z, float temper
 void glow_model_inverse(glow_model *m, int n, const float *const *z, float *x)
 {
     glow_error err;
-    if (run_inverse(m, n, z, 1.0f, 0, 0, NULL, x, &err))
+    inv_source src = {z, 0, NULL, 1.0f, 0, 0, NULL};
+    if (run_inverse(m, n, &src, x, &err))
         glow_die(1, "%s", err.msg);
+}
+
+/* x back to uint8 (docs/model.md section 2) */
+static void quantize(const glow_config *c, size_t cnt, const float *xf, uint8_t *images)
+{
+    const double bins = (double)(1 << c->n_bits);
+    for (size_t i = 0; i < cnt; i++) {
+        double v = floor(((double)xf[i] + 0.5) * bins) * (256.0 / bins);
+        images[i] = !(v > 0) ? 0 : v > 255 ? 255 : (uint8_t)v;
+    }
+}
+
+void glow_model_quantize(const glow_model *m, size_t count, const float *x, uint8_t *images)
+{
+    quantize(&m->cfg, count, x, images);
 }
 
 void glow_model_sample(glow_model *m, int n, float temperature, uint64_t seed, uint64_t first,
@@ -264,14 +308,73 @@ void glow_model_sample(glow_model *m, int n, float temperature, uint64_t seed, u
     const size_t cnt = (size_t)n * glow_config_dims(c);
     float *xf = x ? x : xmalloc(cnt * sizeof(float));
     glow_error err;
-    if (run_inverse(m, n, NULL, temperature, seed, first, labels, xf, &err))
+    inv_source src = {NULL, 0, NULL, temperature, seed, first, labels};
+    if (run_inverse(m, n, &src, xf, &err))
         glow_die(1, "%s", err.msg);
-    /* back to uint8 (docs/model.md section 2) */
-    const double bins = (double)(1 << c->n_bits);
-    for (size_t i = 0; i < cnt; i++) {
-        double v = floor(((double)xf[i] + 0.5) * bins) * (256.0 / bins);
-        images[i] = !(v > 0) ? 0 : v > 255 ? 255 : (uint8_t)v;
-    }
+    quantize(c, cnt, xf, images);
     if (!x)
         free(xf);
+}
+
+/* ---- latents for the latent tools ---- */
+
+static int check_labels(const glow_model *m, int n, const int32_t *labels, glow_error *err)
+{
+    const glow_config *c = &m->cfg;
+    if (!c->y_condition || !labels)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= c->n_classes) {
+            glow_errorf(err, "image %d: label %d outside 0..%d", i, labels[i], c->n_classes - 1);
+            return -1;
+        }
+    return 0;
+}
+
+int glow_model_decode(glow_model *m, int n, const float *const *lat, int standardized,
+                      const float *t, const int32_t *labels, float *x, glow_error *err)
+{
+    if (n <= 0) {
+        glow_errorf(err, "empty batch");
+        return -1;
+    }
+    if (check_labels(m, n, labels, err))
+        return -1;
+    inv_source src = {lat, standardized ? 1 : 0, t, 1.0f, 0, 0, labels};
+    return run_inverse(m, n, &src, x, err);
+}
+
+void glow_model_get_eps(glow_model *m, int idx, float *out)
+{
+    mdl_level *lv = &m->lv[idx];
+    const int top = idx == m->L - 1, c = top ? lv->C : lv->C / 2;
+    const float *z = lv->steps[m->K - 1].out;
+    if (top)
+        mdl_top_to_eps(m, z, m->g_tmp);
+    else
+        mdl_split_to_eps(m, idx, z, m->g_tmp);
+    const size_t cnt = lv->rows * (size_t)c;
+    float *host = xmalloc(cnt * sizeof(float));
+    m->b->download(m->b, host, m->g_tmp, cnt * sizeof(float));
+    mdl_nhwc_to_nchw(host, c, out, m->ncur, c, lv->H * lv->W);
+    free(host);
+}
+
+void glow_model_sample_eps(glow_model *m, int n, uint64_t seed, uint64_t first,
+                           float *const *eps)
+{
+    mdl_ensure_batch(m, n, 0);
+    m->ncur = n;
+    m->grad_ready = 0;
+    for (int l = 0; l < m->L; l++) {
+        mdl_level *lv = &m->lv[l];
+        const int c = l == m->L - 1 ? lv->C : lv->C / 2;
+        m->b->fill(m->b, m->g_h, 0.0f, lv->rows * 2 * (size_t)c);
+        mdl_level_sample_eps(m, l, seed, first, m->g_h, m->g_tmp);
+        const size_t cnt = lv->rows * (size_t)c;
+        float *host = xmalloc(cnt * sizeof(float));
+        m->b->download(m->b, host, m->g_tmp, cnt * sizeof(float));
+        mdl_nhwc_to_nchw(host, c, eps[l], n, c, lv->H * lv->W);
+        free(host);
+    }
 }

@@ -5,6 +5,8 @@
  * (log-density into m->logp, cross-entropy into m->ce), gradient, sample. */
 #include "prior.h"
 
+#include <string.h>
+
 #include "backend/backend.h"
 #include "base/rng.h"
 
@@ -126,4 +128,78 @@ void mdl_top_sample(glow_model *m, float temperature, uint64_t seed, uint64_t fi
     top_h(m);
     m->b->gauss_sample(m->b, m->th, BK_HALVES, m->ncur, (size_t)top->H * top->W, top->C,
                        temperature, seed, sample_stream(m->L - 1), first, z, top->C);
+}
+
+/* ---- standardised latents ---- */
+
+/* f over the runs of consecutive images that share a factor t[i] (one run of
+ * factor 1 without t): rows [i0 * rpi, i1 * rpi) at factor t[i0]. */
+typedef void (*run_fn)(glow_model *m, size_t r0, size_t nrows, float t, void *ctx);
+static void for_runs(glow_model *m, size_t rpi, const float *t, run_fn f, void *ctx)
+{
+    const int n = m->ncur;
+    for (int i0 = 0, i1; i0 < n; i0 = i1) {
+        i1 = i0 + 1;
+        if (!t) {
+            i1 = n;
+        } else {
+            while (i1 < n && memcmp(&t[i1], &t[i0], sizeof *t) == 0)
+                i1++;
+        }
+        f(m, (size_t)i0 * rpi, (size_t)(i1 - i0) * rpi, t ? t[i0] : 1.0f, ctx);
+    }
+}
+
+void mdl_split_to_eps(glow_model *m, int l, const float *z, float *eps)
+{
+    mdl_level *lv = &m->lv[l];
+    const int C = lv->C;
+    m->b->gauss_to_eps(m->b, z + C / 2, C, lv->sh, BK_INTERLEAVED, lv->rows, C / 2, eps, C / 2);
+}
+
+void mdl_top_to_eps(glow_model *m, const float *z, float *eps)
+{
+    const mdl_level *top = &m->lv[m->L - 1];
+    m->b->gauss_to_eps(m->b, z, top->C, m->th, BK_HALVES, top->rows, top->C, eps, top->C);
+}
+
+typedef struct {
+    const float *eps, *h;
+    bk_prior_layout lay;
+    int c, ldz;
+    float *z;
+} from_eps_ctx;
+
+static void from_eps_run(glow_model *m, size_t r0, size_t nrows, float t, void *ctx)
+{
+    const from_eps_ctx *a = ctx;
+    m->b->gauss_from_eps(m->b, a->eps + r0 * a->c, a->c, a->h + r0 * 2 * a->c, a->lay, nrows,
+                         a->c, t, a->z + r0 * a->ldz, a->ldz);
+}
+
+void mdl_split_from_eps(glow_model *m, int l, const float *eps, const float *t, float *z)
+{
+    mdl_level *lv = &m->lv[l];
+    const int C = lv->C;
+    split_h(m, lv, z);
+    from_eps_ctx a = {eps, lv->sh, BK_INTERLEAVED, C / 2, C, z + C / 2};
+    for_runs(m, (size_t)lv->H * lv->W, t, from_eps_run, &a);
+}
+
+void mdl_top_from_eps(glow_model *m, const float *eps, const float *t, float *z)
+{
+    const mdl_level *top = &m->lv[m->L - 1];
+    top_h(m);
+    from_eps_ctx a = {eps, m->th, BK_HALVES, top->C, top->C, z};
+    for_runs(m, (size_t)top->H * top->W, t, from_eps_run, &a);
+}
+
+void mdl_level_sample_eps(glow_model *m, int l, uint64_t seed, uint64_t first,
+                          const float *zero_h, float *eps)
+{
+    const mdl_level *lv = &m->lv[l];
+    const int top = l == m->L - 1, c = top ? lv->C : lv->C / 2;
+    /* mean 0 and log-scale 0: z = 0 + exp(0) * eps * 1 is the normal itself */
+    m->b->gauss_sample(m->b, zero_h, top ? BK_HALVES : BK_INTERLEAVED, m->ncur,
+                       (size_t)lv->H * lv->W, c, 1.0f, seed, sample_stream(l), first, eps, c);
 }

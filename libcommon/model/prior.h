@@ -29,4 +29,22 @@ void mdl_top_bwd(glow_model *m, const float *z, float g_ld, float *dz);
 /* z [rows, Ct] drawn at temperature T for the labels in m->labels. */
 void mdl_top_sample(glow_model *m, float temperature, uint64_t seed, uint64_t first, float *z);
 
+/* Standardised latents (model.h glow_model_get_eps, glow_model_decode): eps =
+ * (z - mean) / exp(logs) under the level's prior, and back at a factor t per image
+ * (t: m->ncur host floats, NULL: 1), z = mean + exp(logs) * eps * t, the sampling
+ * formula with eps given. After a forward pass: split l's z2 of z (the level
+ * output [rows, C]) into eps [rows, C/2] dense, from the h the pass kept. */
+void mdl_split_to_eps(glow_model *m, int l, const float *z, float *eps);
+/* The top z [rows, Ct] into eps [rows, Ct] dense, from the pass's top h. */
+void mdl_top_to_eps(glow_model *m, const float *z, float *eps);
+/* z [rows, C] holds z1 in its first half and gets z2 from eps [rows, C/2] dense. */
+void mdl_split_from_eps(glow_model *m, int l, const float *eps, const float *t, float *z);
+/* z [rows, Ct] from eps [rows, Ct] dense, for the labels in m->labels. */
+void mdl_top_from_eps(glow_model *m, const float *eps, const float *t, float *z);
+/* The standard normals that sampling draws at level l (l = L-1: the top) for
+ * images first..first+ncur-1, into eps [rows, c] dense (c = C/2, or Ct at the
+ * top); zero_h: a zeroed buffer of rows * 2c floats. */
+void mdl_level_sample_eps(glow_model *m, int l, uint64_t seed, uint64_t first,
+                          const float *zero_h, float *eps);
+
 #endif

@@ -10,9 +10,12 @@ set -u
 cd "$(dirname "$0")/../.."
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
 OUT=${FUZZ_OUT:-$FUZZ_BUILD/crashes}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+case $FUZZ_BUILD in /*) ;; *) FUZZ_BUILD=$PWD/$FUZZ_BUILD ;; esac
+CORPUS=$PWD/test/fuzz/corpus
 secs=${1:?usage: test/fuzz/run.sh SECONDS NAME...}
 shift
-mkdir -p "$OUT"
 pass=0 fail=0
 for name in "$@"; do
     bin="$FUZZ_BUILD/fuzz_$name"
@@ -22,21 +25,27 @@ for name in "$@"; do
         continue
     fi
     scratch=$(mktemp -d)
+    mkdir "$scratch/new"
     limit=(-max_total_time="$secs")
     [ -n "${RUNS:-}" ] && limit=(-runs="$RUNS")
     log="$OUT/$name.log"
-    # leaks are checked by make check-asan; here the budget is what matters
-    ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
-        "$bin" "${limit[@]}" -jobs=1 -rss_limit_mb=2048 -timeout=20 -max_len=262144 \
-        -print_final_stats=1 -artifact_prefix="$OUT/$name-" \
-        "$scratch" "test/fuzz/corpus/$name" >"$log" 2>&1
+    t0=$SECONDS
+    # -jobs=1: one worker process, whose log (fuzz-0.log) goes to the scratch
+    # folder; leaks are checked by make check-asan, here the budget is what matters
+    (cd "$scratch" && ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+        "$bin" "${limit[@]}" -jobs=1 -rss_limit_mb=2048 -timeout=20 \
+        -max_len=262144 -print_final_stats=1 -artifact_prefix="$OUT/$name-" \
+        new "$CORPUS/$name") >"$log" 2>&1
     rc=$?
-    runs=$(grep -m1 -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$')
-    took=$(grep -m1 -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE 'in [0-9]+' |
-           grep -oE '[0-9]+')
+    took=$((SECONDS - t0))
+    cat "$scratch"/fuzz-*.log >>"$log" 2>/dev/null
+    grep -q 'exited with exit code [1-9]\|ERROR: libFuzzer\|ERROR: AddressSanitizer\|runtime error' \
+        "$log" && rc=1
+    runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | tail -n 1 |
+           grep -oE '[0-9]+$')
     rm -rf "$scratch"
     if [ $rc -eq 0 ]; then
-        echo "fuzz $name: ${runs:-?} runs in ${took:-$secs} s, 0 crashes"
+        echo "fuzz $name: ${runs:-?} runs in $took s, 0 crashes"
         pass=$((pass + 1))
     else
         echo "fuzz $name: FAILED (exit $rc) after ${runs:-?} runs; see $log:"

@@ -14,7 +14,7 @@ C="$ROOT/test/fuzz/corpus"
 py() { PYTHONPATH="$ROOT/test/data" /usr/bin/python3 "$@"; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-rm -rf "$C"
+rm -rf "$C"/{shard,safetensors,png,jpeg,yaml,csv}
 mkdir -p "$C"/{shard,safetensors,png,jpeg,yaml,csv}
 
 # ---- shard streams ----

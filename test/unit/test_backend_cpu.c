@@ -398,8 +398,31 @@ static void test_gauss(bk_prior_layout lay)
             ok &= fabs(zs[r * a.c + j] - (mean + exp(logs) * eps * 0.8)) < 1e-5;
         }
     CHECKF(ok, "gauss_sample");
-    float *ps[] = {a.z, a.h, a.lp, dz, dh, zs};
-    for (size_t i = 0; i < 6; i++)
+    /* standardising by the prior and back; from the sampler's own normals at its
+     * temperature, gauss_from_eps gives the sampler's z bit for bit */
+    float *eps = zeros(rows * (a.c + 2)), *zb = zeros(rows * (a.c + 1));
+    B->gauss_to_eps(B, a.z, a.c + 1, a.h, lay, rows, a.c, eps, a.c + 2);
+    B->gauss_from_eps(B, eps, a.c + 2, a.h, lay, rows, a.c, 1.0f, zb, a.c + 1);
+    int ok_eps = 1, ok_back = 1, ok_same = 1;
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < a.c; j++) {
+            double mean = lay == BK_INTERLEAVED ? a.h[r * 2 * a.c + 2 * j] : a.h[r * 2 * a.c + j];
+            double logs = lay == BK_INTERLEAVED ? a.h[r * 2 * a.c + 2 * j + 1] : a.h[r * 2 * a.c + a.c + j];
+            double want = (a.z[r * (a.c + 1) + j] - mean) / exp(logs);
+            ok_eps &= fabs(eps[r * (a.c + 2) + j] - want) < 1e-5 * fmax(1, fabs(want));
+            ok_back &= fabs(zb[r * (a.c + 1) + j] - a.z[r * (a.c + 1) + j]) < 1e-5;
+            size_t img = r / a.rpi, pr = r % a.rpi;
+            eps[r * (a.c + 2) + j] = rng_normal_at(9, 77, ((5 + img) * a.rpi + pr) * a.c + j);
+        }
+    B->gauss_from_eps(B, eps, a.c + 2, a.h, lay, rows, a.c, 0.8f, zb, a.c + 1);
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < a.c; j++)
+            ok_same &= memcmp(&zb[r * (a.c + 1) + j], &zs[r * a.c + j], sizeof(float)) == 0;
+    CHECKF(ok_eps, "gauss_to_eps layout %d", (int)lay);
+    CHECKF(ok_back, "gauss_from_eps(gauss_to_eps(z)) = z, layout %d", (int)lay);
+    CHECKF(ok_same, "gauss_from_eps of the sampler's normals = gauss_sample, layout %d", (int)lay);
+    float *ps[] = {a.z, a.h, a.lp, dz, dh, zs, eps, zb};
+    for (size_t i = 0; i < 8; i++)
         B->free(B, ps[i]);
 }
 

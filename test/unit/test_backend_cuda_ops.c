@@ -77,6 +77,9 @@ static void test_copy_cols(size_t rows, int cols, int pad)
 static void test_flat(size_t n)
 {
     bk_twin x = rand_f(n, -2, 2), y = rand_f(n, -2, 2);
+    /* on the twins as drawn: after the ops below they differ in the last bit (the GPU
+     * contracts a * b + c into one fma, nvcc --fmad=true) */
+    double sc = cpu->sumsq(cpu, y.r, n), sg = gpu->sumsq(gpu, y.d, n);
     cpu->axpy(cpu, y.r, x.r, n, 0.37f);
     gpu->axpy(gpu, y.d, x.d, n, 0.37f);
     cmp_f("axpy", "y", &y, n, TOL);
@@ -89,7 +92,6 @@ static void test_flat(size_t n)
     cpu->ema(cpu, x.r, y.r, n, 0.999f);
     gpu->ema(gpu, x.d, y.d, n, 0.999f);
     cmp_f("ema", "e", &x, n, TOL);
-    double sc = cpu->sumsq(cpu, y.r, n), sg = gpu->sumsq(gpu, y.d, n);
     double e = sc > 0 ? fabs(sc - sg) / sc : fabs(sg);
     record("sumsq", e);
     CHECKF(e <= 1e-12, "sumsq n=%zu: cpu %.17g gpu %.17g", n, sc, sg);
@@ -271,6 +273,37 @@ static void test_gauss(int n, size_t rpi, int c, int pad)
         cpu->gauss_sample(cpu, h.r, (bk_prior_layout)lay, n, rpi, c, 0.7f, 5, RNG_STREAM_SAMPLE, 3, zs.r, ld);
         gpu->gauss_sample(gpu, h.d, (bk_prior_layout)lay, n, rpi, c, 0.7f, 5, RNG_STREAM_SAMPLE, 3, zs.d, ld);
         cmp_f("gauss_sample", "z", &zs, rows * ld, TOL);
+        bk_twin eps = rand_f(rows * ld, -1, 1), zb = rand_f(rows * ld, -1, 1);
+        cpu->gauss_to_eps(cpu, z.r, ld, h.r, (bk_prior_layout)lay, rows, c, eps.r, ld);
+        gpu->gauss_to_eps(gpu, z.d, ld, h.d, (bk_prior_layout)lay, rows, c, eps.d, ld);
+        cmp_f("gauss_to_eps", "eps", &eps, rows * ld, TOL);
+        cpu->gauss_from_eps(cpu, eps.r, ld, h.r, (bk_prior_layout)lay, rows, c, 0.7f, zb.r, ld);
+        gpu->gauss_from_eps(gpu, eps.d, ld, h.d, (bk_prior_layout)lay, rows, c, 0.7f, zb.d, ld);
+        cmp_f("gauss_from_eps", "z", &zb, rows * ld, TOL);
+        twin_free(&eps);
+        twin_free(&zb);
+        /* on the GPU alone: the sampler's normals (a zero prior, T = 1) turned back
+         * by gauss_from_eps at T give the sampler's z at T, bit for bit */
+        {
+            float *h0 = gpu->alloc(gpu, rows * 2 * c * sizeof(float));
+            float *e = gpu->alloc(gpu, rows * c * sizeof(float));
+            float *z1 = gpu->alloc(gpu, rows * c * sizeof(float));
+            float *z2 = gpu->alloc(gpu, rows * c * sizeof(float));
+            gpu->gauss_sample(gpu, h0, (bk_prior_layout)lay, n, rpi, c, 1.0f, 5, RNG_STREAM_SAMPLE, 3, e, c);
+            gpu->gauss_from_eps(gpu, e, c, h.d, (bk_prior_layout)lay, rows, c, 0.7f, z1, c);
+            gpu->gauss_sample(gpu, h.d, (bk_prior_layout)lay, n, rpi, c, 0.7f, 5, RNG_STREAM_SAMPLE, 3, z2, c);
+            float *a = malloc(rows * c * sizeof(float)), *bb = malloc(rows * c * sizeof(float));
+            gpu->download(gpu, a, z1, rows * c * sizeof(float));
+            gpu->download(gpu, bb, z2, rows * c * sizeof(float));
+            CHECKF(memcmp(a, bb, rows * c * sizeof(float)) == 0,
+                   "gauss_from_eps of the sampler's normals differs from gauss_sample (layout %d)", lay);
+            free(a);
+            free(bb);
+            gpu->free(gpu, h0);
+            gpu->free(gpu, e);
+            gpu->free(gpu, z1);
+            gpu->free(gpu, z2);
+        }
         twin_free(&z);
         twin_free(&h);
         twin_free(&logp);

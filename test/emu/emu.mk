@@ -1,0 +1,80 @@
+# The CUDA emulator (docs/cuda-emulation.md), included by the Makefile.
+#
+#   make emu-check        the CUDA tests and reference cases on the emulated GPU
+#   make emu-check-asan   the same under AddressSanitizer and UndefinedBehaviorSanitizer
+#
+# Both build the library with GLOW_HAVE_CUDA=1 in their own folder, the CUDA
+# sources rewritten by rewrite.py and compiled by g++ against test/emu/include, and
+# the emulator's objects in place of cudart, cuBLAS and cuDNN.
+
+EMU_BUILD      ?= build-emu
+EMU_ASAN_BUILD ?= build-emu-asan
+EMU_SUBMAKE     = $(MAKE) --no-print-directory
+
+.PHONY: emu-build emu-build-asan emu-check emu-check-asan emu-units
+
+emu-build:
+	@$(EMU_SUBMAKE) BUILD=$(EMU_BUILD) CUDA=emu emu-units
+
+emu-build-asan:
+	@$(EMU_SUBMAKE) BUILD=$(EMU_ASAN_BUILD) CUDA=emu SAN=address,undefined OPT='-O1 -march=x86-64-v3' emu-units
+
+emu-check: emu-build
+	@EMU_BUILD=$(EMU_BUILD) test/run.sh emu
+
+emu-check-asan: emu-build-asan
+	@EMU_ASAN_BUILD=$(EMU_ASAN_BUILD) test/run.sh emu-asan
+
+ifeq ($(CUDA),emu)
+CXX         ?= g++
+EMU_DIR     := test/emu
+EMU_GEN     := $(BUILD)/emu-src
+EMU_BASE     = -g -std=c++17 -Wall -Wextra -Werror -I$(EMU_DIR)/include -I$(EMU_DIR) -Ilibcommon \
+               -I. -MMD -MP
+EMU_CXXFLAGS = $(OPT) $(EMU_BASE) $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer \
+               -fno-sanitize-recover=all)
+
+EMU_RT_SRC  := $(wildcard $(EMU_DIR)/emu_*.cpp)
+EMU_RT_OBJ  := $(EMU_RT_SRC:%.cpp=$(BUILD)/obj/%.o)
+EMU_CU_SRC  := $(wildcard cuda/*.cu)
+EMU_CU_OBJ  := $(EMU_CU_SRC:cuda/%.cu=$(BUILD)/obj/emu-cuda/%.o)
+EMU_CU_HDR  := $(patsubst cuda/%,$(EMU_GEN)/cuda/%,$(wildcard cuda/*.h cuda/*.cuh))
+EMU_TESTS   := test_backend_cuda test_backend_cuda_ops test_backend_cuda_edge test_cuda_train \
+               test_refcheck
+CUDA_OBJ    := $(EMU_CU_OBJ) $(EMU_RT_OBJ)
+CUDA_LIB    := $(BUILD)/libglowcuda.a
+CFLAGS      += -DGLOW_HAVE_CUDA=1
+LDLIBS      += -lstdc++
+
+emu-units: $(EMU_TESTS:%=$(BUILD)/test/%) $(BUILD)/test/test_emu
+
+# rewritten copies of cuda/*: line numbers and file names kept (#line)
+$(EMU_GEN)/cuda/%: cuda/% $(EMU_DIR)/rewrite.py
+	@python3 $(EMU_DIR)/rewrite.py $(dir $@) $<
+$(EMU_GEN)/test/%: $(EMU_DIR)/% $(EMU_DIR)/rewrite.py
+	@python3 $(EMU_DIR)/rewrite.py $(dir $@) $<
+
+$(BUILD)/obj/emu-cuda/%.o: $(EMU_GEN)/cuda/%.cu | $(EMU_CU_HDR)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -include cuda_runtime.h -c $< -o $@
+
+# the stand-ins' naive arithmetic is the slow part of a sanitizer run: optimised and
+# not instrumented there (every buffer the backend hands them is checked at the call)
+$(BUILD)/obj/$(EMU_DIR)/emu_cudnn.o $(BUILD)/obj/$(EMU_DIR)/emu_cublas.o: \
+    EMU_CXXFLAGS = -O2 $(filter -march=%,$(OPT)) $(EMU_BASE)
+
+$(BUILD)/obj/$(EMU_DIR)/%.o: $(EMU_DIR)/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+# the emulator's own tests, CUDA code too
+$(BUILD)/obj/emu-test/%.o: $(EMU_GEN)/test/%.cu
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -Itest/unit -x c++ -include cuda_runtime.h -c $< -o $@
+
+$(BUILD)/test/test_emu: $(BUILD)/obj/emu-test/test_emu.o $(EMU_RT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ -lm -lpthread -o $@
+
+-include $(EMU_CU_OBJ:.o=.d) $(EMU_RT_OBJ:.o=.d) $(BUILD)/obj/emu-test/test_emu.d
+endif

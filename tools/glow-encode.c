@@ -1,0 +1,177 @@
+/* glow-encode: images to latents under a trained Glow model (docs/model.md section
+ * 10.8), as a latent stream (docs/formats.md "The latent stream"). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/atomic_file.h"
+#include "base/util.h"
+#include "latent/latent_codec.h"
+#include "model/model_load.h"
+#include "tool/progress.h"
+#include "tool/tool.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: glow-encode [OPTION]... CKPT [IMAGES]...\n"
+            "Encode images (shard files or folders of *.glow files; standard input when\n"
+            "there are none) to their latents under the Glow model in checkpoint CKPT and\n"
+            "write them as a latent stream to standard output, e.g.\n"
+            "  glow-prep a.png b.png | glow-encode ckpt.safetensors | glow-latent mix \\\n"
+            "    | glow-decode ckpt.safetensors | pngcat > mix.png\n"
+            "\n"
+            "      --raw          write the raw latents z instead of the standardised ones,\n"
+            "                     eps = (z - mean) / exp(logs) under each level's prior\n"
+            "      --noise        add random dequantisation noise (from --seed and the\n"
+            "                     image's index), as training and glow-bpd do. Without it\n"
+            "                     each sub-pixel sits at the centre of its quantisation bin,\n"
+            "                     so glow-decode gives the image back exactly\n"
+            "      --seed S       noise seed with --noise (default 0)\n"
+            "      --bpd FILE     also write each image's bpd as TSV (index, bpd, label)\n"
+            "                     to FILE; with --noise and the same --seed these are\n"
+            "                     glow-bpd --per-image's numbers\n"
+            "      --limit N      encode only the first N images\n"
+            "      --ema          use the checkpoint's EMA weights\n"
+            "      --batch B      images per model call (default 64); the output does not\n"
+            "                     depend on it\n"
+            "      --device D     cpu, cuda, cuda:N or auto (default auto)\n"
+            "  -o, --output FILE  write the stream to the file FILE (atomically) instead\n"
+            "                     of standard output ('-o -': standard output)\n"
+            "  -v, --verbose      report images/s on stderr at the end\n"
+            "  -h, --help         show this help and exit\n"
+            "      --version      print the version and exit\n"
+            "\n"
+            "Labels of the images are kept. Images must have the model's shape (glow-prep\n"
+            "--pad/--size make them fit); a class-conditional model needs labels.\n"
+            "Progress goes to stderr when it is a terminal.\n"
+            "Exit status: 0 ok, 1 bad input (checkpoint, images, device), 2 usage error.\n");
+}
+
+typedef struct {
+    const char *ckpt, *output, *device, *bpd;
+    char **inputs;
+    int ninputs;
+    long batch, limit;
+    uint64_t seed;
+    int raw, noise, ema, verbose;
+} options;
+
+static void parse_args(int argc, char **argv, options *o)
+{
+    enum { OPT_RAW = 256, OPT_NOISE, OPT_SEED, OPT_BPD, OPT_LIMIT, OPT_EMA, OPT_BATCH, OPT_DEVICE,
+           OPT_VERSION };
+    static const struct option longs[] = {
+        {"raw", no_argument, NULL, OPT_RAW}, {"noise", no_argument, NULL, OPT_NOISE},
+        {"seed", required_argument, NULL, OPT_SEED}, {"bpd", required_argument, NULL, OPT_BPD},
+        {"limit", required_argument, NULL, OPT_LIMIT}, {"ema", no_argument, NULL, OPT_EMA},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"output", required_argument, NULL, 'o'}, {"out", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0}};
+    memset(o, 0, sizeof *o);
+    o->device = "auto";
+    o->batch = 64;
+    opterr = 0;
+    int c, seed_given = 0;
+    while ((c = getopt_long(argc, argv, ":o:vh", longs, NULL)) != -1) {
+        switch (c) {
+        case OPT_RAW: o->raw = 1; break;
+        case OPT_NOISE: o->noise = 1; break;
+        case OPT_SEED:
+            o->seed = (uint64_t)glow_opt_long("--seed", optarg, 0, 0x7fffffffffffffffL);
+            seed_given = 1;
+            break;
+        case OPT_BPD: o->bpd = optarg; break;
+        case OPT_LIMIT: o->limit = glow_opt_long("--limit", optarg, 1, 0x7fffffffffffffffL); break;
+        case OPT_EMA: o->ema = 1; break;
+        case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
+        case OPT_DEVICE: o->device = optarg; break;
+        case 'o': o->output = optarg; break;
+        case 'v': o->verbose = 1; break;
+        case 'h': usage(stdout); exit(EXIT_OK);
+        case OPT_VERSION: glow_tool_print_version();
+        case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind == argc)
+        glow_usage_error("%s", "missing the checkpoint (CKPT)");
+    o->ckpt = argv[optind];
+    o->inputs = argv + optind + 1;
+    o->ninputs = argc - optind - 1;
+    if (seed_given && !o->noise)
+        glow_usage_error("%s", "--seed sets the dequantisation noise: it needs --noise");
+    glow_error err;
+    if (glow_device_spec_check(o->device, &err) != 0)
+        glow_usage_error("%s", err.msg);
+    int data_stdin = o->ninputs == 0;
+    for (int i = 0; i < o->ninputs; i++)
+        data_stdin += strcmp(o->inputs[i], "-") == 0;
+    if (data_stdin + (strcmp(o->ckpt, "-") == 0) > 1)
+        glow_usage_error("%s", "only one of the checkpoint and the images can come from standard "
+                         "input");
+    if (data_stdin && isatty(STDIN_FILENO))
+        glow_usage_error("%s", "expected a shard stream on standard input; pipe one in or name "
+                         "IMAGES");
+    int to_stdout = !o->output || strcmp(o->output, "-") == 0;
+    if (o->bpd && strcmp(o->bpd, "-") == 0 && to_stdout)
+        glow_usage_error("%s", "--bpd - and the latents would both go to standard output; give "
+                         "-o FILE");
+}
+
+static void show(void *ctx, uint64_t done)
+{
+    glow_progress_draw(ctx, 0, "%llu images", (unsigned long long)done);
+}
+
+int main(int argc, char **argv)
+{
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP);
+    options o;
+    parse_args(argc, argv, &o);
+    int to_stdout = !o.output || strcmp(o.output, "-") == 0;
+    if (to_stdout)
+        glow_tool_no_terminal("binary latent data", "pipe it on (glow-encode ... | glow-decode "
+                                                    "...), redirect it, or use -o FILE");
+    glow_error err;
+    glow_loaded_model lm;
+    int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);
+    if (rc != 0)
+        glow_die(rc, "%s", err.msg);
+    atomic_file af, bf;
+    if (atomic_open(&af, to_stdout ? "-" : o.output, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    if (o.bpd && atomic_open(&bf, o.bpd, &err) != 0) {
+        atomic_abort(&af);
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    }
+    glow_progress pr;
+    glow_progress_init(&pr, 0);
+    latent_encode_opts eo = {o.raw ? LATENT_Z : LATENT_EPS, o.noise, o.seed, (int)o.batch,
+                             (uint64_t)o.limit, o.bpd ? bf.f : NULL, show, &pr};
+    double t0 = now_seconds();
+    uint64_t n = 0;
+    const char *out_name = to_stdout ? "standard output" : o.output;
+    if (latent_encode(&lm, o.ninputs, o.inputs, &eo, af.f, out_name, &n, &err) != 0) {
+        glow_progress_end(&pr);
+        atomic_abort(&af);
+        if (o.bpd)
+            atomic_abort(&bf);
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    }
+    double dt = now_seconds() - t0;
+    glow_progress_end(&pr);
+    if ((o.bpd && atomic_commit(&bf, &err) != 0) || atomic_commit(&af, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    if (o.verbose || stderr_is_tty()) {
+        char dev[32];
+        fprintf(stderr, "%s: %llu images in %.2f s (%.1f images/s, %s, batch %ld)\n",
+                glow_progname(), (unsigned long long)n, dt, dt > 0 ? (double)n / dt : 0.0,
+                glow_device_str(&lm.dev, dev, sizeof dev), o.batch);
+    }
+    glow_loaded_model_free(&lm);
+    return EXIT_OK;
+}
