@@ -227,7 +227,7 @@ refused() {
     assert_contains "$stderr" "--batch 65536: the model's activations"
     run glow-sample --mem-limit 20 -n 4 -o s.glow "$AFF"
     [ "$status" -eq 0 ]
-    for tool in glow-ckpt glow-sample glow-bpd glow-prep pngcat glow-train; do
+    for tool in glow-ckpt glow-sample glow-bpd glow-prep pngcat glow-train glow-encode glow-decode; do
         run --separate-stderr $tool --mem-limit 0 x
         [ "$status" -eq 2 ]
         assert_contains "$stderr" "--mem-limit 0: expected a positive number of MiB"
