@@ -16,6 +16,7 @@
 #endif
 
 #include "backend/backend.h"
+#include "base/mem_budget.h"
 #include "base/path.h"
 #include "base/util.h"
 #include "config/yaml_config.h"
@@ -60,7 +61,10 @@ static void usage(FILE *out)
             "                        finishes; then validated and saved as when done)\n"
             "      --seed S          sets train.seed\n"
             "      --set KEY=VALUE   override a config key, e.g. train.lr=1e-4 (repeatable)\n"
-            "      --mem-limit MiB   largest stream held in memory (default 4096)\n"
+            "      --mem-limit MiB   memory the run may use: the model, its optimizer\n"
+            "                        state and activations, and a stream held in memory\n"
+            "                        (default: half the available memory); a config or\n"
+            "                        data that would need more is refused at the start\n"
             "      --max-bad-steps N stop after N steps in a row with a non-finite loss or\n"
             "                        gradient (default 5)\n"
             "      --check-every N   on several processes: check every N steps that all hold\n"
@@ -85,7 +89,7 @@ typedef struct {
     int nval;
     char **sets;
     int nsets;
-    long steps, max_bad, mem_mib, check_every;
+    long steps, max_bad, check_every;
     int has_seed;
     uint64_t seed;
     double time_limit;
@@ -116,7 +120,6 @@ static int parse_args(int argc, char **argv, options *o)
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->max_bad = 5;
-    o->mem_mib = 4096;
     o->check_every = GLOW_CHECK_EVERY;
     opterr = 0;
     int c;
@@ -153,10 +156,7 @@ static int parse_args(int argc, char **argv, options *o)
                 glow_usage_error("--time-limit %s: expected a positive number of seconds", optarg);
             break;
         }
-        case OPT_MEM:
-            if (parse_long(optarg, 1, 1L << 30, &o->mem_mib) != 0)
-                glow_usage_error("--mem-limit %s: expected a positive number of MiB", optarg);
-            break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case OPT_SEED: {
             char *end;
             errno = 0;
@@ -207,10 +207,12 @@ static dataset *open_data(int n, char **inputs, const char *what, const options 
         glow_usage_error("no %s data: give SHARDS, or pipe a stream (glow-prep ... | glow-train ...)",
                     what);
     if (stream && !o->quiet)
-        glow_warn("reading the %s images from standard input into memory (at most %ld MiB; "
+        glow_warn("reading the %s images from standard input into memory (at most %llu MiB; "
                   "for more, write shard files with glow-prep -o DIR)",
-                  what, o->mem_mib);
-    dataset *d = dataset_open(n, inputs, (uint64_t)o->mem_mib << 20, &err);
+                  what, (unsigned long long)(glow_mem_limit() >> 20));
+    /* a stream's records are held to the model's shape before decompression */
+    dataset *d = dataset_open_expect(n, inputs, 0, glow_train_data_expect, (void *)&cfg->model,
+                                     &err);
     if (!d)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     const dataset_info *in = dataset_get_info(d);
@@ -305,6 +307,9 @@ int main(int argc, char **argv)
     glow_device dev;
     if (glow_dist_device(&dist, cfg.train.device, &dev, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
+    /* The memory the config asks for, before any of it is allocated. */
+    if (glow_trainer_plan(&cfg, dev.kind == DEVICE_CPU, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s: %s", cfg_name, err.msg);
 
     /* Data. */
     int ntrain = argc - first;

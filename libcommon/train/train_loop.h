@@ -73,10 +73,20 @@ typedef struct {
      * must catch. -1: none. */
     int perturb_rank;
     long perturb_step;
+    uint64_t mem;          /* bytes reserved in the memory budget (optimizer, EMA, batch) */
 } glow_trainer;
 
 /* Default of check_every. */
 #define GLOW_CHECK_EVERY 1000
+
+/* Does training cfg fit the memory budget (base/mem_budget.h)? The model and its
+ * activations for the training and the init batch (model.h glow_model_mem), the
+ * optimizer and EMA state, the host copies a checkpoint is written from and the
+ * batch buffer, all from the config before anything is allocated; host_backend:
+ * the backend's memory is host memory (the CPU). Returns 0, or -1 with err saying
+ * what the run would need. The allocations themselves are reserved as they are
+ * made. */
+int glow_trainer_plan(const glow_run_config *cfg, int host_backend, glow_error *err);
 
 /* Fill in the fixed parts; datasets, log and backend are set by the caller. */
 void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char *run_dir);
