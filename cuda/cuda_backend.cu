@@ -42,6 +42,28 @@ void cuda_free(backend *b, void *p)
     CUDA_CHECK(cudaFree(p));
 }
 
+// Page-locked host memory: transfers from and to it run at the bus's speed.
+void *cuda_host_alloc(backend *b, size_t bytes)
+{
+    (void)b;
+    void *p = NULL;
+    cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        fprintf(stderr, "%s: cuda: cudaMallocHost(%zu bytes) failed: %s\n", glow_progname(), bytes,
+                cudaGetErrorString(e));
+        exit(1);
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+void cuda_host_free(backend *b, void *p)
+{
+    (void)b;
+    if (p)
+        CUDA_CHECK(cudaFreeHost(p));
+}
+
 // Upload and download are synchronous: the host buffer may be reused or freed
 // as soon as they return.
 static void copy_host(backend *b, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)

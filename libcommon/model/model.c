@@ -4,6 +4,8 @@
  * passes themselves are in passes.c. */
 #include "model_internal.h"
 
+#include "base/mem_budget.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,8 @@ static void free_batch(glow_model *m)
     for (int i = 0; i < m->nbufs; i++)
         m->b->free(m->b, m->bufs[i]);
     m->nbufs = 0;
+    glow_mem_release(m->mem_batch);
+    m->mem_batch = 0;
     free(m->h_bpd);
     free(m->h_logdet); /* h_logp and h_ce lie in it */
     m->h_bpd = m->h_logdet = m->h_logp = m->h_ce = NULL;
@@ -39,6 +43,8 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
     if (n == m->n && (m->train || !train))
         return;
     free_batch(m);
+    /* model_mem.c counts what follows: the two change together */
+    mdl_reserve_batch(m, n, train);
     m->n = n;
     m->train = train;
     m->grad_ready = 0;
@@ -162,7 +168,8 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
     glow_model *m = xcalloc(1, sizeof *m);
     m->b = b;
     m->cfg = *cfg;
-    if (glow_paramset_layout(cfg, &m->layout, err)) {
+    if (mdl_reserve_fixed(m, err) != 0 || glow_paramset_layout(cfg, &m->layout, err)) {
+        mdl_release_mem(m);
         free(m);
         return NULL;
     }
@@ -388,6 +395,7 @@ void glow_model_free(glow_model *m)
     free(m->hW);
     free(m->offset);
     glow_paramset_free(&m->layout);
+    mdl_release_mem(m);
     free(m);
 }
 

@@ -99,6 +99,7 @@ struct glow_model {
     double *hW;            /* host scratch, C x C doubles x 6 (invconv.c) */
     void **bufs;           /* batch buffers, freed when the batch size changes */
     int nbufs, capbufs;
+    uint64_t mem_fixed, mem_batch; /* bytes reserved in the memory budget (model_mem.c) */
 };
 
 /* The gradient of the trained parameter at p (a pointer into m->params): the
@@ -113,6 +114,15 @@ static inline float *mdl_grad(const glow_model *m, const float *p)
  * backward pass, else the steps of a level share one set (evaluation, DDI,
  * inverse). Buffers of a training allocation also serve the other uses. */
 void mdl_ensure_batch(glow_model *m, int n, int train);
+/* model_mem.c: the memory budget. reserve_fixed: what glow_model_new keeps;
+ * reserve_batch: the buffers of mdl_ensure_batch (exits with the message when
+ * they do not fit: callers that can fail call glow_model_plan_batch first);
+ * release_mem: both. host_backend: the backend's memory is host memory (its
+ * buffers count in the budget). */
+int mdl_reserve_fixed(glow_model *m, glow_error *err);
+void mdl_reserve_batch(glow_model *m, int n, int train);
+void mdl_release_mem(glow_model *m);
+int mdl_host_backend(const backend *b);
 /* host layout conversions */
 void mdl_nchw_to_nhwc(const float *src, float *dst, int n, int c, int hw);
 void mdl_nhwc_to_nchw(const float *src, int ld, float *dst, int n, int c, int hw);

@@ -33,6 +33,8 @@ static int load_batch(glow_model *m, const glow_batch *bt, int train, glow_error
                 return -1;
             }
     }
+    if (glow_model_plan_batch(m, bt->n, train, err) != 0)
+        return -1;
     mdl_ensure_batch(m, bt->n, train);
     m->ncur = bt->n;
     /* the activations are being replaced: until this pass succeeds there is
@@ -219,6 +221,8 @@ static int run_inverse(glow_model *m, int n, const inv_source *src, float *x_nch
 {
     backend *b = m->b;
     const glow_config *c = &m->cfg;
+    if (glow_model_plan_batch(m, n, 0, err) != 0)
+        return -1;
     mdl_ensure_batch(m, n, 0);
     m->ncur = n;
     m->grad_ready = 0;
