@@ -19,6 +19,7 @@ static uint64_t fixed_bytes(const glow_config *c, const glow_paramset_count *pc,
     /* the layout's host copy of every parameter, the flat params and grads */
     host += 4 * pc->values + 8 * pc->tensors + 64 * pc->tensors;
     d += 2 * F * pc->trained;
+    uint64_t np = 0, nm = 0; /* invconv.c: packed parameters, matrices of all steps */
     for (int l = 0; l < c->levels; l++) {
         uint64_t C = (uint64_t)glow_level_channels(c, l), CC = C * C;
         if (C > maxc)
@@ -26,15 +27,20 @@ static uint64_t fixed_bytes(const glow_config *c, const glow_paramset_count *pc,
         for (int k = 0; k < c->steps; k++) {
             host += sizeof(mdl_step);
             if (c->permutation == PERM_INVCONV) {
-                host += 2 * 8 * CC;           /* W, Winv */
-                d += F * CC * (c->lu ? 2 : 1); /* Winvdev, and the LU product */
+                host += 2 * 8 * CC; /* W, Winv */
+                np += c->lu ? 2 * CC + C : CC;
+                nm += CC;
             } else
-                d += 2 * 4 * C;               /* perm, iperm */
+                d += 2 * 4 * C;     /* perm, iperm */
         }
         host += sizeof(mdl_level);
     }
-    host += 6 * 8 * maxc * maxc + 4 * maxc * maxc; /* hW, hWf */
-    d += F * maxc * maxc;                          /* g_W */
+    host += 6 * 8 * maxc * maxc; /* hW */
+    if (c->permutation == PERM_INVCONV) {
+        const uint64_t mats = (c->lu ? 2 : 1) * nm; /* [LU products] W^-1 */
+        d += F * (np + mats + nm);                  /* inv_pack, inv_mats, inv_dW */
+        host += F * (2 * np + mats + nm);           /* h_pack, h_prev, h_mats, h_dW */
+    }
     *dev = d;
     return host;
 }
