@@ -19,6 +19,7 @@
 #include "base/mem_budget.h"
 #include "base/path.h"
 #include "base/util.h"
+#include "config/config_find.h"
 #include "config/yaml_config.h"
 #include "data/dataset.h"
 #include "device/device.h"
@@ -42,8 +43,10 @@ static void usage(FILE *out)
             "RUN_DIR receives config.yml (the effective config), checkpoint.safetensors\n"
             "and log.jsonl (one JSON object per line).\n"
             "\n"
-            "  -c, --config FILE     YAML config with model: and train: (docs/configs.md);\n"
-            "                        with --resume, the checkpoint's config by default\n"
+            "  -c, --config FILE|NAME  YAML config with model: and train: (docs/configs.md),\n"
+            "                        or the name of a shipped one (cifar10 finds\n"
+            "                        share/glow/configs/cifar10.yml; GLOW_CONFIG_PATH\n"
+            "                        first); with --resume, the checkpoint's by default\n"
             "  -o, --out DIR         the run directory (a folder, created) that receives\n"
             "                        config.yml, checkpoint.safetensors and log.jsonl;\n"
             "                        with --resume, the checkpoint's directory by default\n"
@@ -277,9 +280,14 @@ int main(int argc, char **argv)
     /* The config: the file, or the checkpoint's; then the command line. */
     glow_run_config cfg;
     const char *cfg_name = o.config;
+    char *cfg_path = NULL;
     if (o.config) {
-        if (glow_run_config_parse_file(o.config, &cfg, &err) != 0)
+        cfg_path = glow_config_find(o.config, &err);
+        if (!cfg_path)
             glow_die(EXIT_BADINPUT, "%s", err.msg);
+        if (glow_run_config_parse_file(cfg_path, &cfg, &err) != 0)
+            glow_die(EXIT_BADINPUT, "%s", err.msg);
+        cfg_name = cfg_path;
     } else {
         if (glow_train_config_from_checkpoint(&ck, ck_path, &cfg, &err) != 0)
             glow_die(EXIT_BADINPUT, "%s", err.msg);
@@ -407,6 +415,7 @@ int main(int argc, char **argv)
     dataset_close(train);
     dataset_close(val);
     free(ck_path);
+    free(cfg_path);
     free(run_dir);
     free(o.val);
     free(o.sets);
