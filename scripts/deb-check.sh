@@ -71,7 +71,7 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     "$bin/glow-prep" -q --size 8 --limit 64 -o data /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 else
     mkdir data
-    PYTHONPATH="$src/test/data" python3 "$src/test/data/shardgen.py" data/a.glow --n 64 --c 1 --h 8 --w 8
+    PYTHONPATH="$src/test/data" /usr/bin/python3 "$src/test/data/shardgen.py" data/a.glow --n 64 --c 1 --h 8 --w 8
 fi
 OMP_NUM_THREADS=1 "$bin/glow-train" -q -c tiny --device cpu --steps 4 -o run data || fail "tiny training"
 [ -s run/checkpoint.safetensors ] || fail "no checkpoint"

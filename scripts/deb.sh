@@ -24,7 +24,7 @@ version=$(sed -e 's/^v//' -e 's/-/+/' -e 's/-/./g' <<<"$GLOW_VERSION")-1
 arch=$(dpkg --print-architecture)
 stage=$BUILD/deb/$PKG
 deb=$BUILD/${PKG}_${version}_${arch}.deb
-rm -rf "$BUILD/deb"
+rm -rf "$BUILD/deb" "$BUILD"/${PKG}_*.deb
 mkdir -p "$stage/DEBIAN"
 
 DESTDIR=$PWD/$stage PREFIX=/usr MANGZ=1 DOCNAME=$PKG NO_MANIFEST=1 BUILD=$BUILD \
@@ -46,9 +46,12 @@ bins=()
 for t in "$@"; do bins+=("$PWD/$stage/usr/bin/$t"); done
 deps=$(cd "$work" && dpkg-shlibdeps -O --ignore-missing-info "${bins[@]}" 2>warnings |
        sed -n 's/^shlibs:Depends=//p')
-unpackaged=$(for b in "${bins[@]}"; do ldd "$b"; done | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u |
-             while read -r lib; do dpkg -S "$lib" >/dev/null 2>&1 || dpkg -S "$(readlink -f "$lib")" >/dev/null 2>&1 ||
-                 dpkg -S "/usr$lib" >/dev/null 2>&1 || echo "$lib"; done)
+# the libraries resolved outside every Debian package (one dpkg -S for them all)
+libs=$(for b in "${bins[@]}"; do ldd "$b"; done | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
+owned=$(dpkg -S $(for l in $libs; do echo "$l" "/usr$l" "$(readlink -f "$l")"; done) 2>/dev/null |
+        sed 's/^.*: //' | sort -u || true)
+unpackaged=$(for l in $libs; do
+                 grep -qxF -e "$l" -e "/usr$l" -e "$(readlink -f "$l")" <<<"$owned" || echo "$l"; done)
 [ -z "$unpackaged" ] || echo "$me: warning: libraries no Debian package provides (the machine needs them): $(echo $unpackaged)" >&2
 [ -n "$deps" ] || { echo "$me: dpkg-shlibdeps found no dependencies:" >&2; cat "$work/warnings" >&2; exit 1; }
 

@@ -13,6 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+MAN_DIR=${MAN_DIR:-man}   # the pages checked (a copy, in the tests)
 problems=0 pages=0
 problem() { echo "man-check: $*"; problems=$((problems + 1)); }
 
@@ -40,7 +41,7 @@ all_opts() {
 }
 missing() { comm -23 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d') | tr '\n' ' '; }
 
-for page in man/*.[15]; do
+for page in "$MAN_DIR"/*.[15]; do
     pages=$((pages + 1))
     w=$(groff -man -ww -z "$page" 2>&1)
     [ -z "$w" ] || problem "$page: groff warnings: $w"
@@ -63,7 +64,7 @@ for page in man/*.[15]; do
 done
 for t in "$BUILD"/bin/*; do
     [ -x "$t" ] || continue
-    [ -f "man/$(basename "$t").1" ] || problem "$(basename "$t"): no man page man/$(basename "$t").1"
+    [ -f "$MAN_DIR/$(basename "$t").1" ] || problem "$(basename "$t"): no man page $MAN_DIR/$(basename "$t").1"
 done
 echo "man-check: $pages pages, $problems problems"
 [ $problems = 0 ]
