@@ -526,6 +526,10 @@ EOF
     [ "$status" -eq 1 ]
     assert_contains "$stderr" "pngcat: standard output is the input s.glow"
     cmp s.glow s.orig
+    run --separate-stderr bash -c "glow-bpd --per-image $C s.glow >>s.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "glow-bpd: standard output is the input s.glow"
+    cmp s.glow s.orig
     # glow-prep -o onto the folder it reads
     mkdir imgs
     pngcat --split imgs --limit 3 s.glow
