@@ -36,10 +36,9 @@ static void usage(FILE *out)
             "       glow-train --init CKPT -o RUN_DIR [-c CONFIG] [OPTION]... SHARDS...\n"
             "Train a Glow model on images from shard files (or directories of them),\n"
             "or from a shard stream on standard input, which is held in memory.\n"
-            "RUN_DIR receives config.yml (the effective config), data.json (the data),\n"
-            "checkpoint.safetensors (the latest), best.safetensors (the best validation\n"
-            "bpd), checkpoints/ (every train.keep_every steps), samples/ (sample grids and\n"
-            "reconstructions every train.sample_every steps) and log.jsonl.\n"
+            "RUN_DIR receives config.yml, data.json, checkpoint.safetensors (the latest),\n"
+            "best.safetensors (by validation bpd), checkpoints/ (every train.keep_every\n"
+            "steps), samples/ (every train.sample_every steps) and log.jsonl.\n"
             "\n"
             "  -c, --config FILE     YAML config with model: and train: (docs/configs.md);\n"
             "                        with --resume, the checkpoint's config by default; with\n"
@@ -66,7 +65,10 @@ static void usage(FILE *out)
             "                        finishes; then validated and saved as when done)\n"
             "      --seed S          sets train.seed\n"
             "      --set KEY=VALUE   override a config key, e.g. train.lr=1e-4 (repeatable)\n"
-            "      --mem-limit MiB   largest stream held in memory (default 4096)\n"
+            "      --mem-limit MiB   memory the run may use: the model, its optimizer\n"
+            "                        state and activations, and a stream held in memory\n"
+            "                        (default: half the available memory); a config or\n"
+            "                        data that would need more is refused at the start\n"
             "      --max-bad-steps N stop after N steps in a row with a non-finite loss or\n"
             "                        gradient (default 5)\n"
             "      --check-every N   on several processes: check every N steps that all hold\n"
@@ -91,7 +93,7 @@ typedef struct {
     char **val;
     int nval;
     char **sets;
-    long max_bad, mem_mib, check_every;
+    long max_bad, check_every;
     double time_limit;
 } options;
 
@@ -122,7 +124,6 @@ static int parse_args(int argc, char **argv, options *o)
     memset(o, 0, sizeof *o);
     glow_train_cli *a = &o->cli;
     o->max_bad = 5;
-    o->mem_mib = 4096;
     o->check_every = GLOW_CHECK_EVERY;
     opterr = 0;
     int c;
@@ -161,10 +162,7 @@ static int parse_args(int argc, char **argv, options *o)
                 glow_usage_error("--time-limit %s: expected a positive number of seconds", optarg);
             break;
         }
-        case OPT_MEM:
-            if (parse_long(optarg, 1, 1L << 30, &o->mem_mib) != 0)
-                glow_usage_error("--mem-limit %s: expected a positive number of MiB", optarg);
-            break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case OPT_SEED: {
             char *end;
             errno = 0;
@@ -203,27 +201,6 @@ static int parse_args(int argc, char **argv, options *o)
     return optind;
 }
 
-static const char *start_line(const glow_trainer *t, const char *mode, const char *dev, int nproc,
-                              char *buf, size_t n)
-{
-    char end[96] = "";
-    if (t->total_steps != t->run_steps)
-        snprintf(end, sizeof end, " (this session; the run ends at step %ld)", t->run_steps);
-    const dataset_info *in = dataset_get_info(t->train);
-    size_t o = (size_t)snprintf(buf, n, "%s from step %lld to %ld%s on ",
-                                strcmp(mode, "resume") ? "training" : "resuming", (long long)t->p.step,
-                                t->total_steps, end);
-    if (nproc > 1)
-        snprintf(buf + o, n - o, "%d processes (%s, %s on rank 0), %llu training images, batch %d "
-                                 "per process (%d per step)",
-                 nproc, t->comm->name, dev, (unsigned long long)in->n_images,
-                 t->cfg.train.batch_size, t->cfg.train.batch_size * nproc);
-    else
-        snprintf(buf + o, n - o, "%s, %llu training images, batch %d", dev,
-                 (unsigned long long)in->n_images, t->cfg.train.batch_size);
-    return buf;
-}
-
 int main(int argc, char **argv)
 {
     glow_tool_start(argc, argv, GLOW_TOOL_OPENMP);
@@ -249,14 +226,18 @@ int main(int argc, char **argv)
     glow_run_config cfg;
     const char *cfg_name;
     long session_steps;
-    if ((rc = glow_train_make_config(a, have_ck ? &ck : NULL, ck_path, &cfg, &cfg_name,
-                                     &session_steps, &err)) == EXIT_USAGE)
+    rc = glow_train_make_config(a, have_ck ? &ck : NULL, ck_path, &cfg, &cfg_name, &session_steps,
+                                &err);
+    if (rc == EXIT_USAGE)
         glow_usage_error("%s", err.msg);
-    else if (rc)
+    if (rc)
         glow_die(rc, "%s", err.msg);
     glow_device dev;
     if (glow_train_device(&dist, a, &cfg, cfg_name, &dev, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
+    /* The memory the config asks for, before any of it is allocated. */
+    if (glow_trainer_plan(&cfg, dev.kind == DEVICE_CPU, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s: %s", cfg_name, err.msg);
 
     /* The data: given, or what the run resumed recorded. */
     char *src_dir = a->resume ? glow_path_dir(ck_path) : NULL;
@@ -265,15 +246,15 @@ int main(int argc, char **argv)
                                    &err)) != 0)
         glow_die(rc, "%s", err.msg);
     dataset *train, *val = NULL;
-    if ((rc = glow_train_open_data(plan.ntrain, plan.train, "training", o.mem_mib, o.quiet, &cfg,
-                                   &dist, &train, &err)) != 0)
+    if ((rc = glow_train_open_data(plan.ntrain, plan.train, "training", o.quiet, &cfg, &dist,
+                                   &train, &err)) != 0)
         glow_die(rc, "%s%s%s", plan.train_recorded ? plan.rec_file : "",
                  plan.train_recorded ? ": " : "", err.msg);
     if (plan.nval) {
         if (plan.nval == 1 && !strcmp(plan.val[0], "-") && dataset_get_info(train)->from_stream)
             glow_usage_error("--val -: standard input already holds the training images");
-        if ((rc = glow_train_open_data(plan.nval, plan.val, "validation", o.mem_mib, o.quiet, &cfg,
-                                       &dist, &val, &err)) != 0)
+        if ((rc = glow_train_open_data(plan.nval, plan.val, "validation", o.quiet, &cfg, &dist,
+                                       &val, &err)) != 0)
             glow_die(rc, "%s%s%s", plan.val_recorded ? plan.rec_file : "",
                      plan.val_recorded ? ": " : "", err.msg);
     }
@@ -373,7 +354,7 @@ int main(int argc, char **argv)
                         (unsigned long long)dataset_get_info(train)->n_images,
                         (unsigned long long)(val ? dataset_get_info(val)->n_images : 0),
                         o.new_data ? ",\"new_data\":true" : "", procs);
-    glow_train_log_msg(&t.log, 1, "%s", start_line(&t, mode, devname, dist.size, line, sizeof line));
+    glow_train_log_msg(&t.log, 1, "%s", glow_train_start_text(&t, mode, devname, line, sizeof line));
     rc = glow_trainer_run(&t, stop, &err);
     if (rc == 1 && dist.size > 1 && !t.error_everywhere) {
         /* this process's own failure: say so and go; the launcher ends the others */

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/mem_budget.h"
 #include "base/rng.h"
 
 struct dataset {
@@ -31,7 +32,23 @@ struct dataset {
     /* Sequential reading. */
     int seq_file;
     uint64_t seq_pos;
+    uint64_t mem; /* bytes of the chunk buffers reserved in the memory budget */
 };
+
+/* The chunk buffers of cap images: pixels, labels, the order. */
+static uint64_t chunk_bytes(const dataset *d, uint64_t cap)
+{
+    return glow_mem_mul(cap, (uint64_t)d->image_bytes + 8);
+}
+
+/* The capacity load_records grows to for n images. */
+static uint64_t chunk_cap(uint64_t n)
+{
+    uint64_t cap = 1024;
+    while (cap < n)
+        cap *= 2;
+    return cap;
+}
 
 /* Read every record of one file (or stream) into the chunk buffers. `name` is
  * the source as messages call it. */
@@ -73,6 +90,20 @@ static int load_records(dataset *d, shard_reader *r, const char *name, glow_erro
             uint64_t cap = d->chunk_cap ? d->chunk_cap : 1024;
             while (cap < need)
                 cap *= 2;
+            uint64_t more = chunk_bytes(d, cap) - chunk_bytes(d, d->chunk_cap);
+            char what[600];
+            snprintf(what, sizeof what, "%s: %llu images of %ux%ux%u held in memory", name,
+                     (unsigned long long)need, rec.c, rec.h, rec.w);
+            if (glow_mem_reserve(more, what, err) != 0) {
+                if (d->chunk_file == -2) { /* a stream is held whole */
+                    glow_error e = *err;
+                    glow_errorf(err, "%.700s; or write shard files with `glow-prep -o DIR` and "
+                                     "read the directory, which is not held in memory", e.msg);
+                }
+                shard_record_free(&rec);
+                return -1;
+            }
+            d->mem += more;
             d->chunk_pixels = xrealloc(d->chunk_pixels, cap * d->image_bytes);
             d->chunk_labels = xrealloc(d->chunk_labels, cap * sizeof(int32_t));
             d->chunk_perm = xrealloc(d->chunk_perm, cap * sizeof(uint32_t));
@@ -119,6 +150,12 @@ static void add_file(dataset *d, const char *path)
 
 dataset *dataset_open(int ninputs, char **inputs, uint64_t mem_limit, glow_error *err)
 {
+    return dataset_open_expect(ninputs, inputs, mem_limit, NULL, NULL, err);
+}
+
+dataset *dataset_open_expect(int ninputs, char **inputs, uint64_t mem_limit, shard_expect_fn fn,
+                             void *ctx, glow_error *err)
+{
     dataset *d = xcalloc(1, sizeof *d);
     d->chunk_file = -1;
     d->seq_file = 0;
@@ -127,6 +164,7 @@ dataset *dataset_open(int ninputs, char **inputs, uint64_t mem_limit, glow_error
         shard_reader *r = shard_reader_open("-", err);
         if (!r)
             goto fail;
+        shard_reader_expect(r, fn, ctx);
         d->chunk_file = -2;
         int rc = load_records(d, r, "standard input", err, mem_limit);
         shard_reader_close(r);
@@ -194,6 +232,20 @@ dataset *dataset_open(int ninputs, char **inputs, uint64_t mem_limit, glow_error
     if (d->info.n_images == 0) {
         glow_errorf(err, "%s: no images", use_stream ? "standard input" : inputs[0]);
         goto fail;
+    }
+    if (!use_stream) { /* one file is loaded at a time: the largest must fit */
+        uint64_t most = 0;
+        int at = 0;
+        for (int f = 0; f < d->nfiles; f++)
+            if (d->file_counts[f] > most) {
+                most = d->file_counts[f];
+                at = f;
+            }
+        char what[600];
+        snprintf(what, sizeof what, "%s: its %llu images of %ux%ux%u, loaded whole,",
+                 d->files[at], (unsigned long long)most, d->info.c, d->info.h, d->info.w);
+        if (glow_mem_check(chunk_bytes(d, chunk_cap(most)), what, err) != 0)
+            goto fail;
     }
     d->file_order = xcalloc((size_t)(d->nfiles ? d->nfiles : 1), sizeof *d->file_order);
     return d;
@@ -409,5 +461,6 @@ void dataset_close(dataset *d)
     free(d->chunk_labels);
     free(d->chunk_perm);
     free(d->file_order);
+    glow_mem_release(d->mem);
     free(d);
 }

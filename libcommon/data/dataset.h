@@ -29,6 +29,12 @@ typedef struct {
  * mem_limit bytes; past it the error points to `glow-prep -o DIR`). Counting the
  * images of files reads their record headers only. */
 dataset *dataset_open(int ninputs, char **inputs, uint64_t mem_limit, glow_error *err);
+/* The same, with a stream's records held to fn (shard_reader_expect: the shape the
+ * caller will need) before they are decompressed. Every byte held in memory (a
+ * stream's images, a file's images, records as they are read) is reserved in the
+ * memory budget first (base/mem_budget.h); mem_limit 0 leaves the limit to it. */
+dataset *dataset_open_expect(int ninputs, char **inputs, uint64_t mem_limit, shard_expect_fn fn,
+                             void *ctx, glow_error *err);
 const dataset_info *dataset_get_info(const dataset *d);
 /* What the data is, as text to compare between the processes of a run: the count
  * and shape, then each file's name (without its folder) and image count, one a

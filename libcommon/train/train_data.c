@@ -23,8 +23,10 @@ static int check_labels(dataset *d, const char *what, int n_classes, int part, i
                         glow_error *err)
 {
     const dataset_info *in = dataset_get_info(d);
-    const uint32_t chunk = 4096;
-    uint8_t *px = xmalloc((size_t)chunk * in->c * in->h * in->w);
+    /* 4096 images at a time, or fewer when they are large (16 MiB at most) */
+    const size_t img = (size_t)in->c * in->h * in->w;
+    const uint32_t chunk = img > (16u << 20) / 4096 ? (uint32_t)((16u << 20) / img + 1) : 4096;
+    uint8_t *px = xmalloc((size_t)chunk * img);
     int32_t *lb = xmalloc(chunk * sizeof(int32_t));
     const uint64_t lo = in->n_images * (uint64_t)part / (uint64_t)parts;
     const uint64_t hi = in->n_images * (uint64_t)(part + 1) / (uint64_t)parts;
@@ -52,6 +54,26 @@ static int check_labels(dataset *d, const char *what, int n_classes, int part, i
     return rc;
 }
 
+static int shape_check(const dataset_info *in, const char *what, const glow_config *m,
+                       glow_error *err)
+{
+    if ((int)in->c != m->channels || (int)in->h != m->image_h || (int)in->w != m->image_w) {
+        char hint[64];
+        glow_train_shape_hint(in, m, hint, sizeof hint);
+        glow_errorf(err, "%s%simages are %ux%ux%u but the model expects %dx%dx%d; %s", what,
+                    *what ? " " : "", in->c, in->h, in->w, m->channels, m->image_h, m->image_w,
+                    hint);
+        return -1;
+    }
+    return 0;
+}
+
+int glow_train_data_expect(void *ctx, const shard_record *hdr, int has_labels, glow_error *err)
+{
+    dataset_info in = {hdr->c, hdr->h, hdr->w, has_labels, hdr->n, 1};
+    return shape_check(&in, "", ctx, err);
+}
+
 int glow_train_data_check(dataset *d, const char *what, const glow_config *m, glow_error *err)
 {
     return glow_train_data_check_part(d, what, m, 0, 1, err);
@@ -61,13 +83,8 @@ int glow_train_data_check_part(dataset *d, const char *what, const glow_config *
                                int parts, glow_error *err)
 {
     const dataset_info *in = dataset_get_info(d);
-    if ((int)in->c != m->channels || (int)in->h != m->image_h || (int)in->w != m->image_w) {
-        char hint[64];
-        glow_train_shape_hint(in, m, hint, sizeof hint);
-        glow_errorf(err, "%s images are %ux%ux%u but the model expects %dx%dx%d; %s", what,
-                    in->c, in->h, in->w, m->channels, m->image_h, m->image_w, hint);
+    if (shape_check(in, what, m, err) != 0)
         return -1;
-    }
     if (m->y_condition && !in->has_labels) {
         glow_errorf(err, "the model is class-conditional (y_condition) but the %s images have no "
                          "labels (glow-prep --labels ...)",

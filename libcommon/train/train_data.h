@@ -27,4 +27,9 @@ int glow_train_data_check(dataset *d, const char *what, const glow_config *m, gl
 int glow_train_data_check_part(dataset *d, const char *what, const glow_config *m, int part,
                                int parts, glow_error *err);
 
+/* The model's shape asked of every record of a stream before it is decompressed
+ * (a shard_expect_fn: ctx is the glow_config), with glow_train_data_check's
+ * message. */
+int glow_train_data_expect(void *ctx, const shard_record *hdr, int has_labels, glow_error *err);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem_budget.h"
 #include "base/path.h"
 #include "data/safetensors.h"
 #include "dist/dist.h"
@@ -66,6 +67,15 @@ static int finish_start(glow_trainer *t, glow_error *err)
         t->b->set_precision(t->b, tc->precision, err) != 0)
         return -1;
     t->n_trained = glow_model_n_trained(t->m);
+    /* optimizer moments and the EMA (backend memory: counted on the CPU), the
+     * batch on the host */
+    const size_t D = (size_t)glow_config_dims(&t->cfg.model);
+    uint64_t state = (uint64_t)t->n_trained * 4 * (tc->ema_decay > 0 ? 4 : 2);
+    uint64_t need = (strcmp(t->b->name, "cpu") == 0 ? state : 0) +
+                    (uint64_t)tc->batch_size * (D + sizeof(int32_t));
+    if (glow_mem_reserve(need, "the optimizer state, the EMA and the batch buffer", err) != 0)
+        return -1;
+    t->mem = need;
     t->opt = glow_optim_new(t->b, tc->optimizer, t->n_trained);
     t->opt->beta1 = (float)tc->beta1;
     t->opt->beta2 = (float)tc->beta2;
@@ -74,7 +84,6 @@ static int finish_start(glow_trainer *t, glow_error *err)
         t->swap = t->b->alloc(t->b, t->n_trained * sizeof(float));
         t->b->copy(t->b, t->ema, glow_model_params(t->m), t->n_trained * sizeof(float));
     }
-    const size_t D = (size_t)glow_config_dims(&t->cfg.model);
     t->px = xmalloc((size_t)tc->batch_size * D);
     t->labels = xcalloc((size_t)tc->batch_size, sizeof(int32_t));
     if (glow_checkpoint_init(&t->ck, &t->cfg.model, err) != 0 ||
@@ -688,5 +697,38 @@ void glow_trainer_free(glow_trainer *t)
     free(t->labels);
     free(t->run_dir);
     free(t->ckpt_path);
+    glow_mem_release(t->mem);
     memset(t, 0, sizeof *t);
+}
+
+int glow_trainer_plan(const glow_run_config *cfg, int host_backend, glow_error *err)
+{
+    const glow_config *mc = &cfg->model;
+    const glow_train_config *tc = &cfg->train;
+    const int n0 = glow_train_init_batch(tc, mc);
+    glow_model_mem_parts tr, init;
+    if (glow_model_mem(mc, tc->batch_size, 1, &tr, err) != 0 ||
+        glow_model_mem(mc, n0, 0, &init, err) != 0)
+        return -1;
+    const uint64_t D = (uint64_t)glow_config_dims(mc), P = tr.params, T = 4 * tr.trained;
+    /* the model with the larger of its two batch allocations (init, training) */
+    uint64_t model = glow_model_mem_total(&tr, host_backend);
+    uint64_t model_init = glow_model_mem_total(&init, host_backend);
+    uint64_t acts = tr.batch_host + (host_backend ? tr.batch_dev + tr.batch_dev / 4 : 0);
+    if (model_init > model)
+        model = model_init;
+    /* optimizer moments and EMA (and its swap) on the backend; their host copies
+     * in the checkpoint being written (parameters, moments, EMA); the parameters
+     * built before the model; the batch */
+    uint64_t state = (host_backend ? 1 : 0) * T * (tc->ema_decay > 0 ? 4 : 2);
+    uint64_t host_ck = P + 2 * T + (tc->ema_decay > 0 ? P : 0);
+    uint64_t batch = (uint64_t)(tc->batch_size > n0 ? tc->batch_size : n0) * (D + 4);
+    uint64_t need = glow_mem_add(glow_mem_add(model, state), glow_mem_add(host_ck + P, batch));
+    char what[400], a[32], b[32], c[32];
+    snprintf(what, sizeof what,
+             "training this model (parameters %s, activations for a batch of %d %s, optimizer "
+             "and EMA state %s)",
+             glow_mem_str(P, a, sizeof a), tc->batch_size, glow_mem_str(acts, b, sizeof b),
+             glow_mem_str(T * (tc->ema_decay > 0 ? 4 : 2), c, sizeof c));
+    return glow_mem_check(need, what, err);
 }

@@ -89,6 +89,7 @@ typedef struct {
     glow_sampler sampler;
     int sampling;
     int64_t sampled_at;
+    uint64_t mem;          /* bytes reserved in the memory budget (optimizer, EMA, batch) */
 } glow_trainer;
 
 /* Default of check_every. */
@@ -97,6 +98,14 @@ typedef struct {
 /* Steps of a run: train.steps, or its epochs over n_images with batch_size
  * images on each of processes. */
 long glow_train_run_length(const glow_train_config *tc, uint64_t n_images, int processes);
+/* Does training cfg fit the memory budget (base/mem_budget.h)? The model and its
+ * activations for the training and the init batch (model.h glow_model_mem), the
+ * optimizer and EMA state, the host copies a checkpoint is written from and the
+ * batch buffer, all from the config before anything is allocated; host_backend:
+ * the backend's memory is host memory (the CPU). Returns 0, or -1 with err saying
+ * what the run would need. The allocations themselves are reserved as they are
+ * made. */
+int glow_trainer_plan(const glow_run_config *cfg, int host_backend, glow_error *err);
 
 /* Fill in the fixed parts; datasets, log and backend are set by the caller. */
 void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char *run_dir);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/atomic_file.h"
+#include "base/mem_budget.h"
 #include "base/path.h"
 #include "data/png_write.h"
 
@@ -21,6 +22,14 @@ int glow_sampler_init(glow_sampler *s, const glow_config *mc, int batch,
     s->temps = *temps;
     s->seed = seed;
     const size_t D = (size_t)glow_config_dims(mc);
+    /* a batch of images and labels; with reconstructions another, the bin centres,
+     * the decoded images and the latents (floats, as many as the images' values) */
+    uint64_t img = glow_mem_mul((uint64_t)batch, D + sizeof(int32_t));
+    uint64_t need = val ? glow_mem_add(2 * img, glow_mem_mul(3 * sizeof(float), (uint64_t)batch * D))
+                        : img;
+    if (glow_mem_reserve(need, "the buffers of the sample grids", err) != 0)
+        return -1;
+    s->mem = need;
     s->px = xmalloc((size_t)batch * D);
     s->labels = xcalloc((size_t)batch, sizeof *s->labels);
     for (int i = 0; i < batch; i++) /* glow-sample's classes: a function of i alone */
@@ -188,5 +197,6 @@ void glow_sampler_free(glow_sampler *s)
     free(s->recon_labels);
     free(s->noise);
     free(s->x);
+    glow_mem_release(s->mem);
     memset(s, 0, sizeof *s);
 }

@@ -37,14 +37,16 @@ typedef struct {
     float *noise, *x;       /* bin centres; decoded images */
     float **z;              /* one latent array per level */
     int L;
+    uint64_t mem;           /* bytes reserved in the memory budget (base/mem_budget.h) */
 } glow_sampler;
 
 /* Can images of this model be drawn as PNG (1 or 3 channels)? */
 int glow_sampler_drawable(const glow_config *mc);
 
 /* Set up for model mc and batch size batch; the reconstructions take the first
- * images of val in stored order (val NULL: none; val is rewound after). Returns 0,
- * or -1 with err set (reading val). */
+ * images of val in stored order (val NULL: none; val is rewound after). The
+ * buffers are reserved in the memory budget. Returns 0, or -1 with err set
+ * (reading val, or over the budget). */
 int glow_sampler_init(glow_sampler *s, const glow_config *mc, int batch,
                       const glow_number_list *temps, uint64_t seed, dataset *val,
                       glow_error *err);

@@ -4,8 +4,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/mem_budget.h"
 #include "base/path.h"
 #include "run_dir.h"
+#include "train_loop.h"
 #include "train_data.h"
 #include "train_state.h"
 
@@ -112,7 +114,7 @@ int glow_train_device(const glow_dist *d, const glow_train_cli *a, const glow_ru
     return -1;
 }
 
-int glow_train_open_data(int n, char **inputs, const char *what, long mem_mib, int quiet,
+int glow_train_open_data(int n, char **inputs, const char *what, int quiet,
                          const glow_run_config *cfg, const glow_dist *dist, dataset **out,
                          glow_error *err)
 {
@@ -132,10 +134,11 @@ int glow_train_open_data(int n, char **inputs, const char *what, long mem_mib, i
         return EXIT_USAGE;
     }
     if (stream && !quiet)
-        glow_warn("reading the %s images from standard input into memory (at most %ld MiB; "
+        glow_warn("reading the %s images from standard input into memory (at most %llu MiB; "
                   "for more, write shard files with glow-prep -o DIR)",
-                  what, mem_mib);
-    dataset *d = dataset_open(n, inputs, (uint64_t)mem_mib << 20, err);
+                  what, (unsigned long long)(glow_mem_limit() >> 20));
+    /* a stream's records are held to the model's shape before decompression */
+    dataset *d = dataset_open_expect(n, inputs, 0, glow_train_data_expect, (void *)&cfg->model, err);
     if (!d)
         return EXIT_BADINPUT;
     const dataset_info *in = dataset_get_info(d);
@@ -319,4 +322,28 @@ int glow_train_open_run_dir(const char *run_dir, int in_place, const glow_run_co
         (!in_place && glow_run_dir_lock(run_dir, err) == -1))
         return -1;
     return glow_run_data_write(run_dir, record, err);
+}
+
+const char *glow_train_start_text(const glow_trainer *t, const char *mode, const char *dev, char *buf,
+                                  size_t n)
+{
+    char end[96] = "";
+    if (t->total_steps != t->run_steps)
+        snprintf(end, sizeof end, " (this session; the run ends at step %ld)", t->run_steps);
+    const dataset_info *in = dataset_get_info(t->train);
+    const int nproc = t->comm ? t->comm->size : 1;
+    size_t o = (size_t)snprintf(buf, n, "%s from step %lld to %ld%s on ",
+                                strcmp(mode, "resume") ? "training" : "resuming", (long long)t->p.step,
+                                t->total_steps, end);
+    if (o >= n)
+        return buf;
+    if (nproc > 1)
+        snprintf(buf + o, n - o, "%d processes (%s, %s on rank 0), %llu training images, batch %d "
+                                 "per process (%d per step)",
+                 nproc, t->comm->name, dev, (unsigned long long)in->n_images,
+                 t->cfg.train.batch_size, t->cfg.train.batch_size * nproc);
+    else
+        snprintf(buf + o, n - o, "%s, %llu training images, batch %d", dev,
+                 (unsigned long long)in->n_images, t->cfg.train.batch_size);
+    return buf;
 }

@@ -15,6 +15,7 @@
 #include "dist/dist.h"
 #include "model/checkpoint.h"
 #include "run_data.h"
+#include "train_loop.h"
 
 /* What the command line says about the config. */
 typedef struct {
@@ -49,11 +50,13 @@ int glow_train_device(const glow_dist *d, const glow_train_cli *a, const glow_ru
                       const char *cfg_name, glow_device *dev, glow_error *err);
 
 /* Open a data set (what: "training" or "validation") from n inputs (none or "-":
- * standard input, held in memory up to mem_mib MiB, with a note on stderr unless
- * quiet) and check that it fits the model (this process's share of the labels).
+ * standard input, held in memory within the memory budget, base/mem_budget.h,
+ * its records held to the model's shape before decompression, with a note on
+ * stderr unless quiet) and check that it fits the model (this process's share of
+ * the labels).
  * Returns 0 with *out set, or an exit status with err set (EXIT_USAGE: a stream
  * that cannot feed several processes or comes from a terminal). */
-int glow_train_open_data(int n, char **inputs, const char *what, long mem_mib, int quiet,
+int glow_train_open_data(int n, char **inputs, const char *what, int quiet,
                          const glow_run_config *cfg, const glow_dist *dist, dataset **out,
                          glow_error *err);
 
@@ -100,5 +103,11 @@ void glow_train_settle(glow_comm *comm, int code, glow_error *err);
  * Returns 0, or -1 with err set. */
 int glow_train_open_run_dir(const char *run_dir, int in_place, const glow_run_config *cfg,
                             const glow_run_data *record, glow_error *err);
+
+/* The line glow-train starts with: "training from step 0 to 20 on cpu, 200
+ * training images, batch 8" ("resuming ...", "(this session; the run ends at
+ * step N)", the processes of a run on several). Returns buf. */
+const char *glow_train_start_text(const glow_trainer *t, const char *mode, const char *dev, char *buf,
+                                  size_t n);
 
 #endif

@@ -47,7 +47,9 @@ CUDA_LIB    := $(BUILD)/libglowcuda.a
 CFLAGS      += -DGLOW_HAVE_CUDA=1
 LDLIBS      += -lstdc++
 
-emu-units: $(EMU_TESTS:%=$(BUILD)/test/%) $(BUILD)/test/test_emu
+# the tools too in the plain emulator build (test/run.sh emu runs the latent tools
+# and glow-train on the emulated device)
+emu-units: $(EMU_TESTS:%=$(BUILD)/test/%) $(BUILD)/test/test_emu $(if $(SAN),,$(TOOLS))
 
 # rewritten copies of cuda/*: line numbers and file names kept (#line)
 $(EMU_GEN)/cuda/%: cuda/% $(EMU_DIR)/rewrite.py
