@@ -201,6 +201,17 @@ static void put_panel(FILE *f, const panel *p, const glow_run_curves *runs, int 
         fputs("set logscale y\nset ytics autofreq\n", f);
     else
         fputs("unset logscale y\nset ytics autofreq\n", f);
+    /* Head room above the curves for the key (opaque, top right), one line per
+     * entry: without it a learning rate at its plateau or a falling bpd's start
+     * runs under the key. */
+    int entries = 0;
+    for (int r = 0; r < n; r++) {
+        const glow_series *ss[3] = {(const glow_series *)((const char *)&runs[r] + off),
+                                    &runs[r].val_bpd, &runs[r].val_bpd_ema};
+        for (int k = 0; k < (bpd ? 3 : 1); k++)
+            entries += ss[k]->n > 0;
+    }
+    fprintf(f, "set offsets 0, 0, graph %.3f, graph 0.08\n", fmin(0.08 + 0.075 * entries, 0.6));
     int items = 0;
     for (int r = 0; r < n; r++) {
         const glow_series *s = (const glow_series *)((const char *)&runs[r] + off);
@@ -261,7 +272,7 @@ char *glow_plot_script(const glow_run_curves *runs, int n, const glow_plot_opts 
         snprintf(title, sizeof title, "Glow training: %d runs", n);
     put_string(f, title);
     fputs("\nset grid\nset key top right box opaque\nset xlabel \"step\"\nset format y \"%g\"\n"
-          "set xrange [0:*]\nset autoscale yfix\nset offsets 0, 0, graph 0.08, graph 0.08\n"
+          "set xrange [0:*]\nset autoscale yfix\n"
           "set mytics\n", f);
     const panel panels[4] = {{"bits per dimension", "bpd", 1},
                              {"learning rate", "learning rate", 0},
