@@ -285,7 +285,7 @@ fuzz-deps:
 # Debian packages the project needs (idempotent; quiet when all are present).
 DEB_PACKAGES := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev \
                 libyaml-dev libcjson-dev libdnnl-dev bats python3 python3-numpy \
-                dataset-fashion-mnist openmpi-bin libopenmpi-dev \
+                dataset-fashion-mnist openmpi-bin libopenmpi-dev gnuplot-nox \
                 dpkg-dev fakeroot groff-base man-db
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

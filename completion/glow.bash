@@ -1,5 +1,5 @@
 # Bash completion for the Glow tools (glow-prep, glow-train, glow-sample, glow-bpd,
-# glow-ckpt, glow-encode, glow-decode, glow-latent, pngcat).
+# glow-ckpt, glow-plot, glow-encode, glow-decode, glow-latent, pngcat).
 # Installed as share/bash-completion/completions/TOOL for every tool (bash-completion
 # loads it on the first TAB after TOOL); or source it from ~/.bashrc.
 #
@@ -91,5 +91,5 @@ _glow_complete() {
     COMPREPLY=($(compgen -f -- "$cur"))
 }
 
-complete -F _glow_complete -o filenames glow-prep glow-train glow-sample glow-bpd glow-ckpt \
+complete -F _glow_complete -o filenames glow-prep glow-train glow-sample glow-bpd glow-ckpt glow-plot \
     glow-encode glow-decode glow-latent pngcat

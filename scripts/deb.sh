@@ -63,7 +63,7 @@ Architecture: $arch
 Maintainer: ${DEB_MAINTAINER:-Glow in C and CUDA <glow-tools@localhost>}
 Installed-Size: $size
 Depends: $deps
-Recommends: make, bash-completion
+Recommends: make, bash-completion, gnuplot-nox
 Suggests: dataset-fashion-mnist
 Section: science
 Priority: optional
@@ -71,7 +71,8 @@ Description: Glow normalizing flow: prepare images, train, sample, score
  Small Unix tools in C11 that prepare image data (glow-prep, pngcat), train the
  Glow normalizing flow of Kingma and Dhariwal (glow-train), sample from it
  (glow-sample), score images (glow-bpd), inspect and import checkpoints
- (glow-ckpt) and work with latents (glow-encode, glow-decode, glow-latent), on
+ (glow-ckpt), plot training curves (glow-plot, with gnuplot) and work with
+ latents (glow-encode, glow-decode, glow-latent), on
  the CPU (oneDNN, OpenMP)$(grep -q libcudart <<<"$(ldd "${bins[0]}")" && echo ' and CUDA GPUs').
  .
  The shipped configs are in /usr/share/glow/configs (glow-train -c NAME), the
