@@ -39,7 +39,7 @@ tiny_data() {
     grep -q '^name: "here"$' run2/config.yml
     run glow-train -c no-such-config -o run3 data
     [ "$status" -eq 1 ]
-    assert_contains "$output" "no-such-config: no such file, and no config of that name in"
+    assert_contains "$output" "glow-train: no-such-config: No such file or directory, nor a config of that name in"
     assert_contains "$output" "share/glow/configs"
     # a path is not looked up
     run glow-train -c ./cifar10 -o run3 data

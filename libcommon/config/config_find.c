@@ -97,7 +97,7 @@ char *glow_config_find(const char *name, glow_error *err)
         }
         p += k + (e ? 1 : 0);
     }
-    glow_errorf(err, "%s: no such file, and no config of that name in %s "
+    glow_errorf(err, "%s: No such file or directory, nor a config of that name in %s "
                 "($GLOW_CONFIG_PATH, then the tools' share/glow/configs)",
                 name, search[0] ? search : "(no folder)");
     free(search);

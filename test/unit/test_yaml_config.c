@@ -592,7 +592,7 @@ static void test_config_find(void)
     CHECK(p && strcmp(p, "configs/tiny.yml") == 0);
     free(p);
     p = glow_config_find("nothing-of-that-name", &err);
-    CHECK(p == NULL && contains(err.msg, "nothing-of-that-name: no such file") && contains(err.msg, b) &&
+    CHECK(p == NULL && contains(err.msg, "nothing-of-that-name: No such file or directory, nor a config") && contains(err.msg, b) &&
           contains(err.msg, "share/glow/configs"));
     char *sp = glow_config_search_path();
     CHECKF(strncmp(sp, dir, strlen(dir)) == 0 && !contains(sp, "::") && contains(sp, "/../share/glow/configs"),
