@@ -13,6 +13,12 @@
 /* train.optimizer: torch.optim.Adam or torch.optim.Adamax (train/optim.h). */
 typedef enum { OPTIM_ADAM = 0, OPTIM_ADAMAX = 1 } glow_optimizer;
 
+/* train.memory: what the forward pass keeps for the backward pass (docs/model.md
+ * section 11). store: every flow step's activations; recompute: each step's input,
+ * its coupling network run again in the backward pass; invert: what the levels
+ * hand on, each step's input rebuilt from its output by the inverse. */
+typedef enum { MEMORY_STORE = 0, MEMORY_RECOMPUTE = 1, MEMORY_INVERT = 2 } glow_memory_mode;
+
 /* batch_size and init_batch are per process: with R GPUs each process draws
  * batch_size images per step, so a step consumes batch_size * R images. warmup and
  * epochs count images of all processes together (as the official code's
@@ -36,6 +42,11 @@ typedef struct {
     long log_every;           /* steps between log lines; 0 = none */
     uint64_t seed;            /* every random stream (rng.h) derives from it */
     glow_precision precision;
+    glow_memory_mode memory;  /* train.memory */
+    int memory_every;         /* invert: also keep the input of every memory_every-th step
+                                 of a level (0: only the levels' inputs and outputs) */
+    double memory_max_error;  /* invert: stop when a rebuilt step input is off by more
+                                 than this (relative RMS error; 0: never) */
     char device[32];          /* cpu, cuda, cuda:N or auto; resolved by glow_device_resolve */
 } glow_train_config;
 

@@ -75,13 +75,20 @@ void glow_train_log_json(glow_train_log *lg, const char *fmt, ...)
 
 void glow_train_log_stats(glow_train_log *lg, const glow_train_stats *s)
 {
-    char a[32], b[32], c[32], d[32];
+    char a[32], b[32], c[32], d[32], e[64] = "";
+    if (s->has_inv_error) {
+        /* %.3g keeps the line short; the threshold check uses the full value */
+        if (isfinite(s->inv_error))
+            snprintf(e, sizeof e, ",\"inv_error\":%.3g", s->inv_error);
+        else
+            snprintf(e, sizeof e, ",\"inv_error\":null");
+    }
     glow_train_log_json(lg,
                         "\"step\":%ld,\"images\":%lld,\"loss\":%s,\"bpd\":%s,\"lr\":%s,"
-                        "\"grad_norm\":%s,\"images_per_s\":%.1f,\"seconds\":%.1f",
+                        "\"grad_norm\":%s,\"images_per_s\":%.1f,\"seconds\":%.1f%s",
                         s->step, (long long)s->images, glow_json_num(a, s->loss),
                         glow_json_num(b, s->bpd), glow_json_num(c, s->lr),
-                        glow_json_num(d, s->grad_norm), s->images_per_s, s->seconds);
+                        glow_json_num(d, s->grad_norm), s->images_per_s, s->seconds, e);
     if (lg->quiet || lg->tty || lg->silent)
         return;
     fprintf(stderr, "%s: step %ld/%ld: loss %.4f bpd %.4f lr %.3g grad %.3g, %.1f img/s\n",

@@ -27,6 +27,9 @@ typedef struct {
     double loss, bpd, lr, grad_norm;
     double images_per_s;
     double seconds;       /* training time of all sessions */
+    int has_inv_error;    /* train.memory invert: */
+    double inv_error;     /* the largest relative error of a step input the backward
+                             passes of the interval rebuilt (glow_model_inv_error) */
 } glow_train_stats;
 
 int glow_train_log_open(glow_train_log *lg, const char *run_dir, int quiet, glow_error *err);
