@@ -238,6 +238,20 @@ long glow_model_param_offset(const glow_model *m, const char *name)
 glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_paramset *ps,
                            glow_error *err)
 {
+    if (!ps) {
+        glow_errorf(err, "no parameters given");
+        return NULL;
+    }
+    glow_model *m = mdl_new(b, cfg, err);
+    if (m && glow_model_set_params(m, ps, err)) {
+        glow_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+glow_model *mdl_new(backend *b, const glow_config *cfg, glow_error *err)
+{
     glow_model *m = xcalloc(1, sizeof *m);
     m->b = b;
     m->cfg = *cfg;
@@ -326,15 +340,6 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
     m->cp.l = param_ptr(m, "classifier.logs");
     m->hW = xcalloc((size_t)maxc * maxc * 6, sizeof(double));
     mdl_invconv_alloc(m);
-    if (!ps) {
-        glow_errorf(err, "no parameters given");
-        glow_model_free(m);
-        return NULL;
-    }
-    if (glow_model_set_params(m, ps, err)) {
-        glow_model_free(m);
-        return NULL;
-    }
     return m;
 }
 
@@ -361,27 +366,37 @@ static void upload_perms(glow_model *m)
     }
 }
 
+int mdl_set_param(glow_model *m, const glow_param *src, glow_error *err)
+{
+    int j;
+    for (j = 0; j < m->layout.n; j++)
+        if (strcmp(m->layout.v[j].name, src->name) == 0)
+            break;
+    if (j == m->layout.n)
+        return 0;
+    glow_param *dst = &m->layout.v[j];
+    if (dst->count != src->count || dst->dtype != src->dtype) {
+        glow_errorf(err, "parameter %s: %zu elements expected, %zu given", dst->name, dst->count,
+                    src->count);
+        return -1;
+    }
+    if (m->offset[j] >= 0)
+        m->b->upload(m->b, m->params + m->offset[j], src->data, src->count * sizeof(float));
+    else if (dst->data != src->data)
+        memcpy(dst->data, src->data, src->count * 4);
+    return 0;
+}
+
 int glow_model_set_params(glow_model *m, const glow_paramset *ps, glow_error *err)
 {
-    for (int i = 0; i < ps->n; i++) {
-        const glow_param *src = &ps->v[i];
-        int j;
-        for (j = 0; j < m->layout.n; j++)
-            if (strcmp(m->layout.v[j].name, src->name) == 0)
-                break;
-        if (j == m->layout.n)
-            continue;
-        glow_param *dst = &m->layout.v[j];
-        if (dst->count != src->count || dst->dtype != src->dtype) {
-            glow_errorf(err, "parameter %s: %zu elements expected, %zu given", dst->name,
-                        dst->count, src->count);
+    for (int i = 0; i < ps->n; i++)
+        if (mdl_set_param(m, &ps->v[i], err) != 0)
             return -1;
-        }
-        if (m->offset[j] >= 0)
-            m->b->upload(m->b, m->params + m->offset[j], src->data, src->count * sizeof(float));
-        else if (dst->data != src->data)
-            memcpy(dst->data, src->data, src->count * 4);
-    }
+    return mdl_params_set(m, err);
+}
+
+int mdl_params_set(glow_model *m, glow_error *err)
+{
     if (m->cfg.permutation == PERM_SHUFFLE) {
         for (int l = 0; l < m->L; l++)
             for (int k = 0; k < m->K; k++) {

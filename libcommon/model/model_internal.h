@@ -132,6 +132,14 @@ static inline int mdl_kept_input(int k, int every)
 {
     return k == 0 || (every > 0 && k % every == 0);
 }
+/* A model whose parameters are all zero (glow_model_new without its parameter set),
+ * for parameters set one at a time (model_load.c): mdl_set_param copies one (by
+ * name; a name outside the layout is ignored, a shape that differs an error), and
+ * mdl_params_set checks and uploads what the passes derive from the fixed ones
+ * (glow_model_set_params is the two). */
+glow_model *mdl_new(backend *b, const glow_config *cfg, glow_error *err);
+int mdl_set_param(glow_model *m, const glow_param *src, glow_error *err);
+int mdl_params_set(glow_model *m, glow_error *err);
 /* The gradient array, allocated (and reserved in the budget) on first use. */
 void mdl_ensure_grads(glow_model *m);
 /* model_mem.c: the memory budget. reserve_fixed: what glow_model_new keeps;
