@@ -304,6 +304,7 @@ typedef struct {
     int64_t images;
     double seconds;
     double inv_err; /* train.memory invert: the worst of the interval's backward passes */
+    double inv_level[GLOW_LOG_MAX_LEVELS]; /* and of each level */
 } interval;
 
 static void last_checkpoint_note(const glow_trainer *t, char *buf, size_t n);
@@ -314,20 +315,31 @@ static void last_checkpoint_note(const glow_trainer *t, char *buf, size_t n);
 static int check_inv_error(glow_trainer *t, interval *iv, glow_error *err)
 {
     const glow_train_config *tc = &t->cfg.train;
-    double e = glow_model_inv_error(t->m, NULL);
+    const int L = t->cfg.model.levels;
+    double lev[GLOW_LOG_MAX_LEVELS + 1];
+    lev[L] = glow_model_inv_error(t->m, lev); /* the levels', then the worst */
     if (shared(t))
-        glow_comm_reduce(t->comm, &e, 1, GLOW_REDUCE_MAX);
+        glow_comm_reduce(t->comm, lev, L + 1, GLOW_REDUCE_MAX);
+    const double e = lev[L];
     if (!(e <= iv->inv_err))
         iv->inv_err = e;
+    int worst = 0;
+    for (int l = 0; l < L; l++) {
+        if (!(lev[l] <= iv->inv_level[l]))
+            iv->inv_level[l] = lev[l];
+        if (!(lev[l] <= lev[worst]))
+            worst = l;
+    }
     if (tc->memory_max_error <= 0 || e <= tc->memory_max_error)
         return 0;
     char note[600];
     last_checkpoint_note(t, note, sizeof note);
     glow_errorf(err, "step %lld: train.memory invert: a flow step's input rebuilt by the inverse "
-                     "is off by %.3g (relative), more than train.memory_max_error %g allows: "
+                     "of level %d is off by %.3g (relative), more than train.memory_max_error "
+                     "%g allows: "
                      "keep more step inputs (train.memory_every, now %d) or train with "
                      "train.memory: recompute; training stopped; %s",
-                (long long)t->p.step + 1, e, tc->memory_max_error, tc->memory_every, note);
+                (long long)t->p.step + 1, worst, e, tc->memory_max_error, tc->memory_every, note);
     t->error_everywhere = 1;
     return -1;
 }
@@ -529,7 +541,8 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
                                   iv.n_ok ? iv.loss / iv.n_ok : NAN, iv.n_ok ? iv.bpd / iv.n_ok : NAN,
                                   iv.lr, iv.n_ok ? iv.gn / iv.n_ok : NAN,
                                   iv.seconds > 0 ? iv.images / iv.seconds : 0, elapsed(t),
-                                  tc->memory == MEMORY_INVERT, iv.inv_err};
+                                  tc->memory == MEMORY_INVERT, iv.inv_err,
+                                  t->cfg.model.levels, iv.inv_level};
             glow_train_log_stats(&t->log, &s);
             memset(&iv, 0, sizeof iv);
         }
