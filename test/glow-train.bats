@@ -346,14 +346,14 @@ for d in lines:
 EOF
     ! grep '"loss"' store/log.jsonl | grep -q inv_error
     # resumed under recompute, then store; a store run resumed under invert
-    run glow-train -q --resume inv --set train.memory=recompute --steps 15 "$D/s8.glow"
+    run glow-train -q --resume inv --set train.memory=recompute --set train.steps=15 "$D/s8.glow"
     [ "$status" -eq 0 ]
-    run glow-train -q --resume inv --set train.memory=store --steps 20 "$D/s8.glow"
+    run glow-train -q --resume inv --set train.memory=store --set train.steps=20 "$D/s8.glow"
     [ "$status" -eq 0 ]
     [ "$(ckpt_step inv/checkpoint.safetensors)" = 20 ]
     ! grep '"step":20,"images"' inv/log.jsonl | grep -q inv_error
     glow-train -q -c "$TINY" --steps 10 -o half "$D/s8.glow"
-    run glow-train -q --resume half --set train.memory=invert --set train.memory_every=1 --steps 20 "$D/s8.glow"
+    run glow-train -q --resume half --set train.memory=invert --set train.memory_every=1 --set train.steps=20 "$D/s8.glow"
     [ "$status" -eq 0 ]
     grep '"step":20,"images"' half/log.jsonl | grep -q '"inv_error_levels":\['
     # the modes' losses agree (to the drift of fp32 inverses through Adam)
