@@ -196,6 +196,16 @@ static void test_depth(void)
            (unsigned long long)bytes[2][0], (unsigned long long)bytes[2][1]);
     CHECK(bytes[0][1] > 4 * bytes[0][0] && bytes[1][1] > 2 * bytes[1][0]);
     CHECK(bytes[1][1] < bytes[0][1] / 4 && bytes[2][0] < bytes[1][0]);
+    /* evaluation and the inverse pass (glow-bpd, glow-encode, glow-sample): two
+     * ping-pong outputs per level, nothing that grows with K either */
+    uint64_t ev[2];
+    for (int i = 0; i < 2; i++) {
+        glow_config c = tiny_config(.image_h = 16, .image_w = 16, .channels = 3, .levels = 2,
+                                    .steps = i ? 32 : 4, .width = 16);
+        ev[i] = check_model_mem(&c, 4, 0, NULL);
+    }
+    CHECKF(ev[0] == ev[1] && ev[0] < bytes[2][0], "eval: %llu bytes at K=4, %llu at K=32",
+           (unsigned long long)ev[0], (unsigned long long)ev[1]);
     /* level l's output is n * D / 2^l floats (D = 768): 7 more per level at K = 32 */
     CHECK(bytes[3][1] - bytes[3][0] == 7 * 4 * 4 * 768 * (1 + 1 / 2.0));
     CHECK(glow_mem_reserved() == 0);
