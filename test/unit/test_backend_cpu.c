@@ -74,9 +74,9 @@ static void naive_conv(const bk_conv *c, const float *x, const float *w, double 
                 }
 }
 
-static void test_conv(int n, int h, int wd, int k, int edge)
+static void test_conv_shape(int n, int h, int wd, int cin, int cout, int k, int edge)
 {
-    bk_conv c = {n, h, wd, 3, 4, k, edge};
+    bk_conv c = {n, h, wd, cin, cout, k, edge};
     const int ci = c.cin + edge;
     size_t nx = (size_t)c.n * c.h * c.w * c.cin, ny = (size_t)c.n * c.h * c.w * c.cout;
     size_t nw = (size_t)c.cout * ci * k * k;
@@ -167,6 +167,19 @@ static void test_conv(int n, int h, int wd, int k, int edge)
     for (size_t i = 0; i < sizeof xs / sizeof *xs; i++)
         B->free(B, xs[i]);
     free(ref);
+}
+
+static void test_conv(int n, int h, int wd, int k, int edge)
+{
+    test_conv_shape(n, h, wd, 3, 4, k, edge);
+    if (k == 3) {
+        /* cpu/cpu_conv.c computes 3x3 convolutions with few outputs or inputs in
+         * its tap form, others directly: one shape of each kind */
+        test_conv_shape(n, h, wd, 12, 32, k, edge); /* direct */
+        test_conv_shape(n, h, wd, 3, 32, k, edge);  /* few inputs: the data gradient */
+        test_conv_shape(n, h, wd, 3, 256, k, edge); /* few inputs: the forward pass too */
+        test_conv_shape(n, h, wd, 40, 4, k, edge);  /* few outputs */
+    }
 }
 
 /* ---- finite differences: a scalar function of the inputs ---- */
