@@ -125,7 +125,7 @@ bench-model: $(BUILD)/bench/model_bench
 
 # Our tools against a PyTorch Glow of the same model (bench/README.md): about
 # 7 minutes, plus 9 for the 8-minute quality run unless BENCH_SKIP_QUALITY=1.
-bench: all $(BUILD)/bench/model_bench $(BUILD)/bench/conv_peak
+bench: all $(BUILD)/bench/model_bench $(BUILD)/bench/conv_peak $(BUILD)/bench/conv_ops $(BUILD)/bench/maxrss
 	BUILD=$(BUILD) /usr/bin/python3 bench/run_bench.py
 
 # PyTorch for make bench (large; not part of make deps).

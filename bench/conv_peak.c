@@ -4,7 +4,8 @@
  * threading, and one single-thread call per OpenMP thread on its share of the
  * batch, each with its own stream (how cpu/cpu_conv.c runs). The best of these is
  * the ceiling the model's convolutions are compared with in make bench.
- * Usage: conv_peak [--iters N]   (best of N timed calls after one warm-up) */
+ * Usage: conv_peak [--iters N]   (best of N timed calls after one warm-up)
+ * A second line names the instruction set oneDNN's kernels use here. */
 #include <dnnl.h>
 #include <omp.h>
 #include <stdio.h>
@@ -130,6 +131,17 @@ int main(int argc, char **argv)
            "%.0f GFLOP/s (one call: %.0f, %.0f; one call per thread: %.0f, %.0f)\n",
            omp_get_max_threads(), g[0][0] > g[1][0] ? g[0][0] : g[1][0], g[0][1] > g[1][1] ? g[0][1] : g[1][1],
            g[0][0], g[0][1], g[1][0], g[1][1]);
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    const char *name = isa == dnnl_cpu_isa_avx512_core_amx    ? "avx512_core_amx"
+                       : isa == dnnl_cpu_isa_avx512_core_bf16 ? "avx512_core_bf16"
+                       : isa == dnnl_cpu_isa_avx512_core_vnni ? "avx512_core_vnni"
+                       : isa == dnnl_cpu_isa_avx512_core      ? "avx512_core"
+                       : isa == dnnl_cpu_isa_avx2_vnni        ? "avx2_vnni"
+                       : isa == dnnl_cpu_isa_avx2             ? "avx2"
+                       : isa == dnnl_cpu_isa_avx              ? "avx"
+                       : isa == dnnl_cpu_isa_sse41            ? "sse41"
+                                                              : "other";
+    printf("oneDNN ISA: %s\n", name);
     dnnl_engine_destroy(eng);
     return 0;
 }

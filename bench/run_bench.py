@@ -47,20 +47,32 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+MAXRSS = None  # bench/maxrss, once built (main)
+
+
 def run(cmd, env=None, stdout=None, check=True):
-    """Run cmd; returns (seconds, peak RSS MiB, stdout text, stderr text)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run cmd; returns (seconds, peak RSS MiB, stdout text, stderr text). The
+    peak RSS comes from bench/maxrss, which runs cmd as its own child: a child of
+    this process would start as a copy of it (PyTorch imported, ~250 MiB), and
+    Linux keeps that image's peak in the ru_maxrss of whatever it then executes."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rf:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=stdout or out, stderr=err, env=env, cwd=ROOT)
+        full = [MAXRSS, rf.name] + cmd if MAXRSS else cmd
+        p = subprocess.Popen(full, stdout=stdout or out, stderr=err, env=env, cwd=ROOT)
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         dt = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
         o, e = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        rss = ru.ru_maxrss
+        if MAXRSS:
+            txt = rf.read().strip()
+            rss = int(txt) if txt else 0
     if check and p.returncode != 0:
         raise SystemExit(f"run_bench: {' '.join(cmd)} failed ({p.returncode}):\n{e[-2000:]}")
-    return dt, ru.ru_maxrss / 1024, o, e
+    return dt, rss / 1024, o, e
 
 
 def env_threads():
@@ -261,16 +273,86 @@ def latent_only(a):
 # ---------------------------------------------------------------- the peer
 
 
-def torch_run(mode, model, spec, device, compile_=False):
+# The peers (bench/torch_glow.py): label, --peer, torch.compile. "torch" is the
+# model of docs/model.md written for speed (FastGlow, checked against the
+# reference cases); "torch-port" the same shapes as the popular PyTorch ports build
+# them (PortGlow: no edge channel, biases instead of the coupling actnorms), a
+# different and cheaper model. Ratios are against the faster of the two.
+PEERS = [("torch", "fast", False), ("torch-port", "port", False)]
+PEER_NOTES = {"torch": "the model of docs/model.md in PyTorch, written for speed (bench/torch_glow.py FastGlow; "
+                       "passes the reference cases)",
+              "torch-port": "the same shapes as the popular PyTorch ports build them: no edge channel, conv biases "
+                            "instead of the coupling network's actnorms (PortGlow; a cheaper model)",
+              "torch.compile": "FastGlow's forward pass through torch.compile"}
+
+
+def torch_run(mode, model, spec, device, peer="fast", compile_=False):
     reps = {"train": spec["train_steps"], "eval": spec["eval_batches"], "sample": spec["sample_batches"]}[mode]
     cmd = [PY, os.path.join(ROOT, "bench", "torch_glow.py"), "bench", "--mode", mode, "--model", json.dumps(model),
            "--batch", str(spec["batch"]), "--warmup", str(WARMUP_STEPS), "--reps", str(reps),
-           "--threads", str(THREADS), "--device", device]
+           "--threads", str(THREADS), "--device", device, "--peer", peer]
     if compile_:
         cmd.append("--compile")
     _, rss, out, _ = run(cmd, env=env_threads())
     d = json.loads(out.strip().splitlines()[-1])
     return [spec["batch"] / t for t in d["times"]], rss, d
+
+
+def compile_works(model, spec, device):
+    """torch.compile of the peer on this device: None when it runs, else why not"""
+    import torch
+    if not hasattr(torch, "compile"):
+        return f"not available in PyTorch {torch.__version__} (torch.compile came with 2.0)"
+    small = dict(spec, train_steps=1, eval_batches=1, sample_batches=1)
+    try:
+        torch_run("train", model, small, device, "fast", True)
+    except SystemExit as e:
+        return f"fails here: {str(e).strip().splitlines()[-1][:200]}"
+    return None
+
+# ---------------------------------------------------------------- the profile
+
+
+def perf_works():
+    try:
+        r = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-o", "/dev/null", "true"],
+                           capture_output=True, timeout=30)
+        return r.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def profile_train(o, name, spec, cfgpath, data, top=10):
+    """perf's top symbols (cpu-clock samples, oneDNN's JIT kernels named through
+    DNNL_JIT_PROFILE=2) of glow-train on this config: the share of each symbol,
+    the kernels of one name added up, and the shares of the libraries."""
+    run_dir = os.path.join(o.tmp, f"prof-{name}")
+    pdata = os.path.join(o.tmp, f"perf-{name}.data")
+    steps = WARMUP_STEPS + 2 * spec["train_steps"]
+    env = env_threads()
+    env["DNNL_JIT_PROFILE"] = "2"
+    before = set(os.listdir("/tmp"))
+    run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-o", pdata, os.path.join(o.bin, "glow-train"),
+         "-q", "-c", cfgpath, "--device", o.device, "--steps", str(steps), "-o", run_dir, data], env=env)
+    rep = lambda key: run(["perf", "report", "-i", pdata, "--no-children", "--sort", key, "--stdio"],
+                          env=env)[2]
+    syms, dsos = {}, {}
+    for text, out in ((rep("symbol"), syms), (rep("dso"), dsos)):
+        for line in text.splitlines():
+            m = re.match(r"\s*([0-9.]+)%\s+(?:\[[.k]\]\s+)?(.*?)\s*$", line)
+            if m and not line.lstrip().startswith("#"):
+                k = re.sub(r"\s+-\s+-\s*$", "", m.group(2)).strip()
+                k = re.sub(r"\[JIT\] tid \d+", "[JIT] (oneDNN kernels)", k)
+                out[k] = out.get(k, 0.0) + float(m.group(1))
+    for f in set(os.listdir("/tmp")) - before:
+        if f.startswith("perf-") and f.endswith(".map"):
+            try:
+                os.unlink(os.path.join("/tmp", f))
+            except OSError:
+                pass
+    top_syms = sorted(syms.items(), key=lambda kv: -kv[1])[:top]
+    top_dsos = sorted(dsos.items(), key=lambda kv: -kv[1])[:5]
+    return {"steps": steps, "symbols": top_syms, "dsos": top_dsos}
 
 # ---------------------------------------------------------------- report
 
@@ -316,6 +398,19 @@ def quality(o, build, tmp, seconds):
     return res
 
 
+def cpu_isa_flags():
+    """the vector extensions /proc/cpuinfo lists (AVX2, AVX-512F, ...)"""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                f = set(line.split(":", 1)[1].split())
+                return ", ".join(n for k, n in (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"),
+                                                ("avx512_bf16", "AVX512-BF16"), ("amx_tile", "AMX")) if k in f)
+    except OSError:
+        pass
+    return "?"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
@@ -324,10 +419,14 @@ def main():
     ap.add_argument("--configs", default=os.environ.get("BENCH_CONFIGS", "A128,A512,B"))
     ap.add_argument("--device", default=os.environ.get("BENCH_DEVICE", "auto"))
     ap.add_argument("--skip-quality", action="store_true", default=os.environ.get("BENCH_SKIP_QUALITY") == "1")
+    ap.add_argument("--skip-profile", action="store_true", default=os.environ.get("BENCH_SKIP_PROFILE") == "1")
     ap.add_argument("--quality-seconds", type=float, default=480)
     ap.add_argument("--ref", default=os.path.join(ROOT, "..", "shared", "reference"))
     ap.add_argument("--latent-only", action="store_true", default=os.environ.get("BENCH_LATENT_ONLY") == "1")
     a = ap.parse_args()
+    global MAXRSS
+    mr = os.path.join(ROOT, a.build, "bench", "maxrss")
+    MAXRSS = mr if os.access(mr, os.X_OK) else None
     if a.latent_only:
         return latent_only(a)
     import torch
@@ -355,17 +454,26 @@ def main():
                     device = "cuda"
                 else:
                     log("run_bench: PyTorch sees a GPU but glow-train --device cuda fails; benchmarking the CPU")
-    peers = [("torch", False)] + ([("torch.compile", True)] if device == "cuda" and hasattr(torch, "compile") else [])
+    peers = list(PEERS)
+    first = CONFIGS[a.configs.split(",")[0]]
+    compile_note = compile_works(write_config(os.path.join(tempfile.gettempdir(), "glow-bench-probe.yml"),
+                                              first["model"], first["batch"], device), first, device)
+    if compile_note is None:
+        peers.append(("torch.compile", "fast", True))
+    log(f"run_bench: peers {[p for p, _, _ in peers]}; torch.compile: {compile_note or 'works'}")
 
     bb = os.path.join(ROOT, a.build, "bench")
-    peak = {}
+    peak, isa = {}, "?"
     if device == "cpu":
         _, _, out, _ = run([os.path.join(bb, "conv_peak")], env=env_threads())
         g = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", out)]
         peak = {"3x3": g[0], "1x1": g[1], "peak": max(g)}
+        m = re.search(r"oneDNN ISA: (\S+)", out)
+        isa = m.group(1) if m else "?"
         log(out.strip())
+    do_profile = device == "cpu" and not a.skip_profile and perf_works()
 
-    rows, lat_rows = {}, {}
+    rows, lat_rows, profiles = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="glow-bench-") as tmp:
         ours = Ours(a.build, tmp, device)
         for name in a.configs.split(","):
@@ -375,15 +483,15 @@ def main():
             c0 = model["channels"]
             H, W = model["image_size"]
             data = os.path.join(tmp, f"{name}.glow")
-            write_shards(data, spec["batch"] * max(WARMUP_STEPS + spec["train_steps"], 1 + spec["eval_batches"]),
+            write_shards(data, spec["batch"] * max(WARMUP_STEPS + 2 * spec["train_steps"], 1 + spec["eval_batches"]),
                          c0, H, W, 5)
-            R = {"ours": {"train": [], "eval": [], "sample": [], "rss_train": 0, "rss_eval": 0, "rss_sample": 0}}
-            for p, _ in peers:
-                R[p] = {"train": [], "eval": [], "sample": [], "rss_train": 0, "rss_eval": 0, "rss_sample": 0}
+            R = {}
+            for who in ["ours"] + [p for p, _, _ in peers]:
+                R[who] = {"train": [], "eval": [], "sample": [], "rss_train": 0, "rss_eval": 0, "rss_sample": 0}
             for rnd in range(a.rounds):
                 log(f"run_bench: {name} round {rnd + 1}/{a.rounds}")
-                # alternate: ours first in odd rounds, the peer first in even ones
-                order = ["ours"] + [p for p, _ in peers]
+                # alternate: ours first in odd rounds, the peers first in even ones
+                order = ["ours"] + [p for p, _, _ in peers]
                 if rnd % 2:
                     order.reverse()
                 for who in order:
@@ -398,14 +506,16 @@ def main():
                         R["ours"]["sample"].append(sm)
                         R["ours"]["rss_sample"] = max(R["ours"]["rss_sample"], rss)
                     else:
-                        comp = dict(peers)[who]
+                        _, peer, comp = next(p for p in peers if p[0] == who)
                         for mode in ("train", "eval", "sample"):
-                            rates, rss, _ = torch_run(mode, model, spec, device, comp)
+                            rates, rss, _ = torch_run(mode, model, spec, device, peer, comp)
                             R[who][mode] += rates
                             R[who]["rss_" + mode] = max(R[who]["rss_" + mode], rss)
             rows[name] = (model, spec, R)
             if spec.get("latent"):
                 lat_rows[name] = (spec, latent_rows(ours, name, spec, ckpt, data, a.rounds))
+            if do_profile:
+                profiles[name] = profile_train(ours, name, spec, cfgpath, data)
             log(f"run_bench: {name}: " + json.dumps({w: {k: (round(med(v), 1) if isinstance(v, list) else round(v))
                                                           for k, v in d.items()} for w, d in R.items()}))
 
@@ -417,8 +527,8 @@ def main():
     # ---- the table
     now = datetime.datetime.now(datetime.timezone.utc)
     L = [f"# make bench, {now:%Y-%m-%d %H:%M} UTC", "",
-         f"Machine: {machine()}. Device: {device}; CPU runs with {THREADS} threads "
-         f"(OMP_NUM_THREADS={THREADS}, torch.set_num_threads({THREADS}), "
+         f"Machine: {machine()}; vector extensions {cpu_isa_flags()}; oneDNN kernels: {isa}. Device: {device}; "
+         f"CPU runs with {THREADS} threads (OMP_NUM_THREADS={THREADS}, torch.set_num_threads({THREADS}), "
          f"OMP_WAIT_POLICY={env_threads()['OMP_WAIT_POLICY']}). PyTorch {torch.__version__} "
          "(Debian's: the same oneDNN and libgomp as ours).",
          f"Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
@@ -428,27 +538,50 @@ def main():
                  f"call and one call per thread): 3x3 {peak['3x3']:.0f}, "
                  f"1x1 {peak['1x1']:.0f} GFLOP/s; peak = {peak['peak']:.0f}.")
         L.append("")
-    for who, _ in peers:
-        L.append(f"Images/s (median), peak RSS MiB, and ours/{who}:")
-        L.append("")
-        hdr = "| config | batch | train ours | train peer | ratio | eval ours | eval peer | ratio | " \
-              "sample ours | sample peer | ratio | RSS train ours | RSS train peer | ratio | " \
-              "GFLOP/s train | GFLOP/s eval | % of peak (train) |"
-        L.append(hdr.replace("peer", who))
-        L.append("|" + "---|" * hdr.count("|")[:-1] if False else "|" + "---|" * (hdr.count("|") - 1))
-        for name, (model, spec, R) in rows.items():
-            o, t = R["ours"], R[who]
-            fl = conv_flops(model)
-            gtr, gev = med(o["train"]) * 3 * fl * 1e-9, med(o["eval"]) * fl * 1e-9
-            pct = f"{100 * gtr / peak['peak']:.0f}%" if peak else "-"
-            cell = lambda x, y: f"{med(x):.1f} | {med(y):.1f} | {med(x) / med(y):.2f}x"
-            L.append(f"| {name} | {spec['batch']} | {cell(o['train'], t['train'])} | {cell(o['eval'], t['eval'])} | "
-                     f"{cell(o['sample'], t['sample'])} | {o['rss_train']:.0f} | {t['rss_train']:.0f} | "
-                     f"{o['rss_train'] / t['rss_train']:.2f} | {gtr:.0f} | {gev:.0f} | {pct} |")
-        L.append("")
+    L.append("Peers: " + "; ".join(f"**{p}**: {PEER_NOTES[p]}" for p, _, _ in peers)
+             + f". torch.compile on the {device}: {compile_note or 'timed as the peer torch.compile'}.")
+    L.append("")
+    pn = [p for p, _, _ in peers]
+    L.append("Images/s (median), peak RSS MiB; each ratio is ours against the faster peer (the smaller peer RSS):")
+    L.append("")
+    hdr = ["config", "batch"]
+    for mode in ("train", "eval", "sample"):
+        hdr += [f"{mode} ours"] + [f"{mode} {p}" for p in pn] + ["ratio"]
+    hdr += ["RSS train ours"] + [f"RSS train {p}" for p in pn] + ["ratio", "GFLOP/s train", "GFLOP/s eval",
+                                                                  "% of peak (train)", "% of peak (eval)"]
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + "---|" * len(hdr))
+    for name, (model, spec, R) in rows.items():
+        o = R["ours"]
+        fl = conv_flops(model)
+        gtr, gev = med(o["train"]) * 3 * fl * 1e-9, med(o["eval"]) * fl * 1e-9
+        pct = lambda g: f"{100 * g / peak['peak']:.0f}%" if peak else "-"
+        cells = [name, str(spec["batch"])]
+        for mode in ("train", "eval", "sample"):
+            best = max(med(R[p][mode]) for p in pn)
+            cells += [f"{med(o[mode]):.1f}"] + [f"{med(R[p][mode]):.1f}" for p in pn] + [f"{med(o[mode]) / best:.2f}x"]
+        least = min(R[p]["rss_train"] for p in pn)
+        cells += [f"{o['rss_train']:.0f}"] + [f"{R[p]['rss_train']:.0f}" for p in pn] + \
+            [f"{o['rss_train'] / least:.2f}", f"{gtr:.0f}", f"{gev:.0f}", pct(gtr), pct(gev)]
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("RSS of evaluation and sampling, MiB (ours / the smaller peer's): " + "; ".join(
+        f"{name} eval {R['ours']['rss_eval']:.0f} / {min(R[p]['rss_eval'] for p in pn):.0f}, sample "
+        f"{R['ours']['rss_sample']:.0f} / {min(R[p]['rss_sample'] for p in pn):.0f}" for name, (_, _, R) in rows.items())
+        + ".")
+    L.append("")
     L.append("Configs: A = 1x32x32, L=3, K=8, affine, invconv, edge bias, learned top (width 128 / 512, batch 32); "
              "B = 3x32x32, L=3, K=32, width 512, batch 16. Adam. Train = forward + backward + optimizer step. "
              "GFLOP/s: convolution FLOPs (bench/model_bench.c's count; x3 for training) times images/s.")
+    if profiles:
+        L += ["", "Profile of glow-train's training (perf record -e cpu-clock, oneDNN's JIT kernels named through "
+                  "DNNL_JIT_PROFILE=2; the whole run, start-up and the data-dependent init included): the top 10 "
+                  "symbols, and the share of each library:", ""]
+        for name, pr in profiles.items():
+            L.append(f"- {name} ({pr['steps']} steps): " + ", ".join(f"{k} {v:.1f}%" for k, v in pr["symbols"]))
+            L.append(f"  libraries: " + ", ".join(f"{k} {v:.1f}%" for k, v in pr["dsos"]))
+    elif device == "cpu":
+        L += ["", "Profile: perf is not usable here (BENCH_SKIP_PROFILE=1, or `perf record` fails)."]
     if lat_rows:
         L += [""] + latent_table(lat_rows)
     if qual:
@@ -468,7 +601,9 @@ def main():
     for n, (_, r) in lat_rows.items():
         raw[n]["latent"] = r
     with open(stem + ".json", "w") as f:
-        json.dump({"peak": peak, "rows": raw, "quality": qual, "device": device}, f, indent=1)
+        json.dump({"peak": peak, "isa": isa, "rows": raw, "quality": qual, "device": device, "profiles": profiles,
+                   "torch_compile": compile_note or "works", "load_before": load0, "load_after": os.getloadavg()},
+                  f, indent=1)
     log(f"run_bench: wrote {stem}.md")
     return 0
 
