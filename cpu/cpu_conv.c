@@ -451,7 +451,7 @@ static void combine_partials(chunk_op *o)
 {
     float *sum = o->wbuf;
     const size_t nw = o->w_floats;
-#pragma omp parallel for schedule(static) if (nw * o->nchunk > 65536)
+#pragma omp parallel for schedule(static) if (nw * o->nchunk > CPU_PAR_MEM)
     for (size_t i = 0; i < nw; i++) {
         float s = sum[i];
         for (int c = 1; c < o->nchunk; c++)
@@ -464,7 +464,8 @@ static void combine_partials(chunk_op *o)
 
 /* dst(p)[t*ch + c] = src(p + sign * off_t)[c], 0 where that falls outside the image;
  * nimg images of h x w, src dense [.., ch], dst dense [.., 9 ch] */
-static void taps_spread(const float *src, int ch, int sign, float *dst, int nimg, int h, int w)
+static inline __attribute__((always_inline)) void taps_spread_ch(const float *src, const int ch, int sign,
+                                                                 float *dst, int nimg, int h, int w)
 {
     const size_t hw = (size_t)h * w, ld = (size_t)9 * ch;
     for (int im = 0; im < nimg; im++)
@@ -494,8 +495,9 @@ static void taps_spread(const float *src, int ch, int sign, float *dst, int nimg
 
 /* dst(p)[c] (+)= the sum over taps t, in order, of src(p + sign * off_t)[t*ch + c]
  * inside the image; ch <= TAP_MAX */
-static void taps_sum(const float *src, int ch, int sign, float *dst, int accumulate, int nimg, int h,
-                     int w)
+static inline __attribute__((always_inline)) void taps_sum_ch(const float *src, const int ch, int sign,
+                                                              float *dst, int accumulate, int nimg, int h,
+                                                              int w)
 {
     const size_t hw = (size_t)h * w, ld = (size_t)9 * ch;
     for (int im = 0; im < nimg; im++)
@@ -531,6 +533,32 @@ static void taps_sum(const float *src, int ch, int sign, float *dst, int accumul
                         o[c] = acc[c];
             }
         }
+}
+
+/* taps_spread_ch and taps_sum_ch compiled for the channel counts of the model's
+ * narrow sides (2, 4, 8 and 16 channels in a level for C0 = 1; 6, 12 for C0 = 3) */
+static void taps_spread(const float *src, int ch, int sign, float *dst, int nimg, int h, int w)
+{
+    switch (ch) {
+    case 2: taps_spread_ch(src, 2, sign, dst, nimg, h, w); break;
+    case 4: taps_spread_ch(src, 4, sign, dst, nimg, h, w); break;
+    case 6: taps_spread_ch(src, 6, sign, dst, nimg, h, w); break;
+    case 8: taps_spread_ch(src, 8, sign, dst, nimg, h, w); break;
+    case 12: taps_spread_ch(src, 12, sign, dst, nimg, h, w); break;
+    default: taps_spread_ch(src, ch, sign, dst, nimg, h, w);
+    }
+}
+
+static void taps_sum(const float *src, int ch, int sign, float *dst, int accumulate, int nimg, int h, int w)
+{
+    switch (ch) {
+    case 2: taps_sum_ch(src, 2, sign, dst, accumulate, nimg, h, w); break;
+    case 4: taps_sum_ch(src, 4, sign, dst, accumulate, nimg, h, w); break;
+    case 6: taps_sum_ch(src, 6, sign, dst, accumulate, nimg, h, w); break;
+    case 8: taps_sum_ch(src, 8, sign, dst, accumulate, nimg, h, w); break;
+    case 12: taps_sum_ch(src, 12, sign, dst, accumulate, nimg, h, w); break;
+    default: taps_sum_ch(src, ch, sign, dst, accumulate, nimg, h, w);
+    }
 }
 
 /* The tap form's 1x1 convolutions and buffers of cp, made on first use. */
@@ -745,7 +773,7 @@ void cpu_conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const floa
     }
     run_chunks(ctx, p, OP_BWD_DATA, out, (float *)dy, w, NULL);
     if (accumulate) {
-#pragma omp parallel for schedule(static) if (nx > 65536)
+#pragma omp parallel for schedule(static) if (nx > CPU_PAR_MEM)
         for (size_t i = 0; i < nx; i++)
             dx[i] += out[i];
     }
