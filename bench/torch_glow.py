@@ -48,6 +48,7 @@ class FastGlow(Glow):
     - the learned top prior is a convolution of zeros: only its edge taps and its
       bias contribute, so those are computed (one image, broadcast) and the
       convolution of an all-zero batch is skipped;
+    - activations in channels_last (NHWC) memory format;
     - ReLU in place on the convolution's output, Adam with foreach=True."""
 
     def __init__(self, cfg, params, device="cpu", dtype=torch.float32):
@@ -55,7 +56,10 @@ class FastGlow(Glow):
         self._edge1 = {}
         self._perm = {}
         self._winv = {}
-        self.mf = torch.channels_last if os.environ.get("PEER_CL") == "1" else torch.contiguous_format
+        # channels_last: oneDNN then convolves the NHWC tensors as they are, where
+        # NCHW ones are reordered to its blocked layout and back on every call
+        # (most of the backward pass's time in a profile); PEER_CL=0 for NCHW
+        self.mf = torch.contiguous_format if os.environ.get("PEER_CL") == "0" else torch.channels_last
 
     def edge1(self, h, w):
         """the edge channel of one image: [1, 1, h+2, w+2], ones on the padding ring"""
@@ -83,8 +87,16 @@ class FastGlow(Glow):
         if self.c["edge_bias"]:
             C = x.shape[1]
             y = F.conv2d(x, w[:, :C], bias, padding=1)
-            return y.add_(F.conv2d(self.edge1(x.shape[2], x.shape[3]), w[:, C:]))
+            return y.add_(self.edge_term(w[:, C:], x.shape[2], x.shape[3]))
         return F.conv2d(x, w, bias, padding=1)
+
+    def edge_term(self, we, h, w):
+        """conv(edge, we) for the edge taps we [cout, 1, 3, 3]: [1, cout, h, w], a
+        [cout, 9] x [9, h*w] product with the taps' 0/1 masks (built once per shape)"""
+        key = ("taps", h, w)
+        if key not in self._edge1:
+            self._edge1[key] = F.unfold(self.edge1(h, w), 3)[0]
+        return (we.reshape(we.shape[0], 9) @ self._edge1[key]).view(1, -1, h, w)
 
     def zeros_fast(self, x, name, perm=None):
         w, b, lg = self.p[name + ".weight"], self.p[name + ".bias"], self.p[name + ".logs"]
@@ -170,7 +182,7 @@ class FastGlow(Glow):
             e = torch.exp(3 * lg)
             h = (b * e).view(1, -1, 1, 1)
             if self.c["edge_bias"]:
-                h = h + F.conv2d(self.edge1(ht, wt), (w * e.view(-1, 1, 1, 1))[:, 2 * ct:])
+                h = h + self.edge_term((w * e.view(-1, 1, 1, 1))[:, 2 * ct:], ht, wt)
             h = h.expand(1, 2 * ct, ht, wt)
         else:
             h = torch.zeros(1, 2 * ct, ht, wt, device=self.device, dtype=self.dtype)
@@ -238,6 +250,7 @@ class FastGlow(Glow):
         mean, logs = self.top_fast(n, y)
         z = mean + torch.exp(logs) * torch.randn((n,) + mean.shape[1:], generator=gen, device=self.device,
                                                  dtype=self.dtype) * temp
+        z = z.contiguous(memory_format=self.mf)
         for l in range(c["levels"] - 1, -1, -1):
             if l < c["levels"] - 1:
                 z1 = unsqueeze(z)
@@ -246,6 +259,7 @@ class FastGlow(Glow):
                 mean, logs = h[:, :ch // 2], h[:, ch // 2:]
                 z = torch.cat([z1, mean + torch.exp(logs) * torch.randn(mean.shape, generator=gen, device=self.device,
                                                                         dtype=self.dtype) * temp], 1)
+                z = z.contiguous(memory_format=self.mf)
             for k in range(c["steps"] - 1, -1, -1):
                 z = self.step_inv_fast(z, l, k)
         x = unsqueeze(z)
