@@ -310,15 +310,30 @@ static void edge_map_pixels(const bk_conv *d, edge_map *em)
                 em->pix[em->nb++] = i * W + j;
 }
 
+/* A border pixel's taps on the padding depend only on which sides of the image
+ * it touches (top, bottom, left, right): each such class's sums are computed
+ * once, for the first pixel of the class, and copied to the others (the same
+ * taps added in the same order: the same values). */
 static void edge_map_build(const bk_conv *d, const float *wt, edge_map *em)
 {
     const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
     edge_map_pixels(d, em);
     em->map = xmalloc((size_t)em->nb * co * sizeof *em->map);
-    for (int p = 0; p < em->nb; p++)
+    int first[16];
+    for (int k = 0; k < 16; k++)
+        first[k] = -1;
+    for (int p = 0; p < em->nb; p++) {
+        const int i = em->pix[p] / W, j = em->pix[p] % W;
+        const int k = (i == 0) | (i == H - 1) << 1 | (j == 0) << 2 | (j == W - 1) << 3;
+        float *mp = em->map + (size_t)p * co;
+        if (first[k] >= 0) {
+            memcpy(mp, em->map + (size_t)first[k] * co, (size_t)co * sizeof *mp);
+            continue;
+        }
+        first[k] = p;
         for (int o = 0; o < co; o++)
-            em->map[(size_t)p * co + o] = edge_tap_sum(wt + ((size_t)o * cin1 + d->cin) * 9,
-                                                       em->pix[p] / W, em->pix[p] % W, H, W);
+            mp[o] = edge_tap_sum(wt + ((size_t)o * cin1 + d->cin) * 9, i, j, H, W);
+    }
 }
 
 static void edge_map_free(edge_map *em)
