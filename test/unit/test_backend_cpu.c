@@ -182,6 +182,27 @@ static void test_conv(int n, int h, int wd, int k, int edge)
     }
 }
 
+/* A filter gradient over a weight of CONV_WIDE_W values or more goes in chunks of
+ * more images than the other operations of the shape (cpu/cpu_conv.c). */
+static void test_conv_wide(void)
+{
+    /* 13 images of 16x16: chunks of 2 images, of 3 for the filter gradient */
+    test_conv_shape(13, 16, 16, 256, 256, 1, 0);
+    bk_conv c = {13, 16, 16, 256, 256, 1, 0};
+    const size_t nx = (size_t)c.n * 256 * c.cin, nw = (size_t)c.cout * c.cin;
+    float *x = rnd(nx, 1), *dy = rnd(nx, 1), *dw1 = zeros(nw), *dw2 = zeros(nw);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    B->conv_bwd_filter(B, &c, x, dy, dw1);
+    omp_set_num_threads(2);
+    B->conv_bwd_filter(B, &c, x, dy, dw2);
+    omp_set_num_threads(saved);
+    CHECK(memcmp(dw1, dw2, nw * sizeof(float)) == 0);
+    float *ps[] = {x, dy, dw1, dw2};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
+        B->free(B, ps[i]);
+}
+
 /* ---- finite differences: a scalar function of the inputs ---- */
 typedef double (*loss_fn)(void *ctx);
 
@@ -664,6 +685,7 @@ int main(void)
             test_conv(2, 5, 6, k, e);
             test_conv(4, 16, 16, k, e);
         }
+    test_conv_wide();
     test_actnorm(0);
     test_actnorm(1);
     test_coupling(1);
