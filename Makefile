@@ -2,6 +2,13 @@
 # `make test` runs the whole suite, `make help` lists the targets.
 
 BUILD    ?= build
+# make gpu-bundle EMU=1 (docs/gpu-check.md): the same bundle, its programs built
+# against the CUDA emulator (test/emu/emu.mk) in the emulator's build folder
+EMU      ?= 0
+ifeq ($(EMU),1)
+  override BUILD := $(or $(EMU_BUILD),build-emu)
+  override CUDA  := emu
+endif
 CC       ?= gcc
 NVCC     ?= nvcc
 CUDA_HOME ?= /usr/local/cuda
@@ -11,6 +18,21 @@ ifeq ($(origin CUDA),undefined)
   CUDA := $(shell command -v $(NVCC) >/dev/null 2>&1 && \
             { test -f $(CUDA_HOME)/include/cudnn.h || test -f /usr/include/cudnn.h || \
               test -f /usr/include/x86_64-linux-gnu/cudnn.h; } && echo 1 || echo 0)
+endif
+
+# MPI (several training processes, docs/distributed.md) is built when its compiler
+# wrapper or pkg-config file is found (Open MPI: openmpi-bin, libopenmpi-dev);
+# MPI=0 / MPI=1 force it. NCCL (GPU all-reduce) is built with CUDA when nccl.h and
+# libnccl are found; NCCL=0 / NCCL=1 force it.
+ifeq ($(origin MPI),undefined)
+  MPI := $(shell { pkg-config --exists ompi-c 2>/dev/null || pkg-config --exists mpich 2>/dev/null || \
+            command -v mpicc >/dev/null 2>&1; } && echo 1 || echo 0)
+endif
+ifeq ($(origin NCCL),undefined)
+  NCCL := $(shell [ "$(CUDA)" = 1 ] && \
+            { { test -f $(CUDA_HOME)/include/nccl.h && ls $(CUDA_HOME)/lib64/libnccl.so* >/dev/null 2>&1; } || \
+              { test -f /usr/include/nccl.h && ls /usr/lib/x86_64-linux-gnu/libnccl.so* >/dev/null 2>&1; }; } && \
+            echo 1 || echo 0)
 endif
 
 OPT      ?= -O2 -march=x86-64-v3
@@ -23,6 +45,15 @@ SAN ?=
 ifneq ($(SAN),)
   CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
   LDFLAGS += -fsanitize=$(SAN)
+endif
+
+ifeq ($(MPI),1)
+  MPI_PC    := $(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c || \
+                 { pkg-config --exists mpich 2>/dev/null && echo mpich; })
+  MPI_CFLAGS := $(if $(MPI_PC),$(shell pkg-config --cflags $(MPI_PC)),$(shell mpicc --showme:compile 2>/dev/null))
+  MPI_LIBS   := $(if $(MPI_PC),$(shell pkg-config --libs $(MPI_PC)),$(shell mpicc --showme:link 2>/dev/null))
+  CFLAGS    += -DGLOW_HAVE_MPI=1 $(MPI_CFLAGS)
+  LDLIBS    += $(MPI_LIBS)
 endif
 
 COMMON_SRC := $(wildcard libcommon/*/*.c) $(wildcard cpu/*.c)
@@ -38,17 +69,27 @@ ifeq ($(CUDA),1)
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
                -gencode arch=compute_90,code=compute_90 -Ilibcommon -I. -lineinfo
   CUDA_SRC  := $(wildcard cuda/*.cu)
+  ifneq ($(NCCL),1)
+    CUDA_SRC := $(filter-out cuda/cuda_nccl.cu,$(CUDA_SRC))
+  endif
   # cuBLAS is loaded when the backend first needs it (cuda/cublas_lazy.c): linked
   # directly, it costs every tool ~200 MiB of resident memory at start-up
   CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o) $(BUILD)/obj/cuda/cublas_lazy.o
   CUDA_LIB  := $(BUILD)/libglowcuda.a
   CFLAGS    += -DGLOW_HAVE_CUDA=1
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcudart -ldl -lstdc++
+  ifeq ($(NCCL),1)
+    CFLAGS    += -DGLOW_HAVE_NCCL=1
+    LDLIBS    += -lnccl
+  endif
+else
+  NCCL := 0
 endif
 
 $(BUILD)/obj/cuda/cublas_lazy.o: CFLAGS += -I$(CUDA_HOME)/include
 
-.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check gpu-bundle bench bench-deps fuzz-torch-pickle FORCE
+.PHONY: all test unit bats refcheck check-asan deps demo clean help bench-model gpu-check gpu-bundle bench bench-deps FORCE \
+        fuzz fuzz-build fuzz-deps fuzz-torch-pickle
 # Objects of tools and tests are intermediate files to make; keep them.
 .SECONDARY:
 all: $(TOOLS) $(UNITS)
@@ -141,14 +182,12 @@ bench-deps:
 # and an rpath to the bundle's lib/, plus the libraries such a machine lacks, the
 # reference cases, BUILD-INFO and MANIFEST.tsv, in $(GPU_BUNDLE): the one path to
 # carry there (at most 64 MiB). make gpu-check, there: scripts/gpu-check.sh.
-# HOOK (the CUDA emulator, test/emu): `make gpu-bundle EMU=1` is to build the same
-# bundle with the CUDA backend linked against the emulator. The emulator's Makefile
-# part sets BUILD (a folder of its own, so GPU_BUNDLE follows) and LDLIBS for
-# EMU=1; the rules below take both as they are, and gpu-bundle.sh then carries the
-# emulator's libraries (those under this tree) and records emu=1 in BUILD-INFO,
-# which makes gpu-check.sh accept a machine without nvidia-smi.
+# `make gpu-bundle EMU=1` builds the same bundle with the CUDA backend linked
+# against the emulator (BUILD and CUDA set at the top, so GPU_BUNDLE is
+# build-emu/gpu-bundle); gpu-bundle.sh then carries any library of this tree and
+# records emu=1 in BUILD-INFO, which makes gpu-check.sh accept a machine without
+# nvidia-smi (the emulated rehearsal, docs/gpu-check.md).
 GPU_BUNDLE ?= $(BUILD)/gpu-bundle
-EMU        ?= 0
 GB_STAGE   := $(GPU_BUNDLE)-stage
 GB_TOOLS   := glow-train glow-sample glow-bpd glow-prep glow-ckpt pngcat
 GB_TESTS   := test_backend_cuda test_backend_cuda_ops test_cuda_train test_refcheck
@@ -169,7 +208,7 @@ $(GB_STAGE)/bench/%: $(BUILD)/obj/bench/%.o $(LIB) $(CUDA_LIB)
 	$(GB_LINK)
 
 gpu-bundle: $(GB_PROGS)
-	@[ "$(CUDA)" = 1 ] || { echo "gpu-bundle: this build has no CUDA backend (CUDA=$(CUDA)): nvcc and cuDNN are needed"; exit 1; }
+	@[ "$(CUDA)" = 1 ] || [ "$(EMU)" = 1 ] || { echo "gpu-bundle: this build has no CUDA backend (CUDA=$(CUDA)): nvcc and cuDNN are needed (or EMU=1: against the emulator)"; exit 1; }
 	GPU_BUNDLE=$(GPU_BUNDLE) GPU_BUNDLE_STAGE=$(GB_STAGE) GPU_BUNDLE_EMU=$(EMU) REF=$(REF) \
 	  CUDA_HOME=$(CUDA_HOME) scripts/gpu-bundle.sh
 
@@ -188,31 +227,63 @@ check-asan:
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  BUILD=build-asan GLOW_TEST_ASAN=1 test/run.sh
 
-# libFuzzer harness of the PyTorch reader (test/fuzz/fuzz_torch_pickle.c) with clang:
-# FUZZ_TIME seconds (default 60) from the seeds in test/fuzz/corpus/torch_pickle/;
-# new inputs go to $(BUILD)/fuzz/corpus-torch_pickle, crashes to $(BUILD)/fuzz/.
-FUZZ_CC   ?= clang
-FUZZ_TIME ?= 60
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Ilibcommon -I. \
-               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_TORCH_SRC := test/fuzz/fuzz_torch_pickle.c libcommon/data/torch_zip.c \
-                  libcommon/data/torch_pickle.c libcommon/data/torch_state.c \
-                  libcommon/model/import_torch.c libcommon/model/checkpoint.c \
-                  libcommon/model/params.c libcommon/config/glow_config.c \
-                  libcommon/data/safetensors.c libcommon/base/linalg.c libcommon/base/util.c \
-                  libcommon/base/atomic_file.c libcommon/base/path.c
-$(BUILD)/fuzz/fuzz_torch_pickle: $(FUZZ_TORCH_SRC) $(wildcard libcommon/*/*.h)
+# Fuzzing (test/fuzz/README.md): libFuzzer harnesses of the readers of untrusted
+# files, built with clang, ASan and UBSan in build-fuzz/, each run FUZZ_SECONDS
+# from its seed corpus (test/fuzz/corpus/NAME, written by test/fuzz/seeds.sh).
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 10
+FUZZ_BUILD   := build-fuzz
+FUZZERS      := shard safetensors png jpeg yaml csv torch_pickle
+FUZZ_LIBSRC  := $(wildcard libcommon/base/*.c libcommon/config/*.c libcommon/data/*.c \
+                  libcommon/model/*.c libcommon/prep/*.c) libcommon/train/train_state.c
+FUZZ_OBJ     := $(FUZZ_LIBSRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Ilibcommon -I. -MMD -MP \
+                -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_BINS    := $(FUZZERS:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_TORCH_SRC) -lcjson -lz -lm -o $@
-fuzz-torch-pickle: $(BUILD)/fuzz/fuzz_torch_pickle
-	@mkdir -p $(BUILD)/fuzz/corpus-torch_pickle
-	cd $(BUILD)/fuzz && ./fuzz_torch_pickle -max_total_time=$(FUZZ_TIME) -max_len=65536 \
-	  -rss_limit_mb=2048 -print_final_stats=1 corpus-torch_pickle $(CURDIR)/test/fuzz/corpus/torch_pickle
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libfuzzglow.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_BUILD)/libfuzzglow.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libfuzzglow.a \
+	  -lpng -ljpeg -lz -lyaml -lcjson -lm -lpthread -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+# Every harness for FUZZ_SECONDS from its corpus (new finds go to a scratch copy,
+# so the committed corpus stays as it is); a crash fails the target.
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
+
+# The PyTorch reader of glow-ckpt import alone (test/fuzz/fuzz_torch_pickle.c),
+# FUZZ_TIME seconds (default 60).
+FUZZ_TIME ?= 60
+fuzz-torch-pickle: $(FUZZ_BUILD)/fuzz_torch_pickle
+	FUZZ_BUILD=$(FUZZ_BUILD) test/fuzz/run.sh $(FUZZ_TIME) torch_pickle
+
+# clang and its libFuzzer runtime (not part of make deps).
+FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
+fuzz-deps:
+	@missing=$$(for p in $(FUZZ_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+-include $(FUZZ_OBJ:.o=.d)
 
 # Debian packages the project needs (idempotent; quiet when all are present).
 DEB_PACKAGES := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev \
                 libyaml-dev libcjson-dev libdnnl-dev bats python3 python3-numpy \
-                dataset-fashion-mnist
+                dataset-fashion-mnist openmpi-bin libopenmpi-dev
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -228,13 +299,14 @@ demo: all
 	$(MAKE) -f pipelines/fashion-mnist.mk BUILD=$(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan $(EMU_BUILD) $(EMU_ASAN_BUILD)
+	rm -rf $(BUILD) build-asan $(EMU_BUILD) $(EMU_ASAN_BUILD) $(FUZZ_BUILD)
 
 help:
-	@echo "make            build every tool into $(BUILD)/bin (CUDA=$(CUDA))"
+	@echo "make            build every tool into $(BUILD)/bin (CUDA=$(CUDA) MPI=$(MPI) NCCL=$(NCCL))"
 	@echo "make test       the whole suite (unit, reference cases, bats)"
 	@echo "make refcheck   REF=DIR DEVICE=cpu|cuda: every reference case under DIR"
 	@echo "make check-asan the suite under ASan + UBSan"
+	@echo "make fuzz       every fuzz harness FUZZ_SECONDS (default 10) from its corpus"
 	@echo "make gpu-bundle what gpu-check needs on a GPU machine, in $(GPU_BUNDLE) (carry it there)"
 	@echo "make emu-check  the CUDA backend on the emulated GPU (emu-check-asan: with ASan)"
 	@echo "make gpu-check  on a GPU machine: CUDA tests, reference cases, benchmark"

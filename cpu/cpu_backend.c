@@ -24,6 +24,11 @@ void cpu_free(backend *b, void *p)
     free(p);
 }
 
+/* host memory is all there is: as alloc */
+void *cpu_host_alloc(backend *b, size_t bytes) { return cpu_alloc(b, bytes); }
+
+void cpu_host_free(backend *b, void *p) { cpu_free(b, p); }
+
 void cpu_copy(backend *b, void *dst, const void *src, size_t bytes)
 {
     (void)b;

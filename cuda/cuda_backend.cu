@@ -42,6 +42,28 @@ void cuda_free(backend *b, void *p)
     CUDA_CHECK(cudaFree(p));
 }
 
+// Page-locked host memory: transfers from and to it run at the bus's speed.
+void *cuda_host_alloc(backend *b, size_t bytes)
+{
+    (void)b;
+    void *p = NULL;
+    cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        fprintf(stderr, "%s: cuda: cudaMallocHost(%zu bytes) failed: %s\n", glow_progname(), bytes,
+                cudaGetErrorString(e));
+        exit(1);
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+void cuda_host_free(backend *b, void *p)
+{
+    (void)b;
+    if (p)
+        CUDA_CHECK(cudaFreeHost(p));
+}
+
 // Upload and download are synchronous: the host buffer may be reused or freed
 // as soon as they return.
 static void copy_host(backend *b, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
@@ -127,6 +149,8 @@ void cuda_destroy(backend *b)
         CUDA_CHECK(cudaFree(ctx->workspace));
     if (ctx->host_scratch)
         CUDA_CHECK(cudaFreeHost(ctx->host_scratch));
+    for (int i = 0; i < 2; i++)
+        CUDA_CHECK(cudaEventDestroy(ctx->ev[i]));
     CUBLAS_CHECK(cublasDestroy(ctx->cublas));
     CUDNN_CHECK(cudnnDestroy(ctx->cudnn));
     CUDA_CHECK(cudaStreamDestroy(ctx->stream));
@@ -196,6 +220,18 @@ static int open_device(cuda_ctx *ctx, int device, glow_error *err)
         glow_errorf(err, "cuda:%d: cannot allocate pinned host memory: %s", device,
                     cudaGetErrorString(e));
         ctx->host_scratch = NULL;
+        cublasDestroy(ctx->cublas);
+        cudnnDestroy(ctx->cudnn);
+        cudaStreamDestroy(ctx->stream);
+        return -1;
+    }
+    if ((e = cudaEventCreate(&ctx->ev[0])) != cudaSuccess ||
+        (e = cudaEventCreate(&ctx->ev[1])) != cudaSuccess) {
+        cudaGetLastError();
+        glow_errorf(err, "cuda:%d: cannot create events: %s", device, cudaGetErrorString(e));
+        if (ctx->ev[0])
+            cudaEventDestroy(ctx->ev[0]);
+        cudaFreeHost(ctx->host_scratch);
         cublasDestroy(ctx->cublas);
         cudnnDestroy(ctx->cudnn);
         cudaStreamDestroy(ctx->stream);

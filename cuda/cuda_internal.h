@@ -20,11 +20,13 @@ typedef struct cuda_conv_plan cuda_conv_plan; /* cuda_conv.cu: per-shape cuDNN s
  * one op to the next (ops run in stream order), so the two users of CONV_AUX
  * never meet. */
 enum {
-    CUDA_SCRATCH_CONV_W = 0, /* fp32 KRSC filter: packed weights, or dw before unpacking */
+    CUDA_SCRATCH_CONV_W = 0, /* the filter as the convolution takes it (packed), or dw
+                                before unpacking */
     CUDA_SCRATCH_CONV_AUX,   /* conv: the edge gradient's border sums; copy: overlap bounce */
-    CUDA_SCRATCH_BF16_X,     /* bf16 copy of a conv input */
-    CUDA_SCRATCH_BF16_W,     /* bf16 copy of a conv filter (or its gradient) */
-    CUDA_SCRATCH_BF16_Y,     /* bf16 conv output (or output gradient) */
+    CUDA_SCRATCH_CONV_X,     /* a conv input (or dx) as the convolution takes it: bf16
+                                values, NCHW, or bf16 (1x1) */
+    CUDA_SCRATCH_CONV_Y,     /* a conv output (or dy) likewise */
+    CUDA_SCRATCH_CONV_COL,   /* the im2col matrix of the cuBLAS fallback */
     CUDA_SCRATCH_OPS0,       /* free for cuda_ops.cu / cuda_prior.cu / cuda_optim.cu */
     CUDA_SCRATCH_OPS1,
     CUDA_SCRATCH_OPS2,
@@ -47,6 +49,7 @@ typedef struct {
     void *scratch[CUDA_SCRATCH_COUNT];
     size_t scratch_bytes[CUDA_SCRATCH_COUNT];
     void *host_scratch; /* pinned, CUDA_HOST_SCRATCH_BYTES */
+    cudaEvent_t ev[2];  /* timing the convolution algorithms (cuda_conv.cu) */
     cuda_conv_plan *convs;
 } cuda_ctx;
 

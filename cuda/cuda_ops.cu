@@ -309,18 +309,15 @@ struct ddi_mean_fin {
     }
 };
 
-__global__ void k_ddi_logs(const double *part, size_t chunks, int c, double inv_rows,
-                           float *logs)
-{
-    GRID_STRIDE(j, (size_t)c)
+// logs from the sum of squared deviations (the partials' final sum of cuda_reduce.cuh)
+struct ddi_logs_fin {
+    float *logs;
+    double inv_rows;
+    __device__ void operator()(int, int j, const double *s) const
     {
-        double s = 0;
-        for (size_t k = 0; k < chunks; k++)
-            s += part[k * c + j];
-        s *= inv_rows;
-        logs[j] = (float)(log(1.0 / (sqrt(s) + 1e-6)) / 3.0);
+        logs[j] = (float)(log(1.0 / (sqrt(s[0] * inv_rows) + 1e-6)) / 3.0);
     }
-}
+};
 
 void cuda_actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c, float *bias,
                       float *logs)
@@ -339,7 +336,7 @@ void cuda_actnorm_ddi(backend *b, const float *x, int ldx, size_t rows, int c, f
         (double *)cuda_scratch(ctx, CUDA_SCRATCH_OPS2, chunks * (size_t)c * sizeof(double));
     LAUNCH_GRID(ctx, col_grid(chunks, c), col_block(), k_ddi_sq_partial, x, ldx, mean, rows, c,
                 rpc, part);
-    LAUNCH(ctx, (size_t)c, k_ddi_logs, part, chunks, c, inv_rows, logs);
+    col_final<1>(ctx, part, 1, c, chunks, ddi_logs_fin{logs, inv_rows});
 }
 
 // ld[i] += factor * sum(v) for every image: one block, the sum in double in order.

@@ -1,7 +1,8 @@
 /* Deterministic reductions for the CUDA ops: no atomics. Work is cut into chunks
  * whose bounds depend only on the shape; each block reduces its chunk in double in
  * a fixed tree, writes one partial to scratch, and a second kernel combines the
- * partials in chunk order. Results are therefore the same on every run and GPU.
+ * partials in a fixed order (strided per thread, then a fixed tree). Results are
+ * therefore the same on every run and GPU, whatever its number of SMs.
  *
  * Two shapes of sum:
  *  - seg_sum: one scalar per segment (an image): sum over its rows x c elements of
@@ -151,26 +152,58 @@ __global__ void k_col_partial(F f, size_t rows_per_seg, int c, size_t rows_per_c
         }
 }
 
-/* One thread per (segment, channel): partials in chunk order, then fin(seg, j, sums). */
+/* The final sums of col_sum: one block per segment and COL_TX channels; thread
+ * (x, y) adds the chunks y, y + FIN_TY, ... of channel x in order (at most 128 of
+ * RED_MAX_COL_CHUNKS), then a fixed tree over y combines them, and fin(seg, j,
+ * sums) gets the result. The grid and the order depend only on the shape, not on
+ * the device. */
+#define FIN_TY 8
+static inline dim3 fin_block() { return dim3(COL_TX, FIN_TY); }
+static inline unsigned fin_grid(int nseg, int c)
+{
+    return (unsigned)nseg * (unsigned)((c + COL_TX - 1) / COL_TX);
+}
+
 template <int NV, class Fin>
 __global__ void k_col_final(const double *part, int nseg, int c, unsigned chunks_per_seg,
                             Fin fin)
 {
-    const size_t total = (size_t)nseg * c;
-    GRID_STRIDE(t, total)
-    {
-        const size_t seg = t / c;
-        const int j = (int)(t % c);
-        double s[NV];
-        for (int v = 0; v < NV; v++)
-            s[v] = 0;
-        for (unsigned k = 0; k < chunks_per_seg; k++) {
-            const double *p = part + (seg * chunks_per_seg + k) * NV * (size_t)c + j;
+    __shared__ double buf[NV][FIN_TY][COL_TX];
+    const int tiles = (c + COL_TX - 1) / COL_TX;
+    const int seg = (int)(blockIdx.x / tiles);
+    const int j = (int)(blockIdx.x % tiles) * COL_TX + threadIdx.x;
+    double acc[NV];
+    for (int v = 0; v < NV; v++)
+        acc[v] = 0;
+    if (j < c && seg < nseg)
+        for (unsigned k = threadIdx.y; k < chunks_per_seg; k += FIN_TY) {
+            const double *p = part + ((size_t)seg * chunks_per_seg + k) * NV * (size_t)c + j;
             for (int v = 0; v < NV; v++)
-                s[v] += p[(size_t)v * c];
+                acc[v] += p[(size_t)v * c];
         }
-        fin((int)seg, j, s);
+    for (int v = 0; v < NV; v++)
+        buf[v][threadIdx.y][threadIdx.x] = acc[v];
+    for (int s = FIN_TY / 2; s > 0; s >>= 1) {
+        __syncthreads();
+        if ((int)threadIdx.y < s)
+            for (int v = 0; v < NV; v++)
+                buf[v][threadIdx.y][threadIdx.x] += buf[v][threadIdx.y + s][threadIdx.x];
     }
+    __syncthreads();
+    if (threadIdx.y == 0 && j < c && seg < nseg) {
+        double sums[NV];
+        for (int v = 0; v < NV; v++)
+            sums[v] = buf[v][0][threadIdx.x];
+        fin(seg, j, sums);
+    }
+}
+
+/* k_col_final over the partials part[(seg * chunks + k) * NV + v][c] */
+template <int NV, class Fin>
+void col_final(cuda_ctx *ctx, const double *part, int nseg, int c, size_t chunks, Fin fin)
+{
+    LAUNCH_GRID(ctx, fin_grid(nseg, c), fin_block(), (k_col_final<NV, Fin>), part, nseg, c,
+                (unsigned)chunks, fin);
 }
 
 template <int NV, class F, class Fin>
@@ -183,7 +216,7 @@ void col_sum(cuda_ctx *ctx, int slot, F f, Fin fin, int nseg, size_t rows_per_se
     double *part = (double *)cuda_scratch(ctx, slot, nblk * NV * (size_t)c * sizeof(double));
     LAUNCH_GRID(ctx, col_grid(nblk, c), col_block(), (k_col_partial<NV, F>), f, rows_per_seg, c,
                 rpc, (unsigned)cps, part);
-    LAUNCH(ctx, (size_t)nseg * c, (k_col_final<NV, Fin>), part, nseg, c, (unsigned)cps, fin);
+    col_final<NV>(ctx, part, nseg, c, cps, fin);
 }
 
 #endif

@@ -37,7 +37,8 @@
 #   GPU_CHECK_DEADLINE   seconds for everything up to the benchmark (default 240)
 #   GPU_CHECK_TOTAL      seconds in all; the benchmark runs in what is left
 #                        (default 330)
-#   GPU_CHECK_BENCH      auto (default: when at least 60 s are left), 1 (always,
+#   GPU_CHECK_BENCH      auto (default: when at least 60 s are left, and not on an
+#                        emulated device), 1 (always,
 #                        with at least GPU_CHECK_BENCH_S, default 240 s), 0 (never)
 #   GPU_CHECK_ONLY       comma-separated stages to run (libraries and device always)
 #   GPU_CHECK_SANITIZE   compute-sanitizer tools (default memcheck)
@@ -842,10 +843,17 @@ bench_config() { # CONFIG BATCH SIZE
 
 left=$((TOTAL_END - SECONDS))
 bench_end=$TOTAL_END
+bench_skip=""
 case $BENCH in
 0) bench_skip="GPU_CHECK_BENCH=0" ;;
-1) bench_skip="" && [ "$left" -ge "$BENCH_S" ] || bench_end=$((SECONDS + BENCH_S)) ;;
-*) bench_skip=$([ "$left" -ge "$BENCH_MIN" ] || echo "$left s left of GPU_CHECK_TOTAL=${TOTAL} s, under ${BENCH_MIN} s (GPU_CHECK_BENCH=1 runs it anyway)") ;;
+1) [ "$left" -ge "$BENCH_S" ] || bench_end=$((SECONDS + BENCH_S)) ;;
+*)
+    if [ "$EMU" = 1 ] && [ "$DEVICE" != cpu ]; then
+        bench_skip="an emulated device: no clock to measure, and the models would run for hours (GPU_CHECK_BENCH=1 runs it anyway)"
+    elif [ "$left" -lt "$BENCH_MIN" ]; then
+        bench_skip="$left s left of GPU_CHECK_TOTAL=${TOTAL} s, under ${BENCH_MIN} s (GPU_CHECK_BENCH=1 runs it anyway)"
+    fi
+    ;;
 esac
 for spec in "cifar10 64 32" "glow-64x64-imagenet 32 64"; do
     set -- $spec

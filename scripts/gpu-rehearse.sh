@@ -6,8 +6,10 @@
 # the run (an empty file bound over each, in a private mount namespace), so that
 # only the bundle's copies can load, as on a machine that lacks them.
 #
-# Usage: scripts/gpu-rehearse.sh [--missing-cuda | --renamed LIB] [OUT]
+# Usage: scripts/gpu-rehearse.sh [--emu | --missing-cuda | --renamed LIB] [OUT]
 #   (default)       GPU_CHECK_DEVICE (default cpu) against the bundle
+#   --emu           the bundle of `make gpu-bundle EMU=1` (build-emu/gpu-bundle) on
+#                   the emulated GPU: GPU_CHECK_DEVICE=cuda, the CUDA stages for real
 #   --missing-cuda  the CUDA toolkit's library folder hidden too: the check must
 #                   stop at once (exit 3), cuDNN and cuBLAS not found
 #   --renamed LIB   lib/LIB renamed in the clone's bundle: the check must stop at
@@ -19,6 +21,12 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 mode=plain lib=""
 case ${1:-} in
+--emu)
+    shift
+    export GPU_BUNDLE=${GPU_BUNDLE:-build-emu/gpu-bundle} GPU_CHECK_DEVICE=${GPU_CHECK_DEVICE:-cuda}
+    grep -qx 'emu=1' "$GPU_BUNDLE/BUILD-INFO" 2>/dev/null ||
+        { echo "gpu-rehearse: $GPU_BUNDLE is not an emulator bundle (make gpu-bundle EMU=1)" >&2; exit 2; }
+    ;;
 --missing-cuda) mode=missing-cuda; shift ;;
 --renamed) mode=renamed; lib=${2:?--renamed LIB}; shift 2 ;;
 esac

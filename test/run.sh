@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the suite: every C unit test in $BUILD/test, the reference cases, and the
 # Bats tests of each tool, and the CUDA backend on the emulated GPU (test/emu,
-# docs/cuda-emulation.md; built by make emu-build and emu-build-asan). Prints each
-# part's result and one closing line "N passed, N failed".
+# docs/cuda-emulation.md; built by make emu-build and emu-build-asan), the latent
+# tools and glow-train included. Prints each part's result and one closing line
+# "N passed, N failed".
 # Usage: test/run.sh [unit|ref|layers|bats|emu|emu-asan]...
 set -u
 cd "$(dirname "$0")/.."
@@ -131,6 +132,23 @@ for part in "${parts[@]}"; do
             emu_test "$label" "${san[@]}" "${cfgv[@]}" -- "$eb/test/test_refcheck" --device cuda \
                 "${GLOW_REF:-../shared/reference}"
         done
+        # the tools of the emulator build on the emulated device: the latent tools'
+        # Bats tests (encode -> decode exactness, random | decode == sample, ...)
+        # and glow-train / glow-sample / glow-bpd against the CPU (plain build only)
+        if [ "$part" = emu ]; then
+            if [ ! -x "$eb/bin/glow-train" ]; then
+                echo "FAIL $part: $eb/bin/glow-train is missing (make emu-build)"
+                fail=$((fail + 1))
+                continue
+            fi
+            out=$(BUILD=$eb GLOW_TEST_DEVICE=cuda GLOW_EMU_SMS=132 bats --tap test/latent.bats \
+                test/emu/train.bats 2>&1); rc=$?
+            printf '%s\n' "$out" | grep -vE '^ok ' | grep -vE '^1\.\.' || true
+            p=$(grep -cE '^ok ' <<<"$out"); f=$(grep -cE '^not ok ' <<<"$out")
+            echo "bats [emu, --device cuda]: $p passed, $f failed"
+            pass=$((pass + p)); fail=$((fail + f))
+            if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); fi
+        fi
         ;;
     *) echo "test/run.sh: unknown part '$part' (unit, ref, layers, bats, emu, emu-asan)" >&2; exit 2 ;;
     esac

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/mem_budget.h"
 #include "base/stats.h"
 #include "base/util.h"
 #include "data/dataset.h"
@@ -15,8 +16,6 @@
 #include "tool/progress.h"
 #include "tool/tool.h"
 
-/* A stream on standard input is held in memory whole; past this, shard files. */
-#define STREAM_LIMIT ((uint64_t)4 << 30)
 
 static void usage(FILE *out)
 {
@@ -42,6 +41,9 @@ static void usage(FILE *out)
             "  --limit N         score only the first N images of each set\n"
             "  --ema             use the checkpoint's EMA weights\n"
             "  --device D        cpu, cuda, cuda:N or auto (default auto)\n"
+            "  --mem-limit MiB   memory this tool may use: the model, its activations for\n"
+            "                    a batch, the images held (default: half the available\n"
+            "                    memory); what would need more is refused first\n"
             "  -v, --verbose     report images/s on stderr at the end\n"
             "  -h, --help        show this help and exit\n"
             "      --version     print the version and exit\n"
@@ -82,13 +84,14 @@ static void add_ood(options *o, const char *arg)
 static void parse_args(int argc, char **argv, options *o)
 {
     enum { OPT_SEED = 256, OPT_PER_IMAGE, OPT_JSON, OPT_OOD, OPT_BATCH, OPT_LIMIT, OPT_EMA,
-           OPT_DEVICE, OPT_VERSION };
+           OPT_DEVICE, OPT_VERSION, OPT_MEM };
     static const struct option longs[] = {
         {"seed", required_argument, NULL, OPT_SEED},
         {"per-image", no_argument, NULL, OPT_PER_IMAGE}, {"json", no_argument, NULL, OPT_JSON},
         {"ood", required_argument, NULL, OPT_OOD}, {"batch", required_argument, NULL, OPT_BATCH},
         {"limit", required_argument, NULL, OPT_LIMIT}, {"ema", no_argument, NULL, OPT_EMA},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"mem-limit", required_argument, NULL, OPT_MEM},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -106,6 +109,7 @@ static void parse_args(int argc, char **argv, options *o)
         case OPT_LIMIT: o->limit = glow_opt_long("--limit", optarg, 1, 0x7fffffffffffffffL); break;
         case OPT_EMA: o->ema = 1; break;
         case OPT_DEVICE: o->device = optarg; break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
         case OPT_VERSION: glow_tool_print_version();
@@ -151,6 +155,26 @@ static void show_progress(const scored_set *s, uint64_t total, glow_progress *p,
         glow_progress_end(p);
 }
 
+static void shape_error(glow_error *err, uint32_t c, uint32_t h, uint32_t w,
+                        const glow_config *cfg)
+{
+    glow_errorf(err, "images are %ux%ux%u (CxHxW) but the model takes %dx%dx%d; make them fit "
+                     "with glow-prep --pad/--size (and --channels)",
+                c, h, w, cfg->channels, cfg->image_h, cfg->image_w);
+}
+
+/* A record of a stream is held to the model's shape before it is decompressed. */
+static int expect_shape(void *ctx, const shard_record *hdr, int has_labels, glow_error *err)
+{
+    const glow_config *cfg = ctx;
+    (void)has_labels;
+    if ((int)hdr->c == cfg->channels && (int)hdr->h == cfg->image_h &&
+        (int)hdr->w == cfg->image_w)
+        return 0;
+    shape_error(err, hdr->c, hdr->h, hdr->w, cfg);
+    return -1;
+}
+
 static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char **inputs,
                       scored_set *s)
 {
@@ -158,17 +182,15 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
     glow_error err;
     int from_stdin = ninputs == 0 || (ninputs == 1 && strcmp(inputs[0], "-") == 0);
     s->name = from_stdin ? "standard input" : inputs[0];
-    dataset *d = dataset_open(ninputs, inputs, STREAM_LIMIT, &err);
+    dataset *d = dataset_open_expect(ninputs, inputs, 0, expect_shape, (void *)cfg, &err);
     if (!d)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     const dataset_info *info = dataset_get_info(d);
     if ((int)info->c != cfg->channels || (int)info->h != cfg->image_h ||
-        (int)info->w != cfg->image_w)
-        glow_die(EXIT_BADINPUT,
-                 "%s: images are %ux%ux%u (CxHxW) but the model takes %dx%dx%d; make them "
-                 "fit with glow-prep --pad/--size (and --channels)",
-                 s->name, info->c, info->h, info->w, cfg->channels, cfg->image_h,
-                 cfg->image_w);
+        (int)info->w != cfg->image_w) {
+        shape_error(&err, info->c, info->h, info->w, cfg);
+        glow_die(EXIT_BADINPUT, "%s: %s", s->name, err.msg);
+    }
     if (cfg->y_condition && !info->has_labels)
         glow_die(EXIT_BADINPUT,
                  "%s: the images have no labels, but the model is class-conditional (its "
@@ -178,9 +200,17 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
     if (o->limit && (uint64_t)o->limit < total)
         total = (uint64_t)o->limit;
     s->has_labels = info->has_labels;
+    /* the results of every image, and one batch of them */
+    size_t img = (size_t)glow_config_dims(cfg);
+    char what[600];
+    snprintf(what, sizeof what, "%s: the results of %llu images and a batch of %ld", s->name,
+             (unsigned long long)total, o->batch);
+    uint64_t held = glow_mem_add(glow_mem_mul(total, sizeof *s->bpd + sizeof *s->labels),
+                                 glow_mem_mul((uint64_t)o->batch, img));
+    if (glow_mem_reserve(held, what, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
     s->bpd = xmalloc((total ? total : 1) * sizeof *s->bpd);
     s->labels = xmalloc((total ? total : 1) * sizeof *s->labels);
-    size_t img = (size_t)glow_config_dims(cfg);
     uint8_t *pix = xmalloc((size_t)o->batch * img);
     glow_progress pr;
     glow_progress_init(&pr, 0);
@@ -217,14 +247,20 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
     s->seconds = now_seconds() - t0;
     free(pix);
     dataset_close(d);
+    glow_mem_release(glow_mem_mul((uint64_t)o->batch, img));
 
+    /* A NaN or infinite bpd makes the mean, its error and the AUROC meaningless:
+     * the weights pass every check but overflow on these images. */
     uint64_t bad = 0, first_bad = 0;
     for (uint64_t i = 0; i < s->n; i++)
         if (!isfinite(s->bpd[i]) && bad++ == 0)
             first_bad = i;
     if (bad)
-        glow_warn("%s: %llu image%s with a non-finite bpd (the first: image %llu)", s->name,
-                  (unsigned long long)bad, bad == 1 ? "" : "s", (unsigned long long)first_bad);
+        glow_die(EXIT_BADINPUT, "%s: image %llu: the bpd is %g, not a finite number (%llu image%s "
+                 "of %llu); the model cannot score %s",
+                 s->name, (unsigned long long)first_bad, s->bpd[first_bad],
+                 (unsigned long long)bad, bad == 1 ? "" : "s", (unsigned long long)s->n,
+                 bad == 1 ? "it" : "them");
 }
 
 static void print_per_image(const scored_set *s, const char *set)
@@ -247,13 +283,6 @@ static void add_set_json(cJSON *obj, const scored_set *s, double mean, double se
     cJSON_AddNumberToObject(obj, "sem", sem);
 }
 
-/* NaN sorts nowhere; an image the model cannot score is as unlike the data as it gets. */
-static void nan_to_inf(double *x, uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++)
-        if (isnan(x[i]))
-            x[i] = INFINITY;
-}
 
 int main(int argc, char **argv)
 {
@@ -266,6 +295,8 @@ int main(int argc, char **argv)
     int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);
     if (rc != 0)
         glow_die(rc, "%s", err.msg);
+    if (glow_model_plan_batch(lm.m, (int)o.batch, 0, &err) != 0)
+        glow_die(EXIT_BADINPUT, "--batch %ld: %s", o.batch, err.msg);
 
     scored_set data = {0}, ood = {0};
     score_set(&lm, &o, o.ninputs, o.inputs, &data);
@@ -276,8 +307,6 @@ int main(int argc, char **argv)
     stats_mean_sem(data.bpd, data.n, &m, &se);
     if (o.nood) {
         stats_mean_sem(ood.bpd, ood.n, &om, &ose);
-        nan_to_inf(data.bpd, data.n);
-        nan_to_inf(ood.bpd, ood.n);
         auroc = stats_auroc(data.bpd, data.n, ood.bpd, ood.n);
     }
 

@@ -10,6 +10,7 @@
 #include "model/checkpoint.h"
 #include "model/import_torch.h"
 #include "tool/tool.h"
+#include "train/train_state.h"
 
 static void usage(FILE *out)
 {
@@ -21,17 +22,21 @@ static void usage(FILE *out)
             "\n"
             "  -l, --list               also list every tensor: dtype, shape, min, max,\n"
             "                           mean, std (works on any safetensors file)\n"
-            "  -v, --verify             full consistency check: everything loading checks,\n"
-            "                           plus invconv W invertible, LU p a permutation\n"
-            "                           matrix, sign_s +-1, shuffle.perm a permutation,\n"
-            "                           optimizer/EMA tensors matching the parameters;\n"
-            "                           lists each problem\n"
+            "  -v, --verify             full consistency check, the one every tool that\n"
+            "                           loads a checkpoint makes: invconv W invertible,\n"
+            "                           LU p a permutation matrix, sign_s +-1,\n"
+            "                           shuffle.perm a permutation, optimizer/EMA tensors\n"
+            "                           matching the parameters, the training state\n"
+            "                           --resume uses; lists each problem\n"
             "  -j, --json               machine-readable output (summary, tensors with\n"
             "                           --list, problems with --verify)\n"
             "  -e, --export-weights OUT write a weights-only checkpoint (no optimizer\n"
             "                           state, no EMA) to the file OUT (atomically; - for\n"
             "                           standard output)\n"
             "      --ema                with --export-weights: export the EMA weights\n"
+            "      --mem-limit MiB      memory this tool may use (default: half the\n"
+            "                           available memory); a file that would need more\n"
+            "                           is refused before it is read\n"
             "  -h, --help               show this help and exit\n"
             "      --version            print the version and exit\n"
             "\n"
@@ -206,15 +211,6 @@ static void on_problem(void *ctx, const char *msg)
         glow_warn("%s", msg);
 }
 
-/* verify's messages name no file: add it. */
-static void on_deep_problem(void *ctx, const char *msg)
-{
-    problems *p = ctx;
-    char buf[1200];
-    snprintf(buf, sizeof buf, "%s: %s", p->path, msg);
-    on_problem(ctx, buf);
-}
-
 static int run_verify(const options *o)
 {
     problems pr = {o->json ? cJSON_CreateArray() : NULL, o->file, 0};
@@ -225,7 +221,7 @@ static int run_verify(const options *o)
     if (bad)
         on_problem(&pr, err.msg);
     else if (glow_checkpoint_check_st(&f, &ck, on_problem, &pr) == 0) {
-        glow_checkpoint_verify(&ck, on_deep_problem, &pr);
+        glow_train_state_check(&ck, f.path, on_problem, &pr);
         glow_checkpoint_free(&ck);
     }
     if (!bad)
@@ -245,12 +241,28 @@ static int run_verify(const options *o)
 
 /* ---- export ---- */
 
+static void first_problem(void *ctx, const char *msg)
+{
+    glow_error *e = ctx;
+    if (!e->msg[0])
+        glow_errorf(e, "%s", msg);
+}
+
+
 static int run_export(const options *o)
 {
     glow_checkpoint ck;
     glow_error err = {{0}};
     if (glow_checkpoint_load(o->file, &ck, &err))
         glow_die(EXIT_BADINPUT, "%s", err.msg);
+    /* What --verify checks of the training state: the export keeps
+     * train_config and the trainer's keys. */
+    glow_error first = {{0}};
+    if (glow_train_state_check(&ck, strcmp(o->file, "-") ? o->file : "standard input",
+                               first_problem, &first) != 0) {
+        glow_checkpoint_free(&ck);
+        glow_die(EXIT_BADINPUT, "%s", first.msg);
+    }
     if (o->ema) {
         if (!ck.has_ema) {
             glow_checkpoint_free(&ck);
@@ -270,13 +282,6 @@ static int run_export(const options *o)
 
 /* ---- summary and list ---- */
 
-static void first_problem(void *ctx, const char *msg)
-{
-    glow_error *e = ctx;
-    if (!e->msg[0])
-        glow_errorf(e, "%s", msg);
-}
-
 static int run_show(const options *o)
 {
     st_file f;
@@ -285,7 +290,7 @@ static int run_show(const options *o)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     glow_checkpoint ck;
     glow_error first = {{0}};
-    int is_ck = glow_checkpoint_check_st(&f, &ck, first_problem, &first) == 0;
+    int is_ck = glow_checkpoint_inspect_st(&f, &ck, first_problem, &first) == 0;
     err = first;
     if (!is_ck && !o->list) {
         st_free(&f);
@@ -431,13 +436,14 @@ int main(int argc, char **argv)
     glow_tool_start(argc, argv, 0);
     if (argc > 1 && !strcmp(argv[1], "import"))
         return run_import(argc - 1, argv + 1);
-    enum { OPT_EMA = 256, OPT_VERSION };
+    enum { OPT_EMA = 256, OPT_VERSION, OPT_MEM };
     static const struct option longopts[] = {
         {"list", no_argument, NULL, 'l'},
         {"verify", no_argument, NULL, 'v'},
         {"json", no_argument, NULL, 'j'},
         {"export-weights", required_argument, NULL, 'e'},
         {"ema", no_argument, NULL, OPT_EMA},
+        {"mem-limit", required_argument, NULL, OPT_MEM},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -451,6 +457,7 @@ int main(int argc, char **argv)
         case 'j': o.json = 1; break;
         case 'e': o.export_path = optarg; break;
         case OPT_EMA: o.ema = 1; break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case 'h': usage(stdout); return EXIT_OK;
         case OPT_VERSION: glow_tool_print_version();
         default:

@@ -29,6 +29,8 @@ static void usage(FILE *out)
             "      --batch B      latents per model call (default 32); the images do not\n"
             "                     depend on it\n"
             "      --device D     cpu, cuda, cuda:N or auto (default auto)\n"
+            "      --mem-limit MiB  memory this tool may use (default: half the available\n"
+            "                     memory; docs/security.md)\n"
             "  -o, --output FILE  write the stream to the file FILE (atomically) instead\n"
             "                     of standard output ('-o -': standard output)\n"
             "  -v, --verbose      report images/s on stderr at the end\n"
@@ -53,11 +55,12 @@ typedef struct {
 
 static void parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_CLASS = 256, OPT_EMA, OPT_BATCH, OPT_DEVICE, OPT_VERSION };
+    enum { OPT_CLASS = 256, OPT_EMA, OPT_BATCH, OPT_DEVICE, OPT_VERSION, OPT_MEM };
     static const struct option longs[] = {
         {"class", required_argument, NULL, OPT_CLASS}, {"ema", no_argument, NULL, OPT_EMA},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"mem-limit", required_argument, NULL, OPT_MEM},
         {"output", required_argument, NULL, 'o'}, {"out", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
@@ -73,6 +76,7 @@ static void parse_args(int argc, char **argv, options *o)
         case OPT_EMA: o->ema = 1; break;
         case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
         case OPT_DEVICE: o->device = optarg; break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case 'o': o->output = optarg; break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
@@ -119,6 +123,8 @@ int main(int argc, char **argv)
     int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);
     if (rc != 0)
         glow_die(rc, "%s", err.msg);
+    if (glow_model_plan_batch(lm.m, (int)o.batch, 0, &err) != 0)
+        glow_die(EXIT_BADINPUT, "--batch %ld: %s", o.batch, err.msg);
     if (o.cls >= 0 && !lm.cfg.y_condition)
         glow_die(EXIT_USAGE, "--class %ld: the model in %s is not class-conditional", o.cls,
                  o.ckpt);

@@ -37,7 +37,8 @@ static const char *const USAGE =
     "                              glow-sample CKPT's bytes for the same options\n"
     "\n"
     "Every command takes -o, --output FILE (write the stream to the file FILE,\n"
-    "atomically, instead of standard output; '-o -': standard output), -h (--help)\n"
+    "atomically, instead of standard output; '-o -': standard output), --mem-limit\n"
+    "MiB (memory the tool may use; default half the available memory), -h (--help)\n"
     "and --version. Labels are kept. A latent is its values times its factor; the\n"
     "commands that combine latents (mix, mean, attr, add) compute in double.\n"
     "Latents of different models or layouts do not combine. Factors and strengths\n"
@@ -91,7 +92,7 @@ static void parse_labels(const char *arg, options *o)
 static void parse_args(int argc, char **argv, options *o)
 {
     enum { OPT_STEPS = 256, OPT_SLERP, OPT_BY_LABEL, OPT_LABEL, OPT_ALPHA, OPT_LIMIT, OPT_SEED,
-           OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE, OPT_VERSION };
+           OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE, OPT_VERSION, OPT_MEM };
     static const struct option longs[] = {
         {"steps", required_argument, NULL, OPT_STEPS}, {"slerp", no_argument, NULL, OPT_SLERP},
         {"by-label", no_argument, NULL, OPT_BY_LABEL},
@@ -101,6 +102,7 @@ static void parse_args(int argc, char **argv, options *o)
         {"class", required_argument, NULL, OPT_CLASS}, {"ema", no_argument, NULL, OPT_EMA},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"mem-limit", required_argument, NULL, OPT_MEM},
         {"temperature", required_argument, NULL, 't'}, {"output", required_argument, NULL, 'o'}, {"out", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
@@ -151,6 +153,7 @@ static void parse_args(int argc, char **argv, options *o)
         case OPT_EMA: o->ema = 1; break;
         case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
         case OPT_DEVICE: o->device = optarg; break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case 't':
             if (parse_double(optarg, &o->temperature) != 0 || !(o->temperature >= 0) ||
                 o->temperature > 1000)
@@ -221,6 +224,8 @@ static int run(const options *o, const latent_out *out, glow_error *err)
         rc = glow_model_load(in[0], o->device, o->ema, &lm, err);
         if (rc != 0)
             glow_die(rc, "%s", err->msg);
+        if (glow_model_plan_batch(lm.m, (int)o->batch, 0, err) != 0)
+            glow_die(EXIT_BADINPUT, "--batch %ld: %s", o->batch, err->msg);
         if (o->cls >= 0 && !lm.cfg.y_condition)
             glow_die(EXIT_USAGE, "--class %ld: the model in %s is not class-conditional", o->cls,
                      in[0]);

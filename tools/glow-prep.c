@@ -66,6 +66,9 @@ static void usage(FILE *f)
         "  -j, --jobs N         decoding threads (default: CPUs, at most 8); the output\n"
         "                       is the same for every N\n"
         "      --strict         the first bad image or list line is fatal (exit 1)\n"
+        "      --mem-limit MiB  memory for the images being decoded and the data files\n"
+        "                       held (default: half the available memory); an image\n"
+        "                       that would need more is reported and skipped\n"
         "  -q, --quiet          no summary, class mapping or progress\n"
         "  -h, --help           this help\n"
         "      --version        print the version and exit\n"
@@ -112,7 +115,7 @@ static int parse_args(int argc, char **argv, options *o)
 {
     enum {
         O_SHARD = 256, O_FORMAT, O_ROOT, O_LABELS, O_LFD, O_CLASSES, O_CHANNELS, O_CROP, O_SIZE,
-        O_PAD, O_SHUFFLE, O_SEED, O_LIMIT, O_SPLIT, O_VALOUT, O_STRICT, O_VERSION
+        O_PAD, O_SHUFFLE, O_SEED, O_LIMIT, O_SPLIT, O_VALOUT, O_STRICT, O_VERSION, O_MEM
     };
     static const struct option longs[] = {
         {"out", required_argument, NULL, 'o'},
@@ -134,6 +137,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"val-out", required_argument, NULL, O_VALOUT},
         {"jobs", required_argument, NULL, 'j'},
         {"strict", no_argument, NULL, O_STRICT},
+        {"mem-limit", required_argument, NULL, O_MEM},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, O_VERSION},
@@ -175,6 +179,7 @@ static int parse_args(int argc, char **argv, options *o)
         case O_VALOUT: o->val_out = optarg; break;
         case 'j': o->jobs = (int)glow_opt_long("-j", optarg, 1, 256); break;
         case O_STRICT: o->strict = 1; break;
+        case O_MEM: glow_tool_mem_limit(optarg); break;
         case 'q': o->quiet = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
         case O_VERSION: glow_tool_print_version();
@@ -310,6 +315,8 @@ int main(int argc, char **argv)
     if (train.images + val.images == 0) {
         prep_sink_abort(&wr, &train);
         prep_sink_abort(&wr, &val);
+        if (!total && argc - first == 1)
+            glow_die(EXIT_BADINPUT, "%s: no images in the input", argv[first]);
         glow_die(EXIT_BADINPUT, "%s", total ? "no usable images" : "no images in the input");
     }
     if (prep_sinks_finish(&wr, &train, &val, &err) != 0)

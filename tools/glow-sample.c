@@ -33,6 +33,9 @@ static void usage(FILE *out)
             "      --batch B      images drawn per model call (default 32); smaller needs\n"
             "                     less memory\n"
             "      --device D     cpu, cuda, cuda:N or auto (default auto)\n"
+            "      --mem-limit MiB  memory this tool may use: the model and its buffers\n"
+            "                     for a batch (default: half the available memory); a\n"
+            "                     model or --batch that would need more is refused first\n"
             "  -o, --output FILE  write the stream to the file FILE (atomically) instead\n"
             "                     of standard output ('-o -': standard output)\n"
             "  -v, --verbose      report images/s on stderr at the end\n"
@@ -54,12 +57,13 @@ typedef struct {
 
 static void parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_SEED = 256, OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE, OPT_VERSION };
+    enum { OPT_SEED = 256, OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE, OPT_VERSION, OPT_MEM };
     static const struct option longs[] = {
         {"count", required_argument, NULL, 'n'}, {"temperature", required_argument, NULL, 't'},
         {"seed", required_argument, NULL, OPT_SEED}, {"class", required_argument, NULL, OPT_CLASS},
         {"ema", no_argument, NULL, OPT_EMA}, {"batch", required_argument, NULL, OPT_BATCH},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"mem-limit", required_argument, NULL, OPT_MEM},
         {"output", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
@@ -84,6 +88,7 @@ static void parse_args(int argc, char **argv, options *o)
         case OPT_EMA: o->ema = 1; break;
         case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
         case OPT_DEVICE: o->device = optarg; break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case 'o': o->output = optarg; break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
@@ -118,6 +123,9 @@ int main(int argc, char **argv)
     if (rc != 0)
         glow_die(rc, "%s", err.msg);
     const glow_config *cfg = &lm.cfg;
+    long batch = o.batch < o.count ? o.batch : o.count;
+    if (glow_model_plan_batch(lm.m, (int)batch, 0, &err) != 0)
+        glow_die(EXIT_BADINPUT, "--batch %ld: %s", batch, err.msg);
     if (o.cls >= 0 && !cfg->y_condition)
         glow_die(EXIT_USAGE, "--class %ld: the model in %s is not class-conditional", o.cls,
                  o.ckpt);

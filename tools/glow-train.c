@@ -8,12 +8,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef GLOW_HAVE_MPI
+#define GLOW_HAVE_MPI 0
+#endif
+#ifndef GLOW_HAVE_NCCL
+#define GLOW_HAVE_NCCL 0
+#endif
+
 #include "backend/backend.h"
+#include "base/mem_budget.h"
 #include "base/path.h"
 #include "base/util.h"
 #include "config/yaml_config.h"
 #include "data/dataset.h"
 #include "device/device.h"
+#include "dist/dist.h"
 #include "model/checkpoint.h"
 #include "model/model_load.h"
 #include "tool/tool.h"
@@ -52,15 +61,25 @@ static void usage(FILE *out)
             "                        finishes; then validated and saved as when done)\n"
             "      --seed S          sets train.seed\n"
             "      --set KEY=VALUE   override a config key, e.g. train.lr=1e-4 (repeatable)\n"
-            "      --mem-limit MiB   largest stream held in memory (default 4096)\n"
+            "      --mem-limit MiB   memory the run may use: the model, its optimizer\n"
+            "                        state and activations, and a stream held in memory\n"
+            "                        (default: half the available memory); a config or\n"
+            "                        data that would need more is refused at the start\n"
             "      --max-bad-steps N stop after N steps in a row with a non-finite loss or\n"
             "                        gradient (default 5)\n"
+            "      --check-every N   on several processes: check every N steps that all hold\n"
+            "                        the same parameters (default 1000; 0: at start and end)\n"
             "  -q, --quiet           no routine messages on stderr\n"
             "  -h, --help            show this help and exit\n"
             "      --version         print the version and exit\n"
             "\n"
             "SIGINT or SIGTERM finishes the current step, saves a checkpoint and exits\n"
-            "with 130 or 143. Exit status: 0 done, 1 bad input or failure, 2 usage error.\n");
+            "with 130 or 143. Exit status: 0 done, 1 bad input or failure, 2 usage error.\n"
+            "\n"
+            "Under mpirun or srun, each process trains on its slice of every global batch of\n"
+            "batch_size images per process, on GPU LOCAL_RANK with --device cuda\n"
+            "(docs/distributed.md); rank 0 writes the run directory. Shard files only: a\n"
+            "stream on standard input cannot feed several processes.\n");
 }
 
 typedef struct {
@@ -70,14 +89,14 @@ typedef struct {
     int nval;
     char **sets;
     int nsets;
-    long steps, max_bad, mem_mib;
+    long steps, max_bad, check_every;
     int has_seed;
     uint64_t seed;
     double time_limit;
 } options;
 
 enum { OPT_RESUME = 256, OPT_INIT, OPT_INIT_EMA, OPT_VAL, OPT_DEVICE, OPT_STEPS, OPT_SEED, OPT_SET,
-       OPT_MEM, OPT_MAXBAD, OPT_TIME, OPT_VERSION };
+       OPT_MEM, OPT_MAXBAD, OPT_TIME, OPT_CHECK, OPT_VERSION };
 
 static void push(char ***list, int *n, char *s)
 {
@@ -96,11 +115,12 @@ static int parse_args(int argc, char **argv, options *o)
         {"seed", required_argument, 0, OPT_SEED},   {"set", required_argument, 0, OPT_SET},
         {"mem-limit", required_argument, 0, OPT_MEM}, {"max-bad-steps", required_argument, 0, OPT_MAXBAD},
         {"time-limit", required_argument, 0, OPT_TIME},
+        {"check-every", required_argument, 0, OPT_CHECK},
         {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->max_bad = 5;
-    o->mem_mib = 4096;
+    o->check_every = GLOW_CHECK_EVERY;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":c:o:qh", longopts, NULL)) != -1) {
@@ -120,6 +140,10 @@ static int parse_args(int argc, char **argv, options *o)
             if (parse_long(optarg, 1, 1L << 50, &o->steps) != 0)
                 glow_usage_error("--steps %s: expected a positive integer", optarg);
             break;
+        case OPT_CHECK:
+            if (parse_long(optarg, 0, 1L << 50, &o->check_every) != 0)
+                glow_usage_error("--check-every %s: expected a number of steps (0 or more)", optarg);
+            break;
         case OPT_MAXBAD:
             if (parse_long(optarg, 1, 1000000, &o->max_bad) != 0)
                 glow_usage_error("--max-bad-steps %s: expected a positive integer", optarg);
@@ -132,10 +156,7 @@ static int parse_args(int argc, char **argv, options *o)
                 glow_usage_error("--time-limit %s: expected a positive number of seconds", optarg);
             break;
         }
-        case OPT_MEM:
-            if (parse_long(optarg, 1, 1L << 30, &o->mem_mib) != 0)
-                glow_usage_error("--mem-limit %s: expected a positive number of MiB", optarg);
-            break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case OPT_SEED: {
             char *end;
             errno = 0;
@@ -172,27 +193,63 @@ static int parse_args(int argc, char **argv, options *o)
 }
 
 static dataset *open_data(int n, char **inputs, const char *what, const options *o,
-                          const glow_run_config *cfg)
+                          const glow_run_config *cfg, const glow_dist *dist)
 {
     glow_error err;
     int stream = glow_train_data_is_stream(n, inputs);
+    /* Only rank 0 has standard input (mpirun gives it to rank 0), and handing
+     * the whole stream to every process would hold the data set in each. */
+    if (stream && dist->size > 1)
+        glow_usage_error("no %s data: a stream on standard input cannot feed %d processes; write "
+                         "shard files (glow-prep -o DIR) and give DIR to every process",
+                         what, dist->size);
     if (stream && isatty(0))
         glow_usage_error("no %s data: give SHARDS, or pipe a stream (glow-prep ... | glow-train ...)",
                     what);
     if (stream && !o->quiet)
-        glow_warn("reading the %s images from standard input into memory (at most %ld MiB; "
+        glow_warn("reading the %s images from standard input into memory (at most %llu MiB; "
                   "for more, write shard files with glow-prep -o DIR)",
-                  what, o->mem_mib);
-    dataset *d = dataset_open(n, inputs, (uint64_t)o->mem_mib << 20, &err);
+                  what, (unsigned long long)(glow_mem_limit() >> 20));
+    /* a stream's records are held to the model's shape before decompression */
+    dataset *d = dataset_open_expect(n, inputs, 0, glow_train_data_expect, (void *)&cfg->model,
+                                     &err);
     if (!d)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     const dataset_info *in = dataset_get_info(d);
     if (stream && !o->quiet)
         glow_warn("%llu %s images (%.1f MiB) held in memory", (unsigned long long)in->n_images, what,
                   (double)in->n_images * in->c * in->h * in->w / 1048576.0);
-    if (glow_train_data_check(d, what, &cfg->model, &err) != 0)
+    if (glow_train_data_check_part(d, what, &cfg->model, dist->rank, dist->size, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     return d;
+}
+
+/* Every process must train the same model on the same data with the same build:
+ * compared at the start, the first difference named (exit 1 on every process,
+ * rank 0 reporting it). */
+static void agree(glow_comm *comm, const glow_run_config *cfg, const char *mode, int64_t step,
+                  const dataset *train, const dataset *val)
+{
+    char *config = glow_run_config_to_yaml(cfg);
+    char *data = dataset_fingerprint(train);
+    char *vdata = val ? dataset_fingerprint(val) : xstrdup("none");
+    char build[256], start[96];
+    snprintf(build, sizeof build, "glow-train %s (cuda %d, mpi %d, nccl %d)", glow_version(),
+             glow_device_cuda_built(), GLOW_HAVE_MPI, GLOW_HAVE_NCCL);
+    snprintf(start, sizeof start, "%s from step %lld", mode, (long long)step);
+    const glow_dist_fact facts[] = {{"build", build}, {"config", config}, {"training data", data},
+                                    {"validation data", vdata}, {"start", start}};
+    glow_error err;
+    int rc = glow_dist_agree(comm, facts, (int)(sizeof facts / sizeof facts[0]), &err);
+    free(config);
+    free(data);
+    free(vdata);
+    if (rc == 0)
+        return;
+    if (comm->rank == 0)
+        glow_warn("%s", err.msg);
+    comm->barrier(comm);
+    exit(EXIT_BADINPUT);
 }
 
 int main(int argc, char **argv)
@@ -201,6 +258,10 @@ int main(int argc, char **argv)
     options o;
     int first = parse_args(argc, argv, &o);
     glow_error err;
+    /* Under a launcher: which process this is (MPI_Init when it is MPI's). */
+    glow_dist dist;
+    if (glow_dist_init(&dist, &argc, &argv, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
 
     /* The checkpoint to start from, and where the run goes. */
     glow_checkpoint ck;
@@ -244,25 +305,28 @@ int main(int argc, char **argv)
                      o.resume ? "--resume" : "--init", why);
     }
     glow_device dev;
-    if (glow_device_resolve(cfg.train.device, &dev, &err) != 0)
+    if (glow_dist_device(&dist, cfg.train.device, &dev, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
+    /* The memory the config asks for, before any of it is allocated. */
+    if (glow_trainer_plan(&cfg, dev.kind == DEVICE_CPU, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s: %s", cfg_name, err.msg);
 
     /* Data. */
     int ntrain = argc - first;
-    dataset *train = open_data(ntrain, argv + first, "training", &o, &cfg);
+    dataset *train = open_data(ntrain, argv + first, "training", &o, &cfg, &dist);
     dataset *val = NULL;
     if (o.nval) {
         int val_stream = o.nval == 1 && strcmp(o.val[0], "-") == 0;
         if (val_stream && dataset_get_info(train)->from_stream)
             glow_usage_error("--val -: standard input already holds the training images");
-        val = open_data(o.nval, o.val, "validation", &o, &cfg);
+        val = open_data(o.nval, o.val, "validation", &o, &cfg, &dist);
     }
-    if (cfg.train.precision != PRECISION_FP32 && dev.kind == DEVICE_CPU && !o.quiet)
+    if (cfg.train.precision != PRECISION_FP32 && dev.kind == DEVICE_CPU && !o.quiet && dist.rank == 0)
         glow_warn("train.precision %s applies to GPUs; the CPU computes in fp32",
                   glow_precision_name(cfg.train.precision));
 
-    /* The run directory. */
-    if (glow_run_dir_prepare(run_dir, &cfg, &err) != 0)
+    /* The run directory: rank 0's. */
+    if (dist.rank == 0 && glow_run_dir_prepare(run_dir, &cfg, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
 
     glow_trainer t;
@@ -271,15 +335,23 @@ int main(int argc, char **argv)
     t.val = val;
     t.max_bad_steps = (int)o.max_bad;
     t.time_limit = o.time_limit;
-    if (glow_train_log_open(&t.log, run_dir, o.quiet, &err) != 0)
+    t.check_every = o.check_every;
+    if (dist.rank > 0)
+        glow_train_log_silent(&t.log);
+    else if (glow_train_log_open(&t.log, run_dir, o.quiet, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     t.b = backend_get(dev.kind, dev.index, &err);
     if (!t.b)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
+    t.comm = glow_dist_comm(&dist, t.b, &dev, &err);
+    if (!t.comm)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    const char *mode = o.resume ? "resume" : o.init ? "init" : "scratch";
+    if (dist.size > 1)
+        agree(t.comm, &cfg, mode, have_ck ? ck.step : 0, train, val);
 
     volatile sig_atomic_t *stop = glow_tool_catch_stop();
     int rc;
-    const char *mode = o.resume ? "resume" : o.init ? "init" : "scratch";
     if (o.resume)
         rc = glow_trainer_start_resume(&t, &ck, ck_path, &err);
     else if (o.init)
@@ -297,17 +369,38 @@ int main(int argc, char **argv)
 
     char devname[32];
     glow_device_str(&dev, devname, sizeof devname);
+    char procs[96] = "";
+    if (strcmp(t.comm->name, "single") != 0)
+        snprintf(procs, sizeof procs, ",\"processes\":%d,\"comm\":\"%s\"", dist.size, t.comm->name);
     glow_train_log_json(&t.log, "\"step\":%lld,\"start\":\"%s\",\"device\":\"%s\",\"total_steps\":%ld,"
-                                "\"train_images\":%llu",
+                                "\"train_images\":%llu%s",
                         (long long)t.p.step, mode, devname, t.total_steps,
-                        (unsigned long long)dataset_get_info(train)->n_images);
-    glow_train_log_msg(&t.log, 1, "%s from step %lld to %ld on %s, %llu training images, batch %d",
-                       o.resume ? "resuming" : "training", (long long)t.p.step, t.total_steps, devname,
-                       (unsigned long long)dataset_get_info(train)->n_images, cfg.train.batch_size);
+                        (unsigned long long)dataset_get_info(train)->n_images, procs);
+    if (dist.size > 1)
+        glow_train_log_msg(&t.log, 1, "%s from step %lld to %ld on %d processes (%s, %s on rank 0), "
+                                      "%llu training images, batch %d per process (%d per step)",
+                           o.resume ? "resuming" : "training", (long long)t.p.step, t.total_steps,
+                           dist.size, t.comm->name, devname,
+                           (unsigned long long)dataset_get_info(train)->n_images,
+                           cfg.train.batch_size, cfg.train.batch_size * dist.size);
+    else
+        glow_train_log_msg(&t.log, 1, "%s from step %lld to %ld on %s, %llu training images, batch %d",
+                           o.resume ? "resuming" : "training", (long long)t.p.step, t.total_steps,
+                           devname, (unsigned long long)dataset_get_info(train)->n_images,
+                           cfg.train.batch_size);
     rc = glow_trainer_run(&t, stop, &err);
+    if (rc == 1 && dist.size > 1 && !t.error_everywhere) {
+        /* this process's own failure: say so and go; the launcher ends the others */
+        glow_warn("%s", err.msg);
+        exit(EXIT_BADINPUT);
+    }
     if (rc == 1)
         glow_train_log_msg(&t.log, 0, "%s", err.msg);
     glow_train_log_close(&t.log);
+    /* every process ends together: rank 0 has saved and said what happened */
+    t.comm->barrier(t.comm);
+    t.comm->destroy(t.comm);
+    glow_dist_finish(&dist);
     backend *b = t.b;
     glow_trainer_free(&t);
     backend_release(b);

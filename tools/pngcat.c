@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <errno.h>
+
 #include "base/atomic_file.h"
+#include "base/mem_budget.h"
 #include "base/path.h"
 #include "base/util.h"
 #include "data/png_write.h"
@@ -16,6 +19,9 @@
 
 /* The grid is held as 8-bit pixels before encoding; beyond this, --split. */
 #define GRID_MAX_BYTES ((uint64_t)2 << 30)
+/* The memory limit without --mem-limit (when below half the available memory):
+ * a record, the grid and its PNG of any real use fit in it. */
+#define DEFAULT_MEM ((uint64_t)2 << 30)
 #define PNG_MAX_SIDE 1000000u
 
 static void usage(FILE *out)
@@ -34,6 +40,9 @@ static void usage(FILE *out)
             "      --limit N      use only the first N images\n"
             "      --split DIR    write DIR/PREFIX000000.png, PREFIX000001.png, ...\n"
             "      --prefix STR   file name prefix for --split (default none)\n"
+            "      --mem-limit MiB  memory for the records, the grid and its PNG (default\n"
+            "                     2048, at most half the available memory); a record\n"
+            "                     that would need more is refused before it is read\n"
             "  -h, --help         show this help and exit\n"
             "      --version      print the version and exit\n"
             "\n"
@@ -50,13 +59,15 @@ typedef struct {
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_COLS = 256, OPT_PAD, OPT_BG, OPT_LIMIT, OPT_SPLIT, OPT_PREFIX, OPT_VERSION };
+    enum { OPT_COLS = 256, OPT_PAD, OPT_BG, OPT_LIMIT, OPT_SPLIT, OPT_PREFIX, OPT_VERSION,
+           OPT_MEM };
     static const struct option longs[] = {
         {"output", required_argument, NULL, 'o'}, {"cols", required_argument, NULL, OPT_COLS},
         {"pad", required_argument, NULL, OPT_PAD}, {"bg", required_argument, NULL, OPT_BG},
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"split", required_argument, NULL, OPT_SPLIT},
         {"prefix", required_argument, NULL, OPT_PREFIX}, {"help", no_argument, NULL, 'h'},
+        {"mem-limit", required_argument, NULL, OPT_MEM},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
     *o = (options){NULL, NULL, "", 0, -1, -1, 0};
@@ -71,6 +82,7 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_LIMIT: o->limit = glow_opt_long("--limit", optarg, 1, 2000000000L); break;
         case OPT_SPLIT: o->split = optarg; break;
         case OPT_PREFIX: o->prefix = optarg; break;
+        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case 'h': usage(stdout); exit(EXIT_OK);
         case OPT_VERSION: glow_tool_print_version();
         case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -117,21 +129,73 @@ static void image_to_hwc(const shard_record *rec, uint32_t i, uint8_t *out)
         }
 }
 
-static void check_channels(const shard_multi *m, const shard_record *rec)
-{
-    if (rec->c == 1 || rec->c == 3)
-        return;
-    uint64_t r;
-    const char *name = shard_multi_where(m, &r);
-    glow_die(EXIT_BADINPUT, "%s: record %llu: %u channels; PNG needs 1 (gray) or 3 (RGB)", name,
-             (unsigned long long)r, rec->c);
-}
 
 static void show_progress(glow_progress *p, uint64_t n, int final)
 {
     glow_progress_draw(p, final, "%llu images", (unsigned long long)n);
     if (final)
         glow_progress_end(p);
+}
+
+typedef struct {
+    uint8_t *pix; /* n images, HWC each */
+    uint64_t n, cap;
+    uint32_t c, h, w;
+    size_t img; /* bytes per image */
+    uint32_t cols, pad;
+    uint8_t bg;
+    uint64_t mem; /* bytes of pix reserved in the memory budget */
+} grid;
+
+/* Bytes a PNG of w x h x c pixels may take in memory (stored deflate blocks,
+ * filter bytes, chunks), times two for open_memstream's growth. */
+static uint64_t png_bound(uint64_t w, uint64_t h, uint64_t c)
+{
+    uint64_t raw = glow_mem_mul(glow_mem_mul(w, c) + 1, h);
+    return glow_mem_mul(glow_mem_add(raw, raw / 1000 + 4096), 2);
+}
+
+/* What pngcat needs of a record, asked before it is decompressed: 1 or 3
+ * channels, and room in the budget for it, its share of the grid (or one image
+ * with --split) and, for the grid to standard output, the PNG encoded in memory. */
+typedef struct {
+    const options *o;
+    const grid *g; /* NULL with --split */
+} expect_ctx;
+
+static int expect_record(void *ctx, const shard_record *hdr, int has_labels, glow_error *err)
+{
+    const expect_ctx *e = ctx;
+    if (hdr->c != 1 && hdr->c != 3) {
+        glow_errorf(err, "%u channels; PNG needs 1 (gray) or 3 (RGB)", hdr->c);
+        return -1;
+    }
+    uint64_t img = (uint64_t)hdr->c * hdr->h * hdr->w;
+    uint64_t raw = glow_mem_mul(img * (hdr->dtype == SHARD_F32 ? 4 : 1), hdr->n) +
+                   (has_labels ? 4ull * hdr->n : 0);
+    /* the PNG writer's row and zlib state come on top */
+    const uint64_t writer = (uint64_t)hdr->w * hdr->c + (1u << 20);
+    uint64_t need = glow_mem_add(raw, img + writer), held = 0;
+    const char *what = "the record and one image";
+    if (e->g) {
+        uint64_t take = hdr->n, before = e->g->n;
+        if (e->o->limit && before + take > (uint64_t)e->o->limit)
+            take = (uint64_t)e->o->limit - before;
+        uint64_t pix = glow_mem_mul(before + take, img);
+        need = glow_mem_add(raw, glow_mem_add(pix, writer));
+        held = e->g->mem;
+        what = "the record and the grid";
+        if (!e->o->output || strcmp(e->o->output, "-") == 0) {
+            /* the grid's PNG, at most this many pixels (the grid is about square) */
+            need = glow_mem_add(need, png_bound(pix, 1, 1));
+            what = "the record, the grid and its PNG";
+        }
+    }
+    char w[200], shape[96];
+    snprintf(shape, sizeof shape, "%ux%ux%ux%u %s images", hdr->n, hdr->c, hdr->h, hdr->w,
+             hdr->dtype == SHARD_F32 ? "float32" : "uint8");
+    snprintf(w, sizeof w, "%s (%s)", what, shape);
+    return glow_mem_check_after(need, held, w, err);
 }
 
 /* ---- --split: one PNG per image, streamed record by record ---- */
@@ -149,9 +213,10 @@ static int run_split(const options *o, shard_multi *m)
     glow_progress_init(&pr, 0);
     shard_record rec;
     int rc = 0;
+    expect_ctx ec = {o, NULL};
+    shard_multi_expect(m, expect_record, &ec);
     while ((o->limit == 0 || count < (uint64_t)o->limit) &&
            (rc = shard_multi_next(m, &rec, &err)) == 1) {
-        check_channels(m, &rec);
         if (!img)
             img = xmalloc((size_t)rec.c * rec.h * rec.w);
         for (uint32_t i = 0; i < rec.n && (o->limit == 0 || count < (uint64_t)o->limit); i++) {
@@ -186,15 +251,6 @@ static int run_split(const options *o, shard_multi *m)
 
 /* ---- The grid ---- */
 
-typedef struct {
-    uint8_t *pix; /* n images, HWC each */
-    uint64_t n, cap;
-    uint32_t c, h, w;
-    size_t img; /* bytes per image */
-    uint32_t cols, pad;
-    uint8_t bg;
-} grid;
-
 static void grid_row(void *ctx, uint32_t y, uint8_t *row)
 {
     const grid *g = ctx;
@@ -221,9 +277,10 @@ static void grid_load(grid *g, const options *o, shard_multi *m)
     glow_error err;
     shard_record rec;
     int rc = 0;
+    expect_ctx ec = {o, g};
+    shard_multi_expect(m, expect_record, &ec);
     while ((o->limit == 0 || g->n < (uint64_t)o->limit) &&
            (rc = shard_multi_next(m, &rec, &err)) == 1) {
-        check_channels(m, &rec);
         if (!g->pix) {
             g->c = rec.c;
             g->h = rec.h;
@@ -239,11 +296,22 @@ static void grid_load(grid *g, const options *o, shard_multi *m)
                      "use --limit or --split",
                      (unsigned long long)(GRID_MAX_BYTES / g->img), g->c, g->h, g->w);
         if (g->n + take > g->cap) {
-            g->cap = g->cap ? g->cap * 2 : 256;
-            if (g->cap < g->n + take)
-                g->cap = g->n + take;
-            if (g->cap * g->img > GRID_MAX_BYTES)
-                g->cap = GRID_MAX_BYTES / g->img;
+            uint64_t want = g->n + take, cap = g->cap ? g->cap * 2 : 256;
+            if (cap < want)
+                cap = want;
+            if (cap * g->img > GRID_MAX_BYTES)
+                cap = GRID_MAX_BYTES / g->img;
+            /* the doubled capacity when the budget has room, else what is needed */
+            if (cap * g->img > g->mem &&
+                glow_mem_reserve(cap * g->img - g->mem, "the grid", &err) != 0) {
+                cap = want;
+                if (cap * g->img > g->mem &&
+                    glow_mem_reserve(cap * g->img - g->mem, "the grid", &err) != 0)
+                    glow_die(EXIT_BADINPUT, "%s", err.msg);
+            }
+            if (cap * g->img > g->mem)
+                g->mem = cap * g->img;
+            g->cap = cap;
             g->pix = xrealloc(g->pix, g->cap * g->img);
         }
         for (uint32_t i = 0; i < take; i++)
@@ -299,6 +367,9 @@ static int run_grid(const options *o, shard_multi *m)
         /* Encode in memory so a failure leaves stdout empty, never half a PNG. */
         char *buf = NULL;
         size_t len = 0;
+        uint64_t bound = png_bound(width, height, g.c);
+        if (glow_mem_reserve(bound, "the grid's PNG, encoded in memory", &err) != 0)
+            glow_die(EXIT_BADINPUT, "%s (or write it with -o FILE)", err.msg);
         FILE *mem = open_memstream(&buf, &len);
         if (!mem)
             glow_die(EXIT_BADINPUT, "out of memory");
@@ -308,16 +379,19 @@ static int run_grid(const options *o, shard_multi *m)
         if (rc != 0)
             glow_die(EXIT_BADINPUT, "%s", err.msg);
         if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) != 0)
-            glow_die(EXIT_BADINPUT, "standard output: write failed");
+            glow_die(EXIT_BADINPUT, "standard output: write failed: %s", strerror(errno));
         free(buf);
+        glow_mem_release(bound);
     }
     free(g.pix);
+    glow_mem_release(g.mem);
     return EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
     glow_tool_start(argc, argv, 0);
+    glow_mem_set_default(DEFAULT_MEM);
     options o;
     int first = parse_args(argc, argv, &o);
     if (!o.split && (!o.output || strcmp(o.output, "-") == 0))

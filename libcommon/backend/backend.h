@@ -52,6 +52,11 @@ struct backend {
     void (*download)(backend *b, void *host, const void *src, size_t bytes);
     void (*copy)(backend *b, void *dst, const void *src, size_t bytes);
     void (*fill)(backend *b, float *dst, float v, size_t n);
+    /* Host memory for transfers (the MPI communicator stages gradients through it):
+     * page-locked on a GPU, so download and upload into it run at full speed;
+     * freed with host_free. */
+    void *(*host_alloc)(backend *b, size_t bytes);
+    void (*host_free)(backend *b, void *p);
     void (*destroy)(backend *b);
     /* The arithmetic of convolutions (precision.h), fp32 until set. Returns 0, or -1
      * with err set when this backend cannot do it (the CPU backend: fp32 only). */
@@ -183,7 +188,8 @@ struct backend {
  * without being added here, or here without a function in every backend, does
  * not build. */
 #define BACKEND_SLOTS(X)                                                                   \
-    X(alloc) X(free) X(upload) X(download) X(copy) X(fill) X(destroy) X(set_precision)   \
+    X(alloc) X(free) X(upload) X(download) X(copy) X(fill) X(host_alloc) X(host_free)     \
+    X(destroy) X(set_precision)                                                         \
     X(conv_fwd) X(conv_fwd_affine) X(conv_bwd_data) X(conv_bwd_filter)                  \
     X(copy_cols) X(axpy) X(add_scalar) X(scale) X(squeeze) X(unsqueeze)                 \
     X(gather_channels) X(dequantize)                                                    \

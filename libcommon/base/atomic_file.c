@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Live temp files, so an interrupted tool can remove them on its way out. */
@@ -42,6 +43,18 @@ int atomic_open(atomic_file *af, const char *path, glow_error *err)
         af->f = stdout;
         return 0;
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        af->f = fopen(path, "wb");
+        if (!af->f) {
+            glow_errorf(err, "%s: cannot open: %s", path, strerror(errno));
+            free(af->path);
+            af->path = NULL;
+            return -1;
+        }
+        af->direct = 1;
+        return 0;
+    }
     char *d = xstrdup(path), *b = xstrdup(path);
     const char *dir = dirname(d), *base = basename(b);
     size_t n = strlen(dir) + strlen(base) + 64;
@@ -64,6 +77,19 @@ int atomic_open(atomic_file *af, const char *path, glow_error *err)
 int atomic_commit(atomic_file *af, glow_error *err)
 {
     int rc = 0;
+    if (af->direct) {
+        if (fflush(af->f) != 0 || ferror(af->f)) {
+            glow_errorf(err, "%s: write failed: %s", af->path, strerror(errno));
+            rc = -1;
+        }
+        if (fclose(af->f) != 0 && rc == 0) {
+            glow_errorf(err, "%s: write failed: %s", af->path, strerror(errno));
+            rc = -1;
+        }
+        free(af->path);
+        memset(af, 0, sizeof *af);
+        return rc;
+    }
     if (!af->tmp_path) { /* stdout */
         if (fflush(af->f) != 0 || ferror(af->f)) {
             glow_errorf(err, "standard output: write failed: %s", strerror(errno));
@@ -107,6 +133,8 @@ int atomic_commit(atomic_file *af, glow_error *err)
 
 void atomic_abort(atomic_file *af)
 {
+    if (af->direct && af->f)
+        fclose(af->f);
     if (af->tmp_path) {
         if (af->f)
             fclose(af->f);

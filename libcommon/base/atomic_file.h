@@ -1,7 +1,9 @@
 /* Files that appear whole or not at all: written under a temporary name in the
  * same directory (".NAME.tmp.PID"), flushed, fsync'ed and renamed over NAME on
  * commit. A killed process leaves only a temporary file, never a truncated NAME.
- * The path "-" means standard output, written directly. */
+ * The path "-" means standard output, written directly; so is a path that names
+ * something other than a regular file (a device such as /dev/null or /dev/full,
+ * a FIFO): renaming over it would replace it. */
 #ifndef GLOW_ATOMIC_FILE_H
 #define GLOW_ATOMIC_FILE_H
 
@@ -12,7 +14,8 @@
 typedef struct {
     FILE *f;
     char *path;     /* final name */
-    char *tmp_path; /* NULL for stdout */
+    char *tmp_path; /* NULL for stdout and direct writes */
+    int direct;     /* path opened as it is (not a regular file) */
 } atomic_file;
 
 /* Returns 0 and fills af, or -1 with err set ("PATH: reason"). */

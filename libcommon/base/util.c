@@ -51,29 +51,46 @@ void glow_set_progname(const char *argv0)
 
 const char *glow_progname(void) { return progname; }
 
-/* "progname: message" on stderr, without the newline */
-static void vmessage(const char *fmt, va_list ap)
+static const char *message_prefix = "";
+
+void glow_set_message_prefix(const char *prefix) { message_prefix = prefix ? prefix : ""; }
+
+const char *glow_message_prefix(void) { return message_prefix; }
+
+/* "progname: message" and tail on stderr, in one write where it fits, so that
+ * the messages of processes sharing a stderr (mpirun) do not interleave */
+static void vmessage(const char *fmt, va_list ap, const char *tail)
 {
-    fprintf(stderr, "%s: ", progname);
+    char buf[4096];
+    va_list aq;
+    va_copy(aq, ap);
+    int n = snprintf(buf, sizeof buf, "%s: %s", progname, message_prefix);
+    int m = n >= 0 && (size_t)n < sizeof buf ? vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, aq) : -1;
+    va_end(aq);
+    if (m >= 0 && (size_t)n + (size_t)m + strlen(tail) < sizeof buf) {
+        strcat(buf, tail);
+        fputs(buf, stderr);
+        return;
+    }
+    fprintf(stderr, "%s: %s", progname, message_prefix);
     vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
 }
 
 void glow_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage(fmt, ap);
+    vmessage(fmt, ap, "\n");
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void glow_die(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage(fmt, ap);
+    vmessage(fmt, ap, "\n");
     va_end(ap);
-    fputc('\n', stderr);
     exit(code);
 }
 
@@ -147,11 +164,12 @@ int parse_double(const char *s, double *out)
 
 void glow_usage_error(const char *fmt, ...)
 {
+    char tail[300];
+    snprintf(tail, sizeof tail, "\nTry '%s --help' for more information.\n", progname);
     va_list ap;
     va_start(ap, fmt);
-    vmessage(fmt, ap);
+    vmessage(fmt, ap, tail);
     va_end(ap);
-    fprintf(stderr, "\nTry '%s --help' for more information.\n", progname);
     exit(EXIT_USAGE);
 }
 

@@ -34,6 +34,11 @@ void glow_error_prefix(glow_error *err, const char *fmt, ...)
 
 void glow_set_progname(const char *argv0);
 const char *glow_progname(void);
+/* Text after "progname: " in every message (warn, die, usage errors), "" by
+ * default: "rank 3: " in process 3 of a run on several (dist/dist.h). The string
+ * is not copied. */
+void glow_set_message_prefix(const char *prefix);
+const char *glow_message_prefix(void);
 
 /* Print "progname: message" to stderr. */
 void glow_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -156,6 +156,42 @@ static int read_document(reader *r)
     return 0;
 }
 
+/* Deeper than this, a document is no config (they are three levels deep); and
+ * libyaml's time grows with the square of the depth (100000 brackets: a minute). */
+#define MAX_DEPTH 32
+
+/* Walk the events up to the first that nests too deep: stopping there keeps the
+ * cost linear. Syntax errors are left to the load that follows. */
+static int check_depth(const char *text, size_t len, const char *file, glow_error *err)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        glow_die(EXIT_BADINPUT, "out of memory starting the YAML parser");
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    int depth = 0, rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev))
+            break;
+        yaml_event_type_t t = ev.type;
+        size_t line = ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+            if (++depth > MAX_DEPTH) {
+                glow_errorf(err, "%s: line %zu: nested more than %d levels deep; not a config",
+                            file, line, MAX_DEPTH);
+                rc = -1;
+                break;
+            }
+        } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT)
+            depth--;
+        else if (t == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
 static int parse_text(const char *text, size_t len, const char *file, glow_run_config *cfg,
                       reader *r, glow_error *err)
 {
@@ -164,6 +200,8 @@ static int parse_text(const char *text, size_t len, const char *file, glow_run_c
     r->file = file;
     r->cfg = cfg;
     r->err = err;
+    if (check_depth(text, len, file, err) != 0)
+        return -1;
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser))

@@ -210,19 +210,31 @@ void image_from_chw(const uint8_t *chw, int w, int h, int c, glow_image *dst)
     }
 }
 
-int image_decode(const void *buf, size_t n, const image_hint *hint, glow_image *out,
-                 glow_error *err)
+int image_decode_limited(const void *buf, size_t n, const image_hint *hint,
+                         const image_limits *lim, glow_image *out, glow_error *err)
 {
     if (image_is_png(buf, n))
-        return image_decode_png(buf, n, out, err);
+        return image_decode_png_limited(buf, n, lim, out, err);
     if (image_is_jpeg(buf, n))
-        return image_decode_jpeg(buf, n, hint, out, err);
+        return image_decode_jpeg_limited(buf, n, hint, lim, out, err);
     memset(out, 0, sizeof *out);
     glow_errorf(err, n == 0 ? "empty file" : "not a PNG or JPEG file");
     return -1;
 }
 
+int image_decode(const void *buf, size_t n, const image_hint *hint, glow_image *out,
+                 glow_error *err)
+{
+    return image_decode_limited(buf, n, hint, NULL, out, err);
+}
+
 int image_load(const char *path, const image_hint *hint, glow_image *out, glow_error *err)
+{
+    return image_load_limited(path, hint, NULL, out, err);
+}
+
+int image_load_limited(const char *path, const image_hint *hint, const image_limits *lim,
+                       glow_image *out, glow_error *err)
 {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -251,7 +263,7 @@ int image_load(const char *path, const image_hint *hint, glow_image *out, glow_e
         free(buf);
         return -1;
     }
-    int rc = image_decode(buf, n, hint, out, err);
+    int rc = image_decode_limited(buf, n, hint, lim, out, err);
     free(buf);
     return rc;
 }

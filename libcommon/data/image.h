@@ -18,8 +18,10 @@ typedef struct {
     uint8_t *px;   /* h*w*c bytes, HWC */
 } glow_image;
 
-/* Largest decoded image accepted, in bytes: a corrupt or hostile header cannot
- * make a decoder ask for more. */
+/* Largest decoded image accepted, in bytes, counted with the more of the decoded
+ * channels and the channels it will be converted to (image_limits): a corrupt or
+ * hostile header cannot make a decoder, or the conversion after it, ask for
+ * more. */
 #define IMAGE_MAX_BYTES ((size_t)1 << 30)
 
 void image_alloc(glow_image *im, int w, int h, int c); /* contents undefined */
@@ -68,6 +70,28 @@ typedef struct {
 int image_decode_png(const void *buf, size_t n, glow_image *out, glow_error *err);
 int image_decode_jpeg(const void *buf, size_t n, const image_hint *hint, glow_image *out,
                       glow_error *err);
+/* What a caller will do with a decoded image, asked once its size is known from
+ * the header and before the pixels are allocated: out_channels (0: as decoded)
+ * counts in the IMAGE_MAX_BYTES cap, and admit (NULL: none) may refuse the
+ * image (returning -1 with err set) or wait until memory is free for it. */
+typedef struct {
+    int out_channels;
+    int (*admit)(void *ctx, uint64_t file_bytes, int w, int h, int c, glow_error *err);
+    void *ctx;
+} image_limits;
+int image_decode_png_limited(const void *buf, size_t n, const image_limits *lim, glow_image *out,
+                             glow_error *err);
+int image_decode_jpeg_limited(const void *buf, size_t n, const image_hint *hint,
+                              const image_limits *lim, glow_image *out, glow_error *err);
+int image_decode_limited(const void *buf, size_t n, const image_hint *hint,
+                         const image_limits *lim, glow_image *out, glow_error *err);
+int image_load_limited(const char *path, const image_hint *hint, const image_limits *lim,
+                       glow_image *out, glow_error *err);
+/* The cap check: w x h with the more of c and lim->out_channels within
+ * IMAGE_MAX_BYTES, then lim->admit. Returns 0 or -1 with err set. */
+int image_check_size(uint64_t file_bytes, uint64_t w, uint64_t h, int c, const image_limits *lim,
+                     glow_error *err);
+
 /* Choose the decoder by the data's signature. */
 int image_decode(const void *buf, size_t n, const image_hint *hint, glow_image *out,
                  glow_error *err);

@@ -61,6 +61,12 @@ static uint8_t mul255(unsigned a, unsigned b) { return (uint8_t)((a * b + 127u) 
 int image_decode_jpeg(const void *buf, size_t n, const image_hint *hint, glow_image *out,
                       glow_error *err)
 {
+    return image_decode_jpeg_limited(buf, n, hint, NULL, out, err);
+}
+
+int image_decode_jpeg_limited(const void *buf, size_t n, const image_hint *hint,
+                              const image_limits *lim, glow_image *out, glow_error *err)
+{
     memset(out, 0, sizeof *out);
     if (!image_is_jpeg(buf, n)) {
         glow_errorf(err, "JPEG: not a JPEG file (bad signature)");
@@ -114,13 +120,28 @@ int image_decode_jpeg(const void *buf, size_t n, const image_hint *hint, glow_im
                 break;
         }
     }
+    /* The size before libjpeg allocates for it: a progressive image keeps the
+     * coefficients of the whole image (2 bytes each), and libjpeg's own memory is
+     * held to the same cap. */
+    jpeg_calc_output_dimensions(&cinfo);
+    {
+        glow_error why;
+        uint64_t iw = cinfo.image_width, ih = cinfo.image_height;
+        int coef_c = 2 * cinfo.num_components;
+        if ((cinfo.progressive_mode && image_check_size(0, iw, ih, coef_c, NULL, &why) != 0) ||
+            image_check_size(n, cinfo.output_width, cinfo.output_height, is_cmyk ? 4 : c, lim,
+                             &why) != 0) {
+            glow_errorf(err, "JPEG: %s", why.msg);
+            jpeg_destroy_decompress(&cinfo);
+            return -1;
+        }
+    }
+    cinfo.mem->max_memory_to_use = 2 * (long)IMAGE_MAX_BYTES;
     jpeg_start_decompress(&cinfo);
     size_t w = cinfo.output_width, h = cinfo.output_height;
     int oc = cinfo.output_components;
     if (oc != (is_cmyk ? 4 : c))
         ERREXIT(&cinfo, JERR_CONVERSION_NOTIMPL);
-    if (w * h * (size_t)oc > IMAGE_MAX_BYTES)
-        ERREXIT1(&cinfo, JERR_IMAGE_TOO_BIG, (unsigned)(w > h ? w : h));
     size_t rowbytes = w * (size_t)oc;
     uint8_t *dst = xmalloc(w * h * (size_t)oc);
     if (is_cmyk)

@@ -42,6 +42,12 @@ int image_is_png(const void *buf, size_t n)
 
 int image_decode_png(const void *buf, size_t n, glow_image *out, glow_error *err)
 {
+    return image_decode_png_limited(buf, n, NULL, out, err);
+}
+
+int image_decode_png_limited(const void *buf, size_t n, const image_limits *lim, glow_image *out,
+                             glow_error *err)
+{
     memset(out, 0, sizeof *out);
     if (!image_is_png(buf, n)) {
         glow_errorf(err, "PNG: not a PNG file (bad signature)");
@@ -86,8 +92,9 @@ int image_decode_png(const void *buf, size_t n, glow_image *out, glow_error *err
     int c = png_get_channels(png, info);
     if (c != 1 && c != 3)
         png_error(png, "unsupported colour layout");
-    if ((size_t)w * h * (size_t)c > IMAGE_MAX_BYTES)
-        png_error(png, "image too large");
+    glow_error why;
+    if (image_check_size(n, w, h, c, lim, &why) != 0)
+        png_error(png, why.msg);
     size_t rowbytes = png_get_rowbytes(png, info);
     if (rowbytes != (size_t)w * (size_t)c)
         png_error(png, "unexpected row size");

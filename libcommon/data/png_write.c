@@ -1,5 +1,6 @@
 #include "png_write.h"
 
+#include <errno.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -23,6 +24,19 @@ static void on_warning(png_structp png, png_const_charp msg)
     (void)png;
     (void)msg;
 }
+
+/* libpng's own writer says only "Write Error": this one says why (a full disk). */
+static void write_data(png_structp png, png_bytep data, size_t len)
+{
+    FILE *f = png_get_io_ptr(png);
+    if (fwrite(data, 1, len, f) != len) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "write failed: %s", strerror(errno));
+        png_error(png, msg);
+    }
+}
+
+static void flush_data(png_structp png) { fflush(png_get_io_ptr(png)); }
 
 int glow_png_write_rows(FILE *f, uint32_t w, uint32_t h, int channels, glow_png_row_fn fill,
                         void *ctx, glow_error *err)
@@ -51,7 +65,7 @@ int glow_png_write_rows(FILE *f, uint32_t w, uint32_t h, int channels, glow_png_
         free(row);
         return -1;
     }
-    png_init_io(png, f);
+    png_set_write_fn(png, f, write_data, flush_data);
     /* Speed over size: these files are for looking at, and level 3 with the
      * cheap filters costs a fraction of libpng's defaults for a few % more. */
     png_set_compression_level(png, 3);
@@ -68,7 +82,7 @@ int glow_png_write_rows(FILE *f, uint32_t w, uint32_t h, int channels, glow_png_
     png_destroy_write_struct(&png, &info);
     free(row);
     if (fflush(f) != 0 || ferror(f)) {
-        glow_errorf(err, "PNG: write failed");
+        glow_errorf(err, "write failed: %s", strerror(errno));
         return -1;
     }
     return 0;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "base/atomic_file.h"
+#include "base/mem_budget.h"
 
 /* Tensor data is little-endian in the file and used in place. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian host required");
@@ -65,65 +66,334 @@ static size_t buf_shift(const unsigned char *first8, size_t size)
     return (size_t)((DATA_ALIGN - (8 + n) % DATA_ALIGN) % DATA_ALIGN);
 }
 
-/* The whole of fp, into a block where the data section will be aligned. */
-static int read_stream(FILE *fp, const char *path, st_file *f, glow_error *err)
+/* An aligned block for len file bytes whose first 8 are first8, reserved in the
+ * memory budget (f->mem). */
+static int alloc_block(st_file *f, const unsigned char *first8, size_t len, glow_error *err)
 {
-    size_t cap = 1 << 16, len = 0;
-    unsigned char *tmp = xmalloc(cap);
-    for (;;) {
-        if (len == cap)
-            tmp = xrealloc(tmp, cap *= 2);
-        size_t r = fread(tmp + len, 1, cap - len, fp);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    if (ferror(fp)) {
-        glow_errorf(err, "%s: read failed: %s", path, strerror(errno));
-        free(tmp);
+    size_t shift = buf_shift(first8, len);
+    uint64_t bytes = ((uint64_t)len + shift + DATA_ALIGN) / DATA_ALIGN * DATA_ALIGN;
+    if (glow_mem_reserve(bytes, f->path, err) != 0)
         return -1;
-    }
-    size_t shift = buf_shift(tmp, len);
-    unsigned char *block = aligned_alloc(DATA_ALIGN, (len + shift + DATA_ALIGN) / DATA_ALIGN *
-                                                         DATA_ALIGN);
+    unsigned char *block = aligned_alloc(DATA_ALIGN, (size_t)bytes);
     if (!block)
         glow_die(EXIT_BADINPUT, "out of memory (%zu bytes)", len);
+    f->mem += bytes;
     f->buf = block + shift;
     f->size = len;
-    memcpy(f->buf, tmp, len);
-    free(tmp);
+    memcpy(f->buf, first8, len < 8 ? len : 8);
     return 0;
+}
+
+/* ---- the header text, checked before cJSON reads it ---- */
+
+/* The text of one JSON number of the header, in document order. */
+typedef struct {
+    const char *p;
+    size_t n;
+} numlit;
+
+/* A parsed header: the cJSON tree (every number node's valueint is the index
+ * of its literal in lits) and the memory reserved for it. */
+typedef struct {
+    cJSON *root;
+    numlit *lits;
+    size_t nlits;
+    uint64_t mem;
+} header;
+
+static void header_free(header *h)
+{
+    cJSON_Delete(h->root);
+    free(h->lits);
+    glow_mem_release(h->mem);
+    memset(h, 0, sizeof *h);
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid:
+ * no overlong forms, no surrogates, nothing past U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t k = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (k == 0 || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return k;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* What cJSON would accept but a safetensors header must not have: bytes that
+ * are not UTF-8, control characters or a \u0000 escape inside a string (cJSON
+ * would end the C string there). Collects the number literals and counts the
+ * values, for the memory cJSON's tree will take. */
+static int scan_header(const char *path, const unsigned char *s, size_t n, header *h,
+                       uint64_t *values, uint64_t *strbytes, glow_error *err)
+{
+    size_t cap = 0;
+    *values = *strbytes = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c == '"') {
+            ++*values;
+            size_t start = ++i;
+            while (i < n && s[i] != '"') {
+                unsigned d = s[i];
+                if (d == '\\' && i + 1 < n) {
+                    if (s[i + 1] == 'u' && i + 5 < n) {
+                        int v = 0;
+                        for (int k = 0; k < 4; k++)
+                            v = v * 16 + (hexval(s[i + 2 + k]) < 0 ? 1 : hexval(s[i + 2 + k]));
+                        if (v == 0) {
+                            glow_errorf(err, "%s: header byte %zu: the escape \\u0000 (a NUL "
+                                             "character) in a string", path, 8 + i);
+                            return -1;
+                        }
+                    }
+                    i += 2;
+                } else if (d < 0x20) {
+                    glow_errorf(err, "%s: header byte %zu: control character 0x%02x in a string",
+                                path, 8 + i, d);
+                    return -1;
+                } else if (d >= 0x80) {
+                    size_t k = utf8_len(s + i, n - i);
+                    if (!k) {
+                        glow_errorf(err, "%s: header byte %zu: not valid UTF-8", path, 8 + i);
+                        return -1;
+                    }
+                    i += k;
+                } else
+                    i++;
+            }
+            *strbytes += i - start + 1;
+            i++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i;
+            while (j < n && (s[j] == '-' || s[j] == '+' || s[j] == '.' || s[j] == 'e' ||
+                             s[j] == 'E' || (s[j] >= '0' && s[j] <= '9')))
+                j++;
+            if (h->nlits == cap) {
+                cap = cap ? 2 * cap : 256;
+                h->lits = xrealloc(h->lits, cap * sizeof *h->lits);
+            }
+            h->lits[h->nlits++] = (numlit){(const char *)s + i, j - i};
+            ++*values;
+            i = j;
+        } else if (c >= 0x80) {
+            glow_errorf(err, "%s: header byte %zu: %s outside a string", path, 8 + i,
+                        utf8_len(s + i, n - i) ? "a non-ASCII character" : "not valid UTF-8");
+            return -1;
+        } else {
+            if (c == '[' || c == '{' || c == 't' || c == 'f' || c == 'n')
+                ++*values;
+            while (i < n && (c == 't' || c == 'f' || c == 'n') && s[i] >= 'a' && s[i] <= 'z')
+                i++;
+            if (!(c == 't' || c == 'f' || c == 'n'))
+                i++;
+        }
+    }
+    return 0;
+}
+
+/* Number nodes in document order get the index of their literal. */
+static void number_literals(cJSON *node, size_t *next)
+{
+    for (; node; node = node->next) {
+        if (cJSON_IsNumber(node))
+            node->valueint = (int)(*next)++;
+        number_literals(node->child, next);
+    }
+}
+
+/* A literal that is a plain non-negative integer: 0 with *v set, -1 when it is
+ * not one (a sign, a fraction, an exponent), -2 when it is past 2^64 - 1. */
+static int literal_u64(const header *h, const cJSON *num, uint64_t *v)
+{
+    if (!cJSON_IsNumber(num) || num->valueint < 0 || (size_t)num->valueint >= h->nlits)
+        return -1;
+    const numlit *l = &h->lits[num->valueint];
+    if (l->n == 0 || (l->n > 1 && l->p[0] == '0'))
+        return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->p[i] < '0' || l->p[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(l->p[i] - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return -2;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return 0;
+}
+
+/* Parse the hlen header bytes at text: checks, memory, cJSON, the literals. */
+static int parse_json(const char *path, const char *text, uint64_t hlen, header *h,
+                      glow_error *err)
+{
+    memset(h, 0, sizeof *h);
+    if (hlen < 2 || text[0] != '{') {
+        glow_errorf(err, "%s: header is not a JSON object", path);
+        return -1;
+    }
+    if (memchr(text, '\0', hlen)) {
+        glow_errorf(err, "%s: header contains a NUL byte", path);
+        return -1;
+    }
+    uint64_t values, strbytes;
+    if (scan_header(path, (const unsigned char *)text, hlen, h, &values, &strbytes, err) != 0) {
+        header_free(h);
+        return -1;
+    }
+    /* cJSON's nodes, their strings, and the tensor table built from them. */
+    uint64_t need = glow_mem_add(glow_mem_mul(values, sizeof(cJSON) + 32 + sizeof(st_tensor)),
+                                 glow_mem_mul(strbytes, 2));
+    char what[600];
+    snprintf(what, sizeof what, "%s: the header's %llu JSON values", path,
+             (unsigned long long)values);
+    if (glow_mem_reserve(need, what, err) != 0) {
+        header_free(h);
+        return -1;
+    }
+    h->mem = need;
+    const char *endp = NULL;
+    h->root = cJSON_ParseWithLengthOpts(text, (size_t)hlen, &endp, 0);
+    if (!h->root) {
+        glow_errorf(err, "%s: header is not valid JSON", path);
+        header_free(h);
+        return -1;
+    }
+    for (const char *q = endp; q && q < text + hlen; q++)
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
+            glow_errorf(err, "%s: header has text after the JSON object", path);
+            header_free(h);
+            return -1;
+        }
+    if (!cJSON_IsObject(h->root)) {
+        glow_errorf(err, "%s: header is not a JSON object", path);
+        header_free(h);
+        return -1;
+    }
+    size_t next = 0;
+    number_literals(h->root, &next);
+    if (next != h->nlits) { /* the scan and cJSON disagree on what a number is */
+        glow_errorf(err, "%s: header is not valid JSON (numbers)", path);
+        header_free(h);
+        return -1;
+    }
+    return 0;
+}
+
+/* The end of the data the header declares: the largest data_offsets end, 0 when
+ * there is none or it cannot be read (parse_header then says why). */
+static uint64_t declared_end(const header *h)
+{
+    uint64_t end = 0;
+    for (const cJSON *it = h->root->child; it; it = it->next) {
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+        uint64_t e;
+        if (cJSON_IsArray(off) && cJSON_GetArraySize(off) == 2 &&
+            literal_u64(h, off->child->next, &e) == 0 && e > end)
+            end = e;
+    }
+    return end;
+}
+
+static int read_error(const char *path, FILE *fp, glow_error *err)
+{
+    glow_errorf(err, "%s: read failed: %s", path, ferror(fp) ? strerror(errno) : "file shrank");
+    return -1;
+}
+
+/* A stream: the 8 bytes, the header, then exactly the data it declares (never
+ * more: an endless input is not read to its end). The header is parsed here. */
+static int read_stream(FILE *fp, st_file *f, header *h, glow_error *err)
+{
+    unsigned char first[8] = {0};
+    size_t got = read_full(fp, first, 8);
+    if (ferror(fp))
+        return read_error(f->path, fp, err);
+    uint64_t hlen = got == 8 ? load_le64(first) : 0;
+    if (got < 8 || hlen > MAX_HEADER)
+        return alloc_block(f, first, got, err); /* parse_header says what is wrong */
+    char what[600];
+    snprintf(what, sizeof what, "%s: a header of %llu bytes", f->path, (unsigned long long)hlen);
+    if (glow_mem_reserve(hlen, what, err) != 0)
+        return -1;
+    char *text = xmalloc(hlen ? (size_t)hlen : 1);
+    got = read_full(fp, text, (size_t)hlen);
+    int rc = 0;
+    if (ferror(fp))
+        rc = read_error(f->path, fp, err);
+    else if (got < hlen) { /* parse_header says it runs past the end */
+        if ((rc = alloc_block(f, first, (size_t)(8 + got), err)) == 0)
+            memcpy(f->buf + 8, text, got);
+    } else if (parse_json(f->path, text, hlen, h, err) != 0)
+        rc = -1;
+    else {
+        uint64_t data = declared_end(h);
+        char what2[600];
+        snprintf(what2, sizeof what2, "%s: %llu bytes of tensor data", f->path,
+                 (unsigned long long)data);
+        if (data > SIZE_MAX / 2) {
+            glow_mem_reserve(UINT64_MAX, what2, err);
+            rc = -1;
+        } else if ((rc = alloc_block(f, first, (size_t)(8 + hlen + data), err)) == 0) {
+            memcpy(f->buf + 8, text, (size_t)hlen);
+            for (size_t i = 0; i < h->nlits; i++) /* the literals now live in f->buf */
+                h->lits[i].p = (const char *)f->buf + 8 + (h->lits[i].p - text);
+            got = read_full(fp, f->buf + 8 + hlen, (size_t)data);
+            if (ferror(fp))
+                rc = read_error(f->path, fp, err);
+            else if (got < data)
+                f->size = (size_t)(8 + hlen + got); /* parse_header reports it */
+            else if (fgetc(fp) != EOF) {
+                glow_errorf(err, "%s: data section has more than the %llu bytes the tensors cover",
+                            f->path, (unsigned long long)data);
+                rc = -1;
+            }
+        }
+    }
+    free(text);
+    glow_mem_release(hlen);
+    if (rc)
+        header_free(h);
+    return rc;
 }
 
 /* A regular file of known size is read straight into its aligned block (one
  * copy of a large checkpoint in memory, not three). */
-static int read_regular(FILE *fp, const char *path, size_t len, st_file *f, glow_error *err)
+static int read_regular(FILE *fp, st_file *f, size_t len, glow_error *err)
 {
     unsigned char first[8] = {0};
     size_t head = len < 8 ? len : 8;
-    if (read_full(fp, first, head) != head) {
-        glow_errorf(err, "%s: read failed: %s", path, ferror(fp) ? strerror(errno) : "file shrank");
+    if (read_full(fp, first, head) != head)
+        return read_error(f->path, fp, err);
+    if (alloc_block(f, first, len, err) != 0)
         return -1;
-    }
-    size_t shift = buf_shift(first, len);
-    unsigned char *block = aligned_alloc(DATA_ALIGN, (len + shift + DATA_ALIGN) / DATA_ALIGN *
-                                                         DATA_ALIGN);
-    if (!block)
-        glow_die(EXIT_BADINPUT, "out of memory (%zu bytes)", len);
-    f->buf = block + shift;
-    f->size = len;
-    memcpy(f->buf, first, head);
-    if (read_full(fp, f->buf + head, len - head) != len - head) {
-        glow_errorf(err, "%s: read failed: %s", path, ferror(fp) ? strerror(errno) : "file shrank");
-        return -1;
-    }
+    if (read_full(fp, f->buf + head, len - head) != len - head)
+        return read_error(f->path, fp, err);
     return 0;
 }
 
-static int read_file(const char *path, st_file *f, glow_error *err)
+static int read_file(const char *path, st_file *f, header *h, glow_error *err)
 {
-    if (strcmp(path, "-") == 0)
-        return read_stream(stdin, "standard input", f, err);
+    if (strcmp(path, "-") == 0) {
+        free(f->path);
+        f->path = xstrdup("standard input");
+        return read_stream(stdin, f, h, err);
+    }
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         glow_errorf(err, "%s: cannot open: %s", path, strerror(errno));
@@ -135,15 +405,15 @@ static int read_file(const char *path, st_file *f, glow_error *err)
         glow_errorf(err, "%s: is a directory", path);
         rc = -1;
     } else if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode))
-        rc = read_regular(fp, path, (size_t)st.st_size, f, err);
+        rc = read_regular(fp, f, (size_t)st.st_size, err);
     else
-        rc = read_stream(fp, path, f, err);
+        rc = read_stream(fp, f, h, err);
     fclose(fp);
     return rc;
 }
 
-static int parse_tensor(st_file *f, const cJSON *it, st_tensor *t, uint64_t data_len,
-                        uint64_t *begin, uint64_t *end, glow_error *err)
+static int parse_tensor(st_file *f, const header *h, const cJSON *it, st_tensor *t,
+                        uint64_t data_len, uint64_t *begin, uint64_t *end, glow_error *err)
 {
     const char *path = f->path, *name = it->string;
     if (!cJSON_IsObject(it)) {
@@ -183,35 +453,36 @@ static int parse_tensor(st_file *f, const cJSON *it, st_tensor *t, uint64_t data
     }
     t->ndim = nd;
     uint64_t count = 1;
-    int i = 0;
+    int i = 0, overflow = 0;
     for (const cJSON *d = sh->child; d; d = d->next, i++) {
-        double v = cJSON_IsNumber(d) ? d->valuedouble : -1;
-        if (v < 0 || v != floor(v) || v > 9007199254740992.0) {
-            glow_errorf(err, "%s: tensor '%s': shape entry %d is not a non-negative integer",
-                        path, name, i);
+        uint64_t v;
+        int r = literal_u64(h, d, &v);
+        if (r == 0 && v > (uint64_t)INT64_MAX)
+            r = -2;
+        if (r) {
+            const numlit *l = cJSON_IsNumber(d) ? &h->lits[d->valueint] : NULL;
+            glow_errorf(err, "%s: tensor '%s': shape entry %d%s%.*s%s is %s", path, name, i,
+                        l ? " (" : "", l ? (int)(l->n > 40 ? 40 : l->n) : 0, l ? l->p : "",
+                        l ? ")" : "",
+                        r == -2 ? "larger than 2^63 - 1" : "not a non-negative integer");
             return -1;
         }
         t->shape[i] = (int64_t)v;
-        if (t->shape[i] && count > UINT64_MAX / (uint64_t)t->shape[i]) {
-            glow_errorf(err, "%s: tensor '%s': shape too large", path, name);
-            return -1;
-        }
-        count *= (uint64_t)t->shape[i];
+        if (v && count > UINT64_MAX / v)
+            overflow = 1;
+        count = overflow ? UINT64_MAX : count * v;
     }
     if (cJSON_GetArraySize(off) != 2) {
         glow_errorf(err, "%s: tensor '%s': data_offsets must be [begin, end]", path, name);
         return -1;
     }
-    double ob = cJSON_IsNumber(off->child) ? off->child->valuedouble : -1;
-    double oe = cJSON_IsNumber(off->child->next) ? off->child->next->valuedouble : -1;
-    if (ob < 0 || oe < 0 || ob != floor(ob) || oe != floor(oe) || ob > 9007199254740992.0 ||
-        oe > 9007199254740992.0) {
-        glow_errorf(err, "%s: tensor '%s': data_offsets are not non-negative integers", path,
-                    name);
+    int rb = literal_u64(h, off->child, begin), re = literal_u64(h, off->child->next, end);
+    if (rb || re) {
+        glow_errorf(err, "%s: tensor '%s': data_offsets are %s", path, name,
+                    rb == -1 || re == -1 ? "not non-negative integers"
+                                         : "larger than 2^64 - 1");
         return -1;
     }
-    *begin = (uint64_t)ob;
-    *end = (uint64_t)oe;
     if (*end < *begin || *end > data_len) {
         glow_errorf(err,
                     "%s: tensor '%s': data_offsets [%llu, %llu] outside the data section "
@@ -220,10 +491,14 @@ static int parse_tensor(st_file *f, const cJSON *it, st_tensor *t, uint64_t data
                     (unsigned long long)data_len);
         return -1;
     }
-    if (count > UINT64_MAX / esize || count * esize != *end - *begin) {
-        glow_errorf(err, "%s: tensor '%s': shape holds %llu bytes but data_offsets span %llu",
-                    path, name, (unsigned long long)(count > UINT64_MAX / esize ? UINT64_MAX : count * esize),
-                    (unsigned long long)(*end - *begin));
+    if (overflow || count > UINT64_MAX / esize || count * esize != *end - *begin) {
+        char held[48];
+        if (overflow || count > UINT64_MAX / esize)
+            snprintf(held, sizeof held, "2^64 or more");
+        else
+            snprintf(held, sizeof held, "%llu", (unsigned long long)(count * esize));
+        glow_errorf(err, "%s: tensor '%s': shape holds %s bytes but data_offsets span %llu",
+                    path, name, held, (unsigned long long)(*end - *begin));
         return -1;
     }
     t->count = (size_t)count;
@@ -278,8 +553,10 @@ static int parse_metadata(st_file *f, const cJSON *md, glow_error *err)
 
 /* Point each tensor at its bytes: in place when its offset is aligned to its
  * element size (the usual case: writers order tensors so), else in an aligned
- * copy, so that every data pointer may be read as its element type. */
-static void place_data(st_file *f, const unsigned char *data, const uint64_t *begins)
+ * copy (reserved in the budget), so that every data pointer may be read as its
+ * element type. */
+static int place_data(st_file *f, const unsigned char *data, const uint64_t *begins,
+                      glow_error *err)
 {
     for (int i = 0; i < f->n; i++) {
         st_tensor *t = &f->t[i];
@@ -287,16 +564,23 @@ static void place_data(st_file *f, const unsigned char *data, const uint64_t *be
         if (es == 0)
             es = t->count ? t->nbytes / t->count : 1;
         const unsigned char *p = data + begins[i];
-        if (es > 1 && (uintptr_t)p % es != 0) {
+        if (es > 1 && t->nbytes && (uintptr_t)p % es != 0) {
+            char what[600];
+            snprintf(what, sizeof what, "%s: an aligned copy of tensor '%s'", f->path, t->name);
+            if (glow_mem_reserve(t->nbytes, what, err) != 0)
+                return -1;
+            f->mem += t->nbytes;
             void *copy = xmalloc(t->nbytes);
             memcpy(copy, p, t->nbytes);
             t->data = copy;
+            t->data_owned = 1;
         } else
             t->data = p;
     }
+    return 0;
 }
 
-static int parse_header(st_file *f, glow_error *err)
+static int parse_header(st_file *f, header *h, glow_error *err)
 {
     if (f->size < 8) {
         glow_errorf(err, "%s: truncated: %zu bytes, no header length", f->path, f->size);
@@ -313,31 +597,9 @@ static int parse_header(st_file *f, glow_error *err)
                     f->path, (unsigned long long)hlen, f->size);
         return -1;
     }
-    if (hlen < 2 || f->buf[8] != '{') {
-        glow_errorf(err, "%s: header is not a JSON object", f->path);
+    if (!h->root && parse_json(f->path, (const char *)f->buf + 8, hlen, h, err) != 0)
         return -1;
-    }
-    const char *hdr = (const char *)f->buf + 8, *endp = NULL;
-    if (memchr(hdr, '\0', hlen)) {
-        glow_errorf(err, "%s: header contains a NUL byte", f->path);
-        return -1;
-    }
-    cJSON *root = cJSON_ParseWithLengthOpts(hdr, hlen, &endp, 0);
-    if (!root) {
-        glow_errorf(err, "%s: header is not valid JSON", f->path);
-        return -1;
-    }
-    for (const char *q = endp; q && q < hdr + hlen; q++)
-        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
-            glow_errorf(err, "%s: header has text after the JSON object", f->path);
-            cJSON_Delete(root);
-            return -1;
-        }
-    if (!cJSON_IsObject(root)) {
-        glow_errorf(err, "%s: header is not a JSON object", f->path);
-        cJSON_Delete(root);
-        return -1;
-    }
+    const cJSON *root = h->root;
     uint64_t data_len = f->size - 8 - hlen;
     const unsigned char *data = f->buf + 8 + hlen;
     int n = cJSON_GetArraySize(root);
@@ -357,7 +619,7 @@ static int parse_header(st_file *f, glow_error *err)
         }
         st_tensor *t = &f->t[f->n];
         uint64_t b, e;
-        rc = parse_tensor(f, it, t, data_len, &b, &e, err);
+        rc = parse_tensor(f, h, it, t, data_len, &b, &e, err);
         if (rc == 0) {
             sp[f->n] = (span){b, e, f->n};
             begins[f->n] = b;
@@ -399,10 +661,9 @@ static int parse_header(st_file *f, glow_error *err)
         }
     }
     if (rc == 0)
-        place_data(f, data, begins);
+        rc = place_data(f, data, begins, err);
     free(sp);
     free(begins);
-    cJSON_Delete(root);
     return rc;
 }
 
@@ -410,7 +671,34 @@ int st_load(const char *path, st_file *f, glow_error *err)
 {
     memset(f, 0, sizeof *f);
     f->path = xstrdup(path);
-    if (read_file(path, f, err) || parse_header(f, err)) {
+    header h;
+    memset(&h, 0, sizeof h);
+    int rc = read_file(path, f, &h, err);
+    if (rc == 0)
+        rc = parse_header(f, &h, err);
+    header_free(&h);
+    if (rc) {
+        st_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+int st_load_buffer(const char *name, const void *data, size_t n, st_file *f, glow_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->path = xstrdup(name);
+    header h;
+    memset(&h, 0, sizeof h);
+    unsigned char first[8] = {0};
+    memcpy(first, data, n < 8 ? n : 8);
+    int rc = alloc_block(f, first, n, err);
+    if (rc == 0) {
+        memcpy(f->buf, data, n);
+        rc = parse_header(f, &h, err);
+    }
+    header_free(&h);
+    if (rc) {
         st_free(f);
         return -1;
     }
@@ -420,9 +708,8 @@ int st_load(const char *path, st_file *f, glow_error *err)
 void st_free(st_file *f)
 {
     for (int i = 0; i < f->n; i++) {
-        const unsigned char *d = f->t[i].data;
-        if (d && (d < f->buf || d >= f->buf + f->size))
-            free((void *)d);
+        if (f->t[i].data_owned)
+            free((void *)f->t[i].data);
         free(f->t[i].name);
     }
     free(f->t);
@@ -434,6 +721,7 @@ void st_free(st_file *f)
     free(f->meta_vals);
     if (f->buf)
         free(f->buf - buf_shift(f->buf, f->size));
+    glow_mem_release(f->mem);
     free(f->path);
     memset(f, 0, sizeof *f);
 }

@@ -20,7 +20,8 @@ typedef struct {
     int64_t shape[8];
     size_t count;        /* elements */
     size_t nbytes;
-    const void *data;    /* points into the loaded file; may be unaligned-safe copy */
+    const void *data;    /* points into the loaded file, or an aligned copy */
+    int data_owned;      /* data is the copy (st_free frees it) */
 } st_tensor;
 
 typedef struct {
@@ -31,12 +32,20 @@ typedef struct {
     int n;
     char **meta_keys, **meta_vals;
     int n_meta;
+    uint64_t mem;       /* bytes reserved in the memory budget (base/mem_budget.h) */
 } st_file;
 
-/* Load and validate the whole file: header length within the file, JSON well formed,
- * every dtype known and every shape consistent with its offsets, offsets inside the
- * data section, in order and not overlapping. Errors name the file and tensor. */
+/* Load and validate the whole file: header length within the file and at most
+ * 100 MB, the header valid UTF-8 JSON (no \u0000 escape, numbers of shapes and
+ * offsets plain non-negative integers, read exactly), every dtype known and every
+ * shape consistent with its offsets, offsets inside the data section, in order
+ * and not overlapping. Errors name the file and tensor. The file's bytes are
+ * reserved in the memory budget first. A stream (path "-", or a pipe) is read up
+ * to the end of the data its header declares, never further: more bytes after
+ * that are an error. */
 int st_load(const char *path, st_file *f, glow_error *err);
+/* The same checks on a file's bytes in memory (copied); name stands for the file. */
+int st_load_buffer(const char *name, const void *data, size_t n, st_file *f, glow_error *err);
 void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key); /* NULL when absent */

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "base/mem_budget.h"
+
 /* Favour speed: level 1 is several times faster than 6 and image data barely
  * compresses better at higher levels. */
 #define SHARD_ZLEVEL 1
@@ -263,6 +265,9 @@ struct shard_reader {
     glow_error saved;
     unsigned char *buf; /* compressed input chunk */
     int latent;         /* takes latent records (flag bit 1) and only those */
+    shard_expect_fn expect;
+    void *expect_ctx;
+    uint64_t held; /* the last record's bytes, reserved in the memory budget */
 };
 
 static shard_reader *reader_new(FILE *f, const char *name, int own)
@@ -307,12 +312,19 @@ shard_reader *shard_reader_from_file(FILE *f, const char *name)
 
 uint64_t shard_reader_records(const shard_reader *r) { return r->records; }
 
+void shard_reader_expect(shard_reader *r, shard_expect_fn fn, void *ctx)
+{
+    r->expect = fn;
+    r->expect_ctx = ctx;
+}
+
 void shard_reader_close(shard_reader *r)
 {
     if (!r)
         return;
     if (r->own)
         fclose(r->f);
+    glow_mem_release(r->held);
     free(r->name);
     free(r->buf);
     free(r);
@@ -399,6 +411,12 @@ static int check_header(shard_reader *r, const unsigned char *hd, shard_record *
     if (*zsize > zmax)
         return fail(r, err, "zsize %llu is impossible for raw_size %llu",
                     (unsigned long long)*zsize, (unsigned long long)raw);
+    /* deflate spends at least 2 bits on 258 bytes: raw_size over 1032 times
+     * zsize cannot come from zsize bytes (a claim a reader would otherwise
+     * allocate for) */
+    if (raw / 1032 > *zsize)
+        return fail(r, err, "raw_size %llu cannot come from zsize %llu (zlib expands at most "
+                            "1032 times)", (unsigned long long)raw, (unsigned long long)*zsize);
     *pcrc = load_le32(hd + 56);
 
     const shard_shape *s = &r->shape;
@@ -516,6 +534,8 @@ static int read_payload(shard_reader *r, unsigned char *seg0, uint64_t len0, uns
 int shard_reader_next(shard_reader *r, shard_record *rec, glow_error *err)
 {
     memset(rec, 0, sizeof *rec);
+    glow_mem_release(r->held); /* the record before is the caller's business now */
+    r->held = 0;
     if (r->failed) {
         if (err)
             *err = r->saved;
@@ -537,18 +557,29 @@ int shard_reader_next(shard_reader *r, shard_record *rec, glow_error *err)
     if (check_header(r, hd, &hdr, &lbytes, &dbytes, &zsize, &pcrc, err) != 0)
         return -1;
 
-    /* Sizes are validated, but may still be more than this machine has. */
+    /* Sizes are validated, but may still be more than the reader expects or
+     * the budget allows: both are asked before anything is allocated. */
+    glow_error why;
+    if (r->expect && r->expect(r->expect_ctx, &hdr, lbytes != 0, &why) != 0)
+        return fail(r, err, "%s", why.msg);
+    char what[128];
+    snprintf(what, sizeof what, "%ux%ux%ux%u %s images", hdr.n, hdr.c, hdr.h, hdr.w,
+             dtype_name(hdr.dtype));
+    if (glow_mem_reserve(lbytes + dbytes, what, &why) != 0)
+        return fail(r, err, "%s", why.msg);
     unsigned char *lab = lbytes ? malloc(lbytes) : NULL;
     unsigned char *data = malloc(dbytes);
     if ((lbytes && !lab) || !data) {
         free(lab);
         free(data);
+        glow_mem_release(lbytes + dbytes);
         return fail(r, err, "out of memory for a %llu-byte record",
                     (unsigned long long)(lbytes + dbytes));
     }
     if (read_payload(r, lab, lbytes, data, dbytes, zsize, pcrc, err) != 0) {
         free(lab);
         free(data);
+        glow_mem_release(lbytes + dbytes);
         return -1;
     }
     if (!host_is_le()) {
@@ -569,6 +600,7 @@ int shard_reader_next(shard_reader *r, shard_record *rec, glow_error *err)
     *rec = hdr;
     rec->labels = (int32_t *)(void *)lab;
     rec->data = data;
+    r->held = lbytes + dbytes;
     return 1;
 }
 
@@ -641,6 +673,8 @@ struct shard_multi {
     glow_error saved;
     char *where_name;
     uint64_t where_record;
+    shard_expect_fn expect;
+    void *expect_ctx;
 };
 
 static char *dash[] = {"-"};
@@ -651,6 +685,14 @@ shard_multi *shard_multi_open(int nfiles, char **files)
     m->nfiles = nfiles > 0 ? nfiles : 1;
     m->files = nfiles > 0 ? files : dash;
     return m;
+}
+
+void shard_multi_expect(shard_multi *m, shard_expect_fn fn, void *ctx)
+{
+    m->expect = fn;
+    m->expect_ctx = ctx;
+    if (m->cur)
+        shard_reader_expect(m->cur, fn, ctx);
 }
 
 int shard_multi_next(shard_multi *m, shard_record *rec, glow_error *err)
@@ -674,6 +716,7 @@ int shard_multi_next(shard_multi *m, shard_record *rec, glow_error *err)
             }
             /* The new file must continue the shape of the files before it. */
             m->cur->shape = m->shape;
+            shard_reader_expect(m->cur, m->expect, m->expect_ctx);
         }
         int rc = shard_reader_next(m->cur, rec, &m->saved);
         if (rc == 1) {

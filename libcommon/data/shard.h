@@ -84,6 +84,20 @@ shard_reader *shard_reader_from_file(FILE *f, const char *name);
 int shard_reader_next(shard_reader *r, shard_record *rec, glow_error *err);
 /* Records read so far. */
 uint64_t shard_reader_records(const shard_reader *r);
+
+/* What a reader expects of a record, asked with its header fields (rec->data and
+ * rec->labels NULL; has_labels from the flags) after the header's own checks and
+ * before anything of the record's size is allocated or decompressed. Returns 0,
+ * or -1 with err set to the reason, which the reader reports as
+ * "NAME: record N: reason". Beyond it, every reader reserves a record's payload
+ * in the memory budget (base/mem_budget.h) before allocating it, so raw_size
+ * never asks for more than the limit (the reservation is held until the next
+ * read or the close: the caller frees or copies a record before reading the
+ * next), and refuses a raw_size that zlib cannot produce from zsize bytes (more
+ * than 1032 bytes per compressed byte). */
+typedef int (*shard_expect_fn)(void *ctx, const shard_record *hdr, int has_labels,
+                               glow_error *err);
+void shard_reader_expect(shard_reader *r, shard_expect_fn fn, void *ctx);
 void shard_reader_close(shard_reader *r);
 
 /* What a shard file holds, from its record headers alone (payloads are skipped,
@@ -101,6 +115,8 @@ int shard_scan_file(const char *path, shard_scan *out, glow_error *err);
  * "-"), enforcing one shape and dtype across all of them. */
 typedef struct shard_multi shard_multi;
 shard_multi *shard_multi_open(int nfiles, char **files);
+/* The expectation of shard_reader_expect, for every file of the stream. */
+void shard_multi_expect(shard_multi *m, shard_expect_fn fn, void *ctx);
 int shard_multi_next(shard_multi *m, shard_record *rec, glow_error *err);
 void shard_multi_close(shard_multi *m);
 

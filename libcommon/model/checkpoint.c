@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/linalg.h"
+#include "base/mem_budget.h"
 
 static const char *const reserved[] = {"format", "version", "model", "step", "images_seen",
                                        "optimizer", "rng", "train_config"};
@@ -40,15 +41,45 @@ static void trained_subset(const glow_paramset *ps, glow_paramset *out)
     }
 }
 
+static uint64_t set_bytes(const glow_paramset *ps)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < ps->n; i++)
+        n += (uint64_t)ps->v[i].count * 4;
+    return n;
+}
+
+/* Reserve bytes of host tensors for ck in the memory budget. */
+static int reserve(glow_checkpoint *ck, uint64_t bytes, const char *what, glow_error *err)
+{
+    if (glow_mem_reserve(bytes, what, err) != 0)
+        return -1;
+    ck->mem += bytes;
+    return 0;
+}
+
+static void release(glow_checkpoint *ck, uint64_t bytes)
+{
+    if (bytes > ck->mem)
+        bytes = ck->mem;
+    glow_mem_release(bytes);
+    ck->mem -= bytes;
+}
+
 int glow_checkpoint_init(glow_checkpoint *ck, const glow_config *cfg, glow_error *err)
 {
     memset(ck, 0, sizeof *ck);
     ck->cfg = *cfg;
+    glow_paramset_count pc;
+    if (glow_paramset_size(cfg, &pc, err) != 0 ||
+        reserve(ck, glow_mem_mul(pc.values, 4), "the model's parameters", err) != 0)
+        return -1;
     return glow_paramset_layout(cfg, &ck->params, err);
 }
 
 void glow_checkpoint_drop_training_state(glow_checkpoint *ck)
 {
+    release(ck, set_bytes(&ck->optim_m) + set_bytes(&ck->optim_v) + set_bytes(&ck->ema));
     glow_paramset_free(&ck->optim_m);
     glow_paramset_free(&ck->optim_v);
     glow_paramset_free(&ck->ema);
@@ -69,6 +100,10 @@ int glow_checkpoint_add_training_state(glow_checkpoint *ck, const char *optimize
     ck->rng = NULL;
     glow_checkpoint_drop_training_state(ck);
     ck->rng = rng;
+    uint64_t trained = glow_paramset_trained_count(&ck->params);
+    if (reserve(ck, 8 * trained + (with_ema ? set_bytes(&ck->params) : 0),
+                "the training state (optimizer moments, EMA)", err) != 0)
+        return -1;
     ck->optimizer = xstrdup(optimizer);
     trained_subset(&ck->params, &ck->optim_m);
     trained_subset(&ck->params, &ck->optim_v);
@@ -83,6 +118,7 @@ int glow_checkpoint_add_training_state(glow_checkpoint *ck, const char *optimize
 void glow_checkpoint_free(glow_checkpoint *ck)
 {
     glow_checkpoint_drop_training_state(ck);
+    release(ck, ck->mem);
     glow_paramset_free(&ck->params);
     free(ck->train_config);
     for (int i = 0; i < ck->n_extra; i++) {
@@ -276,16 +312,36 @@ static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
         report(r, "metadata 'model': %s", err.msg);
         return -1;
     }
-    if (glow_checkpoint_init(ck, &cfg, &err)) {
-        report(r, "metadata 'model': %s", err.msg);
-        return -1;
-    }
-
     /* Training state is present when any of its tensors is. */
     int any_optim = 0, any_ema = 0;
+    uint64_t have = 0;
     for (int i = 0; i < f->n; i++) {
         any_optim |= strncmp(f->t[i].name, "optim.", 6) == 0;
         any_ema |= strncmp(f->t[i].name, "ema.", 4) == 0;
+        have += f->t[i].nbytes;
+    }
+    /* Every parameter must be in the file, so a model much bigger than the
+     * file's tensors is refused before its layout is allocated; a few missing
+     * tensors are named one by one below. */
+    glow_paramset_count pc;
+    if (glow_paramset_size(&cfg, &pc, &err) != 0) {
+        report(r, "metadata 'model': %s", err.msg);
+        return -1;
+    }
+    if (glow_mem_mul(pc.values, 4) > have + have / 2 + (1u << 20)) {
+        char a[32], b[32];
+        report(r, "metadata 'model': the model has %llu parameter values (%s), more than the "
+                  "file's tensors hold (%s)",
+               (unsigned long long)pc.values, glow_mem_str(glow_mem_mul(pc.values, 4), a, sizeof a),
+               glow_mem_str(have, b, sizeof b));
+        return -1;
+    }
+    const char *what = "the checkpoint's tensors";
+    uint64_t extra = (any_optim ? 8 * pc.trained : 0) + (any_ema ? 4 * pc.values : 0);
+    if (glow_mem_check(4 * pc.values + extra, what, &err) != 0 ||
+        glow_checkpoint_init(ck, &cfg, &err) != 0 || reserve(ck, extra, what, &err) != 0) {
+        report(r, "%s", err.msg);
+        return -1;
     }
     if (any_optim) {
         trained_subset(&ck->params, &ck->optim_m);
@@ -376,15 +432,30 @@ static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
     return 0;
 }
 
-int glow_checkpoint_check_st(const st_file *f, glow_checkpoint *ck, glow_problem_fn fn,
-                             void *ctx)
+static void verify_into(const glow_checkpoint *ck, reporter *r);
+
+static int check_st(const st_file *f, glow_checkpoint *ck, glow_problem_fn fn, void *ctx,
+                    int deep)
 {
     memset(ck, 0, sizeof *ck);
     reporter r = {fn, ctx, 0, f->path};
-    check_file(f, ck, &r);
+    if (check_file(f, ck, &r) == 0 && r.n == 0 && deep)
+        verify_into(ck, &r);
     if (r.n)
         glow_checkpoint_free(ck);
     return r.n;
+}
+
+int glow_checkpoint_check_st(const st_file *f, glow_checkpoint *ck, glow_problem_fn fn,
+                             void *ctx)
+{
+    return check_st(f, ck, fn, ctx, 1);
+}
+
+int glow_checkpoint_inspect_st(const st_file *f, glow_checkpoint *ck, glow_problem_fn fn,
+                               void *ctx)
+{
+    return check_st(f, ck, fn, ctx, 0);
 }
 
 int glow_checkpoint_check(const char *path, glow_checkpoint *ck, glow_problem_fn fn, void *ctx)
@@ -435,6 +506,11 @@ static void verify_set(const glow_checkpoint *ck, const glow_paramset *ps, const
         const float *x = p->data;
         int n = (int)p->shape[0];
         if (len > 15 && strcmp(nm + len - 15, ".invconv.weight") == 0) {
+            glow_error e;
+            if (glow_mem_reserve(8 * (uint64_t)p->count, "the determinant's float64 copy", &e)) {
+                report(r, "tensor '%s%s': %s", prefix, nm, e.msg);
+                continue;
+            }
             double *a = xmalloc(p->count * sizeof *a);
             for (size_t j = 0; j < p->count; j++)
                 a[j] = x[j];
@@ -443,6 +519,7 @@ static void verify_set(const glow_checkpoint *ck, const glow_paramset *ps, const
             if (sign == 0 || !isfinite(lad))
                 report(r, "tensor '%s%s': singular (det = 0)", prefix, nm);
             free(a);
+            glow_mem_release(8 * (uint64_t)p->count);
         } else if (len > 10 && strcmp(nm + len - 10, ".invconv.p") == 0) {
             int ok = 1;
             for (int row = 0; row < n && ok; row++) {
@@ -485,24 +562,29 @@ static void verify_set(const glow_checkpoint *ck, const glow_paramset *ps, const
     }
 }
 
-int glow_checkpoint_verify(const glow_checkpoint *ck, glow_problem_fn fn, void *ctx)
+static void verify_into(const glow_checkpoint *ck, reporter *r)
 {
-    /* Messages carry no path here; the caller knows the file. */
-    reporter r = {fn, ctx, 0, NULL};
-    verify_set(ck, &ck->params, "", &r);
+    verify_set(ck, &ck->params, "", r);
     if (ck->has_ema)
-        verify_set(ck, &ck->ema, "ema.", &r);
+        verify_set(ck, &ck->ema, "ema.", r);
     if (ck->has_optim)
         for (int i = 0; i < ck->optim_v.n; i++) {
             const glow_param *p = &ck->optim_v.v[i];
             const float *x = p->data;
             for (size_t j = 0; j < p->count; j++)
                 if (x[j] < 0.0f) {
-                    report(&r, "tensor 'optim.%s.v': negative second moment at element %zu",
+                    report(r, "tensor 'optim.%s.v': negative second moment at element %zu",
                            p->name, j);
                     break;
                 }
         }
+}
+
+int glow_checkpoint_verify(const glow_checkpoint *ck, glow_problem_fn fn, void *ctx)
+{
+    /* Messages carry no path here; the caller knows the file. */
+    reporter r = {fn, ctx, 0, NULL};
+    verify_into(ck, &r);
     return r.n;
 }
 

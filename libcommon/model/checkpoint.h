@@ -39,6 +39,7 @@ typedef struct {
     char *train_config;             /* JSON text or NULL */
     glow_meta_kv *extra;            /* other metadata, in file order */
     int n_extra;
+    uint64_t mem;                   /* bytes of tensors reserved in the memory budget */
 } glow_checkpoint;
 
 /* A fresh checkpoint for cfg: the layout zero-filled, no training state.
@@ -53,29 +54,42 @@ int glow_checkpoint_add_training_state(glow_checkpoint *ck, const char *optimize
 /* Drop optimizer moments, EMA, optimizer name and RNG state (a weights-only file). */
 void glow_checkpoint_drop_training_state(glow_checkpoint *ck);
 
-/* Load and validate (path "-": standard input). Rejects, with a message naming the file and the tensor or
- * key: a malformed safetensors file, unknown format or version, a bad model config,
- * missing or extra tensors (extra: neither a parameter nor a matching optim./ema.
- * entry), wrong dtype or shape, non-finite floats, bad step/images_seen/optimizer/rng
- * values, and optimizer metadata without moments (or the reverse). */
+/* Load and validate (path "-": standard input): the one validation path of every
+ * tool that loads a checkpoint to use it (glow_model_load, glow-train --init and
+ * --resume, glow-ckpt --verify and --export-weights), so that a file one of them
+ * accepts every other accepts too. Rejects, with a message naming the file and
+ * the tensor or key: a malformed safetensors file (data/safetensors.h), unknown
+ * format or version, a bad model config, a model with more parameters than the
+ * file's tensors hold (found before anything of its size is allocated), missing
+ * or extra tensors (extra: neither a parameter nor a matching optim./ema.
+ * entry), wrong dtype or shape, non-finite floats, bad step/images_seen/
+ * optimizer/rng values, optimizer metadata without moments (or the reverse), and
+ * everything glow_checkpoint_verify finds. The file and the tensors are reserved
+ * in the memory budget (base/mem_budget.h) before they are allocated. */
 int glow_checkpoint_load(const char *path, glow_checkpoint *ck, glow_error *err);
 
 /* Receives each problem found, one message at a time. */
 typedef void (*glow_problem_fn)(void *ctx, const char *msg);
 
 /* Like glow_checkpoint_load, but reports every problem through fn instead of
- * stopping at the first one. Returns the number of problems: 0 means ck is
- * loaded (free it), otherwise ck is left empty. */
+ * stopping at the first one (the deeper checks run when the rest passed).
+ * Returns the number of problems: 0 means ck is loaded (free it), otherwise ck
+ * is left empty. */
 int glow_checkpoint_check(const char *path, glow_checkpoint *ck, glow_problem_fn fn, void *ctx);
 
 /* The same on a safetensors file already loaded (f->path names it in messages). */
 int glow_checkpoint_check_st(const st_file *f, glow_checkpoint *ck, glow_problem_fn fn,
                              void *ctx);
+/* Only the checks that make ck a readable checkpoint, without the deeper ones
+ * (glow-ckpt's summary and --list of a checkpoint --verify would refuse). */
+int glow_checkpoint_inspect_st(const st_file *f, glow_checkpoint *ck, glow_problem_fn fn,
+                               void *ctx);
 
 /* The checks that need the math (on a loaded checkpoint, weights and EMA):
  * invconv W invertible (float64 LU), LU p a permutation matrix, sign_s entries
  * +-1, shuffle.perm a permutation of 0..C-1, EMA of fixed parameters equal to
- * them, optimizer second moments non-negative. Returns the number of problems. */
+ * them, optimizer second moments non-negative. Returns the number of problems.
+ * Messages name the tensor, not the file. */
 int glow_checkpoint_verify(const glow_checkpoint *ck, glow_problem_fn fn, void *ctx);
 
 /* Write atomically (temp file, fsync, rename). Tensors: parameters in layout

@@ -58,15 +58,14 @@ static void perm_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s)
         mdl_invconv_fwd(m, lv, s, s->an_out, s->pm);
 }
 
-/* dy in g_cur -> dx in g_tmp */
-static int perm_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, double g_total,
-                    glow_error *err)
+/* dy in g_cur -> dx in g_tmp (the invconv parameters' gradients follow in
+ * mdl_invconv_grads, after every step) */
+static void perm_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s)
 {
-    if (s->perm) {
+    if (s->perm)
         m->b->gather_channels(m->b, m->g_cur, m->g_tmp, lv->rows, lv->C, s->iperm);
-        return 0;
-    }
-    return mdl_invconv_bwd(m, lv, s, m->g_cur, m->g_tmp, g_total, err);
+    else
+        mdl_invconv_bwd(m, lv, s, m->g_cur, m->g_tmp);
 }
 
 static void perm_inv(glow_model *m, const mdl_level *lv, const mdl_step *s)
@@ -176,16 +175,13 @@ void mdl_step_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, const f
     coupling_fwd(m, lv, s, ddi);
 }
 
-int mdl_step_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, float g_ld,
-                 glow_error *err)
+void mdl_step_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, float g_ld)
 {
     /* every image has the same dL/dlogdet; the parameters see their sum */
     const double g_total = (double)g_ld * m->ncur;
     coupling_bwd(m, lv, s, g_ld);
-    if (perm_bwd(m, lv, s, g_total, err))
-        return -1;
+    perm_bwd(m, lv, s);
     actnorm_bwd(m, lv, s, g_total);
-    return 0;
 }
 
 void mdl_step_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, float *cur)

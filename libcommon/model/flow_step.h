@@ -11,11 +11,10 @@
 void mdl_step_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *in,
                   int ddi);
 /* m->g_cur holds dL/d(s->out) and gets dL/d(step input); the step's parameter
- * gradients are written (overwritten) into m->grads. g_ld = dL/dlogdet of one
- * image. Uses the activations of the last mdl_step_fwd of s. Returns 0, or -1
- * with err set (a singular invconv matrix). */
-int mdl_step_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, float g_ld,
-                 glow_error *err);
+ * gradients are written (overwritten) into m->grads, those of an invconv by
+ * mdl_invconv_grads once every step is done. g_ld = dL/dlogdet of one image. Uses
+ * the activations of the last mdl_step_fwd of s. */
+void mdl_step_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, float g_ld);
 /* cur holds the step's output and gets its input (s's buffers are scratch). */
 void mdl_step_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, float *cur);
 

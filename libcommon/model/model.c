@@ -4,9 +4,13 @@
  * passes themselves are in passes.c. */
 #include "model_internal.h"
 
+#include "base/mem_budget.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "invconv.h"
 
 static void *balloc(glow_model *m, size_t bytes)
 {
@@ -26,10 +30,10 @@ static void free_batch(glow_model *m)
     for (int i = 0; i < m->nbufs; i++)
         m->b->free(m->b, m->bufs[i]);
     m->nbufs = 0;
+    glow_mem_release(m->mem_batch);
+    m->mem_batch = 0;
     free(m->h_bpd);
-    free(m->h_logdet);
-    free(m->h_logp);
-    free(m->h_ce);
+    free(m->h_logdet); /* h_logp and h_ce lie in it */
     m->h_bpd = m->h_logdet = m->h_logp = m->h_ce = NULL;
     m->n = 0;
 }
@@ -39,6 +43,8 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
     if (n == m->n && (m->train || !train))
         return;
     free_batch(m);
+    /* model_mem.c counts what follows: the two change together */
+    mdl_reserve_batch(m, n, train);
     m->n = n;
     m->train = train;
     m->grad_ready = 0;
@@ -108,9 +114,10 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
     m->tzero = fbuf(m, Pt * 2 * Ct);
     m->thz = fbuf(m, Pt * 2 * Ct);
     m->th = fbuf(m, Pt * 2 * Ct);
-    m->logdet = fbuf(m, (size_t)n);
-    m->logp = fbuf(m, (size_t)n);
-    m->ce = fbuf(m, (size_t)n);
+    /* the three per-image sums side by side: one fill, one download */
+    m->logdet = fbuf(m, 3 * (size_t)n);
+    m->logp = m->logdet + n;
+    m->ce = m->logp + n;
     m->g_cur = fbuf(m, maxpc);
     m->g_tmp = fbuf(m, maxpc);
     m->g_h = fbuf(m, maxpc);
@@ -118,9 +125,9 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
     m->g_a1 = fbuf(m, maxpw);
     m->g_a2 = fbuf(m, maxpw);
     m->h_bpd = xcalloc((size_t)n, sizeof(float));
-    m->h_logdet = xcalloc((size_t)n, sizeof(float));
-    m->h_logp = xcalloc((size_t)n, sizeof(float));
-    m->h_ce = xcalloc((size_t)n, sizeof(float));
+    m->h_logdet = xcalloc(3 * (size_t)n, sizeof(float));
+    m->h_logp = m->h_logdet + n;
+    m->h_ce = m->h_logp + n;
 }
 
 static float *param_ptr(glow_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -161,7 +168,8 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
     glow_model *m = xcalloc(1, sizeof *m);
     m->b = b;
     m->cfg = *cfg;
-    if (glow_paramset_layout(cfg, &m->layout, err)) {
+    if (mdl_reserve_fixed(m, err) != 0 || glow_paramset_layout(cfg, &m->layout, err)) {
+        mdl_release_mem(m);
         free(m);
         return NULL;
     }
@@ -208,10 +216,9 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
             if (cfg->permutation == PERM_INVCONV) {
                 s->W = xcalloc(CC, sizeof(double));
                 s->Winv = xcalloc(CC, sizeof(double));
-                s->Winvdev = b->alloc(b, CC * sizeof(float));
                 if (cfg->lu) {
-                    /* the LU product; a plain invconv convolves with its parameter */
-                    s->Wdev = b->alloc(b, CC * sizeof(float));
+                    /* the LU product (Wdev, mdl_invconv_alloc); a plain invconv
+                     * convolves with its parameter */
                     s->lu_lower = param_ptr(m, "flow.%d.%d.invconv.lower", l, k);
                     s->lu_upper = param_ptr(m, "flow.%d.%d.invconv.upper", l, k);
                     s->lu_logs = param_ptr(m, "flow.%d.%d.invconv.log_s", l, k);
@@ -243,8 +250,7 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
     m->cp.b = param_ptr(m, "classifier.bias");
     m->cp.l = param_ptr(m, "classifier.logs");
     m->hW = xcalloc((size_t)maxc * maxc * 6, sizeof(double));
-    m->hWf = xcalloc((size_t)maxc * maxc, sizeof(float));
-    m->g_W = b->alloc(b, (size_t)maxc * maxc * sizeof(float));
+    mdl_invconv_alloc(m);
     if (!ps) {
         glow_errorf(err, "no parameters given");
         glow_model_free(m);
@@ -320,6 +326,8 @@ int glow_model_set_params(glow_model *m, const glow_paramset *ps, glow_error *er
             }
     }
     upload_perms(m);
+    /* the fixed invconv parameters (p, sign_s) may have changed */
+    m->inv_state = 0;
     return 0;
 }
 
@@ -373,10 +381,6 @@ void glow_model_free(glow_model *m)
             mdl_step *s = &m->lv[l].steps[k];
             free(s->W);
             free(s->Winv);
-            if (s->Wdev)
-                b->free(b, s->Wdev);
-            if (s->Winvdev)
-                b->free(b, s->Winvdev);
             if (s->perm)
                 b->free(b, s->perm);
             if (s->iperm)
@@ -384,14 +388,14 @@ void glow_model_free(glow_model *m)
         }
         free(m->lv[l].steps);
     }
+    mdl_invconv_free(m);
     free(m->lv);
     b->free(b, m->params);
     b->free(b, m->grads);
-    b->free(b, m->g_W);
     free(m->hW);
-    free(m->hWf);
     free(m->offset);
     glow_paramset_free(&m->layout);
+    mdl_release_mem(m);
     free(m);
 }
 

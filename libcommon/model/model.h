@@ -43,7 +43,32 @@ typedef struct {
     const float *ce;     /* class-head cross-entropy (nats), 0 without the head */
 } glow_result;
 
-/* Build from a config and a full parameter set (copied to the backend). */
+/* The memory of a model of config c, from the config alone (nothing allocated;
+ * model_mem.c): every parameter's bytes and the trained count, what the model
+ * keeps for its life on the host and on the backend, and what the buffers of a
+ * batch of `batch` images take (0: none), with train as glow_model_forward
+ * allocates them (every step keeps its activations) or as eval does. A
+ * backend's own workspace (oneDNN scratchpads, cuDNN workspaces) is not in the
+ * parts; glow_model_mem_total allows a quarter of the batch's buffers for it on
+ * the CPU. */
+typedef struct {
+    uint64_t params, trained;          /* bytes of all parameters; trained float count */
+    uint64_t fixed_host, fixed_dev;    /* the model itself */
+    uint64_t batch_host, batch_dev;    /* the buffers of one batch size */
+} glow_model_mem_parts;
+int glow_model_mem(const glow_config *c, int batch, int train, glow_model_mem_parts *out,
+                   glow_error *err);
+/* Host bytes of p, plus the backend's and its workspace when device_counts (a
+ * backend on host memory, the CPU). */
+uint64_t glow_model_mem_total(const glow_model_mem_parts *p, int device_counts);
+/* Would the buffers of a batch of n images (train: for forward and backward) fit
+ * the memory budget? Returns 0, or -1 with err saying what they need. The passes
+ * check this themselves; a tool calls it to refuse a --batch before it starts. */
+int glow_model_plan_batch(glow_model *m, int n, int train, glow_error *err);
+
+/* Build from a config and a full parameter set (copied to the backend). The
+ * model's own memory is reserved in the budget first (an error when it does not
+ * fit). */
 glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_paramset *ps,
                            glow_error *err);
 void glow_model_free(glow_model *m);

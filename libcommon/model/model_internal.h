@@ -36,7 +36,12 @@ typedef struct {
     double logabsdet;        /* log|det W| */
     float *lu_p, *lu_sign;   /* fixed LU parts (host) */
     int32_t *perm_host;      /* shuffle.perm (host) */
-    /* backend copies of the permutation */
+    /* invconv parameters: one range of the flat arrays (weight, or lower, upper
+     * and log_s, which the layout keeps together), at inv_off in the packed
+     * arrays of every step; mat_off: this step's C x C matrices in inv_mats/inv_dW */
+    float *inv_param;
+    size_t inv_nparam, inv_off, mat_off;
+    /* backend copies of the permutation (Wdev, Winvdev: inside m->inv_mats) */
     float *Wdev, *Winvdev;
     int32_t *perm, *iperm;
     /* activations of the current batch */
@@ -81,11 +86,20 @@ struct glow_model {
     float *h_bpd, *h_logdet, *h_logp, *h_ce; /* host, n */
     double loss;
     /* gradient scratch */
-    float *g_cur, *g_tmp, *g_h, *g_a1, *g_a2, *g_z1, *g_W;
+    float *g_cur, *g_tmp, *g_h, *g_a1, *g_a2, *g_z1;
+    /* invconv.c, every step at once: the packed parameters (backend inv_pack;
+     * host: h_pack, the last download, and h_prev, those W was computed from), the
+     * matrices the passes convolve with (inv_mats: W of every step with lu, then
+     * W^-1 of every step; h_mats), dL/dW of every step (inv_dW, h_dW) */
+    float *inv_pack, *inv_mats, *inv_dW;
+    float *h_pack, *h_prev, *h_mats, *h_dW;
+    size_t inv_np, inv_nm;  /* floats of the packed parameters, of one set of matrices */
+    int inv_state;          /* 0: nothing computed; 1: W and log|det W| of h_prev (and
+                               uploaded); 2: W^-1 too */
     double *hW;            /* host scratch, C x C doubles x 6 (invconv.c) */
-    float *hWf;            /* host scratch, C x C floats */
     void **bufs;           /* batch buffers, freed when the batch size changes */
     int nbufs, capbufs;
+    uint64_t mem_fixed, mem_batch; /* bytes reserved in the memory budget (model_mem.c) */
 };
 
 /* The gradient of the trained parameter at p (a pointer into m->params): the
@@ -100,6 +114,15 @@ static inline float *mdl_grad(const glow_model *m, const float *p)
  * backward pass, else the steps of a level share one set (evaluation, DDI,
  * inverse). Buffers of a training allocation also serve the other uses. */
 void mdl_ensure_batch(glow_model *m, int n, int train);
+/* model_mem.c: the memory budget. reserve_fixed: what glow_model_new keeps;
+ * reserve_batch: the buffers of mdl_ensure_batch (exits with the message when
+ * they do not fit: callers that can fail call glow_model_plan_batch first);
+ * release_mem: both. host_backend: the backend's memory is host memory (its
+ * buffers count in the budget). */
+int mdl_reserve_fixed(glow_model *m, glow_error *err);
+void mdl_reserve_batch(glow_model *m, int n, int train);
+void mdl_release_mem(glow_model *m);
+int mdl_host_backend(const backend *b);
 /* host layout conversions */
 void mdl_nchw_to_nhwc(const float *src, float *dst, int n, int c, int hw);
 void mdl_nhwc_to_nchw(const float *src, int ld, float *dst, int n, int c, int hw);

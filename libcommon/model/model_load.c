@@ -5,20 +5,6 @@
 
 #include "checkpoint.h"
 
-/* The first problem glow_checkpoint_verify reports; the rest are of no help to
- * someone who only wants to use the model. */
-typedef struct {
-    int n;
-    char first[512];
-} first_problem;
-
-static void keep_first(void *ctx, const char *msg)
-{
-    first_problem *p = ctx;
-    if (p->n++ == 0)
-        snprintf(p->first, sizeof p->first, "%s", msg);
-}
-
 int glow_model_load(const char *ckpt, const char *device, int use_ema, glow_loaded_model *lm,
                     glow_error *err)
 {
@@ -32,6 +18,9 @@ int glow_model_load(const char *ckpt, const char *device, int use_ema, glow_load
     if (glow_device_resolve(device, &lm->dev, err) != 0)
         return EXIT_BADINPUT;
 
+    /* The checks of every loader (glow_checkpoint_load: glow-ckpt --verify's):
+     * a singular invconv or a broken permutation would give nonsense numbers
+     * rather than an error later. */
     glow_checkpoint ck;
     if (glow_checkpoint_load(ckpt, &ck, err) != 0)
         return EXIT_BADINPUT;
@@ -43,17 +32,6 @@ int glow_model_load(const char *ckpt, const char *device, int use_ema, glow_load
         glow_checkpoint_free(&ck);
         return EXIT_BADINPUT;
     }
-    /* A singular invconv or a broken permutation would give nonsense numbers
-     * rather than an error later, so those are refused here. */
-    first_problem fp = {0, ""};
-    glow_checkpoint_verify(&ck, keep_first, &fp);
-    if (fp.n) {
-        glow_errorf(err, "%s: %s%s", name, fp.first,
-                    fp.n > 1 ? " (and more problems; glow-ckpt --verify lists them)" : "");
-        glow_checkpoint_free(&ck);
-        return EXIT_BADINPUT;
-    }
-
     lm->b = backend_get(lm->dev.kind, lm->dev.index, err);
     if (!lm->b) {
         glow_checkpoint_free(&ck);

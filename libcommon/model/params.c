@@ -5,8 +5,9 @@
 #include <string.h>
 
 typedef struct {
-    glow_paramset *ps;
+    glow_paramset *ps; /* NULL: only count */
     int cap;
+    uint64_t total, trained, tensors; /* elements, trained float elements, tensors */
 } builder;
 
 static void add(builder *b, param_dtype dt, int trained, int ndim, const int64_t *shape,
@@ -15,6 +16,14 @@ static void add(builder *b, param_dtype dt, int trained, int ndim, const int64_t
 static void add(builder *b, param_dtype dt, int trained, int ndim, const int64_t *shape,
                 const char *fmt, ...)
 {
+    uint64_t count = 1;
+    for (int i = 0; i < ndim; i++)
+        count *= (uint64_t)shape[i];
+    b->total += count;
+    b->trained += trained && dt == PARAM_F32 ? count : 0;
+    b->tensors++;
+    if (!b->ps)
+        return;
     if (b->ps->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 64;
         b->ps->v = xrealloc(b->ps->v, (size_t)b->cap * sizeof *b->ps->v);
@@ -89,12 +98,9 @@ static void add_step(builder *b, const glow_config *c, int l, int k)
     add_zeros_conv(b, sub, cout, W + E);
 }
 
-int glow_paramset_layout(const glow_config *c, glow_paramset *ps, glow_error *err)
+static void build(const glow_config *c, builder *bp)
 {
-    memset(ps, 0, sizeof *ps);
-    if (glow_config_validate(c, err))
-        return -1;
-    builder b = {ps, 0};
+    builder b = *bp;
     const int L = c->levels;
     const int64_t E = c->edge_bias ? 1 : 0;
     for (int l = 0; l < L; l++)
@@ -119,6 +125,29 @@ int glow_paramset_layout(const glow_config *c, glow_paramset *ps, glow_error *er
         add(&b, PARAM_F32, 1, 2, w, "classifier.weight");
         add_vec(&b, c->n_classes, "classifier", "bias", "logs");
     }
+    *bp = b;
+}
+
+int glow_paramset_layout(const glow_config *c, glow_paramset *ps, glow_error *err)
+{
+    memset(ps, 0, sizeof *ps);
+    if (glow_config_validate(c, err))
+        return -1;
+    builder b = {ps, 0, 0, 0, 0};
+    build(c, &b);
+    return 0;
+}
+
+int glow_paramset_size(const glow_config *c, glow_paramset_count *out, glow_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (glow_config_validate(c, err))
+        return -1;
+    builder b = {NULL, 0, 0, 0, 0};
+    build(c, &b);
+    out->values = b.total;
+    out->trained = b.trained;
+    out->tensors = b.tensors;
     return 0;
 }
 

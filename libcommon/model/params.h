@@ -29,6 +29,12 @@ typedef struct {
 /* Every parameter the config implies, in a fixed order (flow by level and step,
  * then split priors, then the top prior, then the classifier), zero-filled. */
 int glow_paramset_layout(const glow_config *c, glow_paramset *ps, glow_error *err);
+/* What glow_paramset_layout would allocate, without allocating it: elements of
+ * every parameter (4 bytes each), trained float elements, tensors. */
+typedef struct {
+    uint64_t values, trained, tensors;
+} glow_paramset_count;
+int glow_paramset_size(const glow_config *c, glow_paramset_count *out, glow_error *err);
 glow_param *glow_paramset_find(const glow_paramset *ps, const char *name);
 /* Total trained float parameters. */
 size_t glow_paramset_trained_count(const glow_paramset *ps);

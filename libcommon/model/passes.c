@@ -33,6 +33,8 @@ static int load_batch(glow_model *m, const glow_batch *bt, int train, glow_error
                 return -1;
             }
     }
+    if (glow_model_plan_batch(m, bt->n, train, err) != 0)
+        return -1;
     mdl_ensure_batch(m, bt->n, train);
     m->ncur = bt->n;
     /* the activations are being replaced: until this pass succeeds there is
@@ -57,9 +59,8 @@ static void finish_results(glow_model *m, glow_result *r)
     backend *b = m->b;
     const glow_config *c = &m->cfg;
     const int n = m->ncur;
-    b->download(b, m->h_logdet, m->logdet, (size_t)n * sizeof(float));
-    b->download(b, m->h_logp, m->logp, (size_t)n * sizeof(float));
-    b->download(b, m->h_ce, m->ce, (size_t)n * sizeof(float));
+    /* logdet, logp and ce lie side by side on both sides (mdl_ensure_batch) */
+    b->download(b, m->h_logdet, m->logdet, 3 * (size_t)n * sizeof(float));
     const double D = glow_config_dims(c), nb = log((double)(1 << c->n_bits));
     double loss = 0;
     for (int i = 0; i < n; i++) {
@@ -85,9 +86,7 @@ static int run_forward(glow_model *m, int ddi, glow_result *r, glow_error *err)
     const int n = m->ncur;
     if (mdl_invconv_prepare(m, 0, err))
         return -1;
-    b->fill(b, m->logdet, 0.0f, (size_t)n);
-    b->fill(b, m->logp, 0.0f, (size_t)n);
-    b->fill(b, m->ce, 0.0f, (size_t)n);
+    b->fill(b, m->logdet, 0.0f, 3 * (size_t)n); /* logp and ce too */
     b->squeeze(b, m->x, c->channels, m->lv[0].lin, m->lv[0].C, n, c->image_h, c->image_w,
                c->channels);
     for (int l = 0; l < m->L; l++) {
@@ -161,10 +160,10 @@ int glow_model_backward(glow_model *m, glow_error *err)
             mdl_split_bwd(m, l, lv->steps[m->K - 1].out, g_ld, m->g_cur);
         }
         for (int k = m->K - 1; k >= 0; k--)
-            if (mdl_step_bwd(m, lv, &lv->steps[k], g_ld, err))
-                return -1;
+            mdl_step_bwd(m, lv, &lv->steps[k], g_ld);
     }
-    return 0;
+    /* the invconv parameters' gradients of every step at once (invconv.h) */
+    return mdl_invconv_grads(m, (double)g_ld * n, err);
 }
 
 /* ---- inverse and sampling ---- */
@@ -222,6 +221,8 @@ static int run_inverse(glow_model *m, int n, const inv_source *src, float *x_nch
 {
     backend *b = m->b;
     const glow_config *c = &m->cfg;
+    if (glow_model_plan_batch(m, n, 0, err) != 0)
+        return -1;
     mdl_ensure_batch(m, n, 0);
     m->ncur = n;
     m->grad_ready = 0;

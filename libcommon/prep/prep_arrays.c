@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "base/mem_budget.h"
 #include "base/path.h"
 #include "prep_kinds.h"
 
@@ -111,6 +112,15 @@ int prep_add_idx(prep_inputs *in, const char *path, const prep_options *opt, glo
         gzclose(gz);
         return -1;
     }
+    /* the header's shape, before the data that must back it */
+    char what[600];
+    snprintf(what, sizeof what, "%s: %llu images of %llux%llu", path, (unsigned long long)n,
+             (unsigned long long)h, (unsigned long long)w);
+    if (glow_mem_reserve(bytes + n, what, err) != 0) {
+        gzclose(gz);
+        return -1;
+    }
+    in->mem += bytes + n;
     uint8_t *data = xmalloc(bytes);
     uint64_t got;
     int rc = gz_read_all(gz, data, bytes, &got);
@@ -188,6 +198,13 @@ int prep_add_cifar(prep_inputs *in, const char *path, int hundred, glow_error *e
         return -1;
     }
     uint32_t n = (uint32_t)((uint64_t)st.st_size / rec);
+    char what[600];
+    snprintf(what, sizeof what, "%s: %u %s images", path, n, kind);
+    if (glow_mem_reserve((uint64_t)n * (px + 4), what, err) != 0) {
+        fclose(f);
+        return -1;
+    }
+    in->mem += (uint64_t)n * (px + 4);
     uint8_t *data = xmalloc((size_t)n * px), *r = xmalloc(rec);
     int32_t *labels = xmalloc((size_t)n * sizeof *labels);
     int rc = 0;

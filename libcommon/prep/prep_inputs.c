@@ -117,7 +117,10 @@ int prep_detect(const char *path, prep_format *f, glow_error *err)
         glow_errorf(err, "%s: IDX data of %d dimensions, expected 3 (images)", path, magic[3]);
         return -1;
     }
-    if (image_is_png(head, n) || image_is_jpeg(head, n)) {
+    /* An image by its signature, or by its name: a file called .png that holds
+     * no image (empty, text) is a bad image named as such, not a list. */
+    if (image_is_png(head, n) || image_is_jpeg(head, n) || ends_with(path, ".png") ||
+        ends_with(path, ".jpg") || ends_with(path, ".jpeg")) {
         *f = PREP_IMAGE;
         return 0;
     }

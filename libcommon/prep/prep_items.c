@@ -1,6 +1,8 @@
 /* The items of glow-prep's inputs and the bookkeeping every input kind shares. */
 #include "prep_items.h"
 
+#include "base/mem_budget.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@ void prep_inputs_free(prep_inputs *in)
     for (int i = 0; i < in->nclasses; i++)
         free(in->classes[i]);
     free(in->classes);
+    glow_mem_release(in->mem);
     memset(in, 0, sizeof *in);
 }
 

@@ -44,6 +44,7 @@ typedef struct {
     uint64_t bad_lines; /* list entries reported and skipped */
     char **classes;     /* --labels-from-dirs: class names, index = label */
     int nclasses;
+    uint64_t mem;       /* bytes of the arrays reserved in the memory budget */
 } prep_inputs;
 
 typedef struct {

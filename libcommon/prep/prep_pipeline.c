@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem_budget.h"
 #include "base/rng.h"
 #include "data/image.h"
+#include "data/shard.h"
 
 uint32_t *prep_order(const prep_inputs *in, int shuffle, uint64_t seed, uint64_t limit,
                      uint32_t *n_out)
@@ -45,6 +47,7 @@ typedef struct {
     uint8_t *chw; /* the finished image, or NULL */
     int c, h, w;
     char *err;    /* why not */
+    uint64_t held; /* bytes of chw in the decoding memory, until the taker frees it */
 } result;
 
 typedef struct {
@@ -60,7 +63,10 @@ typedef struct {
     size_t next, consumed;
     int stop;
     pthread_mutex_t mu;
-    pthread_cond_t done_cv, free_cv;
+    pthread_cond_t done_cv, free_cv, mem_cv;
+    /* Decoding memory: what the images being decoded and processed, and the
+     * results not yet taken, may hold together (the memory budget's rest). */
+    uint64_t pool, used;
 } work;
 
 static void fail_result(result *r, const char *msg)
@@ -69,20 +75,95 @@ static void fail_result(result *r, const char *msg)
     r->err = xstrdup(msg);
 }
 
-static void process(const work *wk, const prep_item *it, result *r)
+/* Everything one image of w x h x c may hold at once on its way through the
+ * steps of process(), from the file's bytes to the planar result. */
+static uint64_t chain_bytes(const prep_pipeline *o, uint64_t file, uint64_t w, uint64_t h, int c)
+{
+    const uint64_t ch = (uint64_t)o->channels;
+    uint64_t total = file + w * h * (uint64_t)c + ((uint64_t)c != ch ? w * h * ch : 0);
+    if (o->crop && w != h) {
+        w = h = w < h ? w : h;
+        total += w * h * ch;
+    }
+    if (o->size_w && (w != (uint64_t)o->size_w || h != (uint64_t)o->size_h)) {
+        /* the result and the float rows between the two passes */
+        total += (uint64_t)o->size_w * o->size_h * ch + h * (uint64_t)o->size_w * ch * 4 +
+                 (w + h + (uint64_t)o->size_w + o->size_h) * 16;
+        w = (uint64_t)o->size_w;
+        h = (uint64_t)o->size_h;
+    }
+    if (o->pad) {
+        w += 2 * (uint64_t)o->pad;
+        h += 2 * (uint64_t)o->pad;
+        total += w * h * ch;
+    }
+    return total + w * h * ch; /* the planar result */
+}
+
+/* One image's admission to the decoding memory: it waits while the pool is
+ * full, unless its chunk is the one the writer waits for (which must go on, or
+ * the results ahead of it could never be taken); an image that needs more than
+ * the whole pool is refused, the same way whatever -j is. */
+typedef struct {
+    work *wk;
+    size_t chunk;
+    uint64_t got;
+} admission;
+
+static int admit(void *ctx, uint64_t file, int w, int h, int c, glow_error *err)
+{
+    admission *a = ctx;
+    work *wk = a->wk;
+    uint64_t need = chain_bytes(wk->pp, file, (uint64_t)w, (uint64_t)h, c);
+    if (need > wk->pool) {
+        char nb[32], pb[32], lb[32];
+        glow_errorf(err, "decoding and processing this %dx%d image would take %s of memory, more "
+                         "than the %s the limit of %s leaves for it; raise it with --mem-limit MiB",
+                    w, h, glow_mem_str(need, nb, sizeof nb), glow_mem_str(wk->pool, pb, sizeof pb),
+                    glow_mem_str(glow_mem_limit(), lb, sizeof lb));
+        return -1;
+    }
+    pthread_mutex_lock(&wk->mu);
+    while (wk->used + need > wk->pool && a->chunk != wk->consumed && !wk->stop)
+        pthread_cond_wait(&wk->mem_cv, &wk->mu);
+    wk->used += need;
+    pthread_mutex_unlock(&wk->mu);
+    a->got = need;
+    return 0;
+}
+
+static void give_back(work *wk, uint64_t bytes)
+{
+    if (!bytes)
+        return;
+    pthread_mutex_lock(&wk->mu);
+    wk->used -= bytes < wk->used ? bytes : wk->used;
+    pthread_cond_broadcast(&wk->mem_cv);
+    pthread_mutex_unlock(&wk->mu);
+}
+
+static void process(work *wk, size_t chunk, const prep_item *it, result *r)
 {
     const prep_pipeline *o = wk->pp;
     glow_image im, t;
     memset(r, 0, sizeof *r);
+    admission ad = {wk, chunk, 0};
     if (it->path) {
         glow_error err;
-        if (image_load(it->path, &wk->hint, &im, &err) != 0) {
+        image_limits lim = {o->channels, admit, &ad};
+        if (image_load_limited(it->path, &wk->hint, &lim, &im, &err) != 0) {
+            give_back(wk, ad.got);
             fail_result(r, err.msg);
             return;
         }
     } else {
         const prep_array *a = &wk->in->arrays[it->array];
         size_t sz = (size_t)a->c * (size_t)a->h * (size_t)a->w;
+        glow_error err;
+        if (admit(&ad, 0, a->w, a->h, a->c, &err) != 0) {
+            fail_result(r, err.msg);
+            return;
+        }
         image_from_chw(a->data + (size_t)it->index * sz, a->w, a->h, a->c, &im);
     }
     if (im.c != o->channels) {
@@ -111,6 +192,11 @@ static void process(const work *wk, const prep_item *it, result *r)
     r->chw = xmalloc((size_t)im.c * (size_t)im.h * (size_t)im.w);
     image_to_chw(&im, r->chw);
     image_free(&im);
+    /* the result stays until it is taken; the rest is free again */
+    r->held = (uint64_t)im.c * (uint64_t)im.h * (uint64_t)im.w;
+    if (r->held > ad.got)
+        r->held = ad.got;
+    give_back(wk, ad.got - r->held);
 }
 
 static void *worker(void *arg)
@@ -131,7 +217,7 @@ static void *worker(void *arg)
         result *res = wk->slots + (size_t)slot * wk->chunk;
         size_t first = c * wk->chunk;
         for (size_t k = 0; k < wk->chunk && first + k < wk->n; k++)
-            process(wk, &wk->in->items[wk->order[first + k]], &res[k]);
+            process(wk, c, &wk->in->items[wk->order[first + k]], &res[k]);
 
         pthread_mutex_lock(&wk->mu);
         wk->ready[slot] = c + 1;
@@ -219,6 +305,13 @@ int prep_pipeline_run(const prep_pipeline *pp, const prep_inputs *in, const uint
     pthread_mutex_init(&wk.mu, NULL);
     pthread_cond_init(&wk.done_cv, NULL);
     pthread_cond_init(&wk.free_cv, NULL);
+    pthread_cond_init(&wk.mem_cv, NULL);
+    /* The decoding memory: the budget's rest, less the record buffers of the
+     * sinks (train and val, 64 MiB each). */
+    uint64_t lim = glow_mem_limit(), used = glow_mem_reserved(), sinks = 2 * SHARD_RECORD_TARGET;
+    wk.pool = lim > used + sinks ? lim - used - sinks : 0;
+    if (glow_mem_reserve(wk.pool, "", NULL) != 0)
+        wk.pool = 0;
     pthread_t *th = xmalloc((size_t)(pp->jobs > 0 ? pp->jobs : 1) * sizeof *th);
     int nthreads = 0;
     for (int i = 0; i < pp->jobs && wk.nchunks > 0; i++) {
@@ -245,8 +338,10 @@ int prep_pipeline_run(const prep_pipeline *pp, const prep_inputs *in, const uint
                 take(&tk, pos, &in->items[order[pos]], &r[k]);
             free(r[k].chw);
             free(r[k].err);
+            give_back(&wk, r[k].held);
             r[k].chw = NULL;
             r[k].err = NULL;
+            r[k].held = 0;
         }
         done += wk.chunk;
         if (done > n)
@@ -258,6 +353,7 @@ int prep_pipeline_run(const prep_pipeline *pp, const prep_inputs *in, const uint
         if (tk.fatal)
             wk.stop = 1;
         pthread_cond_broadcast(&wk.free_cv);
+        pthread_cond_broadcast(&wk.mem_cv);
         pthread_mutex_unlock(&wk.mu);
     }
     for (int i = 0; i < nthreads; i++)
@@ -270,6 +366,8 @@ int prep_pipeline_run(const prep_pipeline *pp, const prep_inputs *in, const uint
     pthread_mutex_destroy(&wk.mu);
     pthread_cond_destroy(&wk.done_cv);
     pthread_cond_destroy(&wk.free_cv);
+    pthread_cond_destroy(&wk.mem_cv);
+    glow_mem_release(wk.pool);
     free(th);
     free(wk.slots);
     free(wk.ready);

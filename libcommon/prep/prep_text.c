@@ -61,6 +61,35 @@ static int split_csv(char *line, char ***fields, int *cap, const char **why)
     }
 }
 
+/* Lines longer than this are not a list or CSV of paths (and an endless input
+ * such as /dev/zero must not be read whole to find out). */
+#define MAX_LINE ((size_t)1 << 20)
+
+/* The next line of fp into *buf, with its newline: its length, -1 at the end of
+ * the input, -2 when it is longer than MAX_LINE, -3 when it holds a NUL byte
+ * (binary data). */
+static ssize_t read_line(FILE *fp, char **buf, size_t *cap)
+{
+    size_t n = 0;
+    int c, nul = 0;
+    while ((c = getc(fp)) != EOF) {
+        if (n + 2 > *cap) {
+            *cap = *cap ? 2 * *cap : 256;
+            *buf = xrealloc(*buf, *cap);
+        }
+        (*buf)[n++] = (char)c;
+        nul |= c == 0;
+        if (c == '\n')
+            break;
+        if (n > MAX_LINE)
+            return -2;
+    }
+    if (n == 0)
+        return -1;
+    (*buf)[n] = '\0';
+    return nul ? -3 : (ssize_t)n;
+}
+
 static void strip_eol(char *s, ssize_t *len)
 {
     while (*len > 0 && (s[*len - 1] == '\n' || s[*len - 1] == '\r'))
@@ -93,8 +122,14 @@ int prep_add_text(prep_inputs *in, const char *path, prep_format f, const prep_o
     int fcap = 0, rc = 0, ncols = 0, path_col = -1, label_col = -1;
     unsigned long ln = 0;
     ssize_t len;
-    while ((len = getline(&line, &linecap, fp)) >= 0) {
+    while ((len = read_line(fp, &line, &linecap)) != -1) {
         ln++;
+        if (len < 0) {
+            glow_errorf(err, "%s: line %lu: %s; not a list of image files or a CSV", name, ln,
+                        len == -2 ? "longer than 1 MiB" : "a NUL byte (binary data)");
+            rc = -1;
+            break;
+        }
         strip_eol(line, &len);
         char *s = line;
         if (ln == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/mem_budget.h"
 
 /* libgomp's waiting threads spin (up to ~300000 rounds) before they sleep. On a
  * machine whose cores are shared with other busy processes, a spinning thread
@@ -104,4 +105,12 @@ void glow_tool_no_terminal(const char *what, const char *how)
         return;
     fprintf(stderr, "%s: refusing to write %s to a terminal; %s\n", glow_progname(), what, how);
     exit(EXIT_USAGE);
+}
+
+void glow_tool_mem_limit(const char *arg)
+{
+    long mib;
+    if (parse_long(arg, 1, 1L << 40, &mib) != 0)
+        glow_usage_error("--mem-limit %s: expected a positive number of MiB", arg);
+    glow_mem_set_limit((uint64_t)mib << 20);
 }

@@ -39,6 +39,9 @@ void glow_tool_omp_passive(char **argv);
  * removed. */
 volatile sig_atomic_t *glow_tool_catch_stop(void);
 
+/* --mem-limit MiB: the memory budget of base/mem_budget.h (at most the memory
+ * available). A value that is not a positive number of MiB is a usage error. */
+void glow_tool_mem_limit(const char *arg);
 /* This build's version: `git describe --tags --always --dirty` of the checkout
  * at build time, or the VERSION file without git (scripts/version.sh). */
 const char *glow_version(void);

@@ -21,5 +21,15 @@ void glow_train_shape_hint(const dataset_info *in, const glow_config *m, char *b
  * is drawn, perhaps hours in). what names the set in messages ("training").
  * Returns 0, or -1 with err set. */
 int glow_train_data_check(dataset *d, const char *what, const glow_config *m, glow_error *err);
+/* The same with the labels of one part of parts only (images
+ * n*part/parts..n*(part+1)/parts-1 in stored order): each process of a run on
+ * several checks its share, so none reads the whole data set. */
+int glow_train_data_check_part(dataset *d, const char *what, const glow_config *m, int part,
+                               int parts, glow_error *err);
+
+/* The model's shape asked of every record of a stream before it is decompressed
+ * (a shard_expect_fn: ctx is the glow_config), with glow_train_data_check's
+ * message. */
+int glow_train_data_expect(void *ctx, const shard_record *hdr, int has_labels, glow_error *err);
 
 #endif

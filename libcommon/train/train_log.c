@@ -32,6 +32,12 @@ static void end_progress(glow_train_log *lg)
     }
 }
 
+void glow_train_log_silent(glow_train_log *lg)
+{
+    memset(lg, 0, sizeof *lg);
+    lg->quiet = lg->silent = 1;
+}
+
 void glow_train_log_close(glow_train_log *lg)
 {
     end_progress(lg);
@@ -76,7 +82,7 @@ void glow_train_log_stats(glow_train_log *lg, const glow_train_stats *s)
                         s->step, (long long)s->images, glow_json_num(a, s->loss),
                         glow_json_num(b, s->bpd), glow_json_num(c, s->lr),
                         glow_json_num(d, s->grad_norm), s->images_per_s, s->seconds);
-    if (lg->quiet || lg->tty)
+    if (lg->quiet || lg->tty || lg->silent)
         return;
     fprintf(stderr, "%s: step %ld/%ld: loss %.4f bpd %.4f lr %.3g grad %.3g, %.1f img/s\n",
             glow_progname(), s->step, s->total_steps, s->loss, s->bpd, s->lr, s->grad_norm,
@@ -101,13 +107,14 @@ void glow_train_log_progress(glow_train_log *lg, long step, long total, double b
 
 void glow_train_log_msg(glow_train_log *lg, int routine, const char *fmt, ...)
 {
-    if (routine && lg->quiet)
+    if (lg->silent || (routine && lg->quiet))
         return;
     end_progress(lg);
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", glow_progname());
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* one write: the lines of processes sharing a stderr do not interleave */
+    fprintf(stderr, "%s: %s%s\n", glow_progname(), glow_message_prefix(), msg);
 }

@@ -17,6 +17,7 @@ typedef struct {
     int progress_shown; /* a progress line without newline is on the terminal */
     double progress_at; /* when it was last drawn */
     int write_failed;
+    int silent;         /* nothing at all: the processes of a run other than rank 0 */
 } glow_train_log;
 
 /* Averages over one log interval. */
@@ -29,6 +30,10 @@ typedef struct {
 } glow_train_stats;
 
 int glow_train_log_open(glow_train_log *lg, const char *run_dir, int quiet, glow_error *err);
+/* A log that writes and prints nothing (glow_train_log_close is harmless on it):
+ * in a run on several processes, rank 0 alone logs, and the others report their
+ * own errors by glow_warn or glow_die. */
+void glow_train_log_silent(glow_train_log *lg);
 void glow_train_log_close(glow_train_log *lg);
 
 /* One log.jsonl line made of the given JSON members ("\"step\":3,\"x\":1"). */

@@ -1,8 +1,18 @@
 #include "train_loop.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/mem_budget.h"
+#include "dist/dist.h"
+
+static int nproc(const glow_trainer *t) { return t->comm ? t->comm->size : 1; }
+static int rank_of(const glow_trainer *t) { return t->comm ? t->comm->rank : 0; }
+/* A communicator that does something (NCCL on one GPU too, GLOW_COMM=nccl). */
+static int shared(const glow_trainer *t) { return t->comm && strcmp(t->comm->name, "single") != 0; }
 
 void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char *run_dir)
 {
@@ -14,6 +24,15 @@ void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char 
     snprintf(t->ckpt_path, n, "%s/checkpoint.safetensors", run_dir);
     t->max_bad_steps = 5;
     t->last_saved_step = -1;
+    t->check_every = GLOW_CHECK_EVERY;
+    t->perturb_rank = -1;
+    const char *hook = getenv("GLOW_TEST_PERTURB");
+    int r;
+    long st;
+    if (hook && sscanf(hook, "%d:%ld", &r, &st) == 2) {
+        t->perturb_rank = r;
+        t->perturb_step = st;
+    }
 }
 
 /* Steps of the whole run: the config's steps, or its epochs over this data. */
@@ -23,7 +42,7 @@ static long run_length(const glow_trainer *t)
     if (tc->steps > 0)
         return tc->steps;
     double images = tc->epochs * (double)dataset_get_info(t->train)->n_images;
-    return (long)ceil(images / tc->batch_size);
+    return (long)ceil(images / ((double)tc->batch_size * nproc(t)));
 }
 
 /* Optimizer, EMA and batch buffers around a model built by a start function. */
@@ -36,6 +55,15 @@ static int finish_start(glow_trainer *t, glow_error *err)
         t->b->set_precision(t->b, tc->precision, err) != 0)
         return -1;
     t->n_trained = glow_model_n_trained(t->m);
+    /* optimizer moments and the EMA (backend memory: counted on the CPU), the
+     * batch on the host */
+    const size_t D = (size_t)glow_config_dims(&t->cfg.model);
+    uint64_t state = (uint64_t)t->n_trained * 4 * (tc->ema_decay > 0 ? 4 : 2);
+    uint64_t need = (strcmp(t->b->name, "cpu") == 0 ? state : 0) +
+                    (uint64_t)tc->batch_size * (D + sizeof(int32_t));
+    if (glow_mem_reserve(need, "the optimizer state, the EMA and the batch buffer", err) != 0)
+        return -1;
+    t->mem = need;
     t->opt = glow_optim_new(t->b, tc->optimizer, t->n_trained);
     t->opt->beta1 = (float)tc->beta1;
     t->opt->beta2 = (float)tc->beta2;
@@ -44,7 +72,6 @@ static int finish_start(glow_trainer *t, glow_error *err)
         t->swap = t->b->alloc(t->b, t->n_trained * sizeof(float));
         t->b->copy(t->b, t->ema, glow_model_params(t->m), t->n_trained * sizeof(float));
     }
-    const size_t D = (size_t)glow_config_dims(&t->cfg.model);
     t->px = xmalloc((size_t)tc->batch_size * D);
     t->labels = xcalloc((size_t)tc->batch_size, sizeof(int32_t));
     if (glow_checkpoint_init(&t->ck, &t->cfg.model, err) != 0 ||
@@ -79,24 +106,32 @@ int glow_trainer_start_scratch(glow_trainer *t, glow_error *err)
         return -1;
 
     /* The init batch is the start of epoch 0, with the noise those images get
-     * in training: nothing random beyond the seed. */
-    int n0 = glow_train_init_batch(tc, mc);
-    const size_t D = (size_t)glow_config_dims(mc);
-    uint8_t *px = xmalloc((size_t)n0 * D);
-    int32_t *lb = xcalloc((size_t)n0, sizeof(int32_t));
-    int rc = dataset_seek(t->train, tc->seed, 0, 0, err);
-    if (rc == 0)
-        rc = dataset_next_batch(t->train, (uint32_t)n0, px, lb, err);
-    if (rc == 0) {
-        glow_batch bt = make_batch(t, n0, px, lb, tc->seed, 0);
-        glow_result r;
-        rc = glow_model_ddi(t->m, &bt, &r, err);
+     * in training: nothing random beyond the seed. On several processes rank 0
+     * runs it (docs/model.md section 5.2: rank 0's values) and hands the
+     * parameters to the others. */
+    int rc = 0;
+    if (rank_of(t) == 0) {
+        int n0 = glow_train_init_batch(tc, mc);
+        const size_t D = (size_t)glow_config_dims(mc);
+        uint8_t *px = xmalloc((size_t)n0 * D);
+        int32_t *lb = xcalloc((size_t)n0, sizeof(int32_t));
+        rc = dataset_seek(t->train, tc->seed, 0, 0, err);
         if (rc == 0)
-            glow_train_log_msg(&t->log, 1, "data-dependent init on %d images: bpd %.4f", n0,
-                               r.loss);
+            rc = dataset_next_batch(t->train, (uint32_t)n0, px, lb, err);
+        if (rc == 0) {
+            glow_batch bt = make_batch(t, n0, px, lb, tc->seed, 0);
+            glow_result r;
+            rc = glow_model_ddi(t->m, &bt, &r, err);
+            if (rc == 0)
+                glow_train_log_msg(&t->log, 1, "data-dependent init on %d images: bpd %.4f", n0,
+                                   r.loss);
+        }
+        free(px);
+        free(lb);
     }
-    free(px);
-    free(lb);
+    if (rc == 0 && shared(t))
+        t->comm->broadcast(t->comm, glow_model_params(t->m),
+                           glow_model_n_trained(t->m) * sizeof(float), 0);
     if (rc != 0 || dataset_seek(t->train, tc->seed, 0, 0, err) != 0)
         return -1;
     memset(&t->p, 0, sizeof t->p);
@@ -168,14 +203,20 @@ int glow_trainer_validate(glow_trainer *t, double *bpd, glow_error *err)
     }
     /* Batches of the training size, so the model keeps one set of buffers; the
      * last one is padded with copies of its last image, whose results are
-     * dropped (images do not affect each other's results). */
+     * dropped (images do not affect each other's results). Process r of R takes
+     * images N*r/R..N*(r+1)/R-1, with the noise of their place in the set. */
     const int bs = t->cfg.train.batch_size;
     const size_t D = (size_t)glow_config_dims(&t->cfg.model);
+    const uint64_t N = dataset_get_info(t->val)->n_images;
+    const uint64_t lo = N * (uint64_t)rank_of(t) / (uint64_t)nproc(t);
+    const uint64_t hi = N * (uint64_t)(rank_of(t) + 1) / (uint64_t)nproc(t);
     double sum = 0;
-    uint64_t count = 0;
-    int n, rc = 0;
-    dataset_rewind(t->val);
-    while ((n = dataset_read_seq(t->val, (uint32_t)bs, t->px, t->labels, err)) > 0) {
+    uint64_t count = lo;
+    int n = 0, rc = 0;
+    dataset_seq_seek(t->val, lo);
+    while (count < hi &&
+           (n = dataset_read_seq(t->val, hi - count < (uint64_t)bs ? (uint32_t)(hi - count) : (uint32_t)bs,
+                                 t->px, t->labels, err)) > 0) {
         for (int i = n; i < bs; i++) {
             memcpy(t->px + (size_t)i * D, t->px + (size_t)(n - 1) * D, D);
             t->labels[i] = t->labels[n - 1];
@@ -195,7 +236,12 @@ int glow_trainer_validate(glow_trainer *t, double *bpd, glow_error *err)
         rc = -1;
     if (t->ema)
         b->copy(b, params, t->swap, bytes);
-    *bpd = count ? sum / (double)count : NAN;
+    if (rc != 0)
+        return rc;
+    double tot[2] = {sum, (double)(count - lo)};
+    if (shared(t))
+        glow_comm_reduce(t->comm, tot, 2, GLOW_REDUCE_SUM);
+    *bpd = tot[1] > 0 ? tot[0] / tot[1] : NAN;
     return rc;
 }
 
@@ -215,6 +261,10 @@ int glow_trainer_save(glow_trainer *t, glow_error *err)
         glow_train_log_msg(&t->log, 0, "step %lld: parameters are not finite; checkpoint not written",
                            (long long)t->p.step);
         return 1;
+    }
+    if (rank_of(t) != 0) { /* rank 0 writes it */
+        t->last_saved_step = t->p.step;
+        return 0;
     }
     glow_checkpoint *ck = &t->ck;
     glow_model_get_params(t->m, &ck->params);
@@ -259,28 +309,44 @@ static int train_step(glow_trainer *t, interval *iv, const char **why, double *l
 {
     const glow_train_config *tc = &t->cfg.train;
     backend *b = t->b;
-    const int bs = tc->batch_size;
+    const int bs = tc->batch_size, R = nproc(t);
+    const int64_t global = (int64_t)bs * R;          /* images of the step, all processes */
+    const int64_t first = t->p.images_seen + (int64_t)bs * rank_of(t); /* this one's */
     double t0 = now_seconds();
-    if (dataset_next_batch(t->train, (uint32_t)bs, t->px, t->labels, err) != 0)
+    if (dataset_next_slice(t->train, (uint64_t)global, (uint64_t)bs * (uint64_t)rank_of(t),
+                           (uint32_t)bs, t->px, t->labels, err) != 0)
         return -1;
-    glow_batch bt = make_batch(t, bs, t->px, t->labels, tc->seed, (uint64_t)t->p.images_seen);
+    glow_batch bt = make_batch(t, bs, t->px, t->labels, tc->seed, (uint64_t)first);
     glow_result r;
     if (glow_model_forward(t->m, &bt, &r, err) != 0) {
-        glow_error_prefix(err, "training images %lld..%lld", (long long)t->p.images_seen,
-                          (long long)t->p.images_seen + bs - 1);
+        glow_error_prefix(err, "training images %lld..%lld", (long long)first,
+                          (long long)first + bs - 1);
         return -1;
     }
-    *loss_out = r.loss;
+    /* the loss and bpd of the global batch: the mean of the processes' means */
+    double bpd = 0;
+    for (int i = 0; i < r.n; i++)
+        bpd += r.bpd[i];
+    double mean[2] = {r.loss, bpd / r.n};
+    if (shared(t)) {
+        glow_comm_reduce(t->comm, mean, 2, GLOW_REDUCE_SUM);
+        mean[0] /= R;
+        mean[1] /= R;
+    }
+    *loss_out = mean[0];
     int skipped = 0;
     double gn = NAN;
-    const double lr = step_lr(tc, t->p.images_seen + bs);
-    if (!isfinite(r.loss)) {
+    const double lr = step_lr(tc, t->p.images_seen + global);
+    if (!isfinite(mean[0])) {
         *why = "non-finite loss";
         skipped = 1;
     } else {
         if (glow_model_backward(t->m, err) != 0)
             return -1;
         float *g = glow_model_grads(t->m);
+        /* the gradient of the global batch's loss, the same bits everywhere */
+        if (shared(t))
+            t->comm->allreduce(t->comm, g, t->n_trained, 1);
         gn = sqrt(b->sumsq(b, g, t->n_trained));
         if (!isfinite(gn)) {
             *why = "non-finite gradient";
@@ -300,19 +366,18 @@ static int train_step(glow_trainer *t, interval *iv, const char **why, double *l
         }
     }
     t->p.step++;
-    t->p.images_seen += bs;
+    t->p.images_seen += global;
     dataset_position(t->train, &t->p.data_epoch, &t->p.data_offset);
+    if (t->perturb_rank == rank_of(t) && t->perturb_step == t->p.step)
+        b->add_scalar(b, glow_model_params(t->m), 1, 1e-3f); /* the test hook */
     if (!skipped) {
-        double bpd = 0;
-        for (int i = 0; i < r.n; i++)
-            bpd += r.bpd[i];
-        iv->loss += r.loss;
-        iv->bpd += bpd / r.n;
+        iv->loss += mean[0];
+        iv->bpd += mean[1];
         iv->gn += gn;
         iv->n_ok++;
     }
     iv->lr = lr;
-    iv->images += bs;
+    iv->images += global;
     iv->seconds += now_seconds() - t0;
     return skipped;
 }
@@ -339,6 +404,42 @@ static void last_checkpoint_note(const glow_trainer *t, char *buf, size_t n)
         snprintf(buf, n, "no checkpoint was written in this session");
 }
 
+/* Do all processes hold the same parameters, moments and EMA? 0, or -1 with
+ * err naming the first rank that differs (the same error on every process). */
+static int check_same(glow_trainer *t, const char *when, glow_error *err)
+{
+    if (!shared(t))
+        return 0;
+    backend *b = t->b;
+    uint64_t h = GLOW_CHECKSUM_START;
+    h = glow_dist_checksum(b, glow_model_params(t->m), t->n_trained, h);
+    h = glow_dist_checksum(b, t->opt->m, t->n_trained, h);
+    h = glow_dist_checksum(b, t->opt->v, t->n_trained, h);
+    if (t->ema)
+        h = glow_dist_checksum(b, t->ema, t->n_trained, h);
+    uint64_t theirs, r0;
+    int bad = glow_dist_first_differing(t->comm, h, &theirs, &r0);
+    if (bad < 0)
+        return 0;
+    glow_errorf(err, "rank %d: the parameters differ from rank 0's %s step %lld (checksum %016" PRIx64
+                     ", rank 0 %016" PRIx64 "): the processes have diverged; every process must "
+                     "run the same build on the same kind of device",
+                bad, when, (long long)t->p.step, theirs, r0);
+    t->error_everywhere = 1;
+    return -1;
+}
+
+/* Stop before the next step? A signal (its number) or the time limit (-1), on
+ * any process: every process answers alike. */
+static int stop_now(glow_trainer *t, volatile sig_atomic_t *stop)
+{
+    double v[2] = {(double)*stop,
+                   t->time_limit > 0 && now_seconds() - t->session_start >= t->time_limit};
+    if (shared(t))
+        glow_comm_reduce(t->comm, v, 2, GLOW_REDUCE_MAX);
+    return v[0] > 0 ? (int)v[0] : v[1] > 0 ? -1 : 0;
+}
+
 int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *err)
 {
     const glow_train_config *tc = &t->cfg.train;
@@ -349,8 +450,19 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
     double step_time = 0; /* smoothed seconds per step, for the ETA */
     double shown_bpd = 0; /* smoothed loss for the progress line */
     int timed_out = 0;
-    while (t->p.step < t->total_steps && !*stop) {
-        if (t->time_limit > 0 && now_seconds() - t->session_start >= t->time_limit) {
+    int sig = 0;
+    t->error_everywhere = 0;
+    if (t->perturb_rank == rank_of(t) && t->perturb_step == 0)
+        t->b->add_scalar(t->b, glow_model_params(t->m), 1, 1e-3f); /* the test hook */
+    if (check_same(t, "at the start, at", err) != 0)
+        return 1;
+    while (t->p.step < t->total_steps) {
+        int why_stop = stop_now(t, stop);
+        if (why_stop > 0) {
+            sig = why_stop;
+            break;
+        }
+        if (why_stop < 0) {
             timed_out = 1;
             break;
         }
@@ -375,6 +487,7 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
                 last_checkpoint_note(t, note, sizeof note);
                 glow_errorf(err, "%d bad steps in a row (steps %lld-%ld): training stopped; %s",
                             bad_in_row, (long long)first_bad, step, note);
+                t->error_everywhere = 1;
                 return 1;
             }
         } else
@@ -398,12 +511,19 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
                 return 1;
             validated_at = step;
         }
+        if (t->check_every > 0 && step % t->check_every == 0 && check_same(t, "at", err) != 0)
+            return 1;
         if (tc->checkpoint_every > 0 && step % tc->checkpoint_every == 0 && t->p.step < t->total_steps &&
             glow_trainer_save(t, err) < 0)
             return 1;
     }
-    if (*stop) {
-        int sig = (int)*stop;
+    if (!sig) { /* a signal after the last step, or during the time-limit check */
+        int why_stop = stop_now(t, stop);
+        sig = why_stop > 0 ? why_stop : 0;
+    }
+    if (check_same(t, "at the end, at", err) != 0)
+        return 1;
+    if (sig) {
         int rc = glow_trainer_save(t, err);
         if (rc < 0)
             return 1;
@@ -427,6 +547,7 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
         char note[600];
         last_checkpoint_note(t, note, sizeof note);
         glow_errorf(err, "the parameters are not finite at step %lld; %s", (long long)t->p.step, note);
+        t->error_everywhere = 1;
         return 1;
     }
     glow_train_log_json(&t->log, "\"step\":%lld,\"done\":true,\"seconds\":%.1f%s", (long long)t->p.step,
@@ -453,5 +574,38 @@ void glow_trainer_free(glow_trainer *t)
     free(t->labels);
     free(t->run_dir);
     free(t->ckpt_path);
+    glow_mem_release(t->mem);
     memset(t, 0, sizeof *t);
+}
+
+int glow_trainer_plan(const glow_run_config *cfg, int host_backend, glow_error *err)
+{
+    const glow_config *mc = &cfg->model;
+    const glow_train_config *tc = &cfg->train;
+    const int n0 = glow_train_init_batch(tc, mc);
+    glow_model_mem_parts tr, init;
+    if (glow_model_mem(mc, tc->batch_size, 1, &tr, err) != 0 ||
+        glow_model_mem(mc, n0, 0, &init, err) != 0)
+        return -1;
+    const uint64_t D = (uint64_t)glow_config_dims(mc), P = tr.params, T = 4 * tr.trained;
+    /* the model with the larger of its two batch allocations (init, training) */
+    uint64_t model = glow_model_mem_total(&tr, host_backend);
+    uint64_t model_init = glow_model_mem_total(&init, host_backend);
+    uint64_t acts = tr.batch_host + (host_backend ? tr.batch_dev + tr.batch_dev / 4 : 0);
+    if (model_init > model)
+        model = model_init;
+    /* optimizer moments and EMA (and its swap) on the backend; their host copies
+     * in the checkpoint being written (parameters, moments, EMA); the parameters
+     * built before the model; the batch */
+    uint64_t state = (host_backend ? 1 : 0) * T * (tc->ema_decay > 0 ? 4 : 2);
+    uint64_t host_ck = P + 2 * T + (tc->ema_decay > 0 ? P : 0);
+    uint64_t batch = (uint64_t)(tc->batch_size > n0 ? tc->batch_size : n0) * (D + 4);
+    uint64_t need = glow_mem_add(glow_mem_add(model, state), glow_mem_add(host_ck + P, batch));
+    char what[400], a[32], b[32], c[32];
+    snprintf(what, sizeof what,
+             "training this model (parameters %s, activations for a batch of %d %s, optimizer "
+             "and EMA state %s)",
+             glow_mem_str(P, a, sizeof a), tc->batch_size, glow_mem_str(acts, b, sizeof b),
+             glow_mem_str(T * (tc->ema_decay > 0 ? 4 : 2), c, sizeof c));
+    return glow_mem_check(need, what, err);
 }

@@ -6,7 +6,22 @@
  * a run stopped and resumed gives the same bits as one run straight through:
  * the data order is a function of (seed, epoch), the dequantisation noise of an
  * image is indexed by the images seen before it, and the learning rate by the
- * images seen too. */
+ * images seen too.
+ *
+ * On several processes (docs/distributed.md) each one holds the whole model and
+ * trains on its slice of every global batch: a step takes batch_size images per
+ * process, batch_size * R in all, the global batch being the next images of the
+ * one data order, process r taking images r*batch_size.. of it. The gradients are
+ * averaged over processes (comm allreduce, in a fixed order), so every process
+ * takes the same optimizer step and the parameters stay equal, which is checked
+ * (a checksum of parameters, moments and EMA) at the start, every check_every
+ * steps and at the end. Decisions are taken together: a step is skipped when the
+ * global loss or the averaged gradient is not finite, and the run stops after the
+ * same step on every process when any of them got SIGINT or SIGTERM or reached
+ * the time limit. Rank 0 alone runs the data-dependent init (the others receive
+ * its parameters), writes checkpoints and the log; validation is split over the
+ * processes. With one process (the single communicator) this is the training of
+ * one process exactly. */
 #ifndef GLOW_TRAIN_LOOP_H
 #define GLOW_TRAIN_LOOP_H
 
@@ -14,6 +29,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "backend/comm.h"
 #include "config/yaml_config.h"
 #include "data/dataset.h"
 #include "model/checkpoint.h"
@@ -47,7 +63,30 @@ typedef struct {
     double session_start, seconds_base;
     double time_limit;     /* seconds of this session after which the run ends as if
                               done (saved, validated); 0 = none */
+    glow_comm *comm;       /* the processes of the run; NULL: this one alone */
+    long check_every;      /* steps between checks that every process holds the same
+                              parameters (several processes); 0 = start and end only */
+    int error_everywhere;  /* the last error is the same on every process (a decision
+                              taken together): rank 0 alone needs to report it */
+    /* A test hook (docs/distributed.md): GLOW_TEST_PERTURB=RANK:STEP adds 1e-3 to
+     * the first parameter of process RANK after step STEP, which the next check
+     * must catch. -1: none. */
+    int perturb_rank;
+    long perturb_step;
+    uint64_t mem;          /* bytes reserved in the memory budget (optimizer, EMA, batch) */
 } glow_trainer;
+
+/* Default of check_every. */
+#define GLOW_CHECK_EVERY 1000
+
+/* Does training cfg fit the memory budget (base/mem_budget.h)? The model and its
+ * activations for the training and the init batch (model.h glow_model_mem), the
+ * optimizer and EMA state, the host copies a checkpoint is written from and the
+ * batch buffer, all from the config before anything is allocated; host_backend:
+ * the backend's memory is host memory (the CPU). Returns 0, or -1 with err saying
+ * what the run would need. The allocations themselves are reserved as they are
+ * made. */
+int glow_trainer_plan(const glow_run_config *cfg, int host_backend, glow_error *err);
 
 /* Fill in the fixed parts; datasets, log and backend are set by the caller. */
 void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char *run_dir);

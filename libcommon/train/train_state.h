@@ -26,6 +26,15 @@ typedef struct {
 void glow_train_state_put(glow_checkpoint *ck, const glow_run_config *cfg,
                           const glow_train_progress *p);
 
+/* The training state a checkpoint carries beyond the model, as --resume will use
+ * it: data_epoch, data_offset and optim_steps non-negative integers (optim_steps
+ * at most step), train_seconds a number >= 0, train_config (when present) a valid
+ * train section whose optimizer is the optimizer state's. Reports each problem
+ * ("FILE: metadata KEY: reason") through fn; returns their number. glow-ckpt
+ * --verify and --export-weights, and glow_train_progress_get (--resume), run it. */
+int glow_train_state_check(const glow_checkpoint *ck, const char *path, glow_problem_fn fn,
+                           void *ctx);
+
 /* Read the progress back (absent keys: data position from images_seen over
  * n_images, optimizer steps = steps, no time). Returns 0 or -1 with err naming
  * the checkpoint and the key. */

@@ -356,6 +356,8 @@ extern "C" cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t transa
     EMU_API;
     if (!live(h))
         return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (inject("cublasSgemm"))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     gemm_args g = {transa, transb, m, n, k, A, B, C, lda, ldb, ldc, CUDA_R_32F, CUDA_R_32F,
                    CUDA_R_32F, false, fp32_rounding(h->math), 0, 0, nullptr, nullptr};
     return gemm(h, "cublasSgemm", g, alpha, beta);
@@ -371,6 +373,8 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t trans
     EMU_API;
     if (!live(h))
         return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (inject("cublasGemmEx"))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     if (!((algo >= CUBLAS_GEMM_DEFAULT && algo <= CUBLAS_GEMM_ALGO23) ||
           (algo >= CUBLAS_GEMM_DEFAULT_TENSOR_OP && algo <= CUBLAS_GEMM_ALGO15_TENSOR_OP)))
         return CUBLAS_STATUS_INVALID_VALUE;

@@ -39,7 +39,9 @@ bool inject(const char *api);
 // "SPEC[;SPEC...]" of cudnn hooks, each OP[:key=value,...] (emu_cudnn.cpp)
 const char *env(const char *name);
 
-// ---- statistics (GLOW_EMU_STATS=1: printed at exit) ----
+// ---- statistics (always counted; GLOW_EMU_STATS=1: printed at exit,
+// GLOW_EMU_STATS_FILE=PATH: written there at exit; glow_emu_stats() of emu_stats.h
+// reads them). The order is emu_stats.h's. ----
 enum stat {
     ST_KERNELS,
     ST_BLOCKS,
@@ -53,6 +55,8 @@ enum stat {
     ST_DEVICE_SYNC,
     ST_MALLOC,
     ST_FREE,
+    ST_EVENT_RECORD,
+    ST_EVENT_SYNC,
     ST_COUNT
 };
 void count(stat which, size_t bytes = 0);

@@ -4,6 +4,7 @@
 // synchronises with them (with CUDA's rules for the legacy default stream), and
 // kernel launches (checked, queued, then run by emu_fiber.cpp).
 #include "emu_internal.h"
+#include "emu_stats.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -91,20 +92,44 @@ const settings &config()
 
 namespace {
 unsigned long long stat_n[ST_COUNT], stat_bytes[ST_COUNT];
+const char *const stat_names[ST_COUNT] = {
+    "kernel launches", "blocks",          "cuBLAS calls",     "cuDNN calls",
+    "H2D copies",      "D2H copies",      "D2D copies",       "memsets",
+    "stream syncs",    "device syncs",    "cudaMalloc calls", "cudaFree calls",
+    "event records",   "event syncs"};
 
 void print_stats()
 {
-    static const char *const names[ST_COUNT] = {
-        "kernel launches", "blocks",          "cuBLAS calls",     "cuDNN calls",
-        "H2D copies",      "D2H copies",      "D2D copies",       "memsets",
-        "stream syncs",    "device syncs",    "cudaMalloc calls", "cudaFree calls"};
     fprintf(stderr, "emu: statistics:");
     for (int i = 0; i < ST_COUNT; i++) {
-        fprintf(stderr, "%s %llu %s", i ? "," : "", stat_n[i], names[i]);
+        fprintf(stderr, "%s %llu %s", i ? "," : "", stat_n[i], stat_names[i]);
         if (stat_bytes[i])
             fprintf(stderr, " (%llu bytes)", stat_bytes[i]);
     }
     fputc('\n', stderr);
+}
+
+// GLOW_EMU_STATS_FILE: one "name<TAB>count<TAB>bytes" line per counter
+void write_stats_file()
+{
+    const char *path = env("GLOW_EMU_STATS_FILE");
+    FILE *f = path ? fopen(path, "w") : nullptr;
+    if (!f) {
+        if (path)
+            note("GLOW_EMU_STATS_FILE=%s: cannot write it", path);
+        return;
+    }
+    for (int i = 0; i < ST_COUNT; i++)
+        fprintf(f, "%s\t%llu\t%llu\n", stat_names[i], stat_n[i], stat_bytes[i]);
+    fclose(f);
+}
+
+void at_exit()
+{
+    const char *v = env("GLOW_EMU_STATS");
+    if (v && strcmp(v, "1") == 0)
+        print_stats();
+    write_stats_file();
 }
 } // namespace
 
@@ -113,9 +138,7 @@ void count(stat which, size_t bytes)
     static bool registered = false;
     if (!registered) {
         registered = true;
-        const char *v = env("GLOW_EMU_STATS");
-        if (v && strcmp(v, "1") == 0)
-            atexit(print_stats);
+        atexit(at_exit); // it reads GLOW_EMU_STATS and GLOW_EMU_STATS_FILE then
     }
     stat_n[which]++;
     stat_bytes[which] += bytes;
@@ -429,6 +452,17 @@ static const op *pending_use(uintptr_t base, size_t size, const stream_state **w
 } // namespace emu
 
 using namespace emu;
+
+// ---- the counters, for tests (emu_stats.h) ----
+
+extern "C" int glow_emu_stats(unsigned long long *out, int n)
+{
+    EMU_API;
+    static_assert((int)ST_COUNT == (int)GLOW_EMU_NSTATS, "emu_stats.h and emu_internal.h disagree");
+    for (int i = 0; i < n && i < ST_COUNT; i++)
+        out[i] = stat_n[i];
+    return ST_COUNT;
+}
 
 // ---- device ----
 
@@ -946,6 +980,123 @@ extern "C" cudaError_t cudaStreamDestroy(cudaStream_t stream)
     complete(s);
     S().live.erase(s);
     delete s;
+    return cudaSuccess;
+}
+
+// ---- events ----
+// An event is recorded as an operation of its stream, complete when that operation
+// has run. Nothing is timed: cudaEventElapsedTime reports 0 ms between two
+// completed timing events (so a choice "by the fastest" keeps its first candidate).
+
+namespace {
+struct event_rec {
+    bool timing = true;
+    bool recorded = false;
+    bool done = false;
+    uint64_t gen = 0;          // the current record's number (re-recording replaces it)
+    stream_state *s = nullptr; // where it was recorded
+    uint64_t seq = 0;          // the record's operation
+};
+struct event_obj {
+    std::shared_ptr<event_rec> r;
+};
+std::set<event_obj *> &live_events()
+{
+    static std::set<event_obj *> *e = new std::set<event_obj *>;
+    return *e;
+}
+event_rec *event_of(cudaEvent_t e, const char *call)
+{
+    event_obj *o = reinterpret_cast<event_obj *>(e);
+    if (!o || !live_events().count(o))
+        fatal("%s: %p is not a live event (cudaEventCreate)", call, (void *)e);
+    return o->r.get();
+}
+} // namespace
+
+extern "C" cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
+{
+    EMU_API;
+    if (!event || (flags & ~(unsigned)(cudaEventBlockingSync | cudaEventDisableTiming)))
+        return set_error(cudaErrorInvalidValue);
+    auto *o = new event_obj;
+    o->r = std::make_shared<event_rec>();
+    o->r->timing = !(flags & cudaEventDisableTiming);
+    live_events().insert(o);
+    *event = reinterpret_cast<cudaEvent_t>(o);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaEventCreate(cudaEvent_t *event)
+{
+    return cudaEventCreateWithFlags(event, cudaEventDefault);
+}
+
+extern "C" cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
+{
+    EMU_API;
+    event_obj *eo = reinterpret_cast<event_obj *>(event);
+    event_of(event, "cudaEventRecord");
+    stream_state *st = stream_of(stream);
+    if (!st)
+        fatal("cudaEventRecord: stream %p is not a live stream", (void *)stream);
+    std::shared_ptr<event_rec> r = eo->r;
+    const uint64_t gen = ++r->gen;
+    r->recorded = true;
+    r->done = false;
+    r->s = st;
+    auto o = std::make_unique<op>();
+    o->what = "cudaEventRecord";
+    o->run = [r, gen] {
+        if (r->gen == gen)
+            r->done = true;
+    };
+    count(ST_EVENT_RECORD);
+    enqueue(st, std::move(o));
+    r->seq = S().seq;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaEventSynchronize(cudaEvent_t event)
+{
+    EMU_API;
+    event_rec *r = event_of(event, "cudaEventSynchronize");
+    count(ST_EVENT_SYNC);
+    if (r->recorded && !r->done)
+        complete_upto(r->s, r->seq);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaEventQuery(cudaEvent_t event)
+{
+    EMU_API;
+    event_rec *r = event_of(event, "cudaEventQuery");
+    return r->recorded && !r->done ? cudaErrorNotReady : cudaSuccess;
+}
+
+extern "C" cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+    EMU_API;
+    event_rec *a = event_of(start, "cudaEventElapsedTime"), *b = event_of(end, "cudaEventElapsedTime");
+    if (!ms)
+        return set_error(cudaErrorInvalidValue);
+    if (!a->timing || !b->timing || !a->recorded || !b->recorded)
+        return set_error(cudaErrorInvalidResourceHandle);
+    if (!a->done || !b->done)
+        return cudaErrorNotReady; // as cudaStreamQuery's: not recorded as the last error
+    *ms = 0.0f;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaEventDestroy(cudaEvent_t event)
+{
+    EMU_API;
+    event_obj *o = reinterpret_cast<event_obj *>(event);
+    if (!o)
+        return set_error(cudaErrorInvalidResourceHandle);
+    event_of(event, "cudaEventDestroy");
+    live_events().erase(o);
+    delete o; // a record still queued keeps its state alive
     return cudaSuccess;
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "check.h"
+#include "emu_stats.h"
 
 #define OK(call) CHECKF((call) == cudaSuccess, "%s", #call)
 #define BLAS_OK(call) CHECKF((call) == CUBLAS_STATUS_SUCCESS, "%s", #call)
@@ -545,6 +546,80 @@ static void test_streams()
             abort();
         }
     }));
+
+    // events: recorded in stream order, complete when the stream has run up to them;
+    // no timing (0 ms); the counters see records and synchronisations
+    {
+        unsigned long long c0[GLOW_EMU_NSTATS], c1[GLOW_EMU_NSTATS];
+        CHECK(glow_emu_stats(c0, GLOW_EMU_NSTATS) == GLOW_EMU_NSTATS);
+        cudaEvent_t e0, e1, nt;
+        OK(cudaEventCreate(&e0));
+        OK(cudaEventCreateWithFlags(&e1, cudaEventDefault));
+        OK(cudaEventCreateWithFlags(&nt, cudaEventDisableTiming));
+        CHECK(cudaEventQuery(e0) == cudaSuccess); // never recorded: complete
+        OK(cudaEventRecord(e0, nb));
+        k_fill<<<1, 32, 0, nb>>>(b, 5.0f, n);
+        OK(cudaEventRecord(e1, nb));
+        OK(cudaEventRecord(nt, nb));
+        float ms = -1;
+        CHECK(cudaEventQuery(e1) == cudaErrorNotReady);
+        CHECK(cudaEventElapsedTime(&ms, e0, e1) == cudaErrorNotReady && ms == -1);
+        CHECK(cudaGetLastError() == cudaSuccess); // not ready is no error
+        OK(cudaEventSynchronize(e1));
+        CHECK(cudaEventQuery(e1) == cudaSuccess && cudaEventQuery(e0) == cudaSuccess);
+        CHECKF(cudaEventQuery(nt) == cudaErrorNotReady, "an event records only its stream's work up to it");
+        OK(cudaEventElapsedTime(&ms, e0, e1));
+        CHECKF(ms == 0.0f, "the emulator reports 0 ms (%g)", ms);
+        OK(cudaStreamSynchronize(nb));
+        CHECK(cudaEventElapsedTime(&ms, e0, nt) == cudaErrorInvalidResourceHandle);
+        cudaGetLastError();
+        float v = -1;
+        OK(cudaMemcpyAsync(&v, b, sizeof v, cudaMemcpyDeviceToHost, nb));
+        CHECK(v == 5.0f);
+        OK(cudaEventDestroy(e0));
+        OK(cudaEventDestroy(e1));
+        OK(cudaEventDestroy(nt));
+        glow_emu_stats(c1, GLOW_EMU_NSTATS);
+        CHECKF(c1[GLOW_EMU_EVENT_RECORDS] - c0[GLOW_EMU_EVENT_RECORDS] == 3 &&
+                   c1[GLOW_EMU_EVENT_SYNCS] - c0[GLOW_EMU_EVENT_SYNCS] == 1 &&
+                   c1[GLOW_EMU_KERNELS] - c0[GLOW_EMU_KERNELS] == 1 &&
+                   c1[GLOW_EMU_STREAM_SYNCS] - c0[GLOW_EMU_STREAM_SYNCS] == 1 &&
+                   c1[GLOW_EMU_D2H] - c0[GLOW_EMU_D2H] == 1,
+               "counters: %llu records, %llu event syncs, %llu kernels, %llu stream syncs, %llu D2H",
+               c1[GLOW_EMU_EVENT_RECORDS] - c0[GLOW_EMU_EVENT_RECORDS],
+               c1[GLOW_EMU_EVENT_SYNCS] - c0[GLOW_EMU_EVENT_SYNCS],
+               c1[GLOW_EMU_KERNELS] - c0[GLOW_EMU_KERNELS],
+               c1[GLOW_EMU_STREAM_SYNCS] - c0[GLOW_EMU_STREAM_SYNCS], c1[GLOW_EMU_D2H] - c0[GLOW_EMU_D2H]);
+        CHECK(dies_with("destroyed event", "not a live event", [e0] { cudaEventSynchronize(e0); }));
+    }
+    // GLOW_EMU_STATS_FILE: the counters written at exit
+    {
+        char path[] = "/tmp/emu-stats-XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        close(fd);
+        pid_t pid = fork();
+        if (pid == 0) {
+            setenv("GLOW_EMU_STATS_FILE", path, 1);
+            float *z = dev_floats(4);
+            k_fill<<<1, 4>>>(z, 1.0f, 4);
+            cudaDeviceSynchronize();
+            exit(0);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        FILE *f = fopen(path, "r");
+        char line[128];
+        unsigned long long k = 0, launches = ~0ull;
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "kernel launches\t%llu", &k) == 1)
+                launches = k;
+        if (f)
+            fclose(f);
+        unlink(path);
+        CHECKF(WIFEXITED(st) && launches >= 1 && launches != ~0ull,
+               "GLOW_EMU_STATS_FILE: the kernel launches of the child (%llu)", launches);
+    }
 
     OK(cudaStreamDestroy(nb));
     OK(cudaStreamDestroy(bl));
@@ -1118,6 +1193,97 @@ static void test_cudnn()
     DNN_OK(cudnnDestroy(D.h));
 }
 
+// The hooks' layout and math keys, the all-zero shortcut of trial runs, and cuBLAS
+// fault injection.
+static void test_hooks()
+{
+    dnn D;
+    DNN_OK(cudnnCreate(&D.h));
+    DNN_OK(cudnnCreateTensorDescriptor(&D.xd));
+    DNN_OK(cudnnCreateTensorDescriptor(&D.yd));
+    DNN_OK(cudnnCreateFilterDescriptor(&D.wd));
+    DNN_OK(cudnnCreateConvolutionDescriptor(&D.cd));
+    const int N = 1, C = 2, H = 4, W = 4, K = 3;
+    auto describe = [&](cudnnTensorFormat_t f) {
+        DNN_OK(cudnnSetTensor4dDescriptor(D.xd, f, CUDNN_DATA_FLOAT, N, C, H, W));
+        DNN_OK(cudnnSetTensor4dDescriptor(D.yd, f, CUDNN_DATA_FLOAT, N, K, H, W));
+        DNN_OK(cudnnSetFilter4dDescriptor(D.wd, CUDNN_DATA_FLOAT, f, K, C, 3, 3));
+    };
+    describe(CUDNN_TENSOR_NHWC);
+    DNN_OK(cudnnSetConvolution2dDescriptor(D.cd, 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DNN_OK(cudnnSetConvolutionMathType(D.cd, CUDNN_FMA_MATH));
+    size_t sz;
+    auto bwf = [&] {
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(D.h, D.xd, D.yd, D.cd, D.wd,
+                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, &sz);
+    };
+    auto fwd = [&] {
+        return cudnnGetConvolutionForwardWorkspaceSize(D.h, D.xd, D.wd, D.cd, D.yd,
+                                                       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &sz);
+    };
+    setenv("GLOW_EMU_CUDNN_NODET", "bwd_filter:c=2,layout=nhwc;fwd:k=3,math=fma", 1);
+    CHECKF(bwf() == CUDNN_STATUS_NOT_SUPPORTED, "layout=nhwc refuses the NHWC filter gradient");
+    CHECKF(fwd() == CUDNN_STATUS_NOT_SUPPORTED, "math=fma refuses the FMA forward");
+    DNN_OK(cudnnSetConvolutionMathType(D.cd, CUDNN_TENSOR_OP_MATH));
+    CHECKF(fwd() == CUDNN_STATUS_SUCCESS, "math=fma leaves tensor-op math alone");
+    describe(CUDNN_TENSOR_NCHW);
+    CHECKF(bwf() == CUDNN_STATUS_SUCCESS, "layout=nhwc leaves NCHW alone");
+    unsetenv("GLOW_EMU_CUDNN_NODET");
+    CHECK(dies_with("GLOW_EMU_CUDNN_NODET layout", "expected nhwc or nchw", [&] {
+        setenv("GLOW_EMU_CUDNN_NODET", "fwd:layout=chwn", 1);
+        fwd();
+    }));
+
+    // all-zero operands: the result the sums would give (zeros, beta * y)
+    const size_t nx = (size_t)N * C * H * W, ny = (size_t)N * K * H * W, nw = (size_t)K * C * 9;
+    float *x = dev_floats(nx), *w = dev_floats(nw), *y = dev_floats(ny);
+    cudaMemset(x, 0, nx * 4);
+    cudaMemset(w, 0, nw * 4);
+    upload(y, std::vector<float>(ny, 3.0f));
+    const float one = 1, half = 0.5f, zero = 0;
+    DNN_OK(cudnnConvolutionForward(D.h, &one, D.xd, x, D.wd, w, D.cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                   nullptr, 0, &half, D.yd, y));
+    std::vector<float> got = download(y, ny);
+    CHECKF(got == std::vector<float>(ny, 1.5f), "zero operands, beta 0.5: y = 0.5 y");
+    DNN_OK(cudnnConvolutionForward(D.h, &one, D.xd, x, D.wd, w, D.cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                   nullptr, 0, &zero, D.yd, y));
+    got = download(y, ny);
+    bool pos_zero = true;
+    for (float v : got)
+        pos_zero &= v == 0.0f && !signbit(v);
+    CHECKF(pos_zero, "zero operands, beta 0: +0 everywhere");
+    // one non-zero operand: computed (a NaN filter gives NaN)
+    upload(w, std::vector<float>(nw, NAN));
+    DNN_OK(cudnnConvolutionForward(D.h, &one, D.xd, x, D.wd, w, D.cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                   nullptr, 0, &zero, D.yd, y));
+    CHECKF(is_nan_bits(download(y, ny)[0]), "0 * NaN is computed as NaN");
+    cudaFree(x);
+    cudaFree(w);
+    cudaFree(y);
+    DNN_OK(cudnnDestroyConvolutionDescriptor(D.cd));
+    DNN_OK(cudnnDestroyFilterDescriptor(D.wd));
+    DNN_OK(cudnnDestroyTensorDescriptor(D.yd));
+    DNN_OK(cudnnDestroyTensorDescriptor(D.xd));
+    DNN_OK(cudnnDestroy(D.h));
+
+    // GLOW_EMU_FAIL=cublasSgemm / cublasGemmEx: the GEMM is refused
+    CHECK(dies_with("GLOW_EMU_FAIL=cublasSgemm", "gemm refused", [] {
+        setenv("GLOW_EMU_FAIL", "cublasSgemm,cublasGemmEx", 1);
+        cublasHandle_t h;
+        cublasCreate(&h);
+        float *a = dev_floats(4);
+        const float one = 1, zero = 0;
+        if (cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, a, 2, a, 2, &zero, a, 2) ==
+                CUBLAS_STATUS_NOT_SUPPORTED &&
+            cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, a, CUDA_R_32F, 2, a, CUDA_R_32F, 2,
+                         &zero, a, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) ==
+                CUBLAS_STATUS_NOT_SUPPORTED) {
+            fprintf(stderr, "gemm refused\n");
+            abort();
+        }
+    }));
+}
+
 int main(void)
 {
     test_formats();
@@ -1127,5 +1293,6 @@ int main(void)
     test_streams();
     test_cublas();
     test_cudnn();
+    test_hooks();
     return check_summary();
 }

@@ -2,8 +2,10 @@
  * width 8) on the CPU and the CUDA backend from the same initial parameters, data
  * and dequantisation noise, with Adam: the losses must agree at every step. A
  * second, class-conditional additive model runs fewer steps so the class
- * embedding and head take part. Without a usable GPU the test reports a skip (a
- * failure under GLOW_TEST_STRICT=1). */
+ * embedding and head take part. Under the CUDA emulator, the host round trips
+ * (synchronisations) of a forward and a backward pass are counted: a small
+ * constant, the same for K = 2 and K = 8. Without a usable GPU the test reports a
+ * skip (a failure under GLOW_TEST_STRICT=1). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "check.h"
 #include "device/device.h"
 #include "model/model.h"
+#include "test/emu/emu_stats.h"
 #include "tiny_config.h"
 #include "train/optim.h"
 
@@ -135,6 +138,128 @@ static void train_both(backend *bc, backend *bg, const glow_config *c, const cha
     glow_paramset_free(&ps);
 }
 
+/* ---- host round trips (the emulator's counters, test/emu/emu_stats.h) ---- */
+
+typedef struct {
+    unsigned long long v[GLOW_EMU_NSTATS];
+} counts;
+
+static counts snap(void)
+{
+    counts c;
+    memset(&c, 0, sizeof c);
+    glow_emu_stats(c.v, GLOW_EMU_NSTATS);
+    return c;
+}
+
+/* b - a of counter i */
+static unsigned long long delta(const counts *a, const counts *b, int i) { return b->v[i] - a->v[i]; }
+
+/* Every point where the host waits for the device. */
+static unsigned long long waits(const counts *a, const counts *b)
+{
+    return delta(a, b, GLOW_EMU_STREAM_SYNCS) + delta(a, b, GLOW_EMU_DEVICE_SYNCS) +
+           delta(a, b, GLOW_EMU_EVENT_SYNCS);
+}
+
+typedef struct {
+    unsigned long long fwd, bwd, fwd_d2h, bwd_d2h, fwd_h2d, bwd_h2d;
+} trips;
+
+/* The waits of one forward and one backward pass of a model with K steps, after
+ * a first pass of each (plans and scratch of the shapes made) and an optimizer
+ * step (the parameters changed). */
+static trips count_trips(backend *bg, int K, int lu, int train_step_report)
+{
+    trips t = {0, 0, 0, 0, 0, 0};
+    glow_config c = tiny_config(.steps = K);
+    c.lu = lu;
+    glow_error err;
+    glow_paramset ps;
+    if (glow_paramset_layout(&c, &ps, &err)) {
+        CHECKF(0, "layout: %s", err.msg);
+        return t;
+    }
+    glow_params_init(&c, &ps, 3);
+    const size_t D = (size_t)c.channels * c.image_h * c.image_w;
+    uint8_t *img = malloc(NDATA * D);
+    int32_t *lab = malloc(NDATA * sizeof *lab);
+    make_data(&c, img, lab);
+    glow_batch init = {2 * BATCH, img, NULL, 1, 1000, NULL};
+    run ru;
+    if (start(&ru, bg, &c, &ps, &init, 3) != 0) {
+        CHECKF(0, "round trips: set-up failed");
+        free(img);
+        free(lab);
+        glow_paramset_free(&ps);
+        return t;
+    }
+    glow_batch bt = {BATCH, img, NULL, 1, 0, NULL};
+    CHECK(step(&ru, &bt, 1e-3f, 0) == 0);
+    glow_result r;
+    counts a = snap();
+    CHECK(glow_model_forward(ru.m, &bt, &r, &err) == 0);
+    counts b = snap();
+    CHECK(glow_model_backward(ru.m, &err) == 0);
+    counts e = snap();
+    glow_optim_step(ru.o, glow_model_params(ru.m), glow_model_grads(ru.m), 1e-3f);
+    counts f = snap();
+    t.fwd = waits(&a, &b);
+    t.bwd = waits(&b, &e);
+    t.fwd_d2h = delta(&a, &b, GLOW_EMU_D2H);
+    t.bwd_d2h = delta(&b, &e, GLOW_EMU_D2H);
+    t.fwd_h2d = delta(&a, &b, GLOW_EMU_H2D);
+    t.bwd_h2d = delta(&b, &e, GLOW_EMU_H2D);
+    if (train_step_report)
+        printf("one training step of configs/tiny.yml's model (batch %d, forward + backward + "
+               "Adam): %llu kernel launches, %llu cuDNN and %llu cuBLAS calls, %llu H2D, %llu "
+               "D2H and %llu D2D copies, %llu memsets, %llu host waits\n",
+               BATCH, delta(&a, &f, GLOW_EMU_KERNELS), delta(&a, &f, GLOW_EMU_CUDNN),
+               delta(&a, &f, GLOW_EMU_CUBLAS), delta(&a, &f, GLOW_EMU_H2D),
+               delta(&a, &f, GLOW_EMU_D2H), delta(&a, &f, GLOW_EMU_D2D),
+               delta(&a, &f, GLOW_EMU_MEMSETS), waits(&a, &f));
+    finish(&ru);
+    free(img);
+    free(lab);
+    glow_paramset_free(&ps);
+    return t;
+}
+
+/* A forward pass waits for the device a few times (the batch upload, the invconv
+ * parameters down and the LU matrices up, the results down), a backward pass
+ * twice (the invconv gradients down and up): never once per flow step. */
+#define FWD_WAITS_MAX 4
+#define BWD_WAITS_MAX 2
+
+static void test_round_trips(backend *bg)
+{
+    if (!glow_emu_stats) {
+        printf("%s: host round trips not counted (not the CUDA emulator)\n", CHECK_SUITE);
+        return;
+    }
+    const char *sync = getenv("GLOW_CUDA_SYNC");
+    if (sync && strcmp(sync, "1") == 0) {
+        printf("%s: host round trips not counted (GLOW_CUDA_SYNC=1 waits after every launch)\n",
+               CHECK_SUITE);
+        return;
+    }
+    for (int lu = 0; lu < 2; lu++) {
+        trips t2 = count_trips(bg, 2, lu, !lu), t8 = count_trips(bg, 8, lu, 0);
+        printf("host waits per pass (%s invconv): K=2 forward %llu (%llu D2H, %llu H2D), "
+               "backward %llu (%llu D2H, %llu H2D); K=8 forward %llu (%llu D2H, %llu H2D), "
+               "backward %llu (%llu D2H, %llu H2D)\n",
+               lu ? "LU" : "plain", t2.fwd, t2.fwd_d2h, t2.fwd_h2d, t2.bwd, t2.bwd_d2h,
+               t2.bwd_h2d, t8.fwd, t8.fwd_d2h, t8.fwd_h2d, t8.bwd, t8.bwd_d2h, t8.bwd_h2d);
+        CHECKF(t2.fwd == t8.fwd && t2.bwd == t8.bwd,
+               "%s: host waits depend on K: forward %llu (K=2) vs %llu (K=8), backward %llu vs "
+               "%llu",
+               lu ? "LU" : "plain", t2.fwd, t8.fwd, t2.bwd, t8.bwd);
+        CHECKF(t8.fwd <= FWD_WAITS_MAX && t8.bwd <= BWD_WAITS_MAX,
+               "%s: %llu host waits per forward (at most %d), %llu per backward (at most %d)",
+               lu ? "LU" : "plain", t8.fwd, FWD_WAITS_MAX, t8.bwd, BWD_WAITS_MAX);
+    }
+}
+
 int main(void)
 {
     glow_error err;
@@ -162,6 +287,8 @@ int main(void)
     c.weight_y = 0.5;
     c.n_bits = 5;
     train_both(bc, bg, &c, "tiny additive class-conditional", 15);
+
+    test_round_trips(bg);
 
     backend_release(bg);
     backend_release(bc);

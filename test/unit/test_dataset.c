@@ -209,6 +209,79 @@ static void check_seq(dataset *d, uint32_t n, uint32_t max)
     free(lb);
 }
 
+/* R processes with batch bs each, every one with its own reader on the inputs:
+ * their slices of each step, in rank order, are the batch of bs*R that one
+ * process draws, and every reader stands at the same place after each step; a
+ * resume at a step's position goes on alike. Steps cross epochs and files. */
+static void check_slices(int ninputs, char **inputs, uint32_t n, uint32_t bs, int R)
+{
+    glow_error err;
+    dataset *one = open_inputs(ninputs, inputs);
+    dataset *rank[4];
+    for (int r = 0; r < R; r++)
+        rank[r] = open_inputs(ninputs, inputs);
+    if (!one)
+        return;
+    const uint32_t global = bs * (uint32_t)R;
+    uint8_t *want = malloc((size_t)global * IMG), *got = malloc((size_t)global * IMG);
+    int32_t *wl = malloc(global * sizeof(int32_t)), *gl = malloc(global * sizeof(int32_t));
+    CHECK(dataset_seek(one, 3, 0, 0, &err) == 0);
+    for (int r = 0; r < R; r++)
+        CHECK(dataset_seek(rank[r], 3, 0, 0, &err) == 0);
+    int steps = (int)(3 * n / global) + 1, same = 1, place = 1;
+    for (int st = 0; st < steps; st++) {
+        CHECKF(dataset_next_batch(one, global, want, wl, &err) == 0, "%s", err.msg);
+        for (int r = 0; r < R; r++)
+            CHECKF(dataset_next_slice(rank[r], global, (uint64_t)bs * (uint64_t)r, bs,
+                                      got + (size_t)r * bs * IMG, gl + (size_t)r * bs, &err) == 0,
+                   "%s", err.msg);
+        same &= memcmp(want, got, (size_t)global * IMG) == 0 &&
+                memcmp(wl, gl, global * sizeof(int32_t)) == 0;
+        uint64_t e0, o0;
+        dataset_position(one, &e0, &o0);
+        for (int r = 0; r < R; r++) {
+            uint64_t e, o;
+            dataset_position(rank[r], &e, &o);
+            place &= e == e0 && o == o0 && o < n;
+        }
+        if (st == steps / 2) { /* a resumed process from here on */
+            CHECK(dataset_seek(rank[R - 1], 3, e0, o0, &err) == 0);
+        }
+    }
+    CHECKF(same, "%d processes of batch %u: slices differ from the batch of %u", R, bs, global);
+    CHECKF(place, "%d processes of batch %u: positions differ", R, bs);
+    /* a slice must lie in its batch */
+    CHECK(dataset_next_slice(one, 4, 3, 2, got, NULL, &err) == -1);
+    dataset_close(one);
+    for (int r = 0; r < R; r++)
+        dataset_close(rank[r]);
+    free(want);
+    free(got);
+    free(wl);
+    free(gl);
+}
+
+/* dataset_seq_seek: stored order from any image, across files and at the end. */
+static void check_seq_seek(dataset *d, uint32_t n)
+{
+    glow_error err;
+    uint8_t px[IMG * 8];
+    uint32_t starts[] = {0, 1, 6, 7, 13, n - 1, n};
+    for (size_t k = 0; k < sizeof starts / sizeof starts[0]; k++) {
+        if (starts[k] > n)
+            continue;
+        dataset_seq_seek(d, starts[k]);
+        int got = dataset_read_seq(d, 8, px, NULL, &err);
+        uint32_t want = n - starts[k] < 8 ? n - starts[k] : 8;
+        CHECKF(got == (int)want, "from %u: %d images, wanted %u", starts[k], got, want);
+        int ok = 1;
+        for (int i = 0; i < got; i++)
+            ok &= id_of(px + i * IMG) == starts[k] + (uint32_t)i;
+        CHECKF(ok, "from %u: not the stored order", starts[k]);
+    }
+    dataset_rewind(d);
+}
+
 static void test_files(void)
 {
     /* 25 images in files of 7, 7, 7, 4; 3 more under another prefix; 5 in a file
@@ -244,6 +317,10 @@ static void test_files(void)
 
     check_seq(d, 40, 6);
     check_seq(d, 40, 100);
+    check_seq_seek(d, 40);
+    check_slices(2, inputs, 40, 4, 2);
+    check_slices(2, inputs, 40, 3, 3);
+    check_slices(2, inputs, 40, 16, 4); /* a step longer than any file */
 
     /* Sequential reading in between does not disturb the shuffled reader. */
     CHECKF(dataset_seek(d, 5, 0, 0, &err) == 0, "%s", err.msg);
@@ -293,6 +370,7 @@ static void test_stream(void)
         CHECK(dataset_get_info(d)->from_stream == 1);
         check_orders(d, 30);
         check_seq(d, 30, 4);
+        check_seq_seek(d, 30);
         dataset_close(d);
     }
 
