@@ -607,8 +607,9 @@ def main():
     L += ["Ratios, ours against the faster peer: in each round the two sides ran one mode back to back, "
           "and a ratio is the median over the rounds of that round's ratio (lowest-highest in brackets), "
           "so that load which comes and goes between rounds cancels. \"per CPU s\": the same with images per "
-          "CPU second (user + system time of the timed part), which does not depend on how much of the "
-          "machine other processes hold (both sides wait passively), but does not see idle threads either. "
+          "CPU second (user + system time of the timed part), which depends much less on how much of the "
+          "machine other processes hold (both sides wait passively; caches and memory bandwidth are still "
+          "shared), but does not see idle threads either. "
           "RSS: ours over the smaller peer's, training. % of peak: ours' training and evaluation GFLOP/s "
           "over the conv peak measured just before ours' training in the same round, median over rounds; "
           "\"per CPU s\": training's GFLOP per CPU second over conv_peak's, both times the thread count.", ""]
