@@ -188,7 +188,8 @@ bench-deps:
 # information stripped (symbols and the device code's -lineinfo line tables kept)
 # and an rpath to the bundle's lib/, plus the libraries such a machine lacks, the
 # reference cases, BUILD-INFO and MANIFEST.tsv, in $(GPU_BUNDLE): the one path to
-# carry there (at most 64 MiB). make gpu-check, there: scripts/gpu-check.sh.
+# carry there (at most 64 MiB); with MPI, Open MPI's mpirun, plug-ins and help texts
+# besides (mpi/). make gpu-check, there: scripts/gpu-check.sh.
 # `make gpu-bundle EMU=1` builds the same bundle with the CUDA backend linked
 # against the emulator (BUILD and CUDA set at the top, so GPU_BUNDLE is
 # build-emu/gpu-bundle); gpu-bundle.sh then carries any library of this tree and
@@ -197,8 +198,8 @@ bench-deps:
 GPU_BUNDLE ?= $(BUILD)/gpu-bundle
 GB_STAGE   := $(GPU_BUNDLE)-stage
 GB_TOOLS   := glow-train glow-sample glow-bpd glow-prep glow-ckpt pngcat
-GB_TESTS   := test_backend_cuda test_backend_cuda_ops test_cuda_train test_refcheck
-GB_BENCH   := gpu_bench
+GB_TESTS   := test_backend_cuda test_backend_cuda_ops test_cuda_train test_refcheck test_comm
+GB_BENCH   := gpu_bench comm_bench
 GB_PROGS   := $(GB_TOOLS:%=$(GB_STAGE)/bin/%) $(GB_TESTS:%=$(GB_STAGE)/test/%) \
               $(GB_BENCH:%=$(GB_STAGE)/bench/%)
 comma      := ,

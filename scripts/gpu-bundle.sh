@@ -12,6 +12,12 @@
 #                   too old;
 #     but neither glibc nor the CUDA libraries it gets from its Python wheels
 #     (cuDNN, cuBLAS, NCCL, the driver);
+#   - when the programs use MPI (libmpi.so): Open MPI's launcher, which a GPU
+#     machine lacks, into mpi/: bin/mpirun, the MCA plug-ins (lib/openmpi/; ldd does
+#     not show them: every one whose libraries are all carried or the system's),
+#     PMIx's plug-ins (lib/pmix/), the help texts (share/), the MCA parameter file
+#     (etc/) and env.sh, which points Open MPI at them (OPAL_PREFIX, ...); the
+#     libraries mpirun and the plug-ins load go into lib/ like the programs';
 #   - copies the reference cases (every folder of REF with a case.safetensors)
 #     into ref/;
 #   - writes BUILD-INFO (key=value: commit, toolchain, the glibc it needs) and
@@ -24,7 +30,8 @@
 # ../shared/reference), CUDA_HOME (default /usr/local/cuda), GPU_BUNDLE_MAX_MIB
 # (default 64), GPU_BUNDLE_GZ_MIB (default 4), GPU_BUNDLE_EMU (1: built against
 # the CUDA emulator, whose libraries are then carried), GPU_BUNDLE_LDD (the ldd
-# to use; tests give a fake one), GPU_BUNDLE_INFO (extra key=value lines).
+# to use; tests give a fake one), GPU_BUNDLE_INFO (extra key=value lines),
+# GPU_BUNDLE_MPI (auto: Open MPI when a program needs libmpi; 0: never).
 set -u
 BUNDLE=${GPU_BUNDLE:-build/gpu-bundle}
 BUNDLE=${BUNDLE%/}
@@ -36,6 +43,7 @@ MAX_MIB=${GPU_BUNDLE_MAX_MIB:-64}
 GZ_MIB=${GPU_BUNDLE_GZ_MIB:-4}
 EMU=${GPU_BUNDLE_EMU:-0}
 LDD=${GPU_BUNDLE_LDD:-ldd}
+WANT_MPI=${GPU_BUNDLE_MPI:-auto}
 me=gpu-bundle
 
 die() { echo "$me: $*" >&2; exit 1; }
@@ -61,6 +69,85 @@ done
 [ ${#bins[@]} -gt 0 ] || die "$STAGE: no programs"
 
 is_elf() { [ "$(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ]; }
+
+# ---- Open MPI's launcher, when the programs use MPI ----
+# The plug-ins (MCA components) are dlopen()ed, so ldd of the programs does not show
+# them; those whose libraries are all carried here or the system's are copied (not
+# the InfiniBand, UCX, libfabric, PSM, OpenSHMEM and MPI-IO ones: TCP, shared memory
+# and self are what one machine needs). The libraries they and mpirun need are
+# found below with the programs' (mpirun and the plug-ins join the ldd scan).
+MPI_ALLOW='^(linux-vdso|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|/lib64/ld-linux|ld-linux|libopen-pal\.so|libopen-rte\.so|libmpi\.so|libhwloc\.so|libevent_core|libevent_pthreads|libudev\.so|libz\.so|libpmix\.so|libmunge\.so|libmca_common_sm\.so)'
+mpi_desc=""
+scan=("${bins[@]}")
+needs_mpi() {
+    local b
+    for b in "${bins[@]}"; do
+        is_elf "$b" && "$LDD" "$b" 2>/dev/null | grep -q 'libmpi\.so' && return 0
+    done
+    return 1
+}
+if [ "$WANT_MPI" != 0 ] && needs_mpi; then
+    mpirun=$(command -v mpirun || command -v orterun) ||
+        die "the programs use MPI but there is no mpirun here to carry (openmpi-bin; GPU_BUNDLE_MPI=0 leaves it out)"
+    mpi_version=$("$mpirun" --version 2>/dev/null | head -n 1)
+    mpirun=$(readlink -f "$mpirun") # Debian: mpirun -> /etc/alternatives -> orterun
+    grep -qE 'Open MPI|OpenRTE' <<<"$mpi_version" || die "$mpirun is not Open MPI's (only Open MPI's is carried)"
+    opath() { ompi_info --parsable --path all 2>/dev/null | sed -n "s/^path:$1://p" | head -n 1; }
+    command -v ompi_info >/dev/null || die "ompi_info (openmpi-bin) is needed to find Open MPI's plug-ins"
+    pkglib=$(opath pkglibdir) pkgdata=$(opath pkgdatadir) sysconf=$(opath sysconfdir)
+    [ -d "$pkglib" ] || die "Open MPI's plug-in folder $pkglib (ompi_info --path pkglibdir) is missing"
+    m=$tmp/mpi
+    mkdir -p "$m/bin" "$m/lib/openmpi" "$m/share/openmpi" "$m/etc"
+    cp -p "$mpirun" "$m/bin/mpirun" || die "cannot copy $mpirun"
+    scan+=("$m/bin/mpirun")
+    nplug=0 skipped=0
+    for f in "$pkglib"/*.so; do
+        if "$LDD" "$f" 2>/dev/null | awk '{ print $1 }' | grep -vqE "$MPI_ALLOW"; then
+            skipped=$((skipped + 1))
+            continue
+        fi
+        cp -p "$f" "$m/lib/openmpi/" || die "cannot copy $f"
+        scan+=("$m/lib/openmpi/${f##*/}")
+        nplug=$((nplug + 1))
+    done
+    # PMIx (mpirun's process manager, a library of its own with plug-ins and help)
+    pmix_lib=$("$LDD" "$pkglib"/mca_pmix_ext*.so 2>/dev/null | awk '$1 ~ /^libpmix\.so/ { print $3; exit }')
+    if [ -n "$pmix_lib" ]; then
+        pmix_dir=$(dirname "$(readlink -f "$pmix_lib")")
+        if [ -d "$pmix_dir/pmix" ]; then
+            mkdir -p "$m/lib/pmix"
+            for f in "$pmix_dir"/pmix/*.so; do
+                [ -f "$f" ] || continue
+                cp -p "$f" "$m/lib/pmix/"
+                scan+=("$m/lib/pmix/${f##*/}")
+            done
+        fi
+        for d in "$pmix_dir/../share/pmix" /usr/share/pmix; do
+            [ -d "$d" ] && { mkdir -p "$m/share/pmix" && cp -p "$d"/help-*.txt "$m/share/pmix/" 2>/dev/null; break; }
+        done
+    fi
+    [ -d "$pkgdata" ] && cp -pr "$pkgdata"/. "$m/share/openmpi/"
+    for f in openmpi-mca-params.conf openmpi-default-hostfile; do
+        [ -f "$sysconf/$f" ] && cp -p "$sysconf/$f" "$m/etc/"
+    done
+    cat >"$m/env.sh" <<'ENV'
+# Open MPI from the GPU bundle (scripts/gpu-bundle.sh): source it, then run mpi/bin/mpirun.
+# Its plug-ins, help texts and parameter file are found through these instead of the
+# paths compiled into the libraries (which a GPU machine does not have).
+_m=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
+export OPAL_PREFIX="$_m" OPAL_EXEC_PREFIX="$_m" OPAL_BINDIR="$_m/bin" OPAL_LIBDIR="$_m/../lib"
+export OPAL_PKGLIBDIR="$_m/lib/openmpi" OPAL_DATAROOTDIR="$_m/share" OPAL_DATADIR="$_m/share"
+export OPAL_PKGDATADIR="$_m/share/openmpi" OPAL_SYSCONFDIR="$_m/etc"
+export OMPI_MCA_mca_base_component_path="$_m/lib/openmpi"
+export OMPI_MCA_mca_base_param_files="$_m/etc/openmpi-mca-params.conf"
+export PMIX_INSTALL_PREFIX="$_m" PMIX_PKGLIBDIR="$_m/lib/pmix" PMIX_PKGDATADIR="$_m/share/pmix"
+export PMIX_MCA_mca_base_component_path="$_m/lib/pmix"
+case ":$PATH:" in *":$_m/bin:"*) ;; *) export PATH="$_m/bin:$PATH" ;; esac
+unset _m
+ENV
+    mpi_desc="Open MPI ${mpi_version##* }: mpirun, $nplug plug-ins ($skipped left out: their libraries are not carried)"
+    echo "$me: $mpi_desc, from $pkglib"
+fi
 
 # ---- their libraries ----
 # class SONAME PATH -> system | machine | fallback | lib
@@ -89,7 +176,7 @@ class() {
 
 declare -A where=() kind=() needed_by=()
 missing=()
-for b in "${bins[@]}"; do
+for b in "${scan[@]}"; do
     is_elf "$b" || continue
     out=$(LD_LIBRARY_PATH="$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$LDD" "$b" 2>&1)
     while read -r so arrow path _; do
@@ -173,7 +260,7 @@ done
     echo "commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
     echo "built=$(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -n)"
     echo "builder_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/glibc //')"
-    echo "glibc_min=$(glibc_need "${bins[@]}" ${libfiles[@]+"${libfiles[@]}"})"
+    echo "glibc_min=$(glibc_need "${scan[@]}" ${libfiles[@]+"${libfiles[@]}"})"
     echo "glibc_min_fallback=$(glibc_need ${fbfiles[@]+"${fbfiles[@]}"})"
     echo "emu=$EMU"
     echo "nvcc=$("$CUDA_HOME/bin/nvcc" --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
@@ -182,6 +269,7 @@ done
     echo "host_binaries=debug info stripped (-Wl,-S), symbols kept; device code with -lineinfo line tables"
     echo "rpath=\$ORIGIN/../lib (DT_RPATH)"
     echo "cases=$ncases"
+    [ -n "$mpi_desc" ] && echo "mpi=$mpi_desc"
     for so in $(printf '%s\n' "${!where[@]}" | sort); do
         echo "needs=$so ${kind[$so]} ${where[$so]}"
     done

@@ -15,8 +15,17 @@
 #                 device, losses compared; glow-sample and glow-bpd on the device
 #   memcheck      compute-sanitizer --tool memcheck on a few training steps of the
 #                 tiny config and on glow-sample
-#   nccl-1rank, mpi-2rank   hooks for the data-parallel training (skipped, with
-#                 the reason, until its programs are in the bundle)
+#   nccl-1rank    glow-train on one rank with GLOW_COMM=nccl (NCCL's code on the
+#                 GPU): the plain run's bits; test_comm --device: NCCL of one rank
+#   nccl-2rank    mpirun -np 2 glow-train with GLOW_COMM=nccl, one GPU per rank,
+#                 twice: the same bits, and within 1e-5 of one rank with the same
+#                 global batch; skipped, saying so, where fewer than 2 GPUs are
+#                 visible (CUDA_VISIBLE_DEVICES, nvidia-smi -L; GLOW_EMU_DEVICES)
+#   mpi-2rank     glow-train on two ranks sharing the first GPU over the host-staged MPI
+#                 communicator (mpirun -np 2, GLOW_COMM=mpi), twice: the same bits,
+#                 and within 1e-5 of one rank with the same global batch
+#   mpi-comm      mpirun -np 2 test_comm (the communicators; --device: staged
+#                 through the GPU, NCCL refusing the shared GPU) and comm_bench
 #   bench-*       throughput (gpu_bench and glow-train) in fp32, tf32 and bf16
 # The tests run with GLOW_TEST_STRICT=1 (a skip is a failure) and GLOW_CUDA_SYNC=1
 # (every kernel launch checked). Every stage writes its log to
@@ -47,6 +56,9 @@
 #   GPU_CHECK_SMALL      1: the benchmark on shrunk models (default 1 on cpu)
 #   GPU_CHECK_STEPS      timed glow-train steps in the benchmark (default 30)
 #   GPU_CHECK_LDD        the ldd to use (tests give a fake one)
+#   GPU_CHECK_MPIRUN     the mpirun of the MPI stages (default the bundle's
+#                        mpi/bin/mpirun with mpi/env.sh, else PATH's)
+#   GPU_CHECK_DP_STEPS   glow-train steps of the data-parallel stages (default 20)
 #   REF                  reference cases (default the bundle's ref/, else
 #                        ../shared/reference)
 set -u
@@ -289,6 +301,11 @@ PROGS=()
 for f in "$B"/bin/* "$B"/test/* "$B"/bench/* "$B"/mpi/bin/*; do
     [ -f "$f" ] && [ -x "$f" ] && PROGS+=("$f")
 done
+# Open MPI's plug-ins from the bundle (dlopen()ed: ldd of mpirun does not show them)
+PLUGINS=()
+for f in "$B"/mpi/lib/*/*.so; do
+    [ -f "$f" ] && PLUGINS+=("$f")
+done
 
 # the library folders, in the order searched
 wheel_dirs() {
@@ -411,6 +428,12 @@ libraries() {
         done
         [ $fb = 1 ] || break
     done
+    # Open MPI's plug-ins, once the path is settled: their libraries must load
+    if [ ${#PLUGINS[@]} -gt 0 ]; then
+        scan_plugins "${PLUGINS[@]}"
+        missing=$(awk '$1 == "missing" || $1 == "broken" { print $2 }' "$work/ldd" | sort -u)
+        versions=$(awk '$1 == "version" { print $3 }' "$work/ldd" | sort -u)
+    fi
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
     echo
     cat "$work/ldd.full"
@@ -418,6 +441,7 @@ libraries() {
         echo "# the library path gpu-check used (source this to run the bundle's programs by hand)"
         echo "export LD_LIBRARY_PATH='$LD_LIBRARY_PATH'"
         echo "export PATH='$B/bin':\"\$PATH\""
+        [ -f "$B/mpi/env.sh" ] && echo ". '$B/mpi/env.sh'  # the bundle's Open MPI (mpirun)"
     } >"$OUT/gpu-check-env.sh"
     if [ -n "$missing" ] || [ -n "$versions" ] || grep -q '^undefined ' "$work/ldd"; then
         echo "STOP $(explain_missing)"
@@ -468,6 +492,27 @@ scan_libs() {
             fi
         done <<<"$out" >>"$work/ldd"
     done
+}
+
+# scan_plugins FILE...: one ldd of them all, the same lines as scan_libs for what
+# is missing or cannot be loaded (not -r: a plug-in takes symbols of the libraries
+# of the program that loads it)
+scan_plugins() {
+    local out
+    out=$("$LDD" "$@" 2>&1)
+    printf '== %d plug-ins (mpi/lib)\n%s\n' "$#" "$out" >>"$work/ldd.full"
+    awk -v b="$B/" '
+        /^[^ \t].*:$/ { f = substr($0, 1, length($0) - 1); sub("^" b, "", f); next }
+        / => not found/ { print "missing " $1 " " f; next }
+        /error while loading shared libraries: / {
+            m = $0; sub(/.*error while loading shared libraries: /, "", m)
+            lib = m; sub(/:.*/, "", lib); why = m; sub(/^[^:]*: /, "", why); gsub(/ /, "_", why)
+            print "broken " lib " " f " " why; next }
+        /: version .* not found/ {
+            lib = $0; sub(/^[ \t]*/, "", lib); sub(/: version .*/, "", lib)
+            v = $0; sub(/.*: version [`\047"]?/, "", v); sub(/[`\047"].*/, "", v)
+            print "version " v " " lib " " f }
+    ' <<<"$out" >>"$work/ldd"
 }
 
 # one line on what is missing, for stop()
@@ -731,35 +776,210 @@ memcheck() {
 }
 stage memcheck 150 "$DEADLINE_END" memcheck
 
-# ---- 6. HOOK (issue 12, data-parallel training): one rank on NCCL ----
-# When the data-parallel glow-train lands, its test program joins GB_TESTS in the
-# Makefile (so the bundle carries it) and runs here as one rank with the NCCL
-# communicator; libnccl.so.2 comes from the nvidia-nccl wheel (found above).
-DP_NCCL_TEST=${GPU_CHECK_NCCL_TEST:-$B/test/test_dp_nccl}
+# ---- 6. data-parallel training (docs/distributed.md "On a GPU machine") ----
+# ckpt_compare A B TOL: every tensor of checkpoint A against B's (pure Python, no
+# NumPy there): "same bits" or the worst relative difference (by the tensor's
+# norm); exit 0 when the bits are the same, or when TOL > 0 and the worst <= TOL
+ckpt_compare() {
+    python3 - "$@" <<'EOF'
+import array, json, math, struct, sys
+def load(p):
+    b = open(p, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    h.pop("__metadata__", None)
+    return {k: (v["dtype"], b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in h.items()}
+a, b, tol = load(sys.argv[1]), load(sys.argv[2]), float(sys.argv[3])
+if sorted(a) != sorted(b):
+    sys.exit("the tensors differ: %s" % sorted(set(a) ^ set(b)))
+same, worst, at = True, 0.0, ""
+for k in sorted(a):
+    (ta, da), (tb, db) = a[k], b[k]
+    if ta != tb or len(da) != len(db):
+        sys.exit("%s: %s against %s" % (k, ta, tb))
+    if da == db:
+        continue
+    same = False
+    if ta != "F32":
+        worst, at = math.inf, k
+        continue
+    x, y = array.array("f", da), array.array("f", db)
+    n = math.sqrt(sum(v * v for v in x))
+    d = math.sqrt(sum((u - v) ** 2 for u, v in zip(x, y)))
+    r = d / n if n > 0 else d
+    if not r <= worst:
+        worst, at = r, k
+print("same bits" if same else "not the same bits: worst relative difference %.3g (%s)" % (worst, at))
+sys.exit(0 if same or (tol > 0 and worst <= tol) else 1)
+EOF
+}
+
+# the runs of these stages: configs/tiny.yml on the tiny data, 32 images per step
+# (16 per rank on two), with EMA, clipping and warm-up as in test/distributed.bats.
+# (Not a global batch of 16, the tiny config's init_batch: the first step would then
+# train on the init's own images, whose actnorm gradients are rounding noise, and
+# Adam's first step, about lr times their sign, would differ with the order of the
+# sums.)
+DP_STEPS=${GPU_CHECK_DP_STEPS:-20}
+dp_train() { # RUN BATCH [ENV...] [-- LAUNCHER...]: glow-train of the tiny config
+    local run=$1 bs=$2 envs=() launch=()
+    shift 2
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+    [ "${1:-}" = -- ] && { shift; launch=("$@"); }
+    rm -rf "$run"
+    tmo env ${envs[@]+"${envs[@]}"} ${launch[@]+"${launch[@]}"} "$B/bin/glow-train" -q -c configs/tiny.yml \
+        -o "$run" --device "$DEVICE" --steps "$DP_STEPS" --set train.batch_size="$bs" \
+        --set train.ema_decay=0.9 --set train.grad_clip=1 --set train.warmup=96 \
+        --set train.log_every=5 --set train.checkpoint_every=1000 --set train.val_every=1000 \
+        --check-every 1 "$TINY_DATA"
+}
+dp_one() { # the one-rank reference, 32 images per step (once)
+    [ -s "$work/dp-one/checkpoint.safetensors" ] && return 0
+    echo "== glow-train, one rank, batch 32"
+    dp_train "$work/dp-one" 32 || { note "glow-train (one rank) failed"; return 1; }
+}
+comm_of() { head -n 1 "$1/log.jsonl" 2>/dev/null | sed -n 's/.*"comm":"\([a-z]*\)".*/\1/p'; }
+
+# The bundle's Open MPI (scripts/gpu-bundle.sh; mpi/env.sh points it at its
+# plug-ins and help texts), else the machine's. As root Open MPI wants the two
+# variables; 2 ranks may oversubscribe.
+MPIRUN=()
+mpi_setup() {
+    [ ${#MPIRUN[@]} -gt 0 ] && return 0
+    local m=${GPU_CHECK_MPIRUN:-}
+    if [ -z "$m" ] && [ -x "$B/mpi/bin/mpirun" ] && [ -f "$B/mpi/env.sh" ]; then
+        . "$B/mpi/env.sh"
+        m=$B/mpi/bin/mpirun
+    fi
+    [ -n "$m" ] || m=$(command -v mpirun) || m=""
+    [ -n "$m" ] || { note "skipped: no mpirun (neither the bundle's mpi/ nor PATH)"; return 77; }
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    MPIRUN=("$m" --oversubscribe --bind-to none)
+    echo "mpirun: $m ($("$m" --version 2>/dev/null | head -n 1))"
+}
+
+# nccl-1rank: NCCL's code on one GPU (a sum over one rank: the plain run's bits)
 nccl_one_rank() {
-    [ -x "$DP_NCCL_TEST" ] ||
-        { note "skipped: no ${DP_NCCL_TEST#"$B"/} in the bundle (data-parallel training not merged yet)"; return 77; }
     [ "$DEVICE" != cpu ] || { note "skipped: cpu rehearsal (NCCL needs a GPU)"; return 77; }
-    [ -n "$NCCL_LIB" ] || { note "skipped: libnccl.so.2 not found (the nvidia-nccl-cu13 wheel)"; return 77; }
-    GLOW_DP_RANKS=1 tmo "$DP_NCCL_TEST" --device "$DEVICE"
+    [ -n "$NCCL_LIB" ] || [ "$EMU" = 1 ] || { note "skipped: libnccl.so.2 not found (the nvidia-nccl-cu13 wheel)"; return 77; }
+    grep -q 'nccl 1' <("$B/test/test_comm" --built 2>/dev/null) ||
+        { note "skipped: the bundle's programs were built without NCCL"; return 77; }
+    tiny_data || return 1
+    dp_one || return 1
+    echo "== glow-train, one rank, GLOW_COMM=nccl"
+    dp_train "$work/dp-nccl1" 32 GLOW_COMM=nccl || { note "glow-train GLOW_COMM=nccl failed"; return 1; }
+    [ "$(comm_of "$work/dp-nccl1")" = nccl ] || { note "GLOW_COMM=nccl: the log names comm '$(comm_of "$work/dp-nccl1")'"; return 1; }
+    local cmp
+    cmp=$(ckpt_compare "$work/dp-one/checkpoint.safetensors" "$work/dp-nccl1/checkpoint.safetensors" 0) ||
+        { echo "$cmp"; note "GLOW_COMM=nccl on one rank against the plain run: $cmp"; return 1; }
+    echo "one rank on NCCL against the plain run: $cmp"
+    echo "== test_comm --device $DEVICE (NCCL of one rank)"
+    tmo "$B/test/test_comm" --device "$DEVICE" || { note "test_comm --device $DEVICE failed"; return 1; }
+    note "one rank on NCCL, $DP_STEPS steps: the plain run's bits; test_comm --device $DEVICE: $(grep -hE '^comm: [0-9]+ passed' "$LOGS"/*-nccl-1rank.log | tail -n 1 | sed 's/^comm: //')"
 }
 stage nccl-1rank 60 "$DEADLINE_END" nccl_one_rank
 
-# ---- 7. HOOK (issue 12): two ranks sharing the one GPU over MPI ----
-# NCCL refuses two ranks on one GPU, so these two use the communicator that stages
-# through host memory. mpirun and its libraries must travel in the bundle
-# (mpi/bin/mpirun; gpu-bundle.sh copies what ldd shows, the MCA plug-ins besides).
-DP_MPI_TEST=${GPU_CHECK_MPI_TEST:-$B/test/test_dp_mpi}
+# the GPUs the ranks can see: CUDA_VISIBLE_DEVICES when set, else nvidia-smi's
+# list; on the emulator GLOW_EMU_DEVICES (default 1), as the programs count them
+gpu_count() {
+    local v
+    if [ "$EMU" = 1 ]; then
+        echo "${GLOW_EMU_DEVICES:-1}"
+    elif [ -n "${CUDA_VISIBLE_DEVICES+set}" ]; then
+        v=${CUDA_VISIBLE_DEVICES//[[:space:]]/}
+        tr ',' '\n' <<<"$v" | grep -c . || true
+    else
+        nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true
+    fi
+}
+
+# nccl-2rank: two ranks, one GPU each, over NCCL (device memory): twice the same
+# bits, and one rank's run with the same global batch within 1e-5. It needs two
+# GPUs: NCCL refuses two ranks on one (mpi-2rank covers that case over MPI), so on
+# a one-GPU machine it is skipped, with the count it found.
+nccl_two_ranks() {
+    [ "$DEVICE" != cpu ] || { note "skipped: cpu rehearsal (NCCL needs a GPU)"; return 77; }
+    local n
+    n=$(gpu_count)
+    [ "${n:-0}" -ge 2 ] ||
+        { note "skipped: ${n:-0} GPU visible$([ "$EMU" = 1 ] && echo " (GLOW_EMU_DEVICES)"): NCCL needs one per rank and refuses two ranks on one GPU (mpi-2rank shares it over MPI)"; return 77; }
+    grep -q 'nccl 1' <("$B/test/test_comm" --built 2>/dev/null) ||
+        { note "skipped: the bundle's programs were built without NCCL"; return 77; }
+    [ -n "$NCCL_LIB" ] || [ "$EMU" = 1 ] || { note "skipped: libnccl.so.2 not found (the nvidia-nccl-cu13 wheel)"; return 77; }
+    mpi_setup || return $?
+    tiny_data || return 1
+    dp_one || return 1
+    # --device cuda (not cuda:N): each rank takes the GPU of its local rank
+    local DEVICE=cuda run cmp
+    for run in dp-nccl2 dp-nccl2b; do
+        echo "== mpirun -np 2 glow-train, GLOW_COMM=nccl, 16 images per rank ($run)"
+        dp_train "$work/$run" 16 GLOW_COMM=nccl OMP_NUM_THREADS=1 -- \
+            "${MPIRUN[@]}" -x GLOW_COMM -x OMP_NUM_THREADS -np 2 ||
+            { note "mpirun -np 2 glow-train GLOW_COMM=nccl failed ($run)"; return 1; }
+    done
+    [ "$(comm_of "$work/dp-nccl2")" = nccl ] || { note "the log names comm '$(comm_of "$work/dp-nccl2")', not nccl"; return 1; }
+    cmp=$(ckpt_compare "$work/dp-nccl2/checkpoint.safetensors" "$work/dp-nccl2b/checkpoint.safetensors" 0) ||
+        { echo "$cmp"; note "two 2-rank NCCL runs: $cmp"; return 1; }
+    echo "two 2-rank NCCL runs: $cmp"
+    cmp=$(ckpt_compare "$work/dp-one/checkpoint.safetensors" "$work/dp-nccl2/checkpoint.safetensors" 1e-5) ||
+        { echo "$cmp"; note "2 NCCL ranks against one with the same global batch: $cmp (tolerance 1e-5)"; return 1; }
+    echo "2 NCCL ranks against one rank: $cmp"
+    cmp=${cmp#not the same bits: }
+    note "2 ranks x 16 on $n GPUs over NCCL, $DP_STEPS steps: a rerun the same bits; against 1 rank x 32: $cmp"
+    number "nccl-2rank: 2 ranks x 16 against 1 rank x 32, $DP_STEPS steps: $cmp"
+}
+stage nccl-2rank 90 "$DEADLINE_END" nccl_two_ranks
+
+# mpi-2rank: two ranks sharing the GPU (NCCL refuses that) over the communicator
+# that stages through page-locked host memory: twice the same bits, and one rank's
+# run with the same global batch within 1e-5
 mpi_two_ranks() {
-    local mpirun
-    [ -x "$DP_MPI_TEST" ] ||
-        { note "skipped: no ${DP_MPI_TEST#"$B"/} in the bundle (data-parallel training not merged yet)"; return 77; }
-    mpirun=$B/mpi/bin/mpirun
-    [ -x "$mpirun" ] || mpirun=$(command -v mpirun)
-    [ -n "$mpirun" ] || { note "skipped: no mpirun (the bundle's mpi/bin or PATH)"; return 77; }
-    tmo "$mpirun" --allow-run-as-root --oversubscribe -np 2 "$DP_MPI_TEST" --device "$DEVICE"
+    mpi_setup || return $?
+    tiny_data || return 1
+    dp_one || return 1
+    # both on the first GPU also where there are more (--device cuda would give
+    # each rank its own): the case of a one-GPU machine, which NCCL cannot serve
+    local DEVICE=$DEVICE run cmp
+    [ "$DEVICE" != cuda ] || DEVICE=cuda:0
+    for run in dp-mpi2 dp-mpi2b; do
+        echo "== mpirun -np 2 glow-train, GLOW_COMM=mpi, 16 images per rank ($run)"
+        dp_train "$work/$run" 16 GLOW_COMM=mpi OMP_NUM_THREADS=1 -- \
+            "${MPIRUN[@]}" -x GLOW_COMM -x OMP_NUM_THREADS -np 2 ||
+            { note "mpirun -np 2 glow-train failed ($run)"; return 1; }
+    done
+    [ "$(comm_of "$work/dp-mpi2")" = mpi ] || { note "the log names comm '$(comm_of "$work/dp-mpi2")', not mpi"; return 1; }
+    cmp=$(ckpt_compare "$work/dp-mpi2/checkpoint.safetensors" "$work/dp-mpi2b/checkpoint.safetensors" 0) ||
+        { echo "$cmp"; note "two 2-rank runs: $cmp"; return 1; }
+    echo "two 2-rank runs: $cmp"
+    cmp=$(ckpt_compare "$work/dp-one/checkpoint.safetensors" "$work/dp-mpi2/checkpoint.safetensors" 1e-5) ||
+        { echo "$cmp"; note "2 ranks against one with the same global batch: $cmp (tolerance 1e-5)"; return 1; }
+    echo "2 ranks against one rank: $cmp"
+    cmp=${cmp#not the same bits: }
+    note "2 ranks x 16 on $DEVICE over MPI, $DP_STEPS steps: a rerun the same bits; against 1 rank x 32: $cmp"
+    number "mpi-2rank: 2 ranks x 16 against 1 rank x 32, $DP_STEPS steps: $cmp"
 }
 stage mpi-2rank 90 "$DEADLINE_END" mpi_two_ranks
+
+# mpi-comm: the communicators' own test under mpirun (with a GPU: staged through
+# it, and NCCL's refusal of the shared GPU) and the MPI all-reduce's speed
+mpi_comm() {
+    mpi_setup || return $?
+    local dev=() line
+    [ "$DEVICE" = cpu ] || dev=(--device "$DEVICE")
+    echo "== mpirun -np 2 test_comm ${dev[*]:-}"
+    tmo "${MPIRUN[@]}" -x OMP_NUM_THREADS=1 -np 2 "$B/test/test_comm" ${dev[@]+"${dev[@]}"} ||
+        { note "mpirun -np 2 test_comm failed"; return 1; }
+    [ "$(grep -cE '^comm: [0-9]+ passed, 0 failed$' "$LOGS"/*-mpi-comm.log)" -eq 2 ] ||
+        { note "test_comm: not two passing ranks"; return 1; }
+    [ -x "$B/bench/comm_bench" ] || { note "no bench/comm_bench in the bundle"; return 1; }
+    echo "== mpirun -np 2 comm_bench (the MPI all-reduce of config B's 44.6M floats, host memory)"
+    line=$(tmo "${MPIRUN[@]}" -np 2 "$B/bench/comm_bench" 44603604 5 | grep '^allreduce') ||
+        { note "comm_bench failed"; return 1; }
+    echo "$line"
+    number "comm_bench: $line"
+    note "test_comm on 2 ranks passed$([ ${#dev[@]} -gt 0 ] && echo " (--device $DEVICE)"); comm_bench: ${line#*ranks: }"
+}
+stage mpi-comm 90 "$DEADLINE_END" mpi_comm
 unset GLOW_TEST_STRICT GLOW_CUDA_SYNC
 
 # ---- 8. the benchmark, in the time left ----

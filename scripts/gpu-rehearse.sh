@@ -4,7 +4,12 @@
 # and gpu-check.sh run in it as on the GPU machine. As root, where unshare(1)
 # works, the libraries the bundle carries in lib/ are hidden on this machine for
 # the run (an empty file bound over each, in a private mount namespace), so that
-# only the bundle's copies can load, as on a machine that lacks them.
+# only the bundle's copies can load, as on a machine that lacks them; so is this
+# machine's Open MPI when the bundle carries its own (mpi/): mpirun, orterun,
+# mpiexec, orted and ompi_info (an empty, non-executable file over each; and PATH's
+# folders that hold them replaced by copies of links to everything else, since
+# bash's lookup still names a file it cannot execute), and its plug-in, help and
+# configuration folders and PMIx's (an empty folder over each).
 #
 # Usage: scripts/gpu-rehearse.sh [--emu | --missing-cuda | --renamed LIB] [OUT]
 #   (default)       GPU_CHECK_DEVICE (default cpu) against the bundle
@@ -55,14 +60,54 @@ hide=$clone/hide.sh
             [ -e "$d/$n" ] && echo "mount --bind /dev/null \"\$(readlink -f $d/$n)\" || exit 2"
         done
     done
+    if [ -d "$bundle/mpi" ]; then
+        for p in mpirun mpiexec orterun orted ompi_info; do
+            f=$(command -v "$p") && readlink -f "$f"
+        done | sort -u | while IFS= read -r f; do
+            echo "mount --bind /dev/null \"$f\" || exit 2"
+        done
+        {
+            command -v ompi_info >/dev/null &&
+                ompi_info --parsable --path all 2>/dev/null | sed -n 's/^path:\(pkglibdir\|pkgdatadir\|sysconfdir\)://p'
+            for f in /lib/x86_64-linux-gnu/libpmix.so.2 /usr/lib/x86_64-linux-gnu/libpmix.so.2; do
+                [ -e "$f" ] || continue
+                d=$(dirname "$(readlink -f "$f")")
+                echo "$d/pmix"
+                echo "$(cd "$d/.." && pwd)/share/pmix"
+            done
+        } | sort -u | while IFS= read -r d; do
+            [ -d "$d" ] && echo "mount -t tmpfs none \"$d\" || exit 2"
+        done
+    fi
     if [ "$mode" = missing-cuda ]; then
         echo "mount -t tmpfs none \"$(readlink -f "${CUDA_HOME:-/usr/local/cuda}/lib64")\" || exit 2"
     fi
     echo 'exec "$@"'
 } >"$hide"
-run=(env OUT="$out" GPU_CHECK_DEVICE="${GPU_CHECK_DEVICE:-cpu}" GPU_BUNDLE="$bundle" "$clone/repo/scripts/gpu-check.sh")
+# PATH without Open MPI's programs (the bundle brings its mpirun): each folder that
+# has them becomes a folder of links to its other entries
+path=$PATH
+if [ -d "$bundle/mpi" ]; then
+    path="" n=0
+    IFS=: read -r -a dirs <<<"$PATH"
+    for d in "${dirs[@]}"; do
+        if compgen -G "$d/mpirun*" >/dev/null || compgen -G "$d/orte*" >/dev/null ||
+            compgen -G "$d/ompi*" >/dev/null || compgen -G "$d/mpiexec*" >/dev/null; then
+            n=$((n + 1))
+            shadow=$clone/path-$n
+            mkdir -p "$shadow"
+            for f in "$d"/*; do
+                case ${f##*/} in mpirun* | mpiexec* | orte* | ompi* | oshrun* | shmemrun* | opal_* ) continue ;; esac
+                ln -s "$f" "$shadow/${f##*/}"
+            done
+            d=$shadow
+        fi
+        path="$path${path:+:}$d"
+    done
+fi
+run=(env PATH="$path" OUT="$out" GPU_CHECK_DEVICE="${GPU_CHECK_DEVICE:-cpu}" GPU_BUNDLE="$bundle" "$clone/repo/scripts/gpu-check.sh")
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
-    echo "gpu-rehearse: the bundle's lib/ hidden on this machine$([ $mode = missing-cuda ] && echo ', and the CUDA libraries')" >&2
+    echo "gpu-rehearse: the bundle's lib/ hidden on this machine$([ -d "$bundle/mpi" ] && echo ", and its Open MPI (mpirun, plug-ins, help, configuration)")$([ $mode = missing-cuda ] && echo ', and the CUDA libraries')" >&2
     (cd "$clone/repo" && unshare -m bash "$hide" "${run[@]}")
 else
     [ "$mode" = missing-cuda ] && { echo "gpu-rehearse: --missing-cuda needs root and unshare" >&2; exit 2; }

@@ -82,6 +82,33 @@ bundle() {
     [ ! -e b.tmp ] && [ ! -e b.manifest ]
 }
 
+@test "gpu-bundle: a program using MPI brings Open MPI: mpirun, its plug-ins, help texts, env.sh" {
+    command -v mpicc >/dev/null && command -v ompi_info >/dev/null ||
+        skip "no Open MPI here (make deps installs it)"
+    echo 'int main(void) { return 0; }' >p.c
+    mpicc -o stage/test/test_comm p.c -Wl,--no-as-needed -lmpi
+    prog stage/bin/glow-train libgcfake.so.1
+    run bundle env GPU_BUNDLE_GZ_MIB=0
+    [ "$status" -eq 0 ]
+    assert_contains "$output" "gpu-bundle: Open MPI "
+    [ -x b/mpi/bin/mpirun ] && [ -f b/mpi/env.sh ]
+    # the plug-ins ldd does not show (the shared-memory and TCP transports among them)
+    ls b/mpi/lib/openmpi/mca_btl_vader.so b/mpi/lib/openmpi/mca_btl_tcp.so
+    ls b/mpi/share/openmpi/help-*.txt >/dev/null
+    grep -qE '^mpi=Open MPI [0-9.]+: mpirun, [1-9][0-9]* plug-ins' b/BUILD-INFO
+    grep -qE '^needs=libmpi\.so\.[0-9]+ lib ' b/BUILD-INFO
+    grep -qE '^needs=libopen-rte\.so\.[0-9]+ lib ' b/BUILD-INFO # mpirun's, not the program's
+    # env.sh points Open MPI at the bundle's copies
+    (. b/mpi/env.sh && [ "$OPAL_PREFIX" = "$TMP/b/mpi" ] &&
+        [ "$OMPI_MCA_mca_base_component_path" = "$TMP/b/mpi/lib/openmpi" ] &&
+        [ "$(command -v mpirun)" = "$TMP/b/mpi/bin/mpirun" ])
+    # GPU_BUNDLE_MPI=0 leaves it out
+    rm -rf b
+    run bundle env GPU_BUNDLE_MPI=0
+    [ "$status" -eq 0 ]
+    [ ! -e b/mpi ]
+}
+
 @test "gpu-bundle: over the size limit is an error" {
     prog stage/bin/glow-train libgcfake.so.1
     run --separate-stderr bundle env GPU_BUNDLE_MAX_MIB=0
@@ -180,7 +207,7 @@ EOF
     grep -q '^| 4 | ops | TIMEOUT' out/gpu-check.md
     grep -q '^| 5 | refcheck | NOT RUN (deadline)' out/gpu-check.md
     grep -q '^| 6 | cuda-train | skip | - | not in GPU_CHECK_ONLY' out/gpu-check.md
-    grep -q '^| 11 | bench-cifar10 | skip | - | GPU_CHECK_BENCH=0' out/gpu-check.md
+    grep -q '^| 13 | bench-cifar10 | skip | - | GPU_CHECK_BENCH=0' out/gpu-check.md
     grep -q '^Failed: ops refcheck' out/gpu-check.md
     grep -q '^started$' out/gpu-check-logs/04-ops.log
 }
@@ -244,4 +271,47 @@ EOS
     run --separate-stderr check env GPU_BUNDLE="$TMP/b" GPU_CHECK_LDD="$TMP/fake-ldd" WHEEL="$TMP/wheel"
     [ "$status" -eq 3 ]
     assert_contains "$stderr" "STOPPED: libcudnn_ops.so.9 not found (needed by libcudnn.so.9(dlopen,$TMP/wheel)); 2 more missing: libcudnn_cnn.so.9 libcudnn_engines_precompiled.so.9; that cuDNN is incomplete"
+}
+
+@test "gpu-check: nccl-2rank is skipped, with the count, where fewer than 2 GPUs are visible" {
+    fake_bundle "$TMP/b"
+    # a driver with one GPU, or two (nvidia-smi -L); the device query as on an H200
+    mkdir -p smi
+    cat >smi/nvidia-smi <<'EOS'
+#!/bin/sh
+if [ "$1" = -L ]; then
+    i=0
+    while [ $i -lt "${FAKE_GPUS:-1}" ]; do echo "GPU $i: NVIDIA H200 (UUID: GPU-$i)"; i=$((i + 1)); done
+else
+    echo "name, driver_version, memory.total [MiB], memory.used [MiB], compute_cap"
+    echo "NVIDIA H200, 580.00, 143771 MiB, 0 MiB, 9.0"
+fi
+EOS
+    chmod +x smi/nvidia-smi
+    printf '#!/bin/sh\necho "mpi 1 nccl ${FAKE_NCCL:-1}"\n' >b/test/test_comm
+    chmod +x b/test/test_comm
+    local gpu=(GPU_CHECK_DEVICE=cuda PATH="$TMP/smi:$PATH" GPU_CHECK_ONLY=nccl-2rank)
+    run check env -u CUDA_VISIBLE_DEVICES GPU_BUNDLE="$TMP/b" "${gpu[@]}"
+    [ "$status" -eq 0 ]
+    grep -q '^| 10 | nccl-2rank | skip | .* | skipped: 1 GPU visible: NCCL needs one per rank and refuses two ranks on one GPU (mpi-2rank shares it over MPI)' out/gpu-check.md
+    # CUDA_VISIBLE_DEVICES wins over the driver's list
+    run check env GPU_BUNDLE="$TMP/b" "${gpu[@]}" FAKE_GPUS=4 CUDA_VISIBLE_DEVICES=3
+    [ "$status" -eq 0 ]
+    grep -q '^| 10 | nccl-2rank | skip | .* | skipped: 1 GPU visible' out/gpu-check.md
+    run check env GPU_BUNDLE="$TMP/b" "${gpu[@]}" FAKE_GPUS=4 CUDA_VISIBLE_DEVICES=
+    [ "$status" -eq 0 ]
+    grep -q '^| 10 | nccl-2rank | skip | .* | skipped: 0 GPU visible' out/gpu-check.md
+    # two GPUs: past the count, to the next reason (programs built without NCCL)
+    run check env -u CUDA_VISIBLE_DEVICES GPU_BUNDLE="$TMP/b" "${gpu[@]}" FAKE_GPUS=2 FAKE_NCCL=0
+    [ "$status" -eq 0 ]
+    grep -q '^| 10 | nccl-2rank | skip | .* | skipped: the bundle.s programs were built without NCCL' out/gpu-check.md
+    # the emulator: GLOW_EMU_DEVICES, as its programs count
+    sed -i 's/^emu=0/emu=1/' b/BUILD-INFO
+    run check env -u CUDA_VISIBLE_DEVICES GPU_BUNDLE="$TMP/b" "${gpu[@]}" FAKE_GPUS=2 GLOW_EMU_DEVICES=1
+    [ "$status" -eq 0 ]
+    grep -q '^| 10 | nccl-2rank | skip | .* | skipped: 1 GPU visible (GLOW_EMU_DEVICES)' out/gpu-check.md
+    # the cpu rehearsal says why
+    run check env GPU_BUNDLE="$TMP/b" GPU_CHECK_ONLY=nccl-2rank
+    [ "$status" -eq 0 ]
+    grep -q '^| 10 | nccl-2rank | skip | .* | skipped: cpu rehearsal (NCCL needs a GPU)' out/gpu-check.md
 }

@@ -125,16 +125,18 @@ for part in "${parts[@]}"; do
         for cfg in "GLOW_EMU_SMS=132" "GLOW_EMU_SMS=2 GLOW_CUDA_SYNC=1 GLOW_EMU_ORDER=reverse"; do
             read -r -a cfgv <<<"$cfg"
             label="[$part ${cfg// /, }]"
-            for t in test_emu test_backend_cuda test_backend_cuda_ops test_backend_cuda_edge \
-                     test_cuda_train; do
+            for t in test_emu test_emu_nccl test_backend_cuda test_backend_cuda_ops \
+                     test_backend_cuda_edge test_cuda_train; do
                 emu_test "$label" "${san[@]}" "${cfgv[@]}" -- "$eb/test/$t"
             done
             emu_test "$label" "${san[@]}" "${cfgv[@]}" -- "$eb/test/test_refcheck" --device cuda \
                 "${GLOW_REF:-../shared/reference}"
         done
         # the tools of the emulator build on the emulated device: the latent tools'
-        # Bats tests (encode -> decode exactness, random | decode == sample, ...)
-        # and glow-train / glow-sample / glow-bpd against the CPU (plain build only)
+        # Bats tests (encode -> decode exactness, random | decode == sample, ...),
+        # glow-train / glow-sample / glow-bpd against the CPU, and several ranks under
+        # mpirun (the NCCL stand-in, test_comm, glow-train on 2 emulated GPUs; plain
+        # build only)
         if [ "$part" = emu ]; then
             if [ ! -x "$eb/bin/glow-train" ]; then
                 echo "FAIL $part: $eb/bin/glow-train is missing (make emu-build)"
@@ -142,7 +144,7 @@ for part in "${parts[@]}"; do
                 continue
             fi
             out=$(BUILD=$eb GLOW_TEST_DEVICE=cuda GLOW_EMU_SMS=132 bats --tap test/latent.bats \
-                test/emu/train.bats 2>&1); rc=$?
+                test/emu/train.bats test/emu/mpi.bats 2>&1); rc=$?
             printf '%s\n' "$out" | grep -vE '^ok ' | grep -vE '^1\.\.' || true
             p=$(grep -cE '^ok ' <<<"$out"); f=$(grep -cE '^not ok ' <<<"$out")
             echo "bats [emu, --device cuda]: $p passed, $f failed"

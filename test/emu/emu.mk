@@ -36,8 +36,18 @@ EMU_CXXFLAGS = $(OPT) $(EMU_BASE) $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-
 
 EMU_RT_SRC  := $(wildcard $(EMU_DIR)/emu_*.cpp)
 EMU_RT_OBJ  := $(EMU_RT_SRC:%.cpp=$(BUILD)/obj/%.o)
-# the NCCL communicator waits for a stand-in NCCL (docs/distributed.md lists the calls)
-EMU_CU_SRC  := $(filter-out cuda/cuda_nccl.cu,$(wildcard cuda/*.cu))
+# NCCL: the stand-in of emu_nccl.cpp (over MPI when the build has MPI), so the NCCL
+# communicator cuda/cuda_nccl.cu is built and run here too (NCCL=0 leaves it out)
+ifneq ($(origin NCCL),command line)
+  NCCL      := 1
+endif
+EMU_CU_SRC  := $(wildcard cuda/*.cu)
+ifeq ($(NCCL),1)
+  CFLAGS    += -DGLOW_HAVE_NCCL=1
+else
+  EMU_CU_SRC := $(filter-out cuda/cuda_nccl.cu,$(EMU_CU_SRC))
+endif
+EMU_MPI_LIBS := $(if $(filter 1,$(MPI)),$(MPI_LIBS))
 EMU_CU_OBJ  := $(EMU_CU_SRC:cuda/%.cu=$(BUILD)/obj/emu-cuda/%.o)
 EMU_CU_HDR  := $(patsubst cuda/%,$(EMU_GEN)/cuda/%,$(wildcard cuda/*.h cuda/*.cuh))
 EMU_TESTS   := test_backend_cuda test_backend_cuda_ops test_backend_cuda_edge test_cuda_train \
@@ -49,7 +59,8 @@ LDLIBS      += -lstdc++
 
 # the tools too in the plain emulator build (test/run.sh emu runs the latent tools
 # and glow-train on the emulated device)
-emu-units: $(EMU_TESTS:%=$(BUILD)/test/%) $(BUILD)/test/test_emu $(if $(SAN),,$(TOOLS))
+emu-units: $(EMU_TESTS:%=$(BUILD)/test/%) $(BUILD)/test/test_emu $(BUILD)/test/test_emu_nccl \
+    $(if $(SAN),,$(TOOLS) $(BUILD)/test/test_comm)
 
 # rewritten copies of cuda/*: line numbers and file names kept (#line)
 $(EMU_GEN)/cuda/%: cuda/% $(EMU_DIR)/rewrite.py
@@ -66,6 +77,11 @@ $(BUILD)/obj/emu-cuda/%.o: $(EMU_GEN)/cuda/%.cu | $(EMU_CU_HDR)
 $(BUILD)/obj/$(EMU_DIR)/emu_cudnn.o $(BUILD)/obj/$(EMU_DIR)/emu_cublas.o: \
     EMU_CXXFLAGS = -O2 $(filter -march=%,$(OPT)) $(EMU_BASE)
 
+# the NCCL stand-in talks MPI between the ranks when the build has it
+ifeq ($(MPI),1)
+$(BUILD)/obj/$(EMU_DIR)/emu_nccl.o: EMU_CXXFLAGS += -DGLOW_HAVE_MPI=1 $(MPI_CFLAGS)
+endif
+
 $(BUILD)/obj/$(EMU_DIR)/%.o: $(EMU_DIR)/%.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
@@ -77,7 +93,14 @@ $(BUILD)/obj/emu-test/%.o: $(EMU_GEN)/test/%.cu
 
 $(BUILD)/test/test_emu: $(BUILD)/obj/emu-test/test_emu.o $(EMU_RT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ -lm -lpthread -o $@
+	$(CXX) $(LDFLAGS) $^ $(EMU_MPI_LIBS) -lm -lpthread -o $@
 
--include $(EMU_CU_OBJ:.o=.d) $(EMU_RT_OBJ:.o=.d) $(BUILD)/obj/emu-test/test_emu.d
+# the NCCL stand-in's own tests: alone (one rank) and under mpirun (test/emu/mpi.bats)
+$(BUILD)/obj/emu-test/test_emu_nccl.o: EMU_CXXFLAGS += $(if $(filter 1,$(MPI)),-DGLOW_HAVE_MPI=1 $(MPI_CFLAGS))
+$(BUILD)/test/test_emu_nccl: $(BUILD)/obj/emu-test/test_emu_nccl.o $(EMU_RT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(EMU_MPI_LIBS) -lm -lpthread -o $@
+
+-include $(EMU_CU_OBJ:.o=.d) $(EMU_RT_OBJ:.o=.d) $(BUILD)/obj/emu-test/test_emu.d \
+         $(BUILD)/obj/emu-test/test_emu_nccl.d
 endif
