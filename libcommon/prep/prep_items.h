@@ -17,7 +17,8 @@ typedef enum {
     PREP_IDX,      /* MNIST-style IDX images (gzip or plain) */
     PREP_CIFAR10,  /* records of 1 label byte + 3072 pixel bytes */
     PREP_CIFAR100, /* records of 2 label bytes (coarse, fine) + 3072 pixel bytes */
-    PREP_IMAGE     /* one PNG or JPEG file */
+    PREP_IMAGE,    /* one PNG or JPEG file */
+    PREP_SHARD     /* the shard stream: a file, a folder of them (recursively), stdin */
 } prep_format;
 
 /* Images held in memory, planar (CHW) per image. */
