@@ -284,7 +284,7 @@ fuzz-deps:
 # Debian packages the project needs (idempotent; quiet when all are present).
 DEB_PACKAGES := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev \
                 libyaml-dev libcjson-dev libdnnl-dev bats python3 python3-numpy \
-                dataset-fashion-mnist openmpi-bin libopenmpi-dev
+                dataset-fashion-mnist openmpi-bin libopenmpi-dev gnuplot-nox
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \

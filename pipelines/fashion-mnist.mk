@@ -63,13 +63,14 @@ $(OUT)/test/.done: $(FMNIST)/t10k-images-idx3-ubyte.gz
 $(OUT)/train.png: $(OUT)/train/.done
 	$(BIN)/pngcat --limit 64 -o $@ $(OUT)/train/*.glow
 
-# A checkpoint left by an interrupted run is continued, not started over.
+# A checkpoint left by an interrupted run is continued, not started over; a run
+# stopped before its first checkpoint is moved aside (--force: RUN.old-N) and begun again.
 $(TRAINED): $(OUT)/train/.done
 	@rm -f $(RUN)/.done-*
 	if [ -f $(CKPT) ]; then \
 	  $(BIN)/glow-train --resume $(RUN) --device $(DEVICE) $(STEPS) $(OUT)/train; \
 	else \
-	  $(BIN)/glow-train -c $(CONFIG) -o $(RUN) --device $(DEVICE) $(STEPS) $(OUT)/train; \
+	  $(BIN)/glow-train -c $(CONFIG) -o $(RUN) --force --device $(DEVICE) $(STEPS) $(OUT)/train; \
 	fi
 	@touch $@
 

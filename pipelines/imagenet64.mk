@@ -77,12 +77,13 @@ else
 endif
 	@touch $@
 
-# A checkpoint left by an interrupted run is continued, not started over.
+# A checkpoint left by an interrupted run is continued, not started over; a run
+# stopped before its first checkpoint is moved aside (--force: RUN.old-N) and begun again.
 $(RUN)/.done: $(SHARDS)/.done
 	if [ -f $(CKPT) ]; then \
 	  $(BIN)/glow-train --resume $(RUN) $(SHARDS)/train --val $(SHARDS)/val --device $(DEVICE) $(TRAIN_FLAGS); \
 	else \
-	  $(BIN)/glow-train -c $(CONFIG) -o $(RUN) $(SHARDS)/train --val $(SHARDS)/val --device $(DEVICE) $(TRAIN_FLAGS); \
+	  $(BIN)/glow-train -c $(CONFIG) -o $(RUN) --force $(SHARDS)/train --val $(SHARDS)/val --device $(DEVICE) $(TRAIN_FLAGS); \
 	fi
 	@touch $@
 

@@ -180,6 +180,41 @@ ckpt_step() { glow-ckpt --json "$1" | json_get - 'd["step"]'; }
     assert_contains "$stderr" "glow-train: rank 1: training data: '230 images of 1x8x8 with labels' where rank 0 has '300 images"
 }
 
+@test "rank 0 alone writes the run directory: samples, numbered and best checkpoints, data.json" {
+    need
+    # each rank in a folder of its own, the same relative -o: what rank 1 wrote would be in r1
+    mkdir r0 r1
+    S=(-q -c "$TINY" --set train.sample_every=10 --set train.keep_every=10 --set train.ema_decay=0.9
+       -o run --val "$D/val8.glow" "$D/dir8")
+    run --separate-stderr mpirun --oversubscribe --bind-to none -np 1 --wdir r0 glow-train "${S[@]}" : \
+        -np 1 --wdir r1 glow-train "${S[@]}"
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [ ! -e r1/run ]
+    [ -z "$(ls -A r1)" ]
+    [ "$(ls r0/run/samples | tr '\n' ' ')" = "recon-0000010.png recon-0000020.png step-0000010.png step-0000020.png " ]
+    [ "$(ls r0/run/checkpoints | tr '\n' ' ')" = "step-0000010.safetensors step-0000020.safetensors " ]
+    [ "$(ckpt_step r0/run/best.safetensors)" -ge 10 ]
+    [ "$(json_get r0/run/data.json 'd["train"]["inputs"]')" = "['$D/dir8']" ]
+    [ "$(json_get r0/run/data.json 'd["val"]["images"]')" = 50 ]
+    grep -q '"processes":2' r0/run/log.jsonl
+    py - r0/run/log.jsonl <<'EOF'
+import json, sys
+v = [d for d in map(json.loads, open(sys.argv[1])) if "val_bpd" in d]
+assert [d["step"] for d in v] == [10, 20] and all("val_bpd_ema" in d for d in v), v
+EOF
+    # the run is refused on 2 ranks too: rank 0 says it once, every rank exits 1
+    run --separate-stderr "${MPIRUN[@]}" -np 2 glow-train -q -c "$TINY" -o r0/run "$D/dir8"
+    [ "$status" -eq 1 ]
+    [ "$(grep -c 'r0/run: already holds the run tiny at step 20 of 20' <<<"$stderr")" -eq 1 ]
+    [[ "$stderr" != *"rank 1"* ]]
+    # and resumes on 2 ranks from its record alone
+    run "${MPIRUN[@]}" -np 2 glow-train -q --resume r0/run --steps 24
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step r0/run/checkpoint.safetensors)" = 24 ]
+    [ ! -e r1/run ]
+}
+
 @test "standard input cannot feed 2 processes (exit 2); epochs count the images of all ranks" {
     need
     glow-prep -q --limit 20 --size 8 "$FM/t10k-images-idx3-ubyte.gz" >s.glow

@@ -252,3 +252,68 @@ EOF
     [ "$status" -eq 0 ]
     [ "${lines[1]}" = "54 parameters, 41828 values" ]
 }
+
+@test "glow-ckpt RUN_DIR lists a run's checkpoints with step, validation bpd and size, from their headers" {
+    mkdir -p run/checkpoints
+    with_training "$LU" run/checkpoints/step-0000050.safetensors --ema 0.5 --moments 0.1 0.2 \
+        --meta optimizer=adam --meta step=50 --meta images_seen=3200 --meta "rng=1 2 3200" \
+        --meta name=lu-run --meta val_step=50 --meta val_bpd=4.25 --meta val_bpd_ema=4.125
+    ln run/checkpoints/step-0000050.safetensors run/best.safetensors
+    # the latest, validated last at step 90: no bpd of its own step
+    with_training "$LU" run/checkpoint.safetensors --ema 0.5 --moments 0.1 0.2 \
+        --meta optimizer=adam --meta step=100 --meta images_seen=6400 --meta "rng=1 2 6400" \
+        --meta name=lu-run --meta val_step=90 --meta val_bpd=3.9
+    echo garbage >run/checkpoints/step-0000070.safetensors
+    run glow-ckpt run
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "run: the run lu-run at step 100; 4 checkpoints" ]
+    [[ "${lines[2]}" =~ ^checkpoint\.safetensors\ +100\ +-\ +-\ +[0-9.]+\ kB$ ]]
+    [[ "${lines[3]}" =~ ^best\.safetensors\ +50\ +4\.2500\ +4\.1250\ +[0-9.]+\ kB$ ]]
+    [[ "${lines[4]}" =~ ^checkpoints/step-0000050\.safetensors\ +50\ +4\.2500\ +4\.1250\ +[0-9.]+\ kB\ +\(best\)$ ]]
+    [[ "${lines[5]}" =~ ^checkpoints/step-0000070\.safetensors\ +.*step-0000070\.safetensors:\ bad\ header\ length ]]
+    run glow-ckpt --json run
+    [ "$status" -eq 0 ]
+    py - <<EOF
+import json
+d = json.loads('''$output''')
+assert d["run"] == "run" and d["name"] == "lu-run", d
+c = {e["file"]: e for e in d["checkpoints"]}
+assert c["checkpoint.safetensors"]["step"] == 100 and c["checkpoint.safetensors"]["val_bpd"] is None
+b = c["best.safetensors"]
+assert (b["step"], b["val_bpd"], b["val_bpd_ema"], b["best"]) == (50, 4.25, 4.125, True), b
+assert c["checkpoints/step-0000050.safetensors"]["best"] is True
+assert c["checkpoints/step-0000050.safetensors"]["bytes"] == b["bytes"] > 0
+assert "error" in c["checkpoints/step-0000070.safetensors"]
+EOF
+    # a file of the run is a checkpoint as ever; the options for files are refused on the folder
+    run glow-ckpt run/best.safetensors
+    [ "$status" -eq 0 ]
+    assert_contains "$output" "metadata val_bpd: 4.25"
+    for opt in --list --verify "--export-weights w.st"; do
+        run --separate-stderr glow-ckpt $opt run
+        [ "$status" -eq 2 ]
+        assert_contains "$stderr" "glow-ckpt: run: a run directory; --list, --verify and --export-weights take a checkpoint file"
+    done
+}
+
+@test "--export-weights and import refuse to write over their input" {
+    make_train "$LU" train.st
+    cp train.st keep.st
+    run --separate-stderr glow-ckpt --export-weights train.st train.st
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-ckpt: train.st: is also the input train.st; writing it would destroy the input"
+    cmp train.st keep.st
+    glow-ckpt train.st | grep -q 'optimizer state: adam'
+    ln -s train.st link.st
+    run --separate-stderr glow-ckpt --export-weights link.st --ema train.st
+    [ "$status" -eq 1 ]
+    cmp train.st keep.st
+    pt=$(ls "$ROOT"/test/data/ports/*.pt | head -n 1)
+    cp "$pt" port.pt
+    cp port.pt port.keep
+    run --separate-stderr glow-ckpt import port.pt -o port.pt
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "glow-ckpt: port.pt: is also the input port.pt"
+    cmp port.pt port.keep
+}

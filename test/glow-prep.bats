@@ -281,6 +281,47 @@ EOF
     cmp <(cat out/val/shard-00000.glow) val.glow
 }
 
+@test "glow-prep: a --split that leaves a side empty is an error, and nothing is written" {
+    PT idx i.idx 10 4 4 1
+    # round(0.95 * 10) = 10: no validation images
+    run --separate-stderr bash -c 'glow-prep --split 0.95 --val-out val.glow i.idx >train.glow'
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "glow-prep: --split 0.95 of 10 images leaves the validation set empty (10 train, 0 val)"
+    [ ! -s train.glow ]
+    [ ! -e val.glow ]
+    run --separate-stderr glow-prep --split 0.01 -o out i.idx
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "leaves the training set empty (0 train, 10 val)"
+    [ ! -e out/train/shard-00000.glow ]
+    [ ! -e out/val/shard-00000.glow ]
+    run --separate-stderr glow-prep --split 0.9 -o out i.idx
+    [ "$status" -eq 0 ]
+    assert_contains "$stderr" "wrote 9 train images to out/train (1 file), 1 val images to out/val (1 file)"
+    # one image cannot be split at all
+    PT idx one.idx 1 4 4 1
+    run --separate-stderr glow-prep --split 0.5 -o out2 one.idx
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "of 1 image leaves the"
+}
+
+@test "glow-prep does not write over its input: --val-out, standard output, -o onto the folder read" {
+    PT idx i.idx 10 4 4 1
+    cp i.idx keep.idx
+    run --separate-stderr bash -c 'glow-prep --split 0.5 --val-out i.idx i.idx >t.glow'
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "glow-prep: i.idx: is also the input i.idx"
+    cmp i.idx keep.idx
+    run --separate-stderr bash -c 'glow-prep i.idx >>i.idx'
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "glow-prep: standard output is the input i.idx"
+    cmp i.idx keep.idx
+    pngs d 2 4 4 1
+    run --separate-stderr glow-prep -o d d
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "glow-prep: d: is also the input d"
+    [ ! -e d/shard-00000.glow ]
+}
+
 @test "glow-prep -o DIR: files of --shard-size images, atomic, no temp files, stale files gone" {
     PT idx i.idx 250 6 6 1
     run glow-prep -o shards --shard-size 100 i.idx

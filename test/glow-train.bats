@@ -53,6 +53,12 @@ EOF
 # byte and at the same places (metadata such as the training time may differ).
 same_tensors() { st same --layout "$1" "$2"; }
 
+# log_lrs LOG: the learning rates of the training lines, space-separated.
+log_lrs() {
+    py -c 'import json, sys
+print(" ".join(str(d["lr"]) for d in map(json.loads, open(sys.argv[1])) if "loss" in d))' "$1"
+}
+
 # ckpt_step CKPT: the step the checkpoint was saved at.
 ckpt_step() { glow-ckpt --json "$1" | json_get - 'd["step"]'; }
 
@@ -369,7 +375,9 @@ EOF
     run --separate-stderr glow-train -c "$TINY" -o d --init a/checkpoint.safetensors --set model.width=16 "$D/s8.glow"
     [ "$status" -eq 1 ]
     [ -z "$output" ]
-    assert_contains "$stderr" "--init: the config's model does not match the checkpoint's: model.width: 16 in"
+    # the error names the override, not the config or the checkpoint
+    assert_contains "$stderr" "glow-train: --set model.width=16: --init takes the model from the checkpoint"
+    assert_contains "$stderr" "model.width: 16 in the override, 8 in a/checkpoint.safetensors"
     run --separate-stderr glow-train -c "$TINY" -o d --init a/checkpoint.safetensors --set model.coupling=additive "$D/s8.glow"
     [ "$status" -eq 1 ]
     [ -z "$output" ]
@@ -484,4 +492,123 @@ print(bpd)
 assert len(bpd) == 10
 assert bpd[-1] < bpd[0] - 1.0, bpd
 EOF
+}
+
+@test "warm-up in steps: train.warmup_steps ramps the rate over optimizer steps; one of warmup and warmup_steps" {
+    data
+    run glow-train -q -c "$TINY" -o run --steps 6 --set train.warmup_steps=4 --set train.log_every=1 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(log_lrs run/log.jsonl)" = "0.00025 0.0005 0.00075 0.001 0.001 0.001" ]
+    glow-ckpt run/checkpoint.safetensors | grep -q '"warmup":0,.*"warmup_steps":4'
+    grep -q '^  warmup_steps: 4$' run/config.yml
+    # both in a file: an error naming both; an override of one clears the other
+    printf 'model:\n  image_size: 8\n  channels: 1\n  levels: 2\n  steps: 2\n  width: 8\ntrain:\n  steps: 2\n  warmup: 16\n  warmup_steps: 4\n  device: cpu\n' >both.yml
+    run --separate-stderr glow-train -c both.yml -o run2 "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "glow-train: both.yml: train.warmup, train.warmup_steps: both are set"
+    run glow-train -q -c both.yml -o run2 --set train.warmup_steps=2 --set train.log_every=1 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(log_lrs run2/log.jsonl)" = "0.0005 0.001" ]
+}
+
+@test "the 256x256 configs warm up over the 5000 steps their comments promise, on one process too" {
+    data
+    for v in v0 v1; do
+        cfg="$ROOT/configs/glow-256x256-celeba-$v.yml"
+        grep -q '^  warmup_steps: 5000' "$cfg"
+        grep -q '# 5000 steps, whatever the number of processes' "$cfg"
+        # the config as shipped, shrunk to a model that trains here in a moment
+        shardgen s16.glow --n 8 --c 3 --h 16 --w 16
+        run glow-train -q -c "$cfg" -o "run-$v" --device cpu --steps 2 --set model.image_size=16 \
+            --set model.levels=2 --set model.steps=1 --set model.width=4 --set train.batch_size=2 \
+            --set train.log_every=1 --set train.sample_every=0 s16.glow
+        [ "$status" -eq 0 ]
+        [ "$(log_lrs "run-$v/log.jsonl")" = "2e-07 4e-07" ]
+    done
+}
+
+@test "a --set of the model on a resume is an error naming the --set, not the checkpoint" {
+    data
+    glow-train -q -c "$TINY" -o a --steps 2 "$D/s8.glow"
+    run --separate-stderr glow-train --resume a --set model.width=128 "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-train: --set model.width=128: --resume takes the model from the checkpoint, which a resumed run cannot change: model.width: 128 in the override, 8 in a/checkpoint.safetensors"
+    # a --set that leaves the model as it is, and train keys, are fine
+    run glow-train -q --resume a --steps 3 --set model.width=8 --set train.lr=5e-4
+    [ "$status" -eq 0 ]
+    # a bad train value names the --set too
+    run --separate-stderr glow-train --resume a --steps 4 --set train.batch_size=0
+    [ "$status" -eq 2 ]
+    assert_contains "$stderr" "glow-train: --set train.batch_size=0: train.batch_size: must be between 1 and"
+}
+
+@test "--init takes the model from the checkpoint: no -c, or -c with the train section alone" {
+    data
+    glow-train -q -c "$TINY" -o a --steps 4 --set model.width=6 "$D/s8.glow"
+    run glow-train -q --init a/checkpoint.safetensors -o b --steps 3 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step b/checkpoint.safetensors)" = 3 ]
+    [ "$(glow-ckpt --json b/checkpoint.safetensors | json_get - 'd["model"]["width"]')" = 6 ]
+    grep -q '"start":"init"' b/log.jsonl
+    printf 'train:\n  steps: 2\n  lr: 2.0e-4\n  batch_size: 4\n  device: cpu\n' >ft.yml
+    run glow-train -q -c ft.yml --init a/checkpoint.safetensors -o c "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    glow-ckpt c/checkpoint.safetensors | grep -q '"lr":0.0002'
+    [ "$(glow-ckpt --json c/checkpoint.safetensors | json_get - 'd["model"]["width"]')" = 6 ]
+    # a train section alone is not a config for a new model
+    run --separate-stderr glow-train -c ft.yml -o d "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "ft.yml: missing the 'model' section"
+    # a model section that is not the checkpoint's names the file
+    run --separate-stderr glow-train -c "$TINY" --init a/checkpoint.safetensors -o d "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "--init: the config's model does not match the checkpoint's: model.width: 8 in $TINY, 6 in a/checkpoint.safetensors"
+    # weights without a train section (an import): the defaults, and the length given
+    shardgen s16.glow --n 8 --c 3 --h 16 --w 16
+    run glow-train -q --init "$AFF" -o e --device cpu --steps 1 --set train.batch_size=4 s16.glow
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step e/checkpoint.safetensors)" = 1 ]
+    run --separate-stderr glow-train -q --init "$AFF" -o f --device cpu s16.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "train.steps or train.epochs: one of them is required"
+}
+
+@test "a config's device: cuda without a GPU says so and points to --device cpu" {
+    data
+    if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+        skip "a GPU is present"
+    fi
+    tiny_config cuda.yml train.device=cuda
+    run --separate-stderr glow-train -c cuda.yml -o run "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    assert_contains "$stderr" "glow-train: cuda.yml: train.device cuda: no usable GPU: "
+    assert_contains "$stderr" "; use --device cpu"
+    [ ! -e run ]
+    run --separate-stderr glow-train -c cuda.yml -o run --device cuda "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "glow-train: --device cuda: no usable GPU: "
+    assert_contains "$stderr" "; use --device cpu"
+    run glow-train -q -c cuda.yml -o run --device cpu --steps 1 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+}
+
+@test "train.steps of a million and more: an integer in the checkpoint's train_config, and resumable" {
+    data
+    run glow-train -q -c "$TINY" -o run --set train.steps=1000000 --time-limit 0.5 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    glow-ckpt run/checkpoint.safetensors | grep -q '"steps":1000000,'
+    step=$(ckpt_step run/checkpoint.safetensors)
+    run glow-train -q --resume run --steps $((step + 2))
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step run/checkpoint.safetensors)" = $((step + 2)) ]
+    glow-ckpt run/checkpoint.safetensors | grep -q '"steps":1000000,'
+    # a checkpoint of an earlier version wrote 1e+06: it reads back as the integer
+    tc=$(st meta run/checkpoint.safetensors train_config | sed 's/"steps":1000000/"steps":1e+06/')
+    st set-meta run/checkpoint.safetensors old.safetensors "train_config=$tc"
+    st meta old.safetensors train_config | grep -q '"steps":1e+06'
+    run glow-train -q --resume old.safetensors -o resumed --steps $((step + 3)) "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    glow-ckpt resumed/checkpoint.safetensors | grep -q '"steps":1000000,'
 }

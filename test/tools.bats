@@ -5,7 +5,7 @@
 load helpers
 bats_require_minimum_version 1.5.0
 
-TOOLS=(glow-prep pngcat glow-train glow-sample glow-bpd glow-ckpt glow-encode glow-decode glow-latent)
+TOOLS=(glow-prep pngcat glow-train glow-sample glow-bpd glow-ckpt glow-encode glow-decode glow-latent glow-plot)
 
 # wait_for TEST...: poll up to 20 s for [ TEST... ] to hold
 wait_for() {
@@ -63,6 +63,8 @@ idx1024() {
     assert_contains "$output" "-o, --output FILE  write the grid PNG to the file FILE"
     run glow-sample --help
     assert_contains "$output" "-o, --output FILE  write the stream to the file FILE"
+    run glow-plot --help
+    assert_contains "$output" "-o, --output FILE    write to FILE (atomically) instead of standard output"
     # --out and --output name the same option everywhere
     idx1024 a.idx
     run glow-prep -q --output shards a.idx
@@ -97,6 +99,9 @@ idx1024() {
     run script -qec "glow-ckpt --export-weights - missing.safetensors" /dev/null
     [ "$status" -eq 2 ]
     assert_contains "$output" "glow-ckpt: refusing to write a checkpoint to a terminal"
+    run script -qec "glow-plot missing-run" /dev/null
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "glow-plot: refusing to write a PNG image to a terminal"
     # to files they write; glow-sample then fails on the checkpoint (1), not on the terminal
     run script -qec "glow-sample -o s.glow missing.safetensors" /dev/null
     [ "$status" -eq 1 ]

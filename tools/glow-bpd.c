@@ -289,6 +289,10 @@ int main(int argc, char **argv)
     glow_tool_start(argc, argv, GLOW_TOOL_OPENMP);
     options o;
     parse_args(argc, argv, &o);
+    /* the report redirected onto what it scores */
+    glow_tool_no_overwrite(NULL, o.ckpt, o.ninputs, o.inputs);
+    if (o.nood)
+        glow_tool_no_overwrite(NULL, NULL, o.nood, o.ood);
 
     glow_error err;
     glow_loaded_model lm;

@@ -5,17 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/path.h"
 #include "base/util.h"
 #include "data/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/import_torch.h"
 #include "tool/tool.h"
+#include "train/run_dir.h"
 #include "train/train_state.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: glow-ckpt [OPTION]... FILE\n"
+            "  or:  glow-ckpt [--json] RUN_DIR   the checkpoints of a glow-train run: step, bpd\n"
             "  or:  glow-ckpt import [OPTION]... PT_FILE -o OUT   (glow-ckpt import --help)\n"
             "Summarise a Glow checkpoint (a safetensors file, docs/model.md section 8): the model\n"
             "config, parameter counts, file size and any training state.\n"
@@ -420,6 +423,7 @@ static int run_import(int argc, char **argv)
         glow_usage_error("%s", "import: -o OUT is required");
     if (!strcmp(out, "-"))
         glow_tool_no_terminal("a checkpoint", "redirect standard output or give -o FILE");
+    glow_tool_no_overwrite(out, NULL, 1, argv + optind);
     glow_checkpoint ck;
     glow_error err = {{0}};
     if (glow_import_torch_file(argv[optind], &io, &ck, &err) != 0)
@@ -479,8 +483,19 @@ int main(int argc, char **argv)
     if (o.export_path && !strcmp(o.export_path, "-"))
         glow_tool_no_terminal("a checkpoint", "redirect standard output or give "
                                               "--export-weights FILE");
-    if (o.export_path)
+    if (glow_is_dir(o.file)) { /* a run directory: its checkpoints */
+        if (o.list || o.verify || o.export_path)
+            glow_usage_error("%s: a run directory; --list, --verify and --export-weights take a "
+                             "checkpoint file (such as %s/checkpoint.safetensors)", o.file, o.file);
+        glow_error err;
+        if (glow_run_dir_report(o.file, o.json, stdout, &err) != 0)
+            glow_die(EXIT_BADINPUT, "%s", err.msg);
+        return EXIT_OK;
+    }
+    if (o.export_path) {
+        glow_tool_no_overwrite(o.export_path, NULL, 1, (char *[]){(char *)o.file});
         return run_export(&o);
+    }
     if (o.verify)
         return run_verify(&o);
     return run_show(&o);

@@ -118,6 +118,7 @@ int main(int argc, char **argv)
     if (to_stdout)
         glow_tool_no_terminal("binary image data", "pipe it on (glow-decode ... | pngcat > "
                                                    "grid.png), redirect it, or use -o FILE");
+    glow_tool_no_overwrite(o.output, o.ckpt, o.ninputs, o.inputs);
     glow_error err;
     glow_loaded_model lm;
     int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);

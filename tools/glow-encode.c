@@ -140,6 +140,9 @@ int main(int argc, char **argv)
     if (to_stdout)
         glow_tool_no_terminal("binary latent data", "pipe it on (glow-encode ... | glow-decode "
                                                     "...), redirect it, or use -o FILE");
+    glow_tool_no_overwrite(o.output, o.ckpt, o.ninputs, o.inputs);
+    if (o.bpd && strcmp(o.bpd, "-") != 0)
+        glow_tool_no_overwrite(o.bpd, o.ckpt, o.ninputs, o.inputs);
     glow_error err;
     glow_loaded_model lm;
     int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);

@@ -292,6 +292,7 @@ int main(int argc, char **argv)
     if (to_stdout && !text)
         glow_tool_no_terminal("binary latent data", "pipe it on (glow-latent ... | glow-decode "
                                                     "CKPT), redirect it, or use -o FILE");
+    glow_tool_no_overwrite(o.output, NULL, o.nargs, o.args);
     glow_error err;
     atomic_file af;
     if (atomic_open(&af, to_stdout ? "-" : o.output, &err) != 0)

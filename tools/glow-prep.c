@@ -273,6 +273,11 @@ int main(int argc, char **argv)
     if (!o.out_dir)
         glow_tool_no_terminal("binary data", "redirect standard output or give -o DIR");
 
+    /* Writing over an input (the stream onto a file read, -o onto a folder read). */
+    glow_tool_no_overwrite(o.out_dir, NULL, argc - first, argv + first);
+    if (o.val_out)
+        glow_tool_no_overwrite(o.val_out, NULL, argc - first, argv + first);
+
     /* The list of images. */
     prep_inputs in;
     prep_inputs_init(&in);
@@ -292,7 +297,9 @@ int main(int argc, char **argv)
         glow_die(EXIT_BADINPUT, "%zu images: more than this tool handles in one run", in.n);
     uint32_t n;
     uint32_t *order = prep_order(&in, o.shuffle, o.seed, o.limit, &n);
-    uint64_t ntrain = o.split > 0 ? (uint64_t)llround(o.split * n) : n;
+    uint64_t ntrain;
+    if (prep_split_count(o.split, n, &ntrain, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
     int labels = in.labels == 1;
 
     /* Outputs, and the pipeline between. */
@@ -329,6 +336,12 @@ int main(int argc, char **argv)
         if (!total && argc - first == 1)
             glow_die(EXIT_BADINPUT, "%s: no images in the input", argv[first]);
         glow_die(EXIT_BADINPUT, "%s", total ? "no usable images" : "no images in the input");
+    }
+    if (o.split > 0 && (train.images == 0 || val.images == 0)) { /* bad images took a side */
+        prep_sink_abort(&wr, &train);
+        prep_sink_abort(&wr, &val);
+        glow_die(EXIT_BADINPUT, "--split %g: the %s set is empty: its images were all skipped",
+                 o.split, train.images ? "validation" : "training");
     }
     if (prep_sinks_finish(&wr, &train, &val, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);

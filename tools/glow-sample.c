@@ -117,6 +117,7 @@ int main(int argc, char **argv)
         glow_tool_no_terminal("binary image data", "pipe it on (glow-sample ... | pngcat > "
                                                    "grid.png), redirect it, or use -o FILE");
 
+    glow_tool_no_overwrite(o.output, NULL, 1, (char *[]){(char *)o.ckpt});
     glow_error err;
     glow_loaded_model lm;
     int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);

@@ -1,9 +1,10 @@
 /* glow-train: train a Glow model from shard files or a shard stream, with
  * checkpoints that resume bit for bit (libcommon/train/train_loop.h). Options,
- * wiring and messages; the run directory is train/run_dir, the data checks
- * train/train_data. */
+ * wiring and messages; the config, device and data are train/train_setup, the
+ * run directory train/run_dir and train/run_data. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,20 +17,15 @@
 #endif
 
 #include "backend/backend.h"
-#include "base/mem_budget.h"
 #include "base/path.h"
 #include "base/util.h"
-#include "config/yaml_config.h"
-#include "data/dataset.h"
 #include "device/device.h"
 #include "dist/dist.h"
 #include "model/checkpoint.h"
-#include "model/model_load.h"
 #include "tool/tool.h"
 #include "train/run_dir.h"
-#include "train/train_data.h"
 #include "train/train_loop.h"
-#include "train/train_state.h"
+#include "train/train_setup.h"
 
 static void usage(FILE *out)
 {
@@ -37,26 +33,34 @@ static void usage(FILE *out)
             "Usage: glow-prep ... | glow-train -c CONFIG -o RUN_DIR [OPTION]...\n"
             "       glow-train -c CONFIG -o RUN_DIR [OPTION]... SHARDS...\n"
             "       glow-train --resume RUN_DIR|CKPT [OPTION]... [SHARDS...]\n"
+            "       glow-train --init CKPT -o RUN_DIR [-c CONFIG] [OPTION]... SHARDS...\n"
             "Train a Glow model on images from shard files (or directories of them),\n"
             "or from a shard stream on standard input, which is held in memory.\n"
-            "RUN_DIR receives config.yml (the effective config), checkpoint.safetensors\n"
-            "and log.jsonl (one JSON object per line).\n"
+            "RUN_DIR receives config.yml, data.json, checkpoint.safetensors (the latest),\n"
+            "best.safetensors (by validation bpd), checkpoints/ (every train.keep_every\n"
+            "steps), samples/ (every train.sample_every steps) and log.jsonl.\n"
             "\n"
             "  -c, --config FILE     YAML config with model: and train: (docs/configs.md);\n"
-            "                        with --resume, the checkpoint's config by default\n"
-            "  -o, --out DIR         the run directory (a folder, created) that receives\n"
-            "                        config.yml, checkpoint.safetensors and log.jsonl;\n"
-            "                        with --resume, the checkpoint's directory by default\n"
+            "                        with --resume, the checkpoint's config by default; with\n"
+            "                        --init, the train section (the model is the checkpoint's)\n"
+            "  -o, --out DIR         the run directory (a folder, created); one that holds a\n"
+            "                        run is refused; with --resume, the checkpoint's own\n"
+            "      --force           with -o DIR holding a run: move that run aside to\n"
+            "                        DIR.old-N and start anew in DIR\n"
             "      --resume RUN|CKPT continue a run where it stopped: same data order,\n"
-            "                        noise, optimizer state and step\n"
-            "      --init CKPT       start from a checkpoint's weights (fine-tuning): new\n"
-            "                        optimizer and schedule, no data-dependent init; the\n"
-            "                        config's model must equal the checkpoint's\n"
+            "                        noise, optimizer state and step; the data recorded in\n"
+            "                        RUN/data.json unless SHARDS or --val are given\n"
+            "      --new-data        with --resume: train on SHARDS (or validate on --val)\n"
+            "                        although they are not the data the run recorded\n"
+            "      --init CKPT       start from a checkpoint's weights (fine-tuning): its\n"
+            "                        model, a new optimizer and schedule, no data-dependent\n"
+            "                        init; the train section from -c, else the checkpoint's\n"
             "      --init-ema        with --init: take the checkpoint's EMA weights\n"
             "      --val SHARDS      validation data (repeatable): mean bpd every\n"
             "                        train.val_every steps and at the end\n"
             "      --device D        cpu, cuda, cuda:N or auto (default: train.device)\n"
-            "      --steps N         train until step N (sets train.steps)\n"
+            "      --steps N         train until step N (sets train.steps); with --resume,\n"
+            "                        this session stops at step N and the run keeps its end\n"
             "      --time-limit S    end the run after S seconds (the step under way\n"
             "                        finishes; then validated and saved as when done)\n"
             "      --seed S          sets train.seed\n"
@@ -83,20 +87,18 @@ static void usage(FILE *out)
 }
 
 typedef struct {
-    const char *config, *out, *resume, *init, *device;
-    int init_ema, quiet;
+    glow_train_cli cli;
+    const char *out;
+    int init_ema, quiet, force, new_data;
     char **val;
     int nval;
     char **sets;
-    int nsets;
-    long steps, max_bad, check_every;
-    int has_seed;
-    uint64_t seed;
+    long max_bad, check_every;
     double time_limit;
 } options;
 
 enum { OPT_RESUME = 256, OPT_INIT, OPT_INIT_EMA, OPT_VAL, OPT_DEVICE, OPT_STEPS, OPT_SEED, OPT_SET,
-       OPT_MEM, OPT_MAXBAD, OPT_TIME, OPT_CHECK, OPT_VERSION };
+       OPT_MEM, OPT_MAXBAD, OPT_TIME, OPT_CHECK, OPT_FORCE, OPT_NEW_DATA, OPT_VERSION };
 
 static void push(char ***list, int *n, char *s)
 {
@@ -116,28 +118,32 @@ static int parse_args(int argc, char **argv, options *o)
         {"mem-limit", required_argument, 0, OPT_MEM}, {"max-bad-steps", required_argument, 0, OPT_MAXBAD},
         {"time-limit", required_argument, 0, OPT_TIME},
         {"check-every", required_argument, 0, OPT_CHECK},
+        {"force", no_argument, 0, OPT_FORCE},       {"new-data", no_argument, 0, OPT_NEW_DATA},
         {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
+    glow_train_cli *a = &o->cli;
     o->max_bad = 5;
     o->check_every = GLOW_CHECK_EVERY;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":c:o:qh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': o->config = optarg; break;
+        case 'c': a->config = optarg; break;
         case 'o': o->out = optarg; break;
-        case OPT_RESUME: o->resume = optarg; break;
-        case OPT_INIT: o->init = optarg; break;
+        case OPT_RESUME: a->resume = optarg; break;
+        case OPT_INIT: a->init = optarg; break;
         case OPT_INIT_EMA: o->init_ema = 1; break;
         case OPT_VAL: push(&o->val, &o->nval, optarg); break;
-        case OPT_DEVICE: o->device = optarg; break;
-        case OPT_SET: push(&o->sets, &o->nsets, optarg); break;
+        case OPT_DEVICE: a->device = optarg; break;
+        case OPT_SET: push(&o->sets, &a->nsets, optarg); break;
+        case OPT_FORCE: o->force = 1; break;
+        case OPT_NEW_DATA: o->new_data = 1; break;
         case 'q': o->quiet = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
         case OPT_VERSION: glow_tool_print_version();
         case OPT_STEPS:
-            if (parse_long(optarg, 1, 1L << 50, &o->steps) != 0)
+            if (parse_long(optarg, 1, 1L << 50, &a->steps) != 0)
                 glow_usage_error("--steps %s: expected a positive integer", optarg);
             break;
         case OPT_CHECK:
@@ -163,8 +169,8 @@ static int parse_args(int argc, char **argv, options *o)
             unsigned long long v = strtoull(optarg, &end, 10);
             if (!*optarg || *end || *optarg == '-' || errno)
                 glow_usage_error("--seed %s: expected an integer 0..2^64-1", optarg);
-            o->seed = v;
-            o->has_seed = 1;
+            a->seed = v;
+            a->has_seed = 1;
             break;
         }
         case ':': glow_usage_error("%s: missing value", argv[optind - 1]);
@@ -174,82 +180,25 @@ static int parse_args(int argc, char **argv, options *o)
             glow_usage_error("%s: unknown option", argv[optind - 1]);
         }
     }
-    if (o->resume && o->init)
+    a->sets = o->sets;
+    if (a->resume && a->init)
         glow_usage_error("--resume and --init exclude each other");
-    if (o->init_ema && !o->init)
+    if (o->init_ema && !a->init)
         glow_usage_error("--init-ema needs --init CKPT");
-    if (!o->resume && !o->config)
-        glow_usage_error("-c CONFIG is required (or --resume RUN_DIR)");
-    if (!o->resume && !o->out)
+    if (o->new_data && !a->resume)
+        glow_usage_error("--new-data goes with --resume (a new run records the data it is given)");
+    if (!a->resume && !a->init && !a->config)
+        glow_usage_error("-c CONFIG is required (or --resume RUN_DIR, or --init CKPT)");
+    if (!a->resume && !o->out)
         glow_usage_error("-o RUN_DIR is required");
     if (o->out && !strcmp(o->out, "-"))
         glow_usage_error("-o -: the run directory is a folder, not standard output");
-    if (o->device) {
+    if (a->device) {
         glow_error err;
-        if (glow_device_spec_check(o->device, &err) != 0)
+        if (glow_device_spec_check(a->device, &err) != 0)
             glow_usage_error("%s", err.msg);
     }
     return optind;
-}
-
-static dataset *open_data(int n, char **inputs, const char *what, const options *o,
-                          const glow_run_config *cfg, const glow_dist *dist)
-{
-    glow_error err;
-    int stream = glow_train_data_is_stream(n, inputs);
-    /* Only rank 0 has standard input (mpirun gives it to rank 0), and handing
-     * the whole stream to every process would hold the data set in each. */
-    if (stream && dist->size > 1)
-        glow_usage_error("no %s data: a stream on standard input cannot feed %d processes; write "
-                         "shard files (glow-prep -o DIR) and give DIR to every process",
-                         what, dist->size);
-    if (stream && isatty(0))
-        glow_usage_error("no %s data: give SHARDS, or pipe a stream (glow-prep ... | glow-train ...)",
-                    what);
-    if (stream && !o->quiet)
-        glow_warn("reading the %s images from standard input into memory (at most %llu MiB; "
-                  "for more, write shard files with glow-prep -o DIR)",
-                  what, (unsigned long long)(glow_mem_limit() >> 20));
-    /* a stream's records are held to the model's shape before decompression */
-    dataset *d = dataset_open_expect(n, inputs, 0, glow_train_data_expect, (void *)&cfg->model,
-                                     &err);
-    if (!d)
-        glow_die(EXIT_BADINPUT, "%s", err.msg);
-    const dataset_info *in = dataset_get_info(d);
-    if (stream && !o->quiet)
-        glow_warn("%llu %s images (%.1f MiB) held in memory", (unsigned long long)in->n_images, what,
-                  (double)in->n_images * in->c * in->h * in->w / 1048576.0);
-    if (glow_train_data_check_part(d, what, &cfg->model, dist->rank, dist->size, &err) != 0)
-        glow_die(EXIT_BADINPUT, "%s", err.msg);
-    return d;
-}
-
-/* Every process must train the same model on the same data with the same build:
- * compared at the start, the first difference named (exit 1 on every process,
- * rank 0 reporting it). */
-static void agree(glow_comm *comm, const glow_run_config *cfg, const char *mode, int64_t step,
-                  const dataset *train, const dataset *val)
-{
-    char *config = glow_run_config_to_yaml(cfg);
-    char *data = dataset_fingerprint(train);
-    char *vdata = val ? dataset_fingerprint(val) : xstrdup("none");
-    char build[256], start[96];
-    snprintf(build, sizeof build, "glow-train %s (cuda %d, mpi %d, nccl %d)", glow_version(),
-             glow_device_cuda_built(), GLOW_HAVE_MPI, GLOW_HAVE_NCCL);
-    snprintf(start, sizeof start, "%s from step %lld", mode, (long long)step);
-    const glow_dist_fact facts[] = {{"build", build}, {"config", config}, {"training data", data},
-                                    {"validation data", vdata}, {"start", start}};
-    glow_error err;
-    int rc = glow_dist_agree(comm, facts, (int)(sizeof facts / sizeof facts[0]), &err);
-    free(config);
-    free(data);
-    free(vdata);
-    if (rc == 0)
-        return;
-    if (comm->rank == 0)
-        glow_warn("%s", err.msg);
-    comm->barrier(comm);
-    exit(EXIT_BADINPUT);
 }
 
 int main(int argc, char **argv)
@@ -257,77 +206,108 @@ int main(int argc, char **argv)
     glow_tool_start(argc, argv, GLOW_TOOL_OPENMP);
     options o;
     int first = parse_args(argc, argv, &o);
-    glow_error err;
+    const glow_train_cli *a = &o.cli;
+    glow_error err = {{0}};
     /* Under a launcher: which process this is (MPI_Init when it is MPI's). */
     glow_dist dist;
     if (glow_dist_init(&dist, &argc, &argv, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
 
-    /* The checkpoint to start from, and where the run goes. */
+    /* The checkpoint to start from, the config, the device. */
     glow_checkpoint ck;
-    int have_ck = 0;
+    int have_ck = 0, rc;
     char *ck_path, *run_dir;
-    glow_run_dir_paths(o.resume, o.out, o.init, &ck_path, &run_dir);
+    glow_run_dir_paths(a->resume, o.out, a->init, &ck_path, &run_dir);
     if (ck_path) {
         if (glow_checkpoint_load(ck_path, &ck, &err) != 0)
             glow_die(EXIT_BADINPUT, "%s", err.msg);
         have_ck = 1;
     }
-
-    /* The config: the file, or the checkpoint's; then the command line. */
     glow_run_config cfg;
-    const char *cfg_name = o.config;
-    if (o.config) {
-        if (glow_run_config_parse_file(o.config, &cfg, &err) != 0)
-            glow_die(EXIT_BADINPUT, "%s", err.msg);
-    } else {
-        if (glow_train_config_from_checkpoint(&ck, ck_path, &cfg, &err) != 0)
-            glow_die(EXIT_BADINPUT, "%s", err.msg);
-        cfg_name = ck_path;
-    }
-    for (int i = 0; i < o.nsets; i++)
-        if (config_set_override(&cfg, o.sets[i], &err) != 0)
-            glow_usage_error("--set %s: %s", o.sets[i], err.msg);
-    if (o.steps) {
-        cfg.train.steps = o.steps;
-        cfg.train.epochs = 0;
-    }
-    if (o.has_seed)
-        cfg.train.seed = o.seed;
-    if (o.device)
-        snprintf(cfg.train.device, sizeof cfg.train.device, "%s", o.device);
-    if (glow_run_config_validate(&cfg, &err) != 0)
-        glow_die(EXIT_BADINPUT, "%s: %s", cfg_name, err.msg);
-    if (have_ck) {
-        char why[512];
-        if (glow_config_diff(&cfg.model, cfg_name, &ck.cfg, ck_path, why, sizeof why))
-            glow_die(EXIT_BADINPUT, "%s: the config's model does not match the checkpoint's: %s",
-                     o.resume ? "--resume" : "--init", why);
-    }
+    const char *cfg_name;
+    long session_steps;
+    rc = glow_train_make_config(a, have_ck ? &ck : NULL, ck_path, &cfg, &cfg_name, &session_steps,
+                                &err);
+    if (rc == EXIT_USAGE)
+        glow_usage_error("%s", err.msg);
+    if (rc)
+        glow_die(rc, "%s", err.msg);
     glow_device dev;
-    if (glow_dist_device(&dist, cfg.train.device, &dev, &err) != 0)
+    if (glow_train_device(&dist, a, &cfg, cfg_name, &dev, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     /* The memory the config asks for, before any of it is allocated. */
     if (glow_trainer_plan(&cfg, dev.kind == DEVICE_CPU, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s: %s", cfg_name, err.msg);
 
-    /* Data. */
-    int ntrain = argc - first;
-    dataset *train = open_data(ntrain, argv + first, "training", &o, &cfg, &dist);
-    dataset *val = NULL;
-    if (o.nval) {
-        int val_stream = o.nval == 1 && strcmp(o.val[0], "-") == 0;
-        if (val_stream && dataset_get_info(train)->from_stream)
+    /* The data: given, or what the run resumed recorded. */
+    char *src_dir = a->resume ? glow_path_dir(ck_path) : NULL;
+    glow_data_plan plan;
+    if ((rc = glow_train_plan_data(src_dir, argc - first, argv + first, o.nval, o.val, &plan,
+                                   &err)) != 0)
+        glow_die(rc, "%s", err.msg);
+    dataset *train, *val = NULL;
+    if ((rc = glow_train_open_data(plan.ntrain, plan.train, "training", o.quiet, &cfg, &dist,
+                                   &train, &err)) != 0)
+        glow_die(rc, "%s%s%s", plan.train_recorded ? plan.rec_file : "",
+                 plan.train_recorded ? ": " : "", err.msg);
+    if (plan.nval) {
+        if (plan.nval == 1 && !strcmp(plan.val[0], "-") && dataset_get_info(train)->from_stream)
             glow_usage_error("--val -: standard input already holds the training images");
-        val = open_data(o.nval, o.val, "validation", &o, &cfg, &dist);
+        if ((rc = glow_train_open_data(plan.nval, plan.val, "validation", o.quiet, &cfg, &dist,
+                                       &val, &err)) != 0)
+            glow_die(rc, "%s%s%s", plan.val_recorded ? plan.rec_file : "",
+                     plan.val_recorded ? ": " : "", err.msg);
     }
     if (cfg.train.precision != PRECISION_FP32 && dev.kind == DEVICE_CPU && !o.quiet && dist.rank == 0)
         glow_warn("train.precision %s applies to GPUs; the CPU computes in fp32",
                   glow_precision_name(cfg.train.precision));
+    backend *b = backend_get(dev.kind, dev.index, &err);
+    if (!b)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    glow_comm *comm = glow_dist_comm(&dist, b, &dev, &err);
+    if (!comm)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+
+    /* What rank 0 finds decides for all: the run directory free (or --force), the
+     * data the run's own, a session end not behind the run. */
+    const int64_t at = have_ck && a->resume ? ck.step : 0;
+    const long end = session_steps ? session_steps
+                                   : glow_train_run_length(&cfg.train, dataset_get_info(train)->n_images,
+                                                           dist.size);
+    int in_place = a->resume && glow_same_file(run_dir, src_dir), code = 0, val_changed = 0;
+    glow_run_data record = {0};
+    if (dist.rank == 0) {
+        if (session_steps && session_steps < at) {
+            glow_errorf(&err, "--steps %ld: the run is at step %lld already; --steps N with N >= "
+                              "%lld trains this session on to step N",
+                        session_steps, (long long)at, (long long)at);
+            code = EXIT_USAGE;
+        } else if (!in_place && glow_run_dir_check_new(run_dir, o.force, &err) != 0)
+            code = EXIT_BADINPUT;
+        else if (in_place && (rc = glow_run_dir_lock(run_dir, &err)) == -1)
+            code = EXIT_BADINPUT;
+        else if (glow_train_check_data(&plan, train, val, o.new_data, &record, &val_changed, &err) != 0)
+            code = EXIT_BADINPUT;
+    }
+    glow_train_settle(comm, code, &err);
+    if (a->resume && at >= end) {
+        if (!o.quiet && dist.rank == 0)
+            glow_warn("%s: nothing to do: the run is at step %lld, %s %ld", run_dir, (long long)at,
+                      session_steps ? "and --steps asks for" : "its end is step", end);
+        comm->barrier(comm);
+        exit(EXIT_OK);
+    }
+    const char *mode = a->resume ? "resume" : a->init ? "init" : "scratch";
+    char build[256];
+    snprintf(build, sizeof build, "glow-train %s (cuda %d, mpi %d, nccl %d)", glow_version(),
+             glow_device_cuda_built(), GLOW_HAVE_MPI, GLOW_HAVE_NCCL);
+    if (dist.size > 1 && glow_train_agree(comm, &cfg, mode, at, train, val, build, &err) != 0)
+        glow_train_settle(comm, EXIT_BADINPUT, &err);
 
     /* The run directory: rank 0's. */
-    if (dist.rank == 0 && glow_run_dir_prepare(run_dir, &cfg, &err) != 0)
-        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    if (dist.rank == 0 && glow_train_open_run_dir(run_dir, in_place, &cfg, &record, &err) != 0)
+        code = EXIT_BADINPUT;
+    glow_train_settle(comm, code, &err);
 
     glow_trainer t;
     glow_trainer_setup(&t, &cfg, run_dir);
@@ -336,25 +316,17 @@ int main(int argc, char **argv)
     t.max_bad_steps = (int)o.max_bad;
     t.time_limit = o.time_limit;
     t.check_every = o.check_every;
+    t.b = b;
+    t.comm = comm;
     if (dist.rank > 0)
         glow_train_log_silent(&t.log);
     else if (glow_train_log_open(&t.log, run_dir, o.quiet, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
-    t.b = backend_get(dev.kind, dev.index, &err);
-    if (!t.b)
-        glow_die(EXIT_BADINPUT, "%s", err.msg);
-    t.comm = glow_dist_comm(&dist, t.b, &dev, &err);
-    if (!t.comm)
-        glow_die(EXIT_BADINPUT, "%s", err.msg);
-    const char *mode = o.resume ? "resume" : o.init ? "init" : "scratch";
-    if (dist.size > 1)
-        agree(t.comm, &cfg, mode, have_ck ? ck.step : 0, train, val);
 
     volatile sig_atomic_t *stop = glow_tool_catch_stop();
-    int rc;
-    if (o.resume)
+    if (a->resume)
         rc = glow_trainer_start_resume(&t, &ck, ck_path, &err);
-    else if (o.init)
+    else if (a->init)
         rc = glow_trainer_start_init(&t, &ck, ck_path, o.init_ema, &err);
     else
         rc = glow_trainer_start_scratch(&t, &err);
@@ -362,32 +334,27 @@ int main(int argc, char **argv)
         glow_checkpoint_free(&ck);
     /* Resuming in place: the checkpoint there is the last good one until the
      * next save, which the failure messages want to know. */
-    if (rc == 0 && o.resume && glow_same_file(ck_path, t.ckpt_path))
+    if (rc == 0 && a->resume && glow_same_file(ck_path, t.ckpt_path))
         t.last_saved_step = t.p.step;
     if (rc != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
+    if (session_steps)
+        t.total_steps = session_steps;
+    if (val_changed)
+        t.best_bpd = INFINITY; /* another validation set: its bpd compares with nothing before */
 
-    char devname[32];
+    char devname[32], line[512];
     glow_device_str(&dev, devname, sizeof devname);
     char procs[96] = "";
-    if (strcmp(t.comm->name, "single") != 0)
-        snprintf(procs, sizeof procs, ",\"processes\":%d,\"comm\":\"%s\"", dist.size, t.comm->name);
+    if (strcmp(comm->name, "single") != 0)
+        snprintf(procs, sizeof procs, ",\"processes\":%d,\"comm\":\"%s\"", dist.size, comm->name);
     glow_train_log_json(&t.log, "\"step\":%lld,\"start\":\"%s\",\"device\":\"%s\",\"total_steps\":%ld,"
-                                "\"train_images\":%llu%s",
-                        (long long)t.p.step, mode, devname, t.total_steps,
-                        (unsigned long long)dataset_get_info(train)->n_images, procs);
-    if (dist.size > 1)
-        glow_train_log_msg(&t.log, 1, "%s from step %lld to %ld on %d processes (%s, %s on rank 0), "
-                                      "%llu training images, batch %d per process (%d per step)",
-                           o.resume ? "resuming" : "training", (long long)t.p.step, t.total_steps,
-                           dist.size, t.comm->name, devname,
-                           (unsigned long long)dataset_get_info(train)->n_images,
-                           cfg.train.batch_size, cfg.train.batch_size * dist.size);
-    else
-        glow_train_log_msg(&t.log, 1, "%s from step %lld to %ld on %s, %llu training images, batch %d",
-                           o.resume ? "resuming" : "training", (long long)t.p.step, t.total_steps,
-                           devname, (unsigned long long)dataset_get_info(train)->n_images,
-                           cfg.train.batch_size);
+                                "\"run_steps\":%ld,\"train_images\":%llu,\"val_images\":%llu%s%s",
+                        (long long)t.p.step, mode, devname, t.total_steps, t.run_steps,
+                        (unsigned long long)dataset_get_info(train)->n_images,
+                        (unsigned long long)(val ? dataset_get_info(val)->n_images : 0),
+                        o.new_data ? ",\"new_data\":true" : "", procs);
+    glow_train_log_msg(&t.log, 1, "%s", glow_train_start_text(&t, mode, devname, line, sizeof line));
     rc = glow_trainer_run(&t, stop, &err);
     if (rc == 1 && dist.size > 1 && !t.error_everywhere) {
         /* this process's own failure: say so and go; the launcher ends the others */
@@ -398,14 +365,16 @@ int main(int argc, char **argv)
         glow_train_log_msg(&t.log, 0, "%s", err.msg);
     glow_train_log_close(&t.log);
     /* every process ends together: rank 0 has saved and said what happened */
-    t.comm->barrier(t.comm);
-    t.comm->destroy(t.comm);
+    comm->barrier(comm);
+    comm->destroy(comm);
     glow_dist_finish(&dist);
-    backend *b = t.b;
     glow_trainer_free(&t);
     backend_release(b);
     dataset_close(train);
     dataset_close(val);
+    glow_data_plan_free(&plan);
+    glow_run_data_free(&record);
+    free(src_dir);
     free(ck_path);
     free(run_dir);
     free(o.val);

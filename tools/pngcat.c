@@ -401,6 +401,8 @@ int main(int argc, char **argv)
     if (first == argc && isatty(STDIN_FILENO))
         glow_usage_error("%s", "expected a shard stream on standard input; pipe one in or name "
                                "FILEs");
+    if (!o.split)
+        glow_tool_no_overwrite(o.output, NULL, argc - first, argv + first);
     shard_multi *m = shard_multi_open(argc - first, argv + first);
     int rc = o.split ? run_split(&o, m) : run_grid(&o, m);
     shard_multi_close(m);

@@ -146,3 +146,58 @@ void atomic_abort(atomic_file *af)
     af->tmp_path = af->path = NULL;
     af->f = NULL;
 }
+
+static int copy_into(const char *src, atomic_file *af, glow_error *err)
+{
+    FILE *in = fopen(src, "rb");
+    if (!in) {
+        glow_errorf(err, "%s: cannot open: %s", src, strerror(errno));
+        return -1;
+    }
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, af->f) != n)
+            break;
+    int bad = ferror(in);
+    fclose(in);
+    if (bad) {
+        glow_errorf(err, "%s: read error", src);
+        return -1;
+    }
+    return 0;
+}
+
+int atomic_link(const char *src, const char *dst, glow_error *err)
+{
+    char *d = xstrdup(dst), *b = xstrdup(dst);
+    size_t n = strlen(dst) + 64;
+    char *tmp = xmalloc(n);
+    snprintf(tmp, n, "%s/.%s.tmp.%ld", dirname(d), basename(b), (long)getpid());
+    free(d);
+    free(b);
+    unlink(tmp);
+    int rc = 0;
+    if (link(src, tmp) == 0) {
+        live_add(tmp);
+        if (rename(tmp, dst) != 0) {
+            glow_errorf(err, "%s: cannot rename into place: %s", dst, strerror(errno));
+            unlink(tmp);
+            rc = -1;
+        }
+        live_remove(tmp);
+    } else if (errno == EXDEV || errno == EPERM || errno == EOPNOTSUPP || errno == EMLINK) {
+        atomic_file af;
+        rc = atomic_open(&af, dst, err);
+        if (rc == 0 && copy_into(src, &af, err) != 0) {
+            atomic_abort(&af);
+            rc = -1;
+        } else if (rc == 0)
+            rc = atomic_commit(&af, err);
+    } else {
+        glow_errorf(err, "%s: cannot link to %s: %s", dst, src, strerror(errno));
+        rc = -1;
+    }
+    free(tmp);
+    return rc;
+}

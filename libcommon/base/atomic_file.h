@@ -25,6 +25,12 @@ int atomic_commit(atomic_file *af, glow_error *err);
 /* Close and remove the temporary file. */
 void atomic_abort(atomic_file *af);
 
+/* Make dst another name of the file src, atomically: a hard link made under the
+ * temporary name and renamed over dst (no data copied, and a later rename over
+ * src leaves dst as it was). Where the filesystem has no hard links (or src and
+ * dst are on different ones), an atomic copy. Returns 0, or -1 with err set. */
+int atomic_link(const char *src, const char *dst, glow_error *err);
+
 /* Remove temporary files still open (called from a signal handler's exit path or
  * atexit): every atomic_open registers its temp name until commit or abort. */
 void atomic_cleanup_all(void);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int glow_mkdir_p(const char *dir, glow_error *err)
 {
@@ -78,4 +79,26 @@ int glow_same_file(const char *a, const char *b)
     struct stat sa, sb;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
+}
+
+/* stat of a path, or of standard input/output for "-" (or NULL). */
+static int stat_of(const char *path, int fd, struct stat *st)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return fstat(fd, st) == 0 && S_ISREG(st->st_mode) ? 0 : -1;
+    return stat(path, st);
+}
+
+int glow_output_is_input(const char *out, int n, char *const *inputs)
+{
+    struct stat so;
+    if (stat_of(out, STDOUT_FILENO, &so) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        struct stat si;
+        if (stat_of(inputs[i], STDIN_FILENO, &si) == 0 && si.st_dev == so.st_dev &&
+            si.st_ino == so.st_ino)
+            return i;
+    }
+    return -1;
 }

@@ -15,5 +15,10 @@ char *glow_path_dir(const char *path);
 int glow_is_dir(const char *path);
 /* Do both paths name one existing file (same device and inode)? */
 int glow_same_file(const char *a, const char *b);
+/* Would writing out overwrite one of the n inputs? out NULL or "-" stands for
+ * standard output (compared when it is a file), an input "-" for standard input.
+ * Returns the index of the first input that is the same file as out (device and
+ * inode), or -1. */
+int glow_output_is_input(const char *out, int n, char *const *inputs);
 
 #endif

@@ -62,6 +62,8 @@ const key_def config_keys[] = {
     KEY("train", "beta1", K_DOUBLE, train.beta1, .min = 0, .max = 1, .max_open = 1),
     KEY("train", "beta2", K_DOUBLE, train.beta2, .min = 0, .max = 1, .max_open = 1),
     KEY("train", "warmup", K_LONG, train.warmup, .min = 0, ANY_LONG),
+    KEY("train", "warmup_steps", K_LONG, train.warmup_steps, .min = 0, ANY_LONG,
+        .omit_default = 1),
     KEY("train", "grad_clip", K_DOUBLE, train.grad_clip, .min = 0, .max = HUGE_VAL),
     KEY("train", "ema_decay", K_DOUBLE, train.ema_decay, .min = 0, .max = 1, .max_open = 1),
     KEY("train", "init_batch", K_INT, train.init_batch, .min = 0, .max = 1 << 20),
@@ -69,8 +71,14 @@ const key_def config_keys[] = {
     KEY("train", "epochs", K_DOUBLE, train.epochs, .min = 0, .min_open = 1, .max = HUGE_VAL,
         .zero_unset = 1),
     KEY("train", "checkpoint_every", K_LONG, train.checkpoint_every, .min = 0, ANY_LONG),
+    KEY("train", "keep_every", K_LONG, train.keep_every, .min = 0, ANY_LONG, .omit_default = 1),
+    KEY("train", "keep_last", K_LONG, train.keep_last, .min = 0, ANY_LONG, .omit_default = 1),
     KEY("train", "val_every", K_LONG, train.val_every, .min = 0, ANY_LONG),
     KEY("train", "log_every", K_LONG, train.log_every, .min = 0, ANY_LONG),
+    KEY("train", "sample_every", K_LONG, train.sample_every, .min = 0, ANY_LONG,
+        .omit_default = 1),
+    KEY("train", "sample_temperatures", K_LIST, train.sample_temperatures, .min = 0, .max = 10,
+        .omit_default = 1),
     KEY("train", "seed", K_U64, train.seed),
     KEY("train", "precision", K_ENUM, train.precision, .names = precision_names),
     KEY("train", "device", K_STRING, train.device, .size = SIZE_OF(train.device),
@@ -239,6 +247,12 @@ static int in_range(const key_def *k, double v)
 
 static int out_of_range(const key_def *k, const char *got, char *why, size_t n)
 {
+    if (k->type == K_LIST) {
+        char r[96];
+        range_text(k, r, sizeof r);
+        snprintf(why, n, "each number %s, got %s", r, got);
+        return -1;
+    }
     char r[96];
     range_text(k, r, sizeof r);
     snprintf(why, n, "%s, got %s", r, got);
@@ -347,6 +361,35 @@ static int read_size(const key_def *k, yaml_document_t *doc, const yaml_node_t *
     return 0;
 }
 
+/* A list of 1..GLOW_NUMBER_LIST_MAX numbers, or one number. */
+static int read_list(const key_def *k, yaml_document_t *doc, const yaml_node_t *v,
+                     glow_number_list *l, char *why, size_t n)
+{
+    char what[96];
+    snprintf(what, sizeof what, "a number or a list of 1 to %d numbers", GLOW_NUMBER_LIST_MAX);
+    memset(l, 0, sizeof *l);
+    if (v && v->type == YAML_SCALAR_NODE && plain_text(v)) {
+        if (read_double(k, v, &l->v[0], why, n) != 0)
+            return strncmp(why, "expected", 8) == 0 ? expected(v, what, why, n) : -1;
+        l->n = 1;
+        return 0;
+    }
+    if (!v || v->type != YAML_SEQUENCE_NODE)
+        return expected(v, what, why, n);
+    long count = v->data.sequence.items.top - v->data.sequence.items.start;
+    if (count < 1 || count > GLOW_NUMBER_LIST_MAX)
+        return expected(v, what, why, n);
+    for (long i = 0; i < count; i++) {
+        const yaml_node_t *e = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
+        if (!plain_text(e))
+            return expected(v, what, why, n);
+        if (read_double(k, e, &l->v[i], why, n) != 0)
+            return strncmp(why, "expected", 8) == 0 ? expected(v, what, why, n) : -1;
+    }
+    l->n = (int)count;
+    return 0;
+}
+
 int config_set_node(const key_def *k, glow_run_config *cfg, yaml_document_t *doc,
                     const yaml_node_t *v, char *why, size_t n)
 {
@@ -401,6 +444,13 @@ int config_set_node(const key_def *k, glow_run_config *cfg, yaml_document_t *doc
             return -1;
         cfg->model.image_h = hw[0];
         cfg->model.image_w = hw[1];
+        return 0;
+    }
+    case K_LIST: {
+        glow_number_list l;
+        if (read_list(k, doc, v, &l, why, n))
+            return -1;
+        memcpy(field, &l, sizeof l);
         return 0;
     }
     case K_STRING: {
@@ -555,8 +605,73 @@ int config_check_value(const key_def *k, const glow_run_config *cfg, char *why, 
             return -1;
         }
         return k->check ? k->check(field, why, n) : 0;
+    case K_LIST: {
+        glow_number_list l;
+        memcpy(&l, field, sizeof l);
+        if (l.n < 1 || l.n > GLOW_NUMBER_LIST_MAX) {
+            snprintf(why, n, "expected 1 to %d numbers, got %d", GLOW_NUMBER_LIST_MAX, l.n);
+            return -1;
+        }
+        for (int i = 0; i < l.n; i++)
+            if (!in_range(k, l.v[i])) {
+                char got[48];
+                config_format_double(l.v[i], got, sizeof got);
+                return out_of_range(k, got, why, n);
+            }
+        return 0;
+    }
     case K_U64:
     case K_SIZE: return 0; /* every u64 is a seed; image_size is glow_config_validate's */
     }
     return 0;
+}
+
+static size_t field_size(const key_def *k)
+{
+    switch (k->type) {
+    case K_INT:
+    case K_BOOL:
+    case K_ENUM: return sizeof(int);
+    case K_LONG: return sizeof(long);
+    case K_U64: return sizeof(uint64_t);
+    case K_DOUBLE: return sizeof(double);
+    case K_STRING: return k->size;
+    case K_SIZE: return 2 * sizeof(int);
+    case K_LIST: return sizeof(glow_number_list);
+    }
+    return 0;
+}
+
+int config_is_default(const key_def *k, const glow_run_config *cfg)
+{
+    glow_run_config d; /* glow_run_config_default, which is run_config.c's, which calls here */
+    memset(&d, 0, sizeof d);
+    glow_config_default(&d.model);
+    glow_train_config_default(&d.train);
+    if (k->type == K_LIST) { /* the numbers in use, not what lies past n */
+        glow_number_list a, b;
+        memcpy(&a, (const char *)cfg + k->offset, sizeof a);
+        memcpy(&b, (const char *)&d + k->offset, sizeof b);
+        if (a.n != b.n)
+            return 0;
+        for (int i = 0; i < a.n; i++)
+            if (a.v[i] != b.v[i])
+                return 0;
+        return 1;
+    }
+    if (k->type == K_STRING)
+        return strcmp((const char *)cfg + k->offset, (const char *)&d + k->offset) == 0;
+    return memcmp((const char *)cfg + k->offset, (const char *)&d + k->offset, field_size(k)) == 0;
+}
+
+void config_format_list(const glow_number_list *l, const char *sep, char *buf, size_t n)
+{
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < l->n && o < n; i++) {
+        char num[40];
+        config_format_double(l->v[i], num, sizeof num);
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? sep : "", num);
+    }
+    if (o < n)
+        snprintf(buf + o, n - o, "]");
 }

@@ -11,7 +11,7 @@
 
 #include "run_config.h"
 
-typedef enum { K_INT, K_LONG, K_U64, K_DOUBLE, K_BOOL, K_ENUM, K_STRING, K_SIZE } key_type;
+typedef enum { K_INT, K_LONG, K_U64, K_DOUBLE, K_BOOL, K_ENUM, K_STRING, K_SIZE, K_LIST } key_type;
 
 typedef struct {
     const char *section; /* "model", "train", or NULL for a top-level key */
@@ -22,6 +22,8 @@ typedef struct {
     double min, max;     /* numeric range */
     int min_open, max_open;
     int zero_unset;      /* 0 is allowed as "not set" in spite of min (steps, epochs) */
+    int omit_default;    /* left out of the train JSON while at its default (keys added
+                            after checkpoints existed: their train_config stays as it was) */
     const char *const *names;                         /* K_ENUM: values, NULL-terminated */
     int (*check)(const char *s, char *why, size_t n); /* K_STRING: extra syntax rule */
 } key_def;
@@ -55,7 +57,8 @@ int config_set_node(const key_def *k, glow_run_config *cfg, yaml_document_t *doc
  * their text is taken as it is), else as one plain scalar. */
 int config_set_text(const key_def *k, glow_run_config *cfg, const char *text, int as_yaml,
                     char *why, size_t n);
-/* Is the current value of key k in its range (enum known, string well-formed)? */
+/* Is the current value of key k in its range (enum known, string well-formed,
+ * every number of a list)? */
 int config_check_value(const key_def *k, const glow_run_config *cfg, char *why, size_t n);
 
 /* Numeric keys as double (0 for others). */
@@ -65,5 +68,9 @@ int config_unset(const key_def *k, const glow_run_config *cfg);
 const char *config_enum_name(const key_def *k, int e);
 /* Shortest decimal text that reads back to exactly v. */
 void config_format_double(double v, char *buf, size_t n);
+/* Does key k hold its default value (glow_run_config_default's)? */
+int config_is_default(const key_def *k, const glow_run_config *cfg);
+/* A K_LIST value as "[0.7, 1]" (sep ", ") or "[0.7,1]" (sep ","). */
+void config_format_list(const glow_number_list *l, const char *sep, char *buf, size_t n);
 
 #endif

@@ -45,6 +45,11 @@ int glow_train_config_validate(const glow_train_config *t, glow_error *err)
             return -1;
         }
     }
+    if (t->warmup > 0 && t->warmup_steps > 0) {
+        glow_errorf(err, "train.warmup, train.warmup_steps: both are set; give one (warmup counts "
+                         "images, warmup_steps optimizer steps)");
+        return -1;
+    }
     if ((t->steps > 0) == (t->epochs > 0)) {
         glow_errorf(err, t->steps > 0 ? "train.steps, train.epochs: both are set; give one"
                                       : "train.steps or train.epochs: one of them is required");
@@ -61,7 +66,8 @@ char *glow_train_config_to_json(const glow_train_config *t)
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; i < config_nkeys; i++) {
         const key_def *k = &config_keys[i];
-        if (!config_same_section(k->section, "train") || config_unset(k, &cfg))
+        if (!config_same_section(k->section, "train") || config_unset(k, &cfg) ||
+            (k->omit_default && config_is_default(k, &cfg)))
             continue;
         const char *field = (const char *)&cfg + k->offset;
         int e;
@@ -69,7 +75,20 @@ char *glow_train_config_to_json(const glow_train_config *t)
         char buf[32];
         switch (k->type) {
         case K_INT:
-        case K_LONG: cJSON_AddNumberToObject(o, k->name, config_number(k, &cfg)); break;
+        case K_LONG:
+            /* As an integer: cJSON would print 1000000 as 1e+06, which a config
+             * does not take for an integer. */
+            snprintf(buf, sizeof buf, "%.0f", config_number(k, &cfg));
+            cJSON_AddRawToObject(o, k->name, buf);
+            break;
+        case K_LIST: {
+            glow_number_list l;
+            memcpy(&l, field, sizeof l);
+            char text[GLOW_NUMBER_LIST_MAX * 26 + 4];
+            config_format_list(&l, ",", text, sizeof text);
+            cJSON_AddRawToObject(o, k->name, text);
+            break;
+        }
         case K_DOUBLE:
             /* cJSON's own printing rounds to 15 digits when that looks close
              * enough; a resumed run must get the exact value back. */
@@ -134,7 +153,14 @@ int glow_train_config_from_json(const char *json, glow_train_config *t, glow_err
             rc = config_set_text(&config_keys[i], &cfg, it->valuestring, 0, why, sizeof why);
         } else if (cJSON_IsNumber(it)) {
             char text[40];
-            config_format_double(it->valuedouble, text, sizeof text);
+            const key_type ty = config_keys[i].type;
+            /* An integer key written as 1e+06 by an earlier version reads back as
+             * the integer it is. */
+            if ((ty == K_INT || ty == K_LONG) && it->valuedouble == floor(it->valuedouble) &&
+                fabs(it->valuedouble) < 9e18)
+                snprintf(text, sizeof text, "%.0f", it->valuedouble);
+            else
+                config_format_double(it->valuedouble, text, sizeof text);
             rc = config_set_text(&config_keys[i], &cfg, text, 1, why, sizeof why);
         } else {
             char *text = cJSON_PrintUnformatted(it);

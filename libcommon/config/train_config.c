@@ -19,6 +19,12 @@ void glow_train_config_default(glow_train_config *t)
     t->steps = 0;
     t->epochs = 0;
     t->checkpoint_every = 1000;
+    t->keep_every = 0;
+    t->keep_last = 0;
+    t->sample_every = 1000;
+    t->sample_temperatures.n = 2;
+    t->sample_temperatures.v[0] = 0.7;
+    t->sample_temperatures.v[1] = 1.0;
     t->val_every = 1000;
     t->log_every = 100;
     t->seed = 1;

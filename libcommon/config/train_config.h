@@ -13,6 +13,14 @@
 /* train.optimizer: torch.optim.Adam or torch.optim.Adamax (train/optim.h). */
 typedef enum { OPTIM_ADAM = 0, OPTIM_ADAMAX = 1 } glow_optimizer;
 
+/* A short list of numbers (train.sample_temperatures): YAML [0.7, 1.0] or one
+ * number. */
+#define GLOW_NUMBER_LIST_MAX 8
+typedef struct {
+    int n;
+    double v[GLOW_NUMBER_LIST_MAX];
+} glow_number_list;
+
 /* batch_size and init_batch are per process: with R GPUs each process draws
  * batch_size images per step, so a step consumes batch_size * R images. warmup and
  * epochs count images of all processes together (as the official code's
@@ -24,6 +32,8 @@ typedef struct {
     double beta1, beta2;      /* Adam / Adamax moment decays */
     long warmup;              /* images (all processes): lr rises linearly from 0 to lr
                                  over this many; 0 = none */
+    long warmup_steps;        /* the same in optimizer steps, whatever the number of
+                                 processes; at most one of the two is set */
     double grad_clip;         /* max global gradient L2 norm; 0 = no clipping */
     double ema_decay;         /* exponential moving average of the weights; 0 = none */
     int init_batch;           /* images for data-dependent actnorm init; 0 = automatic
@@ -32,6 +42,12 @@ typedef struct {
     long steps;
     double epochs;            /* passes over the training set */
     long checkpoint_every;    /* steps between checkpoints; 0 = only at the end */
+    long keep_every;          /* steps between numbered checkpoints kept in
+                                 RUN_DIR/checkpoints/; 0 = none */
+    long keep_last;           /* numbered checkpoints kept (the newest); 0 = all */
+    long sample_every;        /* steps between sample grids in RUN_DIR/samples/ (and at
+                                 the end); 0 = none */
+    glow_number_list sample_temperatures; /* one row block of samples each */
     long val_every;           /* steps between validation passes; 0 = none */
     long log_every;           /* steps between log lines; 0 = none */
     uint64_t seed;            /* every random stream (rng.h) derives from it */

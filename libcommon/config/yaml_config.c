@@ -17,6 +17,7 @@ typedef struct {
     glow_error *err;
     int line_of[CONFIG_MAX_KEYS]; /* line where each key was set; 0: not in the file */
     int model_line;               /* line of `model:`; 0 when absent */
+    int model_optional;           /* a file of the train section alone is fine */
 } reader;
 
 static int line_of_node(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
@@ -137,11 +138,11 @@ static int read_document(reader *r)
     }
     if (read_mapping(r, NULL, root))
         return -1;
-    if (!r->model_line) {
+    if (!r->model_line && !r->model_optional) {
         glow_errorf(r->err, "%s: missing the 'model' section", r->file);
         return -1;
     }
-    if (!r->line_of[config_find_key("model", "image_size")]) {
+    if (r->model_line && !r->line_of[config_find_key("model", "image_size")]) {
         glow_errorf(r->err, "%s: line %d: model.image_size is required", r->file, r->model_line);
         return -1;
     }
@@ -195,8 +196,10 @@ static int check_depth(const char *text, size_t len, const char *file, glow_erro
 static int parse_text(const char *text, size_t len, const char *file, glow_run_config *cfg,
                       reader *r, glow_error *err)
 {
+    int model_optional = r->model_optional;
     glow_run_config_default(cfg);
     memset(r, 0, sizeof *r);
+    r->model_optional = model_optional;
     r->file = file;
     r->cfg = cfg;
     r->err = err;
@@ -241,7 +244,7 @@ static int parse_text(const char *text, size_t len, const char *file, glow_run_c
 int glow_run_config_parse_string(const char *text, size_t len, const char *name,
                                  glow_run_config *cfg, glow_error *err)
 {
-    reader r;
+    reader r = {0};
     return parse_text(text, len, name, cfg, &r, err);
 }
 
@@ -275,6 +278,21 @@ static char *slurp(const char *path, size_t *len, glow_error *err)
     return buf;
 }
 
+int glow_run_config_parse_file_opt(const char *path, glow_run_config *cfg, int *has_model,
+                                   glow_error *err)
+{
+    size_t len;
+    char *text = slurp(path, &len, err);
+    if (!text)
+        return -1;
+    reader r = {0};
+    r.model_optional = 1;
+    int rc = parse_text(text, len, path, cfg, &r, err);
+    free(text);
+    *has_model = r.model_line != 0;
+    return rc;
+}
+
 int glow_run_config_parse_file(const char *path, glow_run_config *cfg, glow_error *err)
 {
     size_t len;
@@ -293,6 +311,10 @@ static void after_set(int i, glow_run_config *cfg)
         cfg->train.epochs = 0;
     else if (config_is_key(i, "train", "epochs"))
         cfg->train.steps = 0;
+    else if (config_is_key(i, "train", "warmup"))
+        cfg->train.warmup_steps = 0;
+    else if (config_is_key(i, "train", "warmup_steps"))
+        cfg->train.warmup = 0;
 }
 
 int config_set_override(glow_run_config *cfg, const char *key_eq_value, glow_error *err)
@@ -331,7 +353,7 @@ int glow_run_config_load(const char *path, const char *const *overrides, int n_o
     char *text = slurp(path, &len, err);
     if (!text)
         return -1;
-    reader r;
+    reader r = {0};
     int rc = parse_text(text, len, path, cfg, &r, err);
     free(text);
     if (rc)
@@ -409,6 +431,14 @@ static void write_value(FILE *f, const key_def *k, const glow_run_config *cfg)
     case K_ENUM: memcpy(&i, field, sizeof i); fputs(config_enum_name(k, i), f); break;
     case K_SIZE: fprintf(f, "[%d, %d]", cfg->model.image_h, cfg->model.image_w); break;
     case K_STRING: write_quoted(f, field); break;
+    case K_LIST: {
+        glow_number_list l;
+        memcpy(&l, field, sizeof l);
+        char text[GLOW_NUMBER_LIST_MAX * 26 + 4];
+        config_format_list(&l, ", ", text, sizeof text);
+        fputs(text, f);
+        break;
+    }
     }
 }
 

@@ -21,6 +21,11 @@
  * train sets at most one of steps and epochs; not the cross-key rules (call
  * glow_run_config_validate after any overrides). Returns 0 or -1 with err set. */
 int glow_run_config_parse_file(const char *path, glow_run_config *cfg, glow_error *err);
+/* The same for a file whose model section may be missing (the train section of
+ * a fine-tuning, whose model is its checkpoint's): *has_model says whether the
+ * file had one (without, cfg->model keeps the defaults). */
+int glow_run_config_parse_file_opt(const char *path, glow_run_config *cfg, int *has_model,
+                                   glow_error *err);
 /* The same for text in memory; `name` stands for the file in messages. */
 int glow_run_config_parse_string(const char *text, size_t len, const char *name,
                                  glow_run_config *cfg, glow_error *err);

@@ -50,6 +50,13 @@ void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key); /* NULL when absent */
 
+/* The header's metadata only, without reading the tensors (listing the
+ * checkpoints of a run directory, safetensors_meta.c): f gets path, size (of the
+ * file), n_meta, meta_keys and meta_vals, no tensors and no buf. Checks the
+ * header length and that the header is a JSON object with string metadata.
+ * Free with st_free. */
+int st_load_meta(const char *path, st_file *f, glow_error *err);
+
 /* Statistics of a tensor's finite elements (ok: a numeric dtype with at least
  * one finite element); mean and variance with Welford's update, so large tensors
  * keep their precision. */

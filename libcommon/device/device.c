@@ -52,7 +52,7 @@ int glow_device_resolve(const char *spec, glow_device *dev, glow_error *err)
         }
         int n = glow_cuda_device_count(why, sizeof why);
         if (n == 0) {
-            glow_errorf(err, "--device %s: no usable GPU: %s", spec, why);
+            glow_errorf(err, "--device %s: no usable GPU: %s; use --device cpu", spec, why);
             return -1;
         }
         if (idx >= n) {

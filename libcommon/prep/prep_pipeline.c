@@ -1,5 +1,6 @@
 #include "prep_pipeline.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,22 @@ uint32_t *prep_order(const prep_inputs *in, int shuffle, uint64_t seed, uint64_t
         n = (uint32_t)limit;
     *n_out = n;
     return order;
+}
+
+int prep_split_count(double split, uint32_t n, uint64_t *ntrain, glow_error *err)
+{
+    *ntrain = n;
+    if (split <= 0 || n == 0)
+        return 0;
+    *ntrain = (uint64_t)llround(split * n);
+    if (*ntrain == 0 || *ntrain == n) {
+        glow_errorf(err, "--split %g of %u image%s leaves the %s set empty (%llu train, %llu val); "
+                         "give more images or a --split nearer 0.5",
+                    split, n, n == 1 ? "" : "s", *ntrain ? "validation" : "training",
+                    (unsigned long long)*ntrain, (unsigned long long)(n - *ntrain));
+        return -1;
+    }
+    return 0;
 }
 
 static int any_files(const prep_inputs *in, const uint32_t *order, uint32_t n)

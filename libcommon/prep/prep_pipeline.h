@@ -42,6 +42,11 @@ typedef struct {
 uint32_t *prep_order(const prep_inputs *in, int shuffle, uint64_t seed, uint64_t limit,
                      uint32_t *n);
 
+/* The train side of --split F over n images: round(F*n), the rest going to val.
+ * A side left empty is an error naming the counts (F 0: no split, every image
+ * train). Returns 0, or -1 with err set. */
+int prep_split_count(double split, uint32_t n, uint64_t *ntrain, glow_error *err);
+
 /* The channels of the output: forced (when not 0), else 3 when any image file
  * is among the first n of order or there are no arrays, else the first array's. */
 int prep_output_channels(const prep_inputs *in, const uint32_t *order, uint32_t n, int forced);

@@ -6,6 +6,7 @@
 
 #include "base/atomic_file.h"
 #include "base/mem_budget.h"
+#include "base/path.h"
 
 /* libgomp's waiting threads spin (up to ~300000 rounds) before they sleep. On a
  * machine whose cores are shared with other busy processes, a spinning thread
@@ -113,4 +114,27 @@ void glow_tool_mem_limit(const char *arg)
     if (parse_long(arg, 1, 1L << 40, &mib) != 0)
         glow_usage_error("--mem-limit %s: expected a positive number of MiB", arg);
     glow_mem_set_limit((uint64_t)mib << 20);
+}
+
+void glow_tool_no_overwrite(const char *out, const char *also, int n, char *const *inputs)
+{
+    char *dash = "-";
+    char **all = xmalloc((size_t)(n + 2) * sizeof *all);
+    int k = 0;
+    if (also)
+        all[k++] = (char *)also;
+    for (int i = 0; i < n; i++)
+        all[k++] = inputs[i];
+    if (n == 0)
+        all[k++] = dash;
+    int i = glow_output_is_input(out, k, all);
+    const char *in = i < 0 ? NULL : strcmp(all[i], "-") == 0 ? "standard input" : all[i];
+    free(all);
+    if (!in)
+        return;
+    if (!out || strcmp(out, "-") == 0)
+        glow_die(EXIT_BADINPUT, "standard output is the input %s; writing it would destroy the "
+                                "input: redirect to another file", in);
+    glow_die(EXIT_BADINPUT, "%s: is also the input %s; writing it would destroy the input: write "
+                            "to another file", out, in);
 }

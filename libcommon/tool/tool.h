@@ -52,4 +52,11 @@ GLOW_NORETURN void glow_tool_print_version(void);
  * "PROG: refusing to write WHAT to a terminal; HOW" and exit 2 (usage). */
 void glow_tool_no_terminal(const char *what, const char *how);
 
+/* Before writing out (a file; NULL or "-": standard output): when it is the file
+ * also (a checkpoint read; NULL: none) or one of the n inputs (none: standard
+ * input) -- the same file by device and inode, base/path.h -- print "PROG: OUT:
+ * is also the input INPUT; writing it would destroy the input: write to another
+ * file" and exit 1. Call it before anything is written. */
+void glow_tool_no_overwrite(const char *out, const char *also, int n, char *const *inputs);
+
 #endif

@@ -21,6 +21,7 @@ int glow_train_log_open(glow_train_log *lg, const char *run_dir, int quiet, glow
     }
     lg->tty = stderr_is_tty();
     lg->quiet = quiet;
+    lg->val_bpd = lg->val_bpd_ema = NAN;
     return 0;
 }
 
@@ -36,6 +37,7 @@ void glow_train_log_silent(glow_train_log *lg)
 {
     memset(lg, 0, sizeof *lg);
     lg->quiet = lg->silent = 1;
+    lg->val_bpd = lg->val_bpd_ema = NAN;
 }
 
 void glow_train_log_close(glow_train_log *lg)
@@ -73,6 +75,18 @@ void glow_train_log_json(glow_train_log *lg, const char *fmt, ...)
     }
 }
 
+/* ", val 3.9612 (EMA 4.7701)" after the first validation, else "". */
+static void val_text(const glow_train_log *lg, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (isnan(lg->val_bpd))
+        return;
+    if (isnan(lg->val_bpd_ema))
+        snprintf(buf, n, ", val %.4f", lg->val_bpd);
+    else
+        snprintf(buf, n, ", val %.4f (EMA %.4f)", lg->val_bpd, lg->val_bpd_ema);
+}
+
 void glow_train_log_stats(glow_train_log *lg, const glow_train_stats *s)
 {
     char a[32], b[32], c[32], d[32];
@@ -84,9 +98,11 @@ void glow_train_log_stats(glow_train_log *lg, const glow_train_stats *s)
                         glow_json_num(d, s->grad_norm), s->images_per_s, s->seconds);
     if (lg->quiet || lg->tty || lg->silent)
         return;
-    fprintf(stderr, "%s: step %ld/%ld: loss %.4f bpd %.4f lr %.3g grad %.3g, %.1f img/s\n",
+    char val[64];
+    val_text(lg, val, sizeof val);
+    fprintf(stderr, "%s: step %ld/%ld: loss %.4f bpd %.4f lr %.3g grad %.3g, %.1f img/s%s\n",
             glow_progname(), s->step, s->total_steps, s->loss, s->bpd, s->lr, s->grad_norm,
-            s->images_per_s);
+            s->images_per_s, val);
 }
 
 void glow_train_log_progress(glow_train_log *lg, long step, long total, double bpd,
@@ -99,8 +115,14 @@ void glow_train_log_progress(glow_train_log *lg, long step, long total, double b
         return;
     lg->progress_at = now;
     long eta = isfinite(eta_s) && eta_s >= 0 ? (long)(eta_s + 0.5) : 0;
-    fprintf(stderr, "\r%s: step %ld/%ld  bpd %.4f  %.1f img/s  ETA %ld:%02ld:%02ld\033[K",
-            glow_progname(), step, total, bpd, images_per_s, eta / 3600, eta / 60 % 60, eta % 60);
+    char val[64] = "";
+    if (!isnan(lg->val_bpd) && isnan(lg->val_bpd_ema))
+        snprintf(val, sizeof val, "  val %.4f", lg->val_bpd);
+    else if (!isnan(lg->val_bpd))
+        snprintf(val, sizeof val, "  val %.4f ema %.4f", lg->val_bpd, lg->val_bpd_ema);
+    fprintf(stderr, "\r%s: step %ld/%ld  bpd %.4f%s  %.1f img/s  ETA %ld:%02ld:%02ld\033[K",
+            glow_progname(), step, total, bpd, val, images_per_s, eta / 3600, eta / 60 % 60,
+            eta % 60);
     fflush(stderr);
     lg->progress_shown = 1;
 }

@@ -18,6 +18,7 @@ typedef struct {
     double progress_at; /* when it was last drawn */
     int write_failed;
     int silent;         /* nothing at all: the processes of a run other than rank 0 */
+    double val_bpd, val_bpd_ema; /* the last validation, shown on progress lines; NAN: none */
 } glow_train_log;
 
 /* Averages over one log interval. */

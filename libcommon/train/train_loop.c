@@ -1,13 +1,17 @@
 #include "train_loop.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/mem_budget.h"
+#include "base/path.h"
+#include "data/safetensors.h"
 #include "dist/dist.h"
+#include "run_dir.h"
 
 static int nproc(const glow_trainer *t) { return t->comm ? t->comm->size : 1; }
 static int rank_of(const glow_trainer *t) { return t->comm ? t->comm->rank : 0; }
@@ -26,6 +30,10 @@ void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char 
     t->last_saved_step = -1;
     t->check_every = GLOW_CHECK_EVERY;
     t->perturb_rank = -1;
+    t->val_step = -1;
+    t->val_bpd = t->val_bpd_ema = NAN;
+    t->best_bpd = INFINITY;
+    t->sampled_at = -1;
     const char *hook = getenv("GLOW_TEST_PERTURB");
     int r;
     long st;
@@ -35,14 +43,18 @@ void glow_trainer_setup(glow_trainer *t, const glow_run_config *cfg, const char 
     }
 }
 
+long glow_train_run_length(const glow_train_config *tc, uint64_t n_images, int processes)
+{
+    if (tc->steps > 0)
+        return tc->steps;
+    double images = tc->epochs * (double)n_images;
+    return (long)ceil(images / ((double)tc->batch_size * processes));
+}
+
 /* Steps of the whole run: the config's steps, or its epochs over this data. */
 static long run_length(const glow_trainer *t)
 {
-    const glow_train_config *tc = &t->cfg.train;
-    if (tc->steps > 0)
-        return tc->steps;
-    double images = tc->epochs * (double)dataset_get_info(t->train)->n_images;
-    return (long)ceil(images / ((double)tc->batch_size * nproc(t)));
+    return glow_train_run_length(&t->cfg.train, dataset_get_info(t->train)->n_images, nproc(t));
 }
 
 /* Optimizer, EMA and batch buffers around a model built by a start function. */
@@ -79,7 +91,15 @@ static int finish_start(glow_trainer *t, glow_error *err)
                                            tc->ema_decay > 0, err) != 0)
         return -1;
     t->ck_ready = 1;
-    t->total_steps = run_length(t);
+    t->run_steps = t->total_steps = run_length(t);
+    if (rank_of(t) == 0 && tc->sample_every > 0 && glow_sampler_drawable(&t->cfg.model)) {
+        if (glow_sampler_init(&t->sampler, &t->cfg.model, tc->batch_size, &tc->sample_temperatures,
+                              tc->seed, t->val, err) != 0)
+            return -1;
+        t->sampling = 1;
+    } else if (rank_of(t) == 0 && tc->sample_every > 0)
+        glow_train_log_msg(&t->log, 1, "no sample grids: images of %d channels are not drawn as PNG "
+                                       "(1 or 3 are)", t->cfg.model.channels);
     t->session_start = now_seconds();
     t->seconds_base = t->p.train_seconds;
     return 0;
@@ -142,18 +162,8 @@ int glow_trainer_start_resume(glow_trainer *t, const glow_checkpoint *ck, const 
                               glow_error *err)
 {
     const glow_train_config *tc = &t->cfg.train;
-    if (!ck->has_optim) {
-        glow_errorf(err, "%s: a weights-only checkpoint (no optimizer state) cannot be resumed; "
-                         "fine-tune from it with --init",
-                    path);
+    if (glow_train_state_resumable(ck, path, tc, err) != 0)
         return -1;
-    }
-    if (strcmp(ck->optimizer, glow_optimizer_name(tc->optimizer)) != 0) {
-        glow_errorf(err, "%s: train.optimizer: the checkpoint holds %s state but the config says "
-                         "%s; resume with %s, or fine-tune with --init",
-                    path, ck->optimizer, glow_optimizer_name(tc->optimizer), ck->optimizer);
-        return -1;
-    }
     if (glow_train_progress_get(ck, path, dataset_get_info(t->train)->n_images, &t->p, err) != 0)
         return -1;
     t->m = glow_model_new(t->b, &ck->cfg, &ck->params, err);
@@ -166,6 +176,30 @@ int glow_trainer_start_resume(glow_trainer *t, const glow_checkpoint *ck, const 
     glow_model_flat_upload(t->m, t->opt->m, &ck->optim_m);
     glow_model_flat_upload(t->m, t->opt->v, &ck->optim_v);
     t->opt->t = t->p.optim_steps;
+    const char *vs = glow_checkpoint_meta(ck, "val_step");
+    long vstep;
+    if (vs && parse_long(vs, 0, LONG_MAX, &vstep) == 0) {
+        t->val_step = vstep;
+        const char *a = glow_checkpoint_meta(ck, "val_bpd"), *e = glow_checkpoint_meta(ck, "val_bpd_ema");
+        if (!a || parse_double(a, &t->val_bpd) != 0)
+            t->val_bpd = NAN;
+        if (!e || parse_double(e, &t->val_bpd_ema) != 0)
+            t->val_bpd_ema = NAN;
+    }
+    if (rank_of(t) == 0) {
+        /* the best so far: best.safetensors of this run directory */
+        char *best = glow_path_join(t->run_dir, "best.safetensors");
+        st_file f;
+        glow_error e2;
+        if (st_load_meta(best, &f, &e2) == 0) {
+            const char *v = st_meta(&f, t->ema ? "val_bpd_ema" : "val_bpd");
+            double b;
+            if (v && parse_double(v, &b) == 0)
+                t->best_bpd = b;
+            st_free(&f);
+        }
+        free(best);
+    }
     if (t->ema && ck->has_ema)
         glow_model_flat_upload(t->m, t->ema, &ck->ema);
     else if (t->ema)
@@ -192,12 +226,13 @@ int glow_trainer_start_init(glow_trainer *t, const glow_checkpoint *ck, const ch
     return dataset_seek(t->train, t->cfg.train.seed, 0, 0, err);
 }
 
-int glow_trainer_validate(glow_trainer *t, double *bpd, glow_error *err)
+int glow_trainer_validate(glow_trainer *t, int ema, double *bpd, glow_error *err)
 {
     backend *b = t->b;
     float *params = glow_model_params(t->m);
     const size_t bytes = t->n_trained * sizeof(float);
-    if (t->ema) {
+    ema = ema && t->ema;
+    if (ema) {
         b->copy(b, t->swap, params, bytes);
         b->copy(b, params, t->ema, bytes);
     }
@@ -234,7 +269,7 @@ int glow_trainer_validate(glow_trainer *t, double *bpd, glow_error *err)
     }
     if (n < 0)
         rc = -1;
-    if (t->ema)
+    if (ema)
         b->copy(b, params, t->swap, bytes);
     if (rc != 0)
         return rc;
@@ -279,18 +314,78 @@ int glow_trainer_save(glow_trainer *t, glow_error *err)
     t->p.optim_steps = t->opt->t;
     t->p.train_seconds = elapsed(t);
     glow_train_state_put(ck, &t->cfg, &t->p);
+    if (t->val_step >= 0) { /* the last validation, for glow-ckpt RUN_DIR and best */
+        char buf[32];
+        snprintf(buf, sizeof buf, "%lld", (long long)t->val_step);
+        glow_checkpoint_set_meta(ck, "val_step", buf);
+        snprintf(buf, sizeof buf, "%.8g", t->val_bpd);
+        glow_checkpoint_set_meta(ck, "val_bpd", buf);
+        if (t->ema) {
+            snprintf(buf, sizeof buf, "%.8g", t->val_bpd_ema);
+            glow_checkpoint_set_meta(ck, "val_bpd_ema", buf);
+        }
+    }
     if (glow_checkpoint_save(t->ckpt_path, ck, err) != 0)
         return -1;
     t->last_saved_step = t->p.step;
     glow_train_log_json(&t->log, "\"step\":%lld,\"checkpoint\":\"checkpoint.safetensors\"",
                         (long long)t->p.step);
+    const glow_train_config *tc = &t->cfg.train;
+    if (t->best_pending && t->val_step == t->p.step) {
+        if (glow_run_dir_set_best(t->run_dir, t->ckpt_path, err) != 0)
+            return -1;
+        char nb[32];
+        glow_train_log_json(&t->log, "\"step\":%lld,\"best\":\"best.safetensors\",\"by\":\"%s\","
+                                     "\"bpd\":%s",
+                            (long long)t->p.step, t->ema ? "val_bpd_ema" : "val_bpd",
+                            glow_json_num(nb, t->best_bpd));
+    }
+    t->best_pending = 0;
+    if (tc->keep_every > 0 && t->p.step % tc->keep_every == 0) {
+        int pruned;
+        if (glow_run_dir_keep(t->run_dir, t->ckpt_path, t->p.step, tc->keep_last, &pruned, err) != 0)
+            return -1;
+        glow_train_log_json(&t->log, "\"step\":%lld,\"kept\":\"checkpoints/step-%07lld.safetensors\""
+                                     ",\"pruned\":%d",
+                            (long long)t->p.step, (long long)t->p.step, pruned);
+    }
     return 0;
 }
 
-/* Learning rate of the step that takes the images up to `after`: a linear ramp
- * over the warm-up images, then the configured rate. */
-static double step_lr(const glow_train_config *tc, int64_t after)
+int glow_trainer_sample(glow_trainer *t, glow_error *err)
 {
+    if (!t->sampling || t->sampled_at == t->p.step)
+        return 0;
+    backend *b = t->b;
+    float *params = glow_model_params(t->m);
+    const size_t bytes = t->n_trained * sizeof(float);
+    if (t->ema) { /* the weights glow-sample --ema draws with */
+        b->copy(b, t->swap, params, bytes);
+        b->copy(b, params, t->ema, bytes);
+    }
+    char names[160];
+    int rc = glow_sampler_write(&t->sampler, t->m, t->run_dir, t->p.step, names, sizeof names, err);
+    if (t->ema)
+        b->copy(b, params, t->swap, bytes);
+    if (rc != 0)
+        return -1;
+    t->sampled_at = t->p.step;
+    char *sp = strchr(names, ' ');
+    if (sp)
+        *sp = '\0';
+    glow_train_log_json(&t->log, "\"step\":%lld,\"samples\":\"%s\"%s%s%s", (long long)t->p.step,
+                        names, sp ? ",\"reconstructions\":\"" : "", sp ? sp + 1 : "", sp ? "\"" : "");
+    return 0;
+}
+
+/* Learning rate of the step that takes the images up to `after` and is step
+ * `step` (1 the first): a linear ramp over the warm-up images (or steps), then
+ * the configured rate. */
+static double step_lr(const glow_train_config *tc, int64_t after, int64_t step)
+{
+    if (tc->warmup_steps > 0)
+        return step >= tc->warmup_steps ? tc->lr
+                                        : tc->lr * (double)step / (double)tc->warmup_steps;
     if (tc->warmup <= 0 || after >= tc->warmup)
         return tc->lr;
     return tc->lr * (double)after / (double)tc->warmup;
@@ -336,7 +431,7 @@ static int train_step(glow_trainer *t, interval *iv, const char **why, double *l
     *loss_out = mean[0];
     int skipped = 0;
     double gn = NAN;
-    const double lr = step_lr(tc, t->p.images_seen + global);
+    const double lr = step_lr(tc, t->p.images_seen + global, t->p.step + 1);
     if (!isfinite(mean[0])) {
         *why = "non-finite loss";
         skipped = 1;
@@ -382,16 +477,37 @@ static int train_step(glow_trainer *t, interval *iv, const char **why, double *l
     return skipped;
 }
 
+/* Validation of the weights and, with an EMA, of their average; best.safetensors
+ * goes by the EMA's bpd when there is one (the weights glow-sample --ema and
+ * glow-bpd --ema use), else by the weights'. */
 static int do_validate(glow_trainer *t, glow_error *err)
 {
-    double bpd;
-    if (glow_trainer_validate(t, &bpd, err) != 0)
+    double bpd, ema = NAN;
+    if (glow_trainer_validate(t, 0, &bpd, err) != 0 ||
+        (t->ema && glow_trainer_validate(t, 1, &ema, err) != 0))
         return -1;
-    char nb[32];
-    glow_train_log_json(&t->log, "\"step\":%lld,\"val_bpd\":%s%s", (long long)t->p.step,
-                        glow_json_num(nb, bpd), t->ema ? ",\"ema\":true" : "");
-    glow_train_log_msg(&t->log, 1, "step %lld: validation bpd %.4f%s", (long long)t->p.step, bpd,
-                       t->ema ? " (EMA weights)" : "");
+    t->val_step = t->p.step;
+    t->val_bpd = bpd;
+    t->val_bpd_ema = ema;
+    t->log.val_bpd = bpd;
+    t->log.val_bpd_ema = ema;
+    double by = t->ema ? ema : bpd;
+    if (isfinite(by) && by < t->best_bpd) {
+        t->best_bpd = by;
+        t->best_pending = 1;
+    }
+    char nb[32], ne[32];
+    if (t->ema) {
+        glow_train_log_json(&t->log, "\"step\":%lld,\"val_bpd\":%s,\"val_bpd_ema\":%s",
+                            (long long)t->p.step, glow_json_num(nb, bpd), glow_json_num(ne, ema));
+        glow_train_log_msg(&t->log, 1, "step %lld: validation bpd %.4f, EMA weights %.4f%s",
+                           (long long)t->p.step, bpd, ema, t->best_pending ? " (best so far)" : "");
+    } else {
+        glow_train_log_json(&t->log, "\"step\":%lld,\"val_bpd\":%s", (long long)t->p.step,
+                            glow_json_num(nb, bpd));
+        glow_train_log_msg(&t->log, 1, "step %lld: validation bpd %.4f%s", (long long)t->p.step, bpd,
+                           t->best_pending ? " (best so far)" : "");
+    }
     return 0;
 }
 
@@ -511,10 +627,14 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
                 return 1;
             validated_at = step;
         }
+        if (tc->sample_every > 0 && step % tc->sample_every == 0 && glow_trainer_sample(t, err) != 0)
+            return 1;
         if (t->check_every > 0 && step % t->check_every == 0 && check_same(t, "at", err) != 0)
             return 1;
-        if (tc->checkpoint_every > 0 && step % tc->checkpoint_every == 0 && t->p.step < t->total_steps &&
-            glow_trainer_save(t, err) < 0)
+        /* a checkpoint when one is due, and for best.safetensors and the numbered ones */
+        int due = (tc->checkpoint_every > 0 && step % tc->checkpoint_every == 0) ||
+                  t->best_pending || (tc->keep_every > 0 && step % tc->keep_every == 0);
+        if (due && t->p.step < t->total_steps && glow_trainer_save(t, err) < 0)
             return 1;
     }
     if (!sig) { /* a signal after the last step, or during the time-limit check */
@@ -539,6 +659,8 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
         return 128 + sig;
     }
     if (t->val && validated_at != t->p.step && do_validate(t, err) != 0)
+        return 1;
+    if (tc->sample_every > 0 && glow_trainer_sample(t, err) != 0)
         return 1;
     int rc = glow_trainer_save(t, err);
     if (rc < 0)
@@ -568,6 +690,7 @@ void glow_trainer_free(glow_trainer *t)
             t->b->free(t->b, t->swap);
     }
     glow_model_free(t->m);
+    glow_sampler_free(&t->sampler);
     if (t->ck_ready)
         glow_checkpoint_free(&t->ck);
     free(t->px);

@@ -36,6 +36,7 @@
 #include "model/model.h"
 #include "optim.h"
 #include "train_log.h"
+#include "train_samples.h"
 #include "train_state.h"
 
 /* The dequantisation noise of validation images: one seed for every run and
@@ -56,7 +57,9 @@ typedef struct {
     glow_checkpoint ck;    /* the host tensors checkpoints are written from */
     int ck_ready;
     glow_train_progress p;
-    long total_steps;
+    long run_steps;        /* the run's length: train.steps, or its epochs over this data */
+    long total_steps;      /* where this session stops: run_steps unless the caller
+                              sets another (glow-train --resume --steps N) */
     int max_bad_steps;
     int64_t last_saved_step; /* -1: none in this session */
     glow_train_log log;
@@ -73,12 +76,28 @@ typedef struct {
      * must catch. -1: none. */
     int perturb_rank;
     long perturb_step;
+    /* The last validation (carried over from the checkpoint resumed): its step (-1:
+     * none), the bpd of the weights and of their EMA (NAN without EMA). */
+    int64_t val_step;
+    double val_bpd, val_bpd_ema;
+    /* best.safetensors: the best validation bpd so far (of the EMA weights when
+     * there is an EMA, else of the weights; INFINITY: none yet), and whether the
+     * last validation improved on it and awaits its save. */
+    double best_bpd;
+    int best_pending;
+    /* Sample grids (rank 0, train.sample_every > 0, 1 or 3 channels). */
+    glow_sampler sampler;
+    int sampling;
+    int64_t sampled_at;
     uint64_t mem;          /* bytes reserved in the memory budget (optimizer, EMA, batch) */
 } glow_trainer;
 
 /* Default of check_every. */
 #define GLOW_CHECK_EVERY 1000
 
+/* Steps of a run: train.steps, or its epochs over n_images with batch_size
+ * images on each of processes. */
+long glow_train_run_length(const glow_train_config *tc, uint64_t n_images, int processes);
 /* Does training cfg fit the memory budget (base/mem_budget.h)? The model and its
  * activations for the training and the init batch (model.h glow_model_mem), the
  * optimizer and EMA state, the host copies a checkpoint is written from and the
@@ -108,12 +127,19 @@ int glow_trainer_start_init(glow_trainer *t, const glow_checkpoint *ck, const ch
  * Returns 0 when done, 1 on failure (err set), or 128 + signal. */
 int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *err);
 
-/* Mean validation bpd over the val set (EMA weights when there are any). */
-int glow_trainer_validate(glow_trainer *t, double *bpd, glow_error *err);
-/* Write RUN_DIR/checkpoint.safetensors (atomic). Returns 0, 1 when the
- * parameters are not finite (nothing written, the last checkpoint kept) or -1 on
- * a write error. */
+/* Mean validation bpd over the val set, of the weights or (ema, when there is
+ * an EMA) of their moving average. */
+int glow_trainer_validate(glow_trainer *t, int ema, double *bpd, glow_error *err);
+/* Write RUN_DIR/checkpoint.safetensors (atomic), then, on rank 0, its further
+ * names: best.safetensors when the last validation (at this step) was the best so
+ * far, checkpoints/step-NNNNNNN.safetensors when step is a multiple of
+ * train.keep_every (pruned to train.keep_last). Returns 0, 1 when the parameters
+ * are not finite (nothing written, the last checkpoint kept) or -1 on a write
+ * error. */
 int glow_trainer_save(glow_trainer *t, glow_error *err);
+/* Write the sample grids of this step (train_samples.h; rank 0, when sampling).
+ * Returns 0, or -1 with err set. */
+int glow_trainer_sample(glow_trainer *t, glow_error *err);
 
 void glow_trainer_free(glow_trainer *t);
 

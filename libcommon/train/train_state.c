@@ -179,3 +179,21 @@ int glow_train_config_from_checkpoint(const glow_checkpoint *ck, const char *pat
     snprintf(cfg->description, sizeof cfg->description, "%s", desc ? desc : "");
     return 0;
 }
+
+int glow_train_state_resumable(const glow_checkpoint *ck, const char *path,
+                               const glow_train_config *tc, glow_error *err)
+{
+    if (!ck->has_optim) {
+        glow_errorf(err, "%s: a weights-only checkpoint (no optimizer state) cannot be resumed; "
+                         "fine-tune from it with --init",
+                    path);
+        return -1;
+    }
+    if (strcmp(ck->optimizer, glow_optimizer_name(tc->optimizer)) != 0) {
+        glow_errorf(err, "%s: train.optimizer: the checkpoint holds %s state but the config says "
+                         "%s; resume with %s, or fine-tune with --init",
+                    path, ck->optimizer, glow_optimizer_name(tc->optimizer), ck->optimizer);
+        return -1;
+    }
+    return 0;
+}

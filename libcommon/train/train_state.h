@@ -41,6 +41,11 @@ int glow_train_state_check(const glow_checkpoint *ck, const char *path, glow_pro
 int glow_train_progress_get(const glow_checkpoint *ck, const char *path, uint64_t n_images,
                             glow_train_progress *p, glow_error *err);
 
+/* Can a run with train config tc resume ck: optimizer state of tc's optimizer?
+ * Returns 0, or -1 with err naming the checkpoint and saying what to do instead. */
+int glow_train_state_resumable(const glow_checkpoint *ck, const char *path,
+                               const glow_train_config *tc, glow_error *err);
+
 /* The run config a checkpoint was trained with: its model, train_config JSON,
  * name and description. Returns 0 or -1 with err set (no or bad train_config). */
 int glow_train_config_from_checkpoint(const glow_checkpoint *ck, const char *path,

@@ -1,6 +1,9 @@
 /* glow-train's run directory and data checks (libcommon/train/run_dir.h,
- * train_data.h): the paths of --resume/--init/-o, stale temporary files, the
- * config written, and the shape and label checks with their glow-prep hints. */
+ * run_data.h, train_data.h): the paths of --resume/--init/-o, stale temporary
+ * files, the config written, a run found and moved aside, the lock, numbered and
+ * best checkpoints as further names, the data record and its fingerprint, the
+ * output-is-input check, and the shape and label checks with their glow-prep
+ * hints. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +14,8 @@
 #include "check.h"
 #include "config/yaml_config.h"
 #include "data/dataset.h"
+#include "base/atomic_file.h"
+#include "train/run_data.h"
 #include "train/run_dir.h"
 #include "train/train_data.h"
 
@@ -234,6 +239,217 @@ static void test_data_check(void)
     unlink(in_tmp("labels.glow"));
 }
 
+static void mkdir_in(const char *dir, const char *sub)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, sub);
+    mkdir(p, 0777);
+}
+
+/* The temporary files of the run's other files (data.json, best, numbered
+ * checkpoints, samples) are the run's too; others' are left. */
+static void test_stale_more(void)
+{
+    char *dir = in_tmp("stale2");
+    mkdir(dir, 0777);
+    mkdir_in(dir, "checkpoints");
+    mkdir_in(dir, "samples");
+    pid_t dead = dead_pid();
+    const char *ours[] = {".data.json.tmp.%ld", ".best.safetensors.tmp.%ld",
+                          "checkpoints/.step-0000010.safetensors.tmp.%ld",
+                          "samples/.step-0000010.png.tmp.%ld", "samples/.recon-0000010.png.tmp.%ld"};
+    const char *theirs[] = {"checkpoints/.notes.tmp.%ld", "samples/.other.png.tmp.%ld"};
+    char p[600], f[600];
+    for (int i = 0; i < 5; i++) {
+        snprintf(f, sizeof f, "%s/%s", dir, ours[i]);
+        snprintf(p, sizeof p, f, (long)dead);
+        touch(p);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(f, sizeof f, "%s/%s", dir, theirs[i]);
+        snprintf(p, sizeof p, f, (long)dead);
+        touch(p);
+    }
+    CHECK(glow_run_dir_remove_stale(dir) == 5);
+    for (int i = 0; i < 2; i++) {
+        snprintf(f, sizeof f, "%s/%s", dir, theirs[i]);
+        snprintf(p, sizeof p, f, (long)dead);
+        CHECK(exists(p));
+        unlink(p);
+    }
+}
+
+static void test_run_found_and_moved(void)
+{
+    char *dir = in_tmp("r");
+    glow_error err;
+    glow_run_info ri;
+    glow_run_dir_inspect(dir, &ri);
+    CHECK(!ri.exists && !ri.holds_run && ri.step == -1);
+    CHECK(glow_run_dir_check_new(dir, 0, &err) == 0);
+    mkdir(dir, 0777);
+    char p[600];
+    snprintf(p, sizeof p, "%s/notes.txt", dir);
+    touch(p);
+    CHECK(glow_run_dir_check_new(dir, 0, &err) == 0); /* no run in it */
+    snprintf(p, sizeof p, "%s/log.jsonl", dir);
+    touch(p);
+    glow_run_dir_inspect(dir, &ri);
+    CHECK(ri.exists && ri.holds_run && !ri.has_checkpoint);
+    CHECK(glow_run_dir_check_new(dir, 0, &err) == -1);
+    CHECKF(strstr(err.msg, "already holds the run, with no checkpoint yet") &&
+               strstr(err.msg, "--resume") && strstr(err.msg, "--force"),
+           "%s", err.msg);
+    CHECK(glow_run_dir_check_new(dir, 1, &err) == 0);
+    /* locked: refused even with --force */
+    int fd = glow_run_dir_lock(dir, &err);
+    CHECKF(fd >= 0 || fd == -2, "%s", err.msg);
+    if (fd >= 0) {
+        pid_t pid = fork();
+        if (pid == 0) { /* another process sees the lock */
+            glow_error e2;
+            int bad = glow_run_dir_check_new(dir, 1, &e2) != -1 || !strstr(e2.msg, "is training now") ||
+                      glow_run_dir_lock(dir, &e2) != -1;
+            _exit(bad);
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(fd);
+    }
+    char *moved;
+    CHECK(glow_run_dir_move_aside(dir, &moved, &err) == 0);
+    CHECKF(!strcmp(moved, in_tmp("r.old-1")), "%s", moved);
+    free(moved);
+    mkdir(dir, 0777);
+    CHECK(glow_run_dir_move_aside(dir, &moved, &err) == 0);
+    CHECKF(!strcmp(moved, in_tmp("r.old-2")), "%s", moved);
+    free(moved);
+    CHECK(!exists(dir));
+}
+
+/* A file of n bytes of value v. */
+static void fill(const char *path, int n, int v)
+{
+    FILE *f = fopen(path, "wb");
+    for (int i = 0; i < n; i++)
+        fputc(v, f);
+    fclose(f);
+}
+
+static void test_numbered_and_best(void)
+{
+    char *dir = in_tmp("k");
+    mkdir(dir, 0777);
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", dir);
+    glow_error err;
+    int pruned = 0;
+    for (int step = 10; step <= 50; step += 10) {
+        char tmp[700]; /* a new file each time, as an atomic save makes */
+        snprintf(tmp, sizeof tmp, "%s.new", ck);
+        fill(tmp, step, step);
+        rename(tmp, ck);
+        CHECKF(glow_run_dir_keep(dir, ck, step, 3, &pruned, &err) == 0, "%s", err.msg);
+        CHECK(pruned == (step > 30));
+        if (step == 20)
+            CHECK(glow_run_dir_set_best(dir, ck, &err) == 0);
+    }
+    for (int step = 10; step <= 50; step += 10) {
+        char *p = glow_run_dir_numbered(dir, step);
+        CHECK(exists(p) == (step >= 30));
+        free(p);
+    }
+    char *p50 = glow_run_dir_numbered(dir, 50);
+    CHECK(glow_same_file(p50, ck)); /* a further name, not a copy */
+    char best[600];
+    snprintf(best, sizeof best, "%s/best.safetensors", dir);
+    struct stat st;
+    CHECK(stat(best, &st) == 0 && st.st_size == 20); /* step 20's, though later ones replaced ck */
+    free(p50);
+    /* a listing of files that are not checkpoints says so per file */
+    glow_run_ckpt *c;
+    int n = glow_run_dir_list(dir, &c, &err);
+    CHECK(n == 5);
+    for (int i = 0; i < n; i++)
+        CHECK(!c[i].ok && c[i].why[0]);
+    CHECK(!strcmp(c[0].file, "checkpoint.safetensors") && !strcmp(c[1].file, "best.safetensors"));
+    CHECK(!strcmp(c[2].file, "checkpoints/step-0000030.safetensors"));
+    glow_run_ckpts_free(c, n);
+    CHECK(glow_run_dir_list(in_tmp("nothing"), &c, &err) == -1);
+}
+
+static void test_data_record(void)
+{
+    char *paths[1];
+    paths[0] = shard_file("rec.glow", 20, 4);
+    glow_error err;
+    dataset *d = dataset_open(1, paths, 1 << 20, &err);
+    CHECKF(d != NULL, "%s", err.msg);
+    glow_data_print a, b;
+    CHECKF(glow_data_print_make(d, 1, paths, 0, &a, &err) == 0, "%s", err.msg);
+    CHECK(a.images == 20 && a.c == 1 && a.h == 4 && a.w == 4 && a.labels && a.crc_images == 20);
+    CHECK(a.inputs[0][0] == '/');
+    /* the same images read again, under another name: the same print */
+    CHECK(glow_data_print_make(d, 1, paths, 20, &b, &err) == 0);
+    char why[512];
+    CHECK(glow_data_print_same(&a, &b, why, sizeof why));
+    glow_data_print_free(&b);
+    CHECK(glow_data_print_make(d, 1, paths, 5, &b, &err) == 0 && b.crc_images == 5);
+    CHECK(!glow_data_print_same(&b, &a, why, sizeof why) && strstr(why, "the first 20 images differ"));
+    glow_data_print_free(&b);
+    dataset_close(d);
+    char *other[1] = {shard_file("rec2.glow", 21, 4)};
+    d = dataset_open(1, other, 1 << 20, &err);
+    CHECK(glow_data_print_make(d, 1, other, 20, &b, &err) == 0);
+    CHECK(!glow_data_print_same(&b, &a, why, sizeof why));
+    CHECKF(!strcmp(why, "21 images of 1x4x4 with labels where the run has 20 images of 1x4x4 with labels"),
+           "%s", why);
+    dataset_close(d);
+    /* data.json round trip */
+    char *dir = in_tmp("rec");
+    mkdir(dir, 0777);
+    glow_run_data rd = {1, 1, a, b}, back;
+    CHECK(glow_run_data_read(dir, &back, &err) == 0); /* none yet */
+    CHECKF(glow_run_data_write(dir, &rd, &err) == 0, "%s", err.msg);
+    CHECKF(glow_run_data_read(dir, &back, &err) == 1, "%s", err.msg);
+    CHECK(back.has_train && back.has_val && glow_data_print_same(&back.train, &a, why, sizeof why) &&
+          glow_data_print_same(&back.val, &b, why, sizeof why));
+    CHECK(!strcmp(back.train.inputs[0], a.inputs[0]));
+    glow_run_data_free(&back);
+    rd.has_val = 0;
+    CHECK(glow_run_data_write(dir, &rd, &err) == 0 && glow_run_data_read(dir, &back, &err) == 1 &&
+          !back.has_val);
+    glow_run_data_free(&back);
+    char p[600];
+    snprintf(p, sizeof p, "%s/data.json", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"train\": {\"inputs\": []}}", f);
+    fclose(f);
+    CHECK(glow_run_data_read(dir, &back, &err) == -1 && strstr(err.msg, "data.json: malformed"));
+    glow_data_print_free(&a);
+    glow_data_print_free(&b);
+}
+
+static void test_output_is_input(void)
+{
+    char *a = in_tmp("in-a"), *b = in_tmp("in-b"), *l = in_tmp("in-link");
+    touch(a);
+    touch(b);
+    CHECK(link(a, l) == 0);
+    char *inputs[] = {b, a};
+    CHECK(glow_output_is_input(a, 2, inputs) == 1);
+    CHECK(glow_output_is_input(l, 2, inputs) == 1); /* another name of the same file */
+    CHECK(glow_output_is_input(in_tmp("new-file"), 2, inputs) == -1);
+    CHECK(glow_output_is_input(b, 1, inputs + 1) == -1);
+    /* atomic_link: dst a further name of src; replaced atomically */
+    glow_error err;
+    char *c = in_tmp("in-c");
+    CHECK(atomic_link(a, c, &err) == 0 && glow_same_file(a, c));
+    CHECK(atomic_link(b, c, &err) == 0 && glow_same_file(b, c) && !glow_same_file(a, c));
+    CHECK(atomic_link(in_tmp("missing"), c, &err) == -1 && glow_same_file(b, c));
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_run_dir.XXXXXX");
@@ -246,6 +462,11 @@ int main(void)
     test_prepare();
     test_hints();
     test_data_check();
+    test_stale_more();
+    test_run_found_and_moved();
+    test_numbered_and_best();
+    test_data_record();
+    test_output_is_input();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -59,7 +59,12 @@ static int train_equal(const glow_train_config *a, const glow_train_config *b)
            a->init_batch == b->init_batch && a->steps == b->steps && a->epochs == b->epochs &&
            a->checkpoint_every == b->checkpoint_every && a->val_every == b->val_every &&
            a->log_every == b->log_every && a->seed == b->seed && a->precision == b->precision &&
-           strcmp(a->device, b->device) == 0;
+           strcmp(a->device, b->device) == 0 && a->warmup_steps == b->warmup_steps &&
+           a->keep_every == b->keep_every && a->keep_last == b->keep_last &&
+           a->sample_every == b->sample_every &&
+           a->sample_temperatures.n == b->sample_temperatures.n &&
+           !memcmp(a->sample_temperatures.v, b->sample_temperatures.v,
+                   (size_t)a->sample_temperatures.n * sizeof(double));
 }
 
 #define ERR(what, text, ...) expect_error(what, text, (const char *const[]){__VA_ARGS__, NULL})
@@ -132,13 +137,19 @@ static void test_shipped_values(void)
     CHECK(c.train.batch_size == 64 && c.train.optimizer == OPTIM_ADAM && c.train.lr == 1e-3);
     CHECK(glow_train_init_batch(&c.train, &c.model) == 64);
 
+    CHECK(c.train.warmup_steps == 5000 && c.train.warmup == 0);
+
     load_ok("configs/glow-256x256-celeba-v0.yml", &c);
+    /* the 5000 steps the comments promise, on any number of GPUs */
+    CHECK(c.train.warmup_steps == 5000 && c.train.warmup == 0);
+    CHECK(c.train.keep_every == 20000 && c.train.keep_last == 5 && c.train.sample_every == 2000);
     CHECK(c.model.image_h == 256 && c.model.levels == 6 && c.model.steps == 32);
     CHECK(c.model.permutation == PERM_SHUFFLE && c.model.coupling == COUPLING_ADDITIVE);
     CHECK(c.model.n_bits == 5 && c.train.batch_size == 8);
     CHECK(glow_train_init_batch(&c.train, &c.model) == 4);
 
     load_ok("configs/glow-256x256-celeba-v1.yml", &c);
+    CHECK(c.train.warmup_steps == 5000 && c.train.warmup == 0);
     CHECK(c.model.permutation == PERM_INVCONV && c.model.coupling == COUPLING_AFFINE);
     CHECK(c.model.n_bits == 5 && c.model.levels == 6);
 
@@ -316,6 +327,96 @@ static void test_train_json(void)
           contains(err.msg, "train.batch_size"));
 }
 
+/* The keys added after checkpoints had a train section: the list type, the
+ * warm-up in steps, and the train JSON that leaves them out at their defaults
+ * (so old runs' train_config is unchanged); integers written as integers. */
+static void test_new_train_keys(void)
+{
+    glow_run_config c;
+    glow_error err = {""};
+    load_ok("configs/tiny.yml", &c);
+    CHECK(c.train.sample_every == 1000 && c.train.keep_every == 0 && c.train.keep_last == 0);
+    CHECK(c.train.sample_temperatures.n == 2 && c.train.sample_temperatures.v[0] == 0.7 &&
+          c.train.sample_temperatures.v[1] == 1.0);
+    char *json = glow_train_config_to_json(&c.train);
+    CHECKF(!contains(json, "warmup_steps") && !contains(json, "keep_") && !contains(json, "sample_"),
+           "%s", json);
+    CHECK(contains(json, "\"warmup\":16,"));
+    free(json);
+
+    CHECK(config_set_override(&c, "train.sample_temperatures=[0, 0.5, 1.25]", &err) == 0);
+    CHECK(c.train.sample_temperatures.n == 3 && c.train.sample_temperatures.v[2] == 1.25);
+    CHECK(config_set_override(&c, "train.sample_temperatures=0.9", &err) == 0);
+    CHECK(c.train.sample_temperatures.n == 1 && c.train.sample_temperatures.v[0] == 0.9);
+    CHECK(config_set_override(&c, "train.sample_temperatures=[0.5, 0.7]", &err) == 0);
+    CHECK(config_set_override(&c, "train.sample_temperatures=[]", &err) == -1 &&
+          contains(err.msg, "a number or a list of 1 to 8 numbers"));
+    CHECK(config_set_override(&c, "train.sample_temperatures=[1, 2, 3, 4, 5, 6, 7, 8, 9]", &err) ==
+          -1);
+    CHECK(config_set_override(&c, "train.sample_temperatures=[0.7, -1]", &err) == -1 &&
+          contains(err.msg, "each number must be in [0, 10], got -1"));
+    CHECK(config_set_override(&c, "train.sample_temperatures=[a]", &err) == -1);
+    CHECK(config_set_override(&c, "train.keep_every=500", &err) == 0 && c.train.keep_every == 500);
+    CHECK(config_set_override(&c, "train.keep_last=-1", &err) == -1);
+    /* one of warmup and warmup_steps: an override of one clears the other */
+    CHECK(config_set_override(&c, "train.warmup_steps=100", &err) == 0 && c.train.warmup == 0);
+    CHECK(glow_run_config_validate(&c, &err) == 0);
+    CHECK(config_set_override(&c, "train.warmup=64", &err) == 0 && c.train.warmup_steps == 0);
+    c.train.warmup_steps = 3;
+    CHECK(glow_run_config_validate(&c, &err) == -1 &&
+          contains(err.msg, "train.warmup, train.warmup_steps: both are set"));
+    c.train.warmup = 0;
+    c.train.steps = 3000000000L; /* past an int, and past cJSON's %d */
+
+    /* set keys travel in the JSON and come back; the YAML writer writes the list */
+    json = glow_train_config_to_json(&c.train);
+    CHECKF(contains(json, "\"sample_temperatures\":[0.5,0.7]") &&
+               contains(json, "\"keep_every\":500") && contains(json, "\"warmup_steps\":3") &&
+               contains(json, "\"steps\":3000000000,"),
+           "%s", json);
+    glow_train_config t;
+    CHECKF(glow_train_config_from_json(json, &t, &err) == 0, "%s", err.msg);
+    CHECK(train_equal(&t, &c.train));
+    free(json);
+    char *yaml = glow_run_config_to_yaml(&c);
+    CHECKF(contains(yaml, "  sample_temperatures: [0.5, 0.7]\n") &&
+               contains(yaml, "  warmup_steps: 3\n"),
+           "%s", yaml);
+    glow_run_config back;
+    CHECKF(glow_run_config_parse_string(yaml, strlen(yaml), "yaml", &back, &err) == 0, "%s", err.msg);
+    CHECK(train_equal(&back.train, &c.train));
+    free(yaml);
+
+    /* an integer key an earlier version wrote as 1e+06 reads back as the integer */
+    CHECKF(glow_train_config_from_json("{\"steps\": 1e+06, \"log_every\": 1E3}", &t, &err) == 0,
+           "%s", err.msg);
+    CHECK(t.steps == 1000000 && t.log_every == 1000);
+    CHECK(glow_train_config_from_json("{\"steps\": 1.5}", &t, &err) == -1 &&
+          contains(err.msg, "expected an integer"));
+}
+
+/* A file of the train section alone: refused as a config, read by the variant
+ * for fine-tuning (whose model is the checkpoint's). */
+static void test_train_only_file(void)
+{
+    const char *path = temp_config("train:\n  steps: 7\n  lr: 2.0e-4\n");
+    glow_run_config c;
+    glow_error err = {""};
+    CHECK(glow_run_config_parse_file(path, &c, &err) == -1 && contains(err.msg, "missing the 'model'"));
+    int has_model = -1;
+    CHECKF(glow_run_config_parse_file_opt(path, &c, &has_model, &err) == 0, "%s", err.msg);
+    CHECK(has_model == 0 && c.train.steps == 7 && c.train.lr == 2e-4);
+    unlink(path);
+    path = temp_config("model:\n  image_size: 8\ntrain:\n  steps: 7\n");
+    CHECK(glow_run_config_parse_file_opt(path, &c, &has_model, &err) == 0 && has_model == 1 &&
+          c.model.image_h == 8);
+    unlink(path);
+    path = temp_config("model:\n  channels: 1\ntrain:\n  steps: 7\n");
+    CHECK(glow_run_config_parse_file_opt(path, &c, &has_model, &err) == -1 &&
+          contains(err.msg, "model.image_size is required"));
+    unlink(path);
+}
+
 static void test_error_paths(void)
 {
     char text[2048];
@@ -460,6 +561,8 @@ int main(void)
     test_defaults_and_init_batch();
     test_overrides();
     test_train_json();
+    test_new_train_keys();
+    test_train_only_file();
     test_error_paths();
     test_json_file_and_writer();
     return check_summary();
