@@ -10,7 +10,8 @@
 #   fm-test/ test-shards/ data/fm-test/ mnist-test/   shard folders (test; train)
 #   data/fm/ data/cifar/{train,val}/ the shard folders of README's glow-prep examples
 #   run/               a run of configs/fashion-mnist.yml stopped at step 2 of 4
-#   out/fashion-mnist/run/   the same run where `make demo` leaves its own
+#   out/fashion-mnist/run/ run-a/ run-b/ run-c/   copies of it (`make demo`'s place,
+#                      runs to compare)
 #   cond.safetensors   a class-conditional checkpoint (10 labels)
 #   a.png b.png imgs/*.png photos/{shirt,shoe}/*.png   PNGs of test images
 #   data_batch_1.bin ... data_batch_5.bin   CIFAR-10 batches of 64 random images
@@ -90,6 +91,7 @@ glow-prep -q fm-train.glow --limit 128 -o mnist-test
 glow-train -q -c configs/fashion-mnist.yml --steps 2 -o run fm-train.glow 2>/dev/null
 mkdir -p out/fashion-mnist
 cp -a run out/fashion-mnist/run
+for r in run-a run-b run-c; do cp -a run "$r"; done
 sed -e 's/^  y_condition:.*/  y_condition: true/' configs/fashion-mnist.yml > cond.yml
 grep -q '^  n_classes:' cond.yml || sed -i 's/^  y_condition: true/&\n  n_classes: 10/' cond.yml
 glow-train -q -c cond.yml -o cond-run fm-train.glow 2>/dev/null
@@ -101,7 +103,7 @@ pngcat --split pics --limit 2 test.glow
 mv pics/000000.png a.png
 mv pics/000001.png b.png
 rm -rf pics
-glow-prep -q test.glow --limit 8 | pngcat --split imgs
+glow-prep -q test.glow --limit 40 | pngcat --split imgs
 mkdir -p photos
 glow-prep -q test.glow --limit 4 | pngcat --split photos/shirt
 glow-prep -q fm-train.glow --limit 4 | pngcat --split photos/shoe
