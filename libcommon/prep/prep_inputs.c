@@ -66,12 +66,12 @@ static int looks_like_csv_header(const char *line)
     return found;
 }
 
-int prep_detect(const char *path, prep_format *f, glow_error *err)
+int prep_detect(prep_inputs *in, const char *path, prep_format *f, glow_error *err)
 {
     if (!strcmp(path, "-")) {
         /* a shard stream by its magic; otherwise a list, refined to CSV by its
          * first line in prep_add_text */
-        *f = prep_stdin_is_shard() ? PREP_SHARD : PREP_LIST;
+        *f = prep_stdin_is_shard(in) ? PREP_SHARD : PREP_LIST;
         return 0;
     }
     struct stat st;
@@ -165,7 +165,7 @@ int prep_detect(const char *path, prep_format *f, glow_error *err)
 int prep_inputs_add(prep_inputs *in, const char *path, const prep_options *opt, glow_error *err)
 {
     prep_format f = opt->format;
-    if (f == PREP_AUTO && prep_detect(path, &f, err) != 0)
+    if (f == PREP_AUTO && prep_detect(in, path, &f, err) != 0)
         return -1;
     if (opt->labels_from_dirs && f != PREP_DIR) {
         glow_errorf(err, "%s: --labels-from-dirs needs a directory input, this is %s input",

@@ -16,7 +16,7 @@ int prep_add_cifar(prep_inputs *in, const char *path, int hundred, glow_error *e
 int prep_add_shard(prep_inputs *in, const char *path, glow_error *err);
 /* Standard input with its first bytes peeked at: the stream every reader of "-"
  * uses, and whether it starts with a shard record. */
-FILE *prep_stdin(void);
-int prep_stdin_is_shard(void);
+FILE *prep_stdin(prep_inputs *in);
+int prep_stdin_is_shard(prep_inputs *in);
 
 #endif

@@ -19,47 +19,45 @@
 
 /* ---- standard input, peeked at ----
  * prep_detect reads the first bytes of standard input to tell a shard stream from
- * a list; the readers then read them again through prep_stdin(). */
-static unsigned char g_head[8];
-static size_t g_head_n, g_head_pos;
-static int g_peeked;
-static FILE *g_stdin;
-
+ * a list; the readers then read them again through prep_stdin(in). The state
+ * lives in the inputs (in->peek, freed with them). */
 static ssize_t peek_read(void *c, char *buf, size_t size)
 {
-    (void)c;
+    prep_peek *p = c;
     size_t k = 0;
-    while (k < size && g_head_pos < g_head_n)
-        buf[k++] = (char)g_head[g_head_pos++];
-    if (k < size && !feof(stdin))
-        k += fread(buf + k, 1, size - k, stdin);
-    if (k == 0 && ferror(stdin))
+    while (k < size && p->pos < p->n)
+        buf[k++] = (char)p->head[p->pos++];
+    if (k < size && !feof(p->src))
+        k += fread(buf + k, 1, size - k, p->src);
+    if (k == 0 && ferror(p->src))
         return -1;
     return (ssize_t)k;
 }
 
-static void stdin_peek(void)
+static prep_peek *stdin_peek(prep_inputs *in)
 {
-    if (g_peeked)
-        return;
-    g_peeked = 1;
-    g_head_n = fread(g_head, 1, sizeof g_head, stdin);
+    if (in->peek)
+        return in->peek;
+    prep_peek *p = xcalloc(1, sizeof *p);
+    p->src = stdin;
+    p->n = fread(p->head, 1, sizeof p->head, stdin);
     cookie_io_functions_t io = {peek_read, NULL, NULL, NULL};
-    g_stdin = fopencookie(NULL, "r", io);
-    if (!g_stdin)
+    p->f = fopencookie(p, "r", io);
+    if (!p->f)
         glow_die(1, "standard input: %s", strerror(errno));
+    in->peek = p;
+    return p;
 }
 
-FILE *prep_stdin(void)
+FILE *prep_stdin(prep_inputs *in)
 {
-    stdin_peek();
-    return g_stdin;
+    return stdin_peek(in)->f;
 }
 
-int prep_stdin_is_shard(void)
+int prep_stdin_is_shard(prep_inputs *in)
 {
-    stdin_peek();
-    return g_head_n == 8 && !memcmp(g_head, SHARD_MAGIC, 8);
+    prep_peek *p = stdin_peek(in);
+    return p->n == 8 && !memcmp(p->head, SHARD_MAGIC, 8);
 }
 
 /* ---- the input kind ---- */
@@ -68,7 +66,7 @@ static int add_one(prep_inputs *in, const char *path, glow_error *err)
 {
     int is_stdin = !strcmp(path, "-");
     const char *name = is_stdin ? "standard input" : path;
-    shard_reader *r = is_stdin ? shard_reader_from_file(prep_stdin(), name)
+    shard_reader *r = is_stdin ? shard_reader_from_file(prep_stdin(in), name)
                                : shard_reader_open(path, err);
     if (!r)
         return -1;
