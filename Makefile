@@ -84,11 +84,17 @@ else
   NCCL := 0
 endif
 
-.PHONY: all test unit bats doc-test refcheck check-asan deps demo clean help bench-model gpu-check gpu-bundle bench bench-deps FORCE \
+.PHONY: all test unit bats doc-test refcheck check-asan deps demo clean help install uninstall deb deb-check man-check bench-model gpu-check gpu-bundle bench bench-deps FORCE \
         fuzz fuzz-build fuzz-deps fuzz-torch-pickle
 # Objects of tools and tests are intermediate files to make; keep them.
 .SECONDARY:
-all: $(TOOLS) $(UNITS)
+all: $(TOOLS) $(UNITS) $(BUILD)/share/glow/configs
+
+# The tools find configs by name in BINDIR/../share/glow/configs
+# (libcommon/config/config_find.h): in the build folder a link to configs/.
+$(BUILD)/share/glow/configs:
+	@mkdir -p $(dir $@)
+	ln -sfn $(CURDIR)/configs $@
 
 # CUDA=emu: the CUDA backend on the emulated GPU (make emu-check; test/emu/emu.mk)
 include test/emu/emu.mk
@@ -167,7 +173,7 @@ bench-model: $(BUILD)/bench/model_bench
 
 # Our tools against a PyTorch Glow of the same model (bench/README.md): about
 # 7 minutes, plus 9 for the 8-minute quality run unless BENCH_SKIP_QUALITY=1.
-bench: all $(BUILD)/bench/model_bench $(BUILD)/bench/conv_peak
+bench: all $(BUILD)/bench/model_bench $(BUILD)/bench/conv_peak $(BUILD)/bench/mem_plan
 	BUILD=$(BUILD) /usr/bin/python3 bench/run_bench.py
 
 # PyTorch for make bench (large; not part of make deps).
@@ -284,7 +290,8 @@ fuzz-deps:
 # Debian packages the project needs (idempotent; quiet when all are present).
 DEB_PACKAGES := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev \
                 libyaml-dev libcjson-dev libdnnl-dev bats python3 python3-numpy \
-                dataset-fashion-mnist openmpi-bin libopenmpi-dev gnuplot-nox
+                dataset-fashion-mnist openmpi-bin libopenmpi-dev gnuplot-nox \
+                dpkg-dev fakeroot groff-base man-db
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -295,6 +302,37 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# ---- installing (README "Installing") ----
+# make install [PREFIX=/usr/local] [DESTDIR=staging root]: the tools, the man
+# pages (man/), the configs and pipelines under share/glow, the docs and the bash
+# completion; the list of what was installed goes to share/glow/MANIFEST, which
+# make uninstall (same PREFIX and DESTDIR) removes, file by file, then the
+# folders install made when they are empty. No library is installed: the tools
+# are linked with the project's static libraries.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+INSTALL_ENV = BUILD=$(BUILD) PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' GLOW_VERSION='$(GLOW_VERSION)'
+install: $(TOOLS)
+	$(INSTALL_ENV) scripts/install.sh install $(TOOLS:$(BUILD)/bin/%=%)
+uninstall:
+	$(INSTALL_ENV) scripts/install.sh uninstall
+
+# make deb: a Debian package of this build ($(BUILD)/glow-tools_VERSION_ARCH.deb)
+# made with dpkg-deb from a staged install under /usr; its Depends come from
+# dpkg-shlibdeps on the linked libraries. make deb-check installs it, runs
+# glow-train --help and a tiny training from another folder, and removes it:
+# with dpkg -i/-r on the system when run as root with DEB_CHECK=system (CI),
+# otherwise into a private dpkg root (dpkg --root).
+DEB_CHECK ?= private
+deb: $(TOOLS)
+	BUILD=$(BUILD) GLOW_VERSION='$(GLOW_VERSION)' scripts/deb.sh $(TOOLS:$(BUILD)/bin/%=%)
+deb-check: deb
+	BUILD=$(BUILD) scripts/deb-check.sh $(DEB_CHECK)
+
+# The man pages: groff's and man's warnings, and --help against the page both ways.
+man-check: $(TOOLS)
+	BUILD=$(BUILD) scripts/man-check.sh
 
 demo: all
 	$(MAKE) -f pipelines/fashion-mnist.mk BUILD=$(BUILD)
@@ -314,6 +352,10 @@ help:
 	@echo "make gpu-check  on a GPU machine: CUDA tests, reference cases, benchmark"
 	@echo "make deps       install the Debian packages"
 	@echo "make demo       the Fashion-MNIST pipeline"
+	@echo "make install    the tools, man pages, configs, pipelines, docs, completion (PREFIX=$(PREFIX) DESTDIR=)"
+	@echo "make uninstall  removes what make install installed (same PREFIX and DESTDIR)"
+	@echo "make deb        a Debian package of this build; make deb-check installs, tries and removes it"
+	@echo "make man-check  the man pages: groff/man warnings, options against --help"
 	@echo "make bench      our tools against PyTorch (make bench-deps first)"
 	@echo "make fuzz-torch-pickle  libFuzzer on the PyTorch reader (clang; FUZZ_TIME=60)"
 

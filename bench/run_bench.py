@@ -38,6 +38,17 @@ CONFIGS = {
     "B": dict(model=dict(image_size=[32, 32], channels=3, levels=3, steps=32, width=512), batch=16,
               train_steps=3, eval_batches=4, sample_batches=2, latent=True),
 }
+# train.memory (docs/model.md section 11): each plan's training peak RSS and speed
+# beside the peer's at the same batch, and glow-bpd's and glow-sample's peak RSS
+# beside the peer's evaluation and sampling. G64 is GLOW64x64V0
+# (configs/glow-64x64-imagenet.yml) at a batch this machine trains in seconds.
+MEMORY_CONFIGS = {
+    "A512": dict(model=CONFIGS["A512"]["model"], batch=16, train_steps=2, eval_batches=1, sample_batches=1),
+    "B": dict(model=CONFIGS["B"]["model"], batch=16, train_steps=2, eval_batches=1, sample_batches=1),
+    "G64": dict(model=dict(image_size=[64, 64], channels=3, levels=4, steps=48, width=512), batch=4,
+                train_steps=2, eval_batches=1, sample_batches=1),
+}
+MEMORY_MODES = ("store", "recompute", "invert")
 MODEL_DEFAULTS = dict(coupling="affine", permutation="invconv", lu=False, edge_bias=True, learn_top=True,
                       y_condition=False, n_classes=0, weight_y=0.01, n_bits=8)
 WARMUP_STEPS = 3
@@ -148,6 +159,25 @@ class Ours:
                 if "images_per_s" in d and d["step"] > WARMUP_STEPS:
                     rates.append(d["images_per_s"])
         return rates, rss, os.path.join(run_dir, "checkpoint.safetensors")
+
+    def train_memory(self, name, spec, cfgpath, data, mode):
+        """glow-train under train.memory MODE: the steady images/s (glow-train's
+        own per-step timing after the warm-up steps), the peak RSS, and the
+        largest rebuilt-input error logged (invert)."""
+        run_dir = os.path.join(self.tmp, f"mem-{name}-{mode}")
+        steps = WARMUP_STEPS + spec["train_steps"]
+        _, rss, _, _ = run([os.path.join(self.bin, "glow-train"), "-q", "-c", cfgpath, "--device", self.device,
+                            "--steps", str(steps), "--set", f"train.memory={mode}", "-o", run_dir, data],
+                           env=env_threads())
+        rates, err = [], 0.0
+        with open(os.path.join(run_dir, "log.jsonl")) as f:
+            for line in f:
+                d = json.loads(line)
+                if "images_per_s" in d and d["step"] > WARMUP_STEPS:
+                    rates.append(d["images_per_s"])
+                if d.get("inv_error") is not None:
+                    err = max(err, d["inv_error"])
+        return rates, rss, err, os.path.join(run_dir, "checkpoint.safetensors")
 
     def _reported(self, text):
         m = re.search(r"(\d+) images in ([0-9.]+) s", text)
@@ -279,6 +309,106 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def memory_table(build, tmp, device, names, rounds):
+    """Each train.memory plan against the peer (one round each unless rounds > 1:
+    the peak RSS is the largest over the rounds, images/s the median), glow-bpd's
+    and glow-sample's peak RSS against the peer's evaluation and sampling, and the
+    largest batch each plan trains in 8 GiB (bench/mem_plan: the memory budget)."""
+    ours = Ours(build, tmp, device)
+    rows = {}
+    for name in names:
+        spec = MEMORY_CONFIGS[name]
+        cfgpath = os.path.join(tmp, f"mem-{name}.yml")
+        model = write_config(cfgpath, spec["model"], spec["batch"], device)
+        data = os.path.join(tmp, f"mem-{name}.glow")
+        write_shards(data, spec["batch"] * (WARMUP_STEPS + spec["train_steps"]), model["channels"],
+                     *model["image_size"], 5)
+        R = {m: {"rate": [], "rss": 0, "err": 0.0} for m in MEMORY_MODES + ("peer",)}
+        R["eval"] = {"ours": 0, "peer": 0}
+        R["sample"] = {"ours": 0, "peer": 0}
+        ckpt = None
+        for rnd in range(rounds):
+            for mode in MEMORY_MODES:
+                log(f"run_bench: memory {name} {mode} round {rnd + 1}/{rounds}")
+                rates, rss, err, ckpt = ours.train_memory(name, spec, cfgpath, data, mode)
+                R[mode]["rate"] += rates
+                R[mode]["rss"] = max(R[mode]["rss"], rss)
+                R[mode]["err"] = max(R[mode]["err"], err)
+            rates, rss, _ = torch_run("train", model, spec, device)
+            R["peer"]["rate"] += rates
+            R["peer"]["rss"] = max(R["peer"]["rss"], rss)
+            b = str(spec["batch"])
+            _, rss, _, _ = run([os.path.join(ours.bin, "glow-bpd"), "--batch", b, "--limit", b, "--device", device,
+                                ckpt, data], env=env_threads())
+            R["eval"]["ours"] = max(R["eval"]["ours"], rss)
+            _, rss, _, _ = run([os.path.join(ours.bin, "glow-sample"), "--batch", b, "-n", b, "--device", device,
+                                "-o", os.path.join(tmp, "mem-samples.glow"), ckpt], env=env_threads())
+            R["sample"]["ours"] = max(R["sample"]["ours"], rss)
+            for mode in ("eval", "sample"):
+                _, rss, _ = torch_run(mode, model, spec, device)
+                R[mode]["peer"] = max(R[mode]["peer"], rss)
+        rows[name] = (spec, R)
+        log(f"run_bench: memory {name}: " + json.dumps(R))
+    _, _, out, _ = run([os.path.join(ROOT, build, "bench", "mem_plan"), "--gib", "8"] + list(names))
+    most = {}
+    for line in out.splitlines():
+        m = re.match(r"(\S+) (\S+): largest batch in .*: (\d+)", line)
+        if m:
+            most[(m.group(1), m.group(2))] = int(m.group(3))
+    L = ["train.memory (docs/model.md section 11): training peak RSS MiB and images/s (median) of each plan, "
+         "the peer at the same batch; the largest rebuilt-input error invert logged; the largest batch that "
+         "trains in 8 GiB (bench/mem_plan, the memory budget glow-train checks).", "",
+         "| config | batch | plan | RSS train | RSS peer | ratio | img/s | img/s peer | of store's | "
+         "inv_error | batch in 8 GiB |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, (spec, R) in rows.items():
+        for mode in MEMORY_MODES:
+            r = R[mode]
+            L.append(f"| {name} | {spec['batch']} | {mode} | {r['rss']:.0f} | {R['peer']['rss']:.0f} | "
+                     f"{r['rss'] / R['peer']['rss']:.2f} | {med(r['rate']):.2f} | {med(R['peer']['rate']):.2f} | "
+                     f"{med(r['rate']) / med(R['store']['rate']):.2f} | "
+                     f"{r['err']:.2g} | {most.get((name, mode), '-')} |" if mode == "invert" else
+                     f"| {name} | {spec['batch']} | {mode} | {r['rss']:.0f} | {R['peer']['rss']:.0f} | "
+                     f"{r['rss'] / R['peer']['rss']:.2f} | {med(r['rate']):.2f} | {med(R['peer']['rate']):.2f} | "
+                     f"{med(r['rate']) / med(R['store']['rate']):.2f} | - | {most.get((name, mode), '-')} |")
+    L += ["", "Peak RSS MiB of evaluation and sampling at the same batch (glow-bpd, glow-sample; the peer's "
+          "torch.no_grad() forward and sampling):", "",
+          "| config | batch | glow-bpd | peer eval | ratio | glow-sample | peer sample | ratio |",
+          "|---|---|---|---|---|---|---|---|"]
+    for name, (spec, R) in rows.items():
+        e, s = R["eval"], R["sample"]
+        L.append(f"| {name} | {spec['batch']} | {e['ours']:.0f} | {e['peer']:.0f} | {e['ours'] / e['peer']:.2f} | "
+                 f"{s['ours']:.0f} | {s['peer']:.0f} | {s['ours'] / s['peer']:.2f} |")
+    raw = {n: {"spec": s, "results": R} for n, (s, R) in rows.items()}
+    raw["batch_in_8gib"] = {f"{k[0]} {k[1]}": v for k, v in most.items()}
+    return L, raw
+
+
+def memory_only(a):
+    """BENCH_MEMORY_ONLY=1: the train.memory table alone (CPU)."""
+    import torch
+    t0 = time.time()
+    load0 = os.getloadavg()
+    names = [n for n in a.memory_configs.split(",") if n]
+    with tempfile.TemporaryDirectory(prefix="glow-bench-") as tmp:
+        L, raw = memory_table(a.build, tmp, "cpu", names, a.rounds)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    head = [f"# make bench (train.memory only), {now:%Y-%m-%d %H:%M} UTC", "",
+            f"Machine: {machine()}. Device: cpu, {THREADS} threads. PyTorch {torch.__version__}.",
+            f"Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f". Rounds: {a.rounds}.", ""]
+    text = "\n".join(head + L + ["", f"Total bench time: {time.time() - t0:.0f} s."]) + "\n"
+    print(text)
+    os.makedirs(a.results, exist_ok=True)
+    stem = os.path.join(a.results, f"bench-memory-cpu-{now:%Y%m%d-%H%M}")
+    with open(stem + ".md", "w") as f:
+        f.write(text)
+    with open(stem + ".json", "w") as f:
+        json.dump(raw, f, indent=1)
+    log(f"run_bench: wrote {stem}.md")
+    return 0
+
+
 def machine():
     cpu = "?"
     try:
@@ -327,9 +457,13 @@ def main():
     ap.add_argument("--quality-seconds", type=float, default=480)
     ap.add_argument("--ref", default=os.path.join(ROOT, "..", "shared", "reference"))
     ap.add_argument("--latent-only", action="store_true", default=os.environ.get("BENCH_LATENT_ONLY") == "1")
+    ap.add_argument("--memory-configs", default=os.environ.get("BENCH_MEMORY_CONFIGS", "A512,B,G64"))
+    ap.add_argument("--memory-only", action="store_true", default=os.environ.get("BENCH_MEMORY_ONLY") == "1")
     a = ap.parse_args()
     if a.latent_only:
         return latent_only(a)
+    if a.memory_only:
+        return memory_only(a)
     import torch
     t_start = time.time()
     load0 = os.getloadavg()
@@ -409,6 +543,10 @@ def main():
             log(f"run_bench: {name}: " + json.dumps({w: {k: (round(med(v), 1) if isinstance(v, list) else round(v))
                                                           for k, v in d.items()} for w, d in R.items()}))
 
+        mem_lines, mem_raw = [], None
+        if device == "cpu" and a.memory_configs:
+            mem_lines, mem_raw = memory_table(a.build, tmp, device, a.memory_configs.split(","), 1)
+
         qual = None
         if not a.skip_quality:
             log(f"run_bench: quality: configs/fashion-mnist.yml for {a.quality_seconds:.0f} s")
@@ -451,6 +589,8 @@ def main():
              "GFLOP/s: convolution FLOPs (bench/model_bench.c's count; x3 for training) times images/s.")
     if lat_rows:
         L += [""] + latent_table(lat_rows)
+    if mem_lines:
+        L += [""] + mem_lines
     if qual:
         L += ["", f"Quality: configs/fashion-mnist.yml, glow-train --time-limit {qual['seconds']:.0f}: "
                   f"{qual['steps']} steps; test bpd (10,000 images, 32x32 padded, glow-bpd) "
@@ -468,7 +608,7 @@ def main():
     for n, (_, r) in lat_rows.items():
         raw[n]["latent"] = r
     with open(stem + ".json", "w") as f:
-        json.dump({"peak": peak, "rows": raw, "quality": qual, "device": device}, f, indent=1)
+        json.dump({"peak": peak, "rows": raw, "quality": qual, "device": device, "memory": mem_raw}, f, indent=1)
     log(f"run_bench: wrote {stem}.md")
     return 0
 

@@ -324,6 +324,55 @@ EOF
     [ "$(ckpt_step half/checkpoint.safetensors)" = 20 ]
 }
 
+@test "train.memory: recompute is store's bits; invert logs its drift per level, stops over train.memory_max_error; runs resume in another mode" {
+    data
+    run glow-train -q -c "$TINY" -o store "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    run glow-train -q -c "$TINY" --set train.memory=recompute -o recompute "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    same_tensors store/checkpoint.safetensors recompute/checkpoint.safetensors
+    # invert: every log line has the worst rebuilt-input error, and each level's
+    run glow-train -q -c "$TINY" --set train.memory=invert --steps 10 -o inv "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    check_log inv/log.jsonl
+    py - inv/log.jsonl <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if '"loss"' in l]
+assert len(lines) == 2, lines
+for d in lines:
+    lev = d["inv_error_levels"]
+    assert len(lev) == 2 and max(lev) == d["inv_error"], d
+    assert all(0 < e < 1e-5 for e in lev), d
+EOF
+    ! grep '"loss"' store/log.jsonl | grep -q inv_error
+    # resumed under recompute, then store; a store run resumed under invert
+    run glow-train -q --resume inv --set train.memory=recompute --set train.steps=15 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    run glow-train -q --resume inv --set train.memory=store --set train.steps=20 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(ckpt_step inv/checkpoint.safetensors)" = 20 ]
+    ! grep '"step":20,"images"' inv/log.jsonl | grep -q inv_error
+    glow-train -q -c "$TINY" --steps 10 -o half "$D/s8.glow"
+    run glow-train -q --resume half --set train.memory=invert --set train.memory_every=1 --set train.steps=20 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    grep '"step":20,"images"' half/log.jsonl | grep -q '"inv_error_levels":\['
+    # the modes' losses agree (to the drift of fp32 inverses through Adam)
+    py - store/log.jsonl half/log.jsonl inv/log.jsonl <<'EOF'
+import json, sys
+loss = [{d["step"]: d["loss"] for d in map(json.loads, open(f)) if "loss" in d} for f in sys.argv[1:]]
+for other in loss[1:]:
+    for s in (5, 10, 15, 20):
+        assert abs(other[s] - loss[0][s]) <= 1e-4 * abs(loss[0][s]), (s, other[s], loss[0][s])
+EOF
+    # a threshold below fp32's rounding stops the run at its first step, naming the level
+    run --separate-stderr glow-train -c "$TINY" --set train.memory=invert \
+        --set train.memory_max_error=1e-12 -o bad "$D/s8.glow"
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "step 1: train.memory invert: a flow step's input rebuilt by the inverse of level"
+    assert_contains "$stderr" "more than train.memory_max_error 1e-12 allows"
+    assert_contains "$stderr" "training stopped"
+}
+
 @test "--resume from a checkpoint file into another directory, with -c and flags" {
     data
     glow-train -q -c "$TINY" -o a --steps 4 "$D/s8.glow"

@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "base/path.h"
 #include "base/util.h"
+#include "config/config_find.h"
 #include "device/device.h"
 #include "dist/dist.h"
 #include "model/checkpoint.h"
@@ -40,9 +41,12 @@ static void usage(FILE *out)
             "best.safetensors (by validation bpd), checkpoints/ (every train.keep_every\n"
             "steps), samples/ (every train.sample_every steps) and log.jsonl.\n"
             "\n"
-            "  -c, --config FILE     YAML config with model: and train: (docs/configs.md);\n"
-            "                        with --resume, the checkpoint's config by default; with\n"
-            "                        --init, the train section (the model is the checkpoint's)\n"
+            "  -c, --config FILE|NAME  YAML config with model: and train: (docs/configs.md),\n"
+            "                        or the name of a shipped one (cifar10 finds\n"
+            "                        share/glow/configs/cifar10.yml; GLOW_CONFIG_PATH\n"
+            "                        first); with --resume, the checkpoint's config by\n"
+            "                        default; with --init, the train section (the model\n"
+            "                        is the checkpoint's)\n"
             "  -o, --out DIR         the run directory (a folder, created); one that holds a\n"
             "                        run is refused; with --resume, the checkpoint's own\n"
             "      --force           with -o DIR holding a run: move that run aside to\n"
@@ -223,6 +227,13 @@ int main(int argc, char **argv)
             glow_die(EXIT_BADINPUT, "%s", err.msg);
         have_ck = 1;
     }
+    /* -c NAME: a shipped config by name (config/config_find.h) */
+    char *cfg_path = NULL;
+    if (o.cli.config) {
+        if (!(cfg_path = glow_config_find(o.cli.config, &err)))
+            glow_die(EXIT_BADINPUT, "%s", err.msg);
+        o.cli.config = cfg_path;
+    }
     glow_run_config cfg;
     const char *cfg_name;
     long session_steps;
@@ -376,6 +387,7 @@ int main(int argc, char **argv)
     glow_run_data_free(&record);
     free(src_dir);
     free(ck_path);
+    free(cfg_path);
     free(run_dir);
     free(o.val);
     free(o.sets);

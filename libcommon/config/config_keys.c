@@ -13,11 +13,13 @@ _Static_assert(sizeof(glow_coupling) == sizeof(int), "enum size");
 _Static_assert(sizeof(glow_permutation) == sizeof(int), "enum size");
 _Static_assert(sizeof(glow_optimizer) == sizeof(int), "enum size");
 _Static_assert(sizeof(glow_precision) == sizeof(int), "enum size");
+_Static_assert(sizeof(glow_memory_mode) == sizeof(int), "enum size");
 
 static const char *const coupling_names[] = {"affine", "additive", NULL};
 static const char *const permutation_names[] = {"invconv", "shuffle", "reverse", NULL};
 static const char *const optimizer_names[] = {"adam", "adamax", NULL};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16", NULL};
+static const char *const memory_names[] = {"store", "recompute", "invert", NULL};
 
 static int check_device(const char *s, char *why, size_t n)
 {
@@ -81,6 +83,10 @@ const key_def config_keys[] = {
         .omit_default = 1),
     KEY("train", "seed", K_U64, train.seed),
     KEY("train", "precision", K_ENUM, train.precision, .names = precision_names),
+    KEY("train", "memory", K_ENUM, train.memory, .names = memory_names),
+    KEY("train", "memory_every", K_INT, train.memory_every, .min = 0, .max = 1024),
+    KEY("train", "memory_max_error", K_DOUBLE, train.memory_max_error, .min = 0,
+        .max = HUGE_VAL),
     KEY("train", "device", K_STRING, train.device, .size = SIZE_OF(train.device),
         .check = check_device),
 };

@@ -29,6 +29,9 @@ void glow_train_config_default(glow_train_config *t)
     t->log_every = 100;
     t->seed = 1;
     t->precision = PRECISION_FP32;
+    t->memory = MEMORY_RECOMPUTE;
+    t->memory_every = 0;
+    t->memory_max_error = 1e-3;
     strcpy(t->device, "auto");
 }
 

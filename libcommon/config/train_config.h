@@ -13,6 +13,12 @@
 /* train.optimizer: torch.optim.Adam or torch.optim.Adamax (train/optim.h). */
 typedef enum { OPTIM_ADAM = 0, OPTIM_ADAMAX = 1 } glow_optimizer;
 
+/* train.memory: what the forward pass keeps for the backward pass (docs/model.md
+ * section 11). store: every flow step's activations; recompute: each step's input,
+ * its coupling network run again in the backward pass; invert: what the levels
+ * hand on, each step's input rebuilt from its output by the inverse. */
+typedef enum { MEMORY_STORE = 0, MEMORY_RECOMPUTE = 1, MEMORY_INVERT = 2 } glow_memory_mode;
+
 /* A short list of numbers (train.sample_temperatures): YAML [0.7, 1.0] or one
  * number. */
 #define GLOW_NUMBER_LIST_MAX 8
@@ -52,6 +58,11 @@ typedef struct {
     long log_every;           /* steps between log lines; 0 = none */
     uint64_t seed;            /* every random stream (rng.h) derives from it */
     glow_precision precision;
+    glow_memory_mode memory;  /* train.memory */
+    int memory_every;         /* invert: also keep the input of every memory_every-th step
+                                 of a level (0: only the levels' inputs and outputs) */
+    double memory_max_error;  /* invert: stop when a rebuilt step input is off by more
+                                 than this (relative RMS error; 0: never) */
     char device[32];          /* cpu, cuda, cuda:N or auto; resolved by glow_device_resolve */
 } glow_train_config;
 

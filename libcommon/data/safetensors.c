@@ -623,6 +623,7 @@ static int parse_header(st_file *f, header *h, glow_error *err)
         if (rc == 0) {
             sp[f->n] = (span){b, e, f->n};
             begins[f->n] = b;
+            t->offset = b;
             f->n++;
         }
     }
@@ -660,7 +661,7 @@ static int parse_header(st_file *f, header *h, glow_error *err)
             rc = -1;
         }
     }
-    if (rc == 0)
+    if (rc == 0 && !f->fp) /* st_open leaves the data in the file */
         rc = place_data(f, data, begins, err);
     free(sp);
     free(begins);
@@ -679,6 +680,133 @@ int st_load(const char *path, st_file *f, glow_error *err)
     header_free(&h);
     if (rc) {
         st_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+/* st_open's reading: the 8 bytes and the header into f->buf (the header parsed
+ * for a stream, whose size is what the header declares), f->size the file's;
+ * a file too short for its header gets the bytes there are, for parse_header to
+ * say what is wrong. */
+static int open_header(st_file *f, header *h, glow_error *err)
+{
+    FILE *fp = f->fp;
+    struct stat st;
+    const int regular = fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode);
+    if (!regular && fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        glow_errorf(err, "%s: is a directory", f->path);
+        return -1;
+    }
+    f->stream = !regular;
+    unsigned char first[8] = {0};
+    size_t got = read_full(fp, first, 8);
+    if (ferror(fp))
+        return read_error(f->path, fp, err);
+    const uint64_t fsize = regular ? (uint64_t)st.st_size : 0;
+    uint64_t hlen = got == 8 ? load_le64(first) : 0;
+    if (got < 8 || hlen > MAX_HEADER || (regular && hlen > fsize - 8)) {
+        if (alloc_block(f, first, got, err) != 0)
+            return -1;
+        f->size = regular ? (size_t)fsize : got;
+        return 0;
+    }
+    if (alloc_block(f, first, (size_t)(8 + hlen), err) != 0)
+        return -1;
+    got = read_full(fp, f->buf + 8, (size_t)hlen);
+    if (ferror(fp))
+        return read_error(f->path, fp, err);
+    if (got < hlen) { /* a stream that ends in its header (or a file that shrank) */
+        f->size = (size_t)(8 + got);
+        return 0;
+    }
+    if (parse_json(f->path, (const char *)f->buf + 8, hlen, h, err) != 0)
+        return -1;
+    uint64_t end = regular ? fsize : 8 + hlen + declared_end(h);
+    if (end > SIZE_MAX / 2) {
+        glow_errorf(err, "%s: a data section of %llu bytes", f->path, (unsigned long long)end);
+        return -1;
+    }
+    f->size = (size_t)end;
+    f->data_start = 8 + hlen;
+    return 0;
+}
+
+int st_open(const char *path, st_file *f, glow_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->path = xstrdup(strcmp(path, "-") == 0 ? "standard input" : path);
+    if (strcmp(path, "-") == 0)
+        f->fp = stdin;
+    else if (!(f->fp = fopen(path, "rb"))) {
+        glow_errorf(err, "%s: cannot open: %s", path, strerror(errno));
+        st_free(f);
+        return -1;
+    }
+    header h;
+    memset(&h, 0, sizeof h);
+    int rc = open_header(f, &h, err);
+    if (rc == 0)
+        rc = parse_header(f, &h, err);
+    header_free(&h);
+    if (rc) {
+        st_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+/* n bytes of a stream read and dropped */
+static int skip_bytes(st_file *f, uint64_t n, glow_error *err)
+{
+    unsigned char buf[1 << 16];
+    while (n > 0) {
+        size_t want = n < sizeof buf ? (size_t)n : sizeof buf;
+        if (read_full(f->fp, buf, want) != want)
+            return read_error(f->path, f->fp, err);
+        n -= want;
+        f->pos += want;
+    }
+    return 0;
+}
+
+int st_read(st_file *f, const st_tensor *t, void *dst, glow_error *err)
+{
+    if (!f->fp) {
+        memcpy(dst, t->data, t->nbytes);
+        return 0;
+    }
+    if (f->stream) {
+        if (t->offset < f->pos) {
+            glow_errorf(err, "%s: tensor '%s': a stream is read in the order of the data",
+                        f->path, t->name);
+            return -1;
+        }
+        if (skip_bytes(f, t->offset - f->pos, err) != 0)
+            return -1;
+    } else if (fseeko(f->fp, (off_t)(f->data_start + t->offset), SEEK_SET) != 0) {
+        glow_errorf(err, "%s: tensor '%s': cannot seek: %s", f->path, t->name, strerror(errno));
+        return -1;
+    }
+    if (read_full(f->fp, dst, t->nbytes) != t->nbytes) {
+        glow_errorf(err, "%s: tensor '%s': read failed: %s", f->path, t->name,
+                    ferror(f->fp) ? strerror(errno) : "the file ends before its data");
+        return -1;
+    }
+    f->pos = t->offset + t->nbytes;
+    return 0;
+}
+
+int st_finish(st_file *f, glow_error *err)
+{
+    if (!f->fp || !f->stream)
+        return 0;
+    const uint64_t data = f->size - f->data_start;
+    if (f->pos < data && skip_bytes(f, data - f->pos, err) != 0)
+        return -1;
+    if (fgetc(f->fp) != EOF) {
+        glow_errorf(err, "%s: data section has more than the %llu bytes the tensors cover",
+                    f->path, (unsigned long long)data);
         return -1;
     }
     return 0;
@@ -719,6 +847,8 @@ void st_free(st_file *f)
     }
     free(f->meta_keys);
     free(f->meta_vals);
+    if (f->fp && f->fp != stdin)
+        fclose(f->fp);
     if (f->buf)
         free(f->buf - buf_shift(f->buf, f->size));
     glow_mem_release(f->mem);

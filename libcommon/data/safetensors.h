@@ -20,19 +20,26 @@ typedef struct {
     int64_t shape[8];
     size_t count;        /* elements */
     size_t nbytes;
-    const void *data;    /* points into the loaded file, or an aligned copy */
+    const void *data;    /* points into the loaded file, or an aligned copy; NULL
+                            after st_open */
     int data_owned;      /* data is the copy (st_free frees it) */
+    uint64_t offset;     /* where its bytes start in the data section */
 } st_tensor;
 
 typedef struct {
     char *path;
-    unsigned char *buf; /* the whole file */
-    size_t size;
+    unsigned char *buf; /* the whole file (st_open: its first 8 + header bytes) */
+    size_t size;        /* bytes of the file (st_open of a stream: those its header declares) */
     st_tensor *t;
     int n;
     char **meta_keys, **meta_vals;
     int n_meta;
     uint64_t mem;       /* bytes reserved in the memory budget (base/mem_budget.h) */
+    /* st_open: the file being read, the data section's start in it, and for a
+     * stream how far into the data section it has been read */
+    FILE *fp;
+    int stream;
+    uint64_t data_start, pos;
 } st_file;
 
 /* Load and validate the whole file: header length within the file and at most
@@ -47,6 +54,18 @@ int st_load(const char *path, st_file *f, glow_error *err);
 /* The same checks on a file's bytes in memory (copied); name stands for the file. */
 int st_load_buffer(const char *name, const void *data, size_t n, st_file *f, glow_error *err);
 void st_free(st_file *f);
+/* Open a file to read some of its tensors: the header is read and checked as
+ * st_load checks it (the tensors' offsets against the file's size; a stream's
+ * against the data its header declares), the data is left in the file (every
+ * t->data NULL), and st_read reads one tensor's bytes into dst (t->nbytes). A
+ * regular file is read at each tensor's offset; a stream forward only, so its
+ * tensors must be read in the order of their offsets (the bytes between are read
+ * and dropped), and st_finish then reads it to the end its header declares and
+ * finds nothing after. Only the header is reserved in the memory budget. Free with
+ * st_free. */
+int st_open(const char *path, st_file *f, glow_error *err);
+int st_read(st_file *f, const st_tensor *t, void *dst, glow_error *err);
+int st_finish(st_file *f, glow_error *err);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key); /* NULL when absent */
 

@@ -243,13 +243,13 @@ static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
         snprintf(buf + o, len - o, "]");
 }
 
-/* Copy tensor t into p after checking dtype, shape and finiteness. */
-static void take_tensor(reporter *r, const st_tensor *t, glow_param *p)
+/* Is tensor t of p's dtype and shape? 0, or -1 reported. */
+static int check_shape(reporter *r, const st_tensor *t, const glow_param *p)
 {
     if (t->dtype != (p->dtype == PARAM_I32 ? ST_I32 : ST_F32)) {
         report(r, "tensor '%s': dtype %s, expected %s", t->name, t->dtype_name,
                st_dtype_of(p->dtype));
-        return;
+        return -1;
     }
     int same = t->ndim == p->ndim;
     for (int i = 0; same && i < p->ndim; i++)
@@ -259,18 +259,31 @@ static void take_tensor(reporter *r, const st_tensor *t, glow_param *p)
         shape_str(got, sizeof got, t->ndim, t->shape);
         shape_str(want, sizeof want, p->ndim, p->shape);
         report(r, "tensor '%s': shape %s, expected %s", t->name, got, want);
+        return -1;
+    }
+    return 0;
+}
+
+/* Are the floats of p (read from tensor `name`) finite? */
+static void check_finite(reporter *r, const char *name, const glow_param *p)
+{
+    if (p->dtype != PARAM_F32)
         return;
-    }
+    const float *x = p->data;
+    for (size_t i = 0; i < p->count; i++)
+        if (!isfinite(x[i])) {
+            report(r, "tensor '%s': non-finite value %g at element %zu", name, (double)x[i], i);
+            return;
+        }
+}
+
+/* Copy tensor t into p after checking dtype, shape and finiteness. */
+static void take_tensor(reporter *r, const st_tensor *t, glow_param *p)
+{
+    if (check_shape(r, t, p) != 0)
+        return;
     memcpy(p->data, t->data, p->count * 4);
-    if (p->dtype == PARAM_F32) {
-        const float *x = p->data;
-        for (size_t i = 0; i < p->count; i++)
-            if (!isfinite(x[i])) {
-                report(r, "tensor '%s': non-finite value %g at element %zu", t->name,
-                       (double)x[i], i);
-                return;
-            }
-    }
+    check_finite(r, t->name, p);
 }
 
 /* Check a decimal non-negative int64 metadata value. */
@@ -288,7 +301,11 @@ static void take_count(reporter *r, const st_file *f, const char *key, int64_t *
         *out = (int64_t)v;
 }
 
-static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
+/* The checks of the file as a whole, before any tensor: format, version, the
+ * model config, a model no bigger than the file's tensors can hold. Returns 0
+ * with cfg, pc and whether any optim.* / ema.* tensor is there, or -1 reported. */
+static int check_head(const st_file *f, reporter *r, glow_config *cfg, glow_paramset_count *pc,
+                      int *any_optim, int *any_ema)
 {
     const char *fmt = st_meta(f, "format"), *ver = st_meta(f, "version");
     const char *model = st_meta(f, "model");
@@ -307,35 +324,104 @@ static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
         return -1;
     }
     glow_error err = {{0}};
-    glow_config cfg;
-    if (glow_config_from_json(model, &cfg, &err)) {
+    if (glow_config_from_json(model, cfg, &err)) {
         report(r, "metadata 'model': %s", err.msg);
         return -1;
     }
     /* Training state is present when any of its tensors is. */
-    int any_optim = 0, any_ema = 0;
+    *any_optim = *any_ema = 0;
     uint64_t have = 0;
     for (int i = 0; i < f->n; i++) {
-        any_optim |= strncmp(f->t[i].name, "optim.", 6) == 0;
-        any_ema |= strncmp(f->t[i].name, "ema.", 4) == 0;
+        *any_optim |= strncmp(f->t[i].name, "optim.", 6) == 0;
+        *any_ema |= strncmp(f->t[i].name, "ema.", 4) == 0;
         have += f->t[i].nbytes;
     }
     /* Every parameter must be in the file, so a model much bigger than the
      * file's tensors is refused before its layout is allocated; a few missing
      * tensors are named one by one below. */
-    glow_paramset_count pc;
-    if (glow_paramset_size(&cfg, &pc, &err) != 0) {
+    if (glow_paramset_size(cfg, pc, &err) != 0) {
         report(r, "metadata 'model': %s", err.msg);
         return -1;
     }
-    if (glow_mem_mul(pc.values, 4) > have + have / 2 + (1u << 20)) {
+    if (glow_mem_mul(pc->values, 4) > have + have / 2 + (1u << 20)) {
         char a[32], b[32];
         report(r, "metadata 'model': the model has %llu parameter values (%s), more than the "
                   "file's tensors hold (%s)",
-               (unsigned long long)pc.values, glow_mem_str(glow_mem_mul(pc.values, 4), a, sizeof a),
-               glow_mem_str(have, b, sizeof b));
+               (unsigned long long)pc->values,
+               glow_mem_str(glow_mem_mul(pc->values, 4), a, sizeof a), glow_mem_str(have, b, sizeof b));
         return -1;
     }
+    return 0;
+}
+
+/* The parameter of lay that tensor `name` of the file stands for: a parameter
+ * (*set 0), optim.<trained parameter>.m or .v (*set 2 or 3), ema.<parameter>
+ * (*set 1); NULL when none. */
+static const glow_param *classify(const glow_paramset *lay, const char *name, int *set)
+{
+    if (strncmp(name, "optim.", 6) == 0) {
+        size_t len = strlen(name);
+        int which = len > 8 && strcmp(name + len - 2, ".m") == 0   ? 0
+                    : len > 8 && strcmp(name + len - 2, ".v") == 0 ? 1
+                                                                   : -1;
+        if (which < 0)
+            return NULL;
+        char *base = xstrdup(name + 6);
+        base[len - 8] = '\0';
+        const glow_param *p = glow_paramset_find(lay, base);
+        free(base);
+        *set = 2 + which;
+        return p && p->trained ? p : NULL;
+    }
+    if (strncmp(name, "ema.", 4) == 0) {
+        *set = 1;
+        return glow_paramset_find(lay, name + 4);
+    }
+    *set = 0;
+    return glow_paramset_find(lay, name);
+}
+
+/* The metadata after the tensors: step, images_seen, optimizer (present exactly
+ * with optim.* tensors), rng; into ck when not NULL (the rest: train_config,
+ * extra keys), else the counts alone. */
+static void check_meta(const st_file *f, reporter *r, int has_optim, glow_checkpoint *ck,
+                       int64_t *step, int64_t *images_seen)
+{
+    take_count(r, f, "step", step);
+    take_count(r, f, "images_seen", images_seen);
+    const char *opt = st_meta(f, "optimizer");
+    if (opt && !optimizer_known(opt))
+        report(r, "metadata 'optimizer': '%.40s' is not adam or adamax", opt);
+    else if (opt && !has_optim)
+        report(r, "metadata 'optimizer': given but the file has no optim.* tensors");
+    else if (!opt && has_optim)
+        report(r, "metadata 'optimizer': missing, but the file has optim.* tensors");
+    const char *rng = st_meta(f, "rng");
+    glow_rng g;
+    if (rng && parse_rng(rng, &g))
+        report(r, "metadata 'rng': '%.60s' is not \"SEED STREAM INDEX\"", rng);
+    if (!ck)
+        return;
+    if (opt)
+        ck->optimizer = xstrdup(opt);
+    if (rng)
+        ck->rng = xstrdup(rng);
+    const char *tc = st_meta(f, "train_config");
+    if (tc)
+        ck->train_config = xstrdup(tc);
+    for (int i = 0; i < f->n_meta; i++)
+        if (!is_reserved(f->meta_keys[i]))
+            glow_checkpoint_set_meta(ck, f->meta_keys[i], f->meta_vals[i]);
+}
+
+static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
+{
+    glow_config cfg;
+    glow_paramset_count pc;
+    int any_optim, any_ema;
+    if (check_head(f, r, &cfg, &pc, &any_optim, &any_ema) != 0)
+        return -1;
+    glow_error err = {{0}};
     const char *what = "the checkpoint's tensors";
     uint64_t extra = (any_optim ? 8 * pc.trained : 0) + (any_ema ? 4 * pc.values : 0);
     if (glow_mem_check(4 * pc.values + extra, what, &err) != 0 ||
@@ -360,29 +446,16 @@ static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
         const st_tensor *t = &f->t[i];
         const char *name = t->name;
         glow_param *p = NULL;
-        int slot = -1;
-        if (strncmp(name, "optim.", 6) == 0) {
-            size_t len = strlen(name);
-            int which = len > 8 && strcmp(name + len - 2, ".m") == 0   ? 0
-                        : len > 8 && strcmp(name + len - 2, ".v") == 0 ? 1
-                                                                       : -1;
-            if (which >= 0) {
-                char *base = xstrdup(name + 6);
-                base[len - 8] = '\0';
-                glow_paramset *set = which ? &ck->optim_v : &ck->optim_m;
-                p = glow_paramset_find(set, base);
-                if (p)
-                    slot = 2 * np + which * no + (int)(p - set->v);
-                free(base);
-            }
-        } else if (strncmp(name, "ema.", 4) == 0) {
-            p = glow_paramset_find(&ck->ema, name + 4);
+        int slot = -1, set;
+        const glow_param *lp = classify(&ck->params, name, &set);
+        if (lp) {
+            const glow_paramset *dst = set == 0 ? &ck->params : set == 1 ? &ck->ema
+                                       : set == 2 ? &ck->optim_m : &ck->optim_v;
+            p = glow_paramset_find(dst, lp->name);
             if (p)
-                slot = np + (int)(p - ck->ema.v);
-        } else {
-            p = glow_paramset_find(&ck->params, name);
-            if (p)
-                slot = (int)(p - ck->params.v);
+                slot = set == 0   ? (int)(p - dst->v)
+                       : set == 1 ? np + (int)(p - dst->v)
+                                  : 2 * np + (set - 2) * no + (int)(p - dst->v);
         }
         if (!p) {
             report(r, "tensor '%s': not a parameter of this model%s", name,
@@ -405,30 +478,7 @@ static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
             report(r, "tensor 'optim.%s.v': missing", ck->optim_v.v[i].name);
     }
     free(seen);
-
-    take_count(r, f, "step", &ck->step);
-    take_count(r, f, "images_seen", &ck->images_seen);
-    const char *opt = st_meta(f, "optimizer");
-    if (opt && !optimizer_known(opt))
-        report(r, "metadata 'optimizer': '%.40s' is not adam or adamax", opt);
-    else if (opt && !ck->has_optim)
-        report(r, "metadata 'optimizer': given but the file has no optim.* tensors");
-    else if (!opt && ck->has_optim)
-        report(r, "metadata 'optimizer': missing, but the file has optim.* tensors");
-    if (opt)
-        ck->optimizer = xstrdup(opt);
-    const char *rng = st_meta(f, "rng");
-    glow_rng g;
-    if (rng && parse_rng(rng, &g))
-        report(r, "metadata 'rng': '%.60s' is not \"SEED STREAM INDEX\"", rng);
-    if (rng)
-        ck->rng = xstrdup(rng);
-    const char *tc = st_meta(f, "train_config");
-    if (tc)
-        ck->train_config = xstrdup(tc);
-    for (int i = 0; i < f->n_meta; i++)
-        if (!is_reserved(f->meta_keys[i]))
-            glow_checkpoint_set_meta(ck, f->meta_keys[i], f->meta_vals[i]);
+    check_meta(f, r, ck->has_optim, ck, &ck->step, &ck->images_seen);
     return 0;
 }
 
@@ -480,27 +530,178 @@ static void first_problem(void *ctx, const char *msg)
         glow_errorf(err, "%s", msg);
 }
 
+static void first_of(glow_error *err, const glow_error *first, int n);
+
 int glow_checkpoint_load(const char *path, glow_checkpoint *ck, glow_error *err)
 {
     glow_error first = {{0}};
     int n = glow_checkpoint_check(path, ck, first_problem, &first);
     if (n) {
-        if (n > 1)
-            glow_errorf(err, "%s (and %d more problem%s)", first.msg, n - 1, n > 2 ? "s" : "");
-        else
-            glow_errorf(err, "%s", first.msg);
+        first_of(err, &first, n);
         return -1;
     }
     return 0;
 }
 
+/* ---- weights only ---- */
+
+static void verify_param(const glow_param *p, const char *prefix, reporter *r);
+
+/* A message that already names the file (st_read's, st_finish's, the budget's
+ * with the tensor's name), reported without the path a second time. */
+static void report_named(reporter *r, const char *msg)
+{
+    const char *path = r->path;
+    r->path = NULL;
+    report(r, "%s", msg);
+    r->path = path;
+}
+
+static int tensor_offset_cmp(const void *a, const void *b)
+{
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The message of the first problem, "(and N more)" when there were more. */
+static void first_of(glow_error *err, const glow_error *first, int n)
+{
+    if (n > 1)
+        glow_errorf(err, "%s (and %d more problem%s)", first->msg, n - 1, n > 2 ? "s" : "");
+    else
+        glow_errorf(err, "%s", first->msg);
+}
+
+int glow_checkpoint_load_weights(const char *path, int use_ema, const glow_weights_sink *sink,
+                                 void *ctx, glow_error *err)
+{
+    st_file f;
+    if (st_open(path, &f, err) != 0)
+        return -1;
+    glow_error first = {{0}};
+    reporter r = {first_problem, &first, 0, f.path};
+    glow_weights_info info;
+    memset(&info, 0, sizeof info);
+    glow_paramset_count pc;
+    glow_paramset lay = {NULL, 0}, ema_fixed = {NULL, 0};
+    uint64_t fixed_mem = 0;
+    char *seen = NULL;
+    const st_tensor **order = NULL;
+    int rc = -1, nuse = 0;
+    if (check_head(&f, &r, &info.cfg, &pc, &info.has_optim, &info.has_ema) != 0)
+        goto done;
+    /* the layout with the fixed parameters' values (those of the weights, and
+     * with use_ema the EMA's beside them) */
+    fixed_mem = 4 * (pc.values - pc.trained) * (use_ema ? 2 : 1);
+    glow_error e;
+    if (glow_mem_reserve(fixed_mem, "the checkpoint's fixed parameters", &e) != 0) {
+        fixed_mem = 0;
+        report(&r, "%s", e.msg);
+        goto done;
+    }
+    if (glow_paramset_layout_fixed(&info.cfg, &lay, &e) != 0 ||
+        (use_ema && glow_paramset_layout_fixed(&info.cfg, &ema_fixed, &e) != 0)) {
+        report(&r, "metadata 'model': %s", e.msg);
+        goto done;
+    }
+    /* every tensor by its header: a parameter, its EMA or its moments, of the
+     * right dtype and shape; which of them are read */
+    const int np = lay.n, want = use_ema ? 1 : 0;
+    seen = xcalloc((size_t)(4 * np) + 1, 1);
+    order = xcalloc((size_t)f.n + 1, sizeof *order);
+    for (int i = 0; i < f.n; i++) {
+        const st_tensor *t = &f.t[i];
+        int set;
+        const glow_param *p = classify(&lay, t->name, &set);
+        if (!p) {
+            report(&r, "tensor '%s': not a parameter of this model%s", t->name,
+                   strncmp(t->name, "optim.", 6) == 0 ? " (or not a trained one)" : "");
+            continue;
+        }
+        seen[set * np + (p - lay.v)] = 1;
+        if (check_shape(&r, t, p) == 0 && (set == want || (use_ema && set == 0 && !p->trained)))
+            order[nuse++] = t;
+    }
+    for (int i = 0; i < np; i++) {
+        const glow_param *p = &lay.v[i];
+        const int tr = p->trained && p->dtype == PARAM_F32;
+        if (!seen[i])
+            report(&r, "tensor '%s': missing", p->name);
+        if (info.has_ema && !seen[np + i])
+            report(&r, "tensor 'ema.%s': missing", p->name);
+        if (info.has_optim && tr && !seen[2 * np + i])
+            report(&r, "tensor 'optim.%s.m': missing", p->name);
+        if (info.has_optim && tr && !seen[3 * np + i])
+            report(&r, "tensor 'optim.%s.v': missing", p->name);
+    }
+    check_meta(&f, &r, info.has_optim, NULL, &info.step, &info.images_seen);
+    if (r.n)
+        goto done;
+    if (sink->begin(ctx, &info, err) != 0) {
+        rc = -2; /* the sink's message */
+        goto done;
+    }
+    /* the tensors used, in the file's order, one at a time */
+    qsort(order, (size_t)nuse, sizeof *order, tensor_offset_cmp);
+    for (int i = 0; i < nuse && r.n == 0; i++) {
+        const st_tensor *t = order[i];
+        int set;
+        const glow_param *lp = classify(&lay, t->name, &set);
+        glow_param q = *lp;
+        const int fixed = !(lp->trained && lp->dtype == PARAM_F32);
+        char what[400];
+        snprintf(what, sizeof what, "%s: tensor '%s'", f.path, t->name);
+        if (fixed)
+            q.data = set == 1 ? ema_fixed.v[lp - lay.v].data : lp->data;
+        else if (glow_mem_reserve(t->nbytes, what, &e) != 0) {
+            report_named(&r, e.msg);
+            break;
+        } else
+            q.data = xmalloc(t->nbytes ? t->nbytes : 1);
+        if (st_read(&f, t, q.data, &e) != 0)
+            report_named(&r, e.msg);
+        if (r.n == 0)
+            check_finite(&r, t->name, &q);
+        if (r.n == 0)
+            verify_param(&q, set == 1 ? "ema." : "", &r);
+        if (r.n == 0 && set == want && sink->param(ctx, &q, err) != 0)
+            rc = -2;
+        if (!fixed) {
+            free(q.data);
+            glow_mem_release(t->nbytes);
+        }
+        if (rc == -2)
+            goto done;
+    }
+    for (int i = 0; use_ema && r.n == 0 && i < np; i++) {
+        const glow_param *p = &lay.v[i];
+        if (p->data && memcmp(p->data, ema_fixed.v[i].data, p->count * 4) != 0)
+            report(&r, "tensor 'ema.%s': differs from the fixed parameter", p->name);
+    }
+    if (r.n == 0 && st_finish(&f, &e) != 0)
+        report_named(&r, e.msg);
+    if (r.n == 0)
+        rc = 0;
+done:
+    if (rc == -1)
+        first_of(err, &first, r.n);
+    free(seen);
+    free(order);
+    glow_paramset_free(&lay);
+    glow_paramset_free(&ema_fixed);
+    glow_mem_release(fixed_mem);
+    st_free(&f);
+    return rc == 0 ? 0 : -1;
+}
+
 /* ---- deeper checks ---- */
 
-static void verify_set(const glow_checkpoint *ck, const glow_paramset *ps, const char *prefix,
-                       reporter *r)
+/* The checks of one parameter that need its values: an invconv weight
+ * invertible, an LU p a permutation matrix, sign_s +-1, a shuffle.perm a
+ * permutation. */
+static void verify_param(const glow_param *p, const char *prefix, reporter *r)
 {
-    for (int i = 0; i < ps->n; i++) {
-        const glow_param *p = &ps->v[i];
+    {
         const char *nm = p->name;
         size_t len = strlen(nm);
         const float *x = p->data;
@@ -509,7 +710,7 @@ static void verify_set(const glow_checkpoint *ck, const glow_paramset *ps, const
             glow_error e;
             if (glow_mem_reserve(8 * (uint64_t)p->count, "the determinant's float64 copy", &e)) {
                 report(r, "tensor '%s%s': %s", prefix, nm, e.msg);
-                continue;
+                return;
             }
             double *a = xmalloc(p->count * sizeof *a);
             for (size_t j = 0; j < p->count; j++)
@@ -554,6 +755,16 @@ static void verify_set(const glow_checkpoint *ck, const glow_paramset *ps, const
             }
             free(hit);
         }
+    }
+}
+
+static void verify_set(const glow_checkpoint *ck, const glow_paramset *ps, const char *prefix,
+                       reporter *r)
+{
+    for (int i = 0; i < ps->n; i++) {
+        const glow_param *p = &ps->v[i];
+        const char *nm = p->name;
+        verify_param(p, prefix, r);
         if (ps == &ck->ema && !p->trained) {
             const glow_param *w = glow_paramset_find(&ck->params, nm);
             if (w && memcmp(w->data, p->data, p->count * 4) != 0)

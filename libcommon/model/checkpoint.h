@@ -68,6 +68,39 @@ void glow_checkpoint_drop_training_state(glow_checkpoint *ck);
  * in the memory budget (base/mem_budget.h) before they are allocated. */
 int glow_checkpoint_load(const char *path, glow_checkpoint *ck, glow_error *err);
 
+/* ---- Weights only: what a tool that evaluates or samples reads ----
+ * glow_checkpoint_load_weights reads the header (data/safetensors.h st_open) and
+ * makes the checks of glow_checkpoint_load that need no tensor data on the whole
+ * file (format, version, the model config, a model no bigger than the tensors,
+ * every tensor's name, dtype and shape, missing and extra tensors, the metadata),
+ * then reads only the tensors it hands on, in the order of the file: every
+ * parameter, or with use_ema the ema.* copy of each (and the fixed parameters, to
+ * check that the EMA's equal them). Those get the checks of glow_checkpoint_load
+ * on their values (finite, glow_checkpoint_verify's invconv, LU and shuffle
+ * checks); optim.* tensors and, without use_ema, ema.* tensors are neither read
+ * nor allocated, so their values are not checked (glow-ckpt --verify does). Each
+ * parameter goes to the sink as it is read (one tensor held at a time), so a
+ * model can take its weights without a second full copy on the host. */
+typedef struct {
+    glow_config cfg;
+    int64_t step, images_seen;
+    int has_optim, has_ema; /* optim.* / ema.* tensors are in the file */
+} glow_weights_info;
+
+typedef struct {
+    /* After the checks of the whole file, before any tensor is read: 0, or -1 with
+     * err set (the load stops; e.g. use_ema without has_ema). */
+    int (*begin)(void *ctx, const glow_weights_info *info, glow_error *err);
+    /* Each parameter of the layout once (an EMA tensor under its parameter's
+     * name), its data valid during the call: 0, or -1 with err set. */
+    int (*param)(void *ctx, const glow_param *p, glow_error *err);
+} glow_weights_sink;
+
+/* Returns 0, or -1 with err naming the file and the first problem (and how many
+ * more the checks of the whole file found), or the sink's error. */
+int glow_checkpoint_load_weights(const char *path, int use_ema, const glow_weights_sink *sink,
+                                 void *ctx, glow_error *err);
+
 /* Receives each problem found, one message at a time. */
 typedef void (*glow_problem_fn)(void *ctx, const char *msg);
 

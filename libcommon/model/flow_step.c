@@ -42,9 +42,9 @@ static void actnorm_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, d
     b->add_scalar(b, mdl_grad(m, s->an.l), (size_t)C, (float)(3.0 * hw * g_total));
 }
 
-static void actnorm_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, float *cur)
+static void actnorm_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, float *x)
 {
-    m->b->actnorm_inv(m->b, s->an_out, lv->C, cur, lv->C, lv->rows, lv->C, s->an.b, s->an.l);
+    m->b->actnorm_inv(m->b, s->an_out, lv->C, x, lv->C, lv->rows, lv->C, s->an.b, s->an.l);
 }
 
 /* ---- permutation: an_out -> pm; reverse and shuffle gather channels (no
@@ -56,6 +56,15 @@ static void perm_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s)
         m->b->gather_channels(m->b, s->an_out, s->pm, lv->rows, lv->C, s->perm);
     else
         mdl_invconv_fwd(m, lv, s, s->an_out, s->pm);
+}
+
+/* The same output without the logdet (recomputed in the backward pass). */
+static void perm_redo(glow_model *m, const mdl_level *lv, const mdl_step *s)
+{
+    if (s->perm)
+        m->b->gather_channels(m->b, s->an_out, s->pm, lv->rows, lv->C, s->perm);
+    else
+        mdl_invconv_apply(m, lv, s, s->an_out, s->pm);
 }
 
 /* dy in g_cur -> dx in g_tmp (the invconv parameters' gradients follow in
@@ -152,7 +161,8 @@ static void coupling_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, 
     b->copy_cols(b, g, C, m->g_z1, C / 2, P, C / 2, 1);
 }
 
-/* out in cur -> pm; z1 is the output's first half, so f can be recomputed */
+/* out in cur -> pm; z1 is the output's first half, so f can be recomputed (and
+ * its activations, z1, a1, a2 and h, are those the backward pass needs) */
 static void coupling_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *cur)
 {
     backend *b = m->b;
@@ -184,9 +194,20 @@ void mdl_step_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, float g
     actnorm_bwd(m, lv, s, g_total);
 }
 
-void mdl_step_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, float *cur)
+void mdl_step_redo(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *in)
 {
-    coupling_inv(m, lv, s, cur);
+    backend *b = m->b;
+    const int C = lv->C;
+    b->actnorm_fwd(b, in, C, s->an_out, C, lv->rows, C, s->an.b, s->an.l, 0);
+    perm_redo(m, lv, s);
+    b->copy_cols(b, s->z1, C / 2, s->pm, C, lv->rows, C / 2, 0);
+    net_fwd(m, lv, s, 0);
+}
+
+void mdl_step_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *out,
+                  float *in)
+{
+    coupling_inv(m, lv, s, out);
     perm_inv(m, lv, s);
-    actnorm_inv(m, lv, s, cur);
+    actnorm_inv(m, lv, s, in);
 }

@@ -15,7 +15,14 @@ void mdl_step_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, const f
  * mdl_invconv_grads once every step is done. g_ld = dL/dlogdet of one image. Uses
  * the activations of the last mdl_step_fwd of s. */
 void mdl_step_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, float g_ld);
-/* cur holds the step's output and gets its input (s's buffers are scratch). */
-void mdl_step_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, float *cur);
+/* The activations mdl_step_bwd reads, again from the step's input `in` (the
+ * output s->out being kept): actnorm, permutation and the coupling network f,
+ * the same operations as mdl_step_fwd (so the same bits) without the logdet. */
+void mdl_step_redo(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *in);
+/* The step's input from its output: out -> in (in may be out). s's activation
+ * buffers are scratch; afterwards they hold what mdl_step_bwd reads, from the
+ * given output: h = f(z1) is computed once for the inverse and the gradient. */
+void mdl_step_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *out,
+                  float *in);
 
 #endif

@@ -215,6 +215,12 @@ void mdl_invconv_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, cons
     b->add_scalar(b, m->logdet, (size_t)m->ncur, (float)(hw * s->logabsdet));
 }
 
+void mdl_invconv_apply(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *x,
+                       float *y)
+{
+    m->b->conv_fwd(m->b, &lv->inv, x, weight(s), y);
+}
+
 void mdl_invconv_inv(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *y,
                      float *x)
 {
@@ -241,8 +247,12 @@ static int grad_params(glow_model *m, const mdl_level *lv, const mdl_step *s, co
     for (size_t i = 0; i < CC; i++)
         dW[i] = dWf[i];
     if (!m->cfg.lu) {
-        /* d(hw * log|det W|)/dW = hw * W^-T; the forward pass did not need W^-1 */
-        if (linalg_inverse(s->W, C, X)) {
+        /* d(hw * log|det W|)/dW = hw * W^-T: the W^-1 of mdl_invconv_prepare when it
+         * computed one from these parameters (invert), the same function of the
+         * same W, else computed here */
+        if (m->inv_state == 2)
+            memcpy(X, s->Winv, CC * sizeof *X);
+        else if (linalg_inverse(s->W, C, X)) {
             glow_errorf(err, "flow.%d.%d.invconv: the matrix is singular", (int)(lv - m->lv),
                         (int)(s - lv->steps));
             return -1;

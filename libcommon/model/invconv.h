@@ -29,6 +29,9 @@ int mdl_invconv_prepare(glow_model *m, int need_inverse, glow_error *err);
 /* y = W x on the level's pixels; adds H*W log|det W| to every image's logdet. */
 void mdl_invconv_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *x,
                      float *y);
+/* y = W x without the logdet (the backward pass of recompute). */
+void mdl_invconv_apply(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *x,
+                       float *y);
 /* From dy = dL/dy and the step's stored input (s->an_out): dx = W^T dy, and dL/dW
  * kept on the backend for mdl_invconv_grads. */
 void mdl_invconv_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s, const float *dy,

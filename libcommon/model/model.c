@@ -38,23 +38,55 @@ static void free_batch(glow_model *m)
     m->n = 0;
 }
 
+/* The activation set every step shares outside store: sized for the largest level. */
+typedef struct {
+    float *an_out, *pm, *z1, *a1, *a2, *h;
+} shared_acts;
+
 void mdl_ensure_batch(glow_model *m, int n, int train)
 {
-    if (n == m->n && (m->train || !train))
+    const glow_memory want = train ? m->mem : m->buf_mem;
+    if (n == m->n && (m->train || !train) &&
+        (!train || (m->buf_mem.mode == want.mode && m->buf_mem.every == want.every)))
         return;
     free_batch(m);
     /* model_mem.c counts what follows: the two change together */
+    if (train)
+        m->buf_mem = want;
     mdl_reserve_batch(m, n, train);
     m->n = n;
     m->train = train;
     m->grad_ready = 0;
+    const glow_memory_mode mode = m->buf_mem.mode;
+    const int every = m->buf_mem.every;
+    const int per_step = train && mode == MEMORY_STORE; /* every step its own set */
     const glow_config *c = &m->cfg;
     const size_t D = (size_t)glow_config_dims(c);
     m->img = balloc(m, (size_t)n * D);
     m->noise = fbuf(m, (size_t)n * D);
     m->x = fbuf(m, (size_t)n * D);
     m->labels = balloc(m, (size_t)n * sizeof(int32_t));
-    size_t maxpc = 0, maxpw = 0;
+    size_t maxpc = 0, maxpw = 0, maxph = 0;
+    for (int l = 0; l < m->L; l++) {
+        const mdl_level *lv = &m->lv[l];
+        const size_t P = (size_t)n * lv->H * lv->W;
+        const size_t Cout = c->coupling == COUPLING_AFFINE ? (size_t)lv->C : (size_t)lv->C / 2;
+        if (P * lv->C > maxpc)
+            maxpc = P * lv->C;
+        if (P * m->Wd > maxpw)
+            maxpw = P * m->Wd;
+        if (P * Cout > maxph)
+            maxph = P * Cout;
+    }
+    shared_acts sh = {NULL, NULL, NULL, NULL, NULL, NULL};
+    if (!per_step) {
+        sh.an_out = fbuf(m, maxpc);
+        sh.pm = fbuf(m, maxpc);
+        sh.z1 = fbuf(m, maxpc / 2);
+        sh.a1 = fbuf(m, maxpw);
+        sh.a2 = fbuf(m, maxpw);
+        sh.h = fbuf(m, maxph);
+    }
     for (int l = 0; l < m->L; l++) {
         mdl_level *lv = &m->lv[l];
         const int C = lv->C, Cout = c->coupling == COUPLING_AFFINE ? C : C / 2;
@@ -71,10 +103,15 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
         lv->inv = inv;
         lv->split = sp;
         lv->lin = fbuf(m, P * C);
+        lv->pp[0] = lv->pp[1] = NULL;
         float *pingpong[2] = {NULL, NULL};
+        if (train && mode == MEMORY_INVERT) {
+            lv->pp[0] = fbuf(m, P * C);
+            lv->pp[1] = fbuf(m, P * C);
+        }
         for (int k = 0; k < m->K; k++) {
             mdl_step *s = &lv->steps[k];
-            if (train || k == 0) {
+            if (per_step) {
                 s->an_out = fbuf(m, P * C);
                 s->pm = fbuf(m, P * C);
                 s->z1 = fbuf(m, P * C / 2);
@@ -82,16 +119,22 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
                 s->a2 = fbuf(m, P * m->Wd);
                 s->h = fbuf(m, P * Cout);
             } else {
-                mdl_step *s0 = &lv->steps[0];
-                s->an_out = s0->an_out;
-                s->pm = s0->pm;
-                s->z1 = s0->z1;
-                s->a1 = s0->a1;
-                s->a2 = s0->a2;
-                s->h = s0->h;
+                s->an_out = sh.an_out;
+                s->pm = sh.pm;
+                s->z1 = sh.z1;
+                s->a1 = sh.a1;
+                s->a2 = sh.a2;
+                s->h = sh.h;
             }
             /* a step's output must not be its input: alternate two buffers */
-            if (train || k < 2)
+            if (train && mode == MEMORY_INVERT) {
+                /* the level's output, a kept input of the next step, or a
+                 * ping-pong buffer (rebuilt by the backward pass) */
+                if (k == m->K - 1 || mdl_kept_input(k + 1, every))
+                    s->out = fbuf(m, P * C);
+                else
+                    s->out = lv->pp[k & 1];
+            } else if (train || k < 2)
                 s->out = pingpong[k & 1] = fbuf(m, P * C);
             else
                 s->out = pingpong[k & 1];
@@ -100,10 +143,6 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
             lv->sz1 = fbuf(m, P * C / 2);
             lv->sh = fbuf(m, P * C);
         }
-        if (P * C > maxpc)
-            maxpc = P * C;
-        if (P * m->Wd > maxpw)
-            maxpw = P * m->Wd;
     }
     mdl_level *top = &m->lv[m->L - 1];
     const size_t Pt = top->rows, Ct = (size_t)top->C;
@@ -118,16 +157,50 @@ void mdl_ensure_batch(glow_model *m, int n, int train)
     m->logdet = fbuf(m, 3 * (size_t)n);
     m->logp = m->logdet + n;
     m->ce = m->logp + n;
+    /* the inverse pass runs in g_cur and g_tmp, sample_eps zeroes g_h; the rest
+     * is the backward pass's */
     m->g_cur = fbuf(m, maxpc);
     m->g_tmp = fbuf(m, maxpc);
     m->g_h = fbuf(m, maxpc);
-    m->g_z1 = fbuf(m, maxpc);
-    m->g_a1 = fbuf(m, maxpw);
-    m->g_a2 = fbuf(m, maxpw);
+    m->g_z1 = m->g_a1 = m->g_a2 = NULL;
+    if (train) {
+        m->g_z1 = fbuf(m, maxpc);
+        m->g_a1 = fbuf(m, maxpw);
+        m->g_a2 = fbuf(m, maxpw);
+    }
     m->h_bpd = xcalloc((size_t)n, sizeof(float));
     m->h_logdet = xcalloc(3 * (size_t)n, sizeof(float));
     m->h_logp = m->h_logdet + n;
     m->h_ce = m->h_logp + n;
+}
+
+void glow_model_set_memory(glow_model *m, const glow_memory *mem)
+{
+    m->mem = *mem;
+    if (m->mem.mode != MEMORY_INVERT)
+        m->mem.every = 0;
+    if (m->mem.every < 0)
+        m->mem.every = 0;
+}
+
+double glow_model_inv_error(const glow_model *m, double *per_level)
+{
+    double worst = 0;
+    for (int l = 0; l < m->L; l++) {
+        if (per_level)
+            per_level[l] = m->inv_err[l];
+        if (m->inv_err[l] > worst || m->inv_err[l] != m->inv_err[l])
+            worst = m->inv_err[l];
+    }
+    return worst;
+}
+
+void mdl_ensure_grads(glow_model *m)
+{
+    if (m->grads)
+        return;
+    mdl_reserve_grads(m);
+    m->grads = m->b->alloc(m->b, m->n_trained * sizeof(float));
 }
 
 static float *param_ptr(glow_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -165,10 +238,24 @@ long glow_model_param_offset(const glow_model *m, const char *name)
 glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_paramset *ps,
                            glow_error *err)
 {
+    if (!ps) {
+        glow_errorf(err, "no parameters given");
+        return NULL;
+    }
+    glow_model *m = mdl_new(b, cfg, err);
+    if (m && glow_model_set_params(m, ps, err)) {
+        glow_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+glow_model *mdl_new(backend *b, const glow_config *cfg, glow_error *err)
+{
     glow_model *m = xcalloc(1, sizeof *m);
     m->b = b;
     m->cfg = *cfg;
-    if (mdl_reserve_fixed(m, err) != 0 || glow_paramset_layout(cfg, &m->layout, err)) {
+    if (mdl_reserve_fixed(m, err) != 0 || glow_paramset_layout_fixed(cfg, &m->layout, err)) {
         mdl_release_mem(m);
         free(m);
         return NULL;
@@ -184,12 +271,14 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
         }
     }
     m->params = b->alloc(b, m->n_trained * sizeof(float));
-    m->grads = b->alloc(b, m->n_trained * sizeof(float));
+    m->grads = NULL; /* mdl_ensure_grads */
     m->L = cfg->levels;
     m->K = cfg->steps;
     m->Wd = cfg->width;
     m->E = cfg->edge_bias ? 1 : 0;
     m->lv = xcalloc((size_t)m->L, sizeof *m->lv);
+    m->inv_err = xcalloc((size_t)m->L, sizeof *m->inv_err);
+    m->mem.mode = m->buf_mem.mode = MEMORY_STORE;
     int maxc = 0;
     for (int l = 0; l < m->L; l++) {
         mdl_level *lv = &m->lv[l];
@@ -251,15 +340,6 @@ glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_params
     m->cp.l = param_ptr(m, "classifier.logs");
     m->hW = xcalloc((size_t)maxc * maxc * 6, sizeof(double));
     mdl_invconv_alloc(m);
-    if (!ps) {
-        glow_errorf(err, "no parameters given");
-        glow_model_free(m);
-        return NULL;
-    }
-    if (glow_model_set_params(m, ps, err)) {
-        glow_model_free(m);
-        return NULL;
-    }
     return m;
 }
 
@@ -286,27 +366,37 @@ static void upload_perms(glow_model *m)
     }
 }
 
+int mdl_set_param(glow_model *m, const glow_param *src, glow_error *err)
+{
+    int j;
+    for (j = 0; j < m->layout.n; j++)
+        if (strcmp(m->layout.v[j].name, src->name) == 0)
+            break;
+    if (j == m->layout.n)
+        return 0;
+    glow_param *dst = &m->layout.v[j];
+    if (dst->count != src->count || dst->dtype != src->dtype) {
+        glow_errorf(err, "parameter %s: %zu elements expected, %zu given", dst->name, dst->count,
+                    src->count);
+        return -1;
+    }
+    if (m->offset[j] >= 0)
+        m->b->upload(m->b, m->params + m->offset[j], src->data, src->count * sizeof(float));
+    else if (dst->data != src->data)
+        memcpy(dst->data, src->data, src->count * 4);
+    return 0;
+}
+
 int glow_model_set_params(glow_model *m, const glow_paramset *ps, glow_error *err)
 {
-    for (int i = 0; i < ps->n; i++) {
-        const glow_param *src = &ps->v[i];
-        int j;
-        for (j = 0; j < m->layout.n; j++)
-            if (strcmp(m->layout.v[j].name, src->name) == 0)
-                break;
-        if (j == m->layout.n)
-            continue;
-        glow_param *dst = &m->layout.v[j];
-        if (dst->count != src->count || dst->dtype != src->dtype) {
-            glow_errorf(err, "parameter %s: %zu elements expected, %zu given", dst->name,
-                        dst->count, src->count);
+    for (int i = 0; i < ps->n; i++)
+        if (mdl_set_param(m, &ps->v[i], err) != 0)
             return -1;
-        }
-        if (m->offset[j] >= 0)
-            m->b->upload(m->b, m->params + m->offset[j], src->data, src->count * sizeof(float));
-        else if (dst->data != src->data)
-            memcpy(dst->data, src->data, src->count * 4);
-    }
+    return mdl_params_set(m, err);
+}
+
+int mdl_params_set(glow_model *m, glow_error *err)
+{
     if (m->cfg.permutation == PERM_SHUFFLE) {
         for (int l = 0; l < m->L; l++)
             for (int k = 0; k < m->K; k++) {
@@ -348,7 +438,11 @@ void glow_model_get_params(glow_model *m, glow_paramset *ps)
 }
 
 float *glow_model_params(glow_model *m) { return m->params; }
-float *glow_model_grads(glow_model *m) { return m->grads; }
+float *glow_model_grads(glow_model *m)
+{
+    mdl_ensure_grads(m);
+    return m->grads;
+}
 size_t glow_model_n_trained(const glow_model *m) { return m->n_trained; }
 
 void glow_model_flat_upload(glow_model *m, float *flat, const glow_paramset *ps)
@@ -390,8 +484,10 @@ void glow_model_free(glow_model *m)
     }
     mdl_invconv_free(m);
     free(m->lv);
+    free(m->inv_err);
     b->free(b, m->params);
-    b->free(b, m->grads);
+    if (m->grads)
+        b->free(b, m->grads);
     free(m->hW);
     free(m->offset);
     glow_paramset_free(&m->layout);

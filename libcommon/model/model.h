@@ -7,8 +7,11 @@
  * parameters (invconv.p, invconv.sign_s, shuffle.perm) stay with the model.
  *
  * Buffers for a batch size are allocated on first use of that size and kept; the
- * forward pass stores what the backward pass needs. Images are uint8 NCHW on the
- * host; latents and dequantised inputs cross the API as float NCHW host arrays. */
+ * forward pass stores what the backward pass needs, as the model's memory plan
+ * (glow_memory, train.memory) says. The gradient array is allocated by the first
+ * backward pass (or glow_model_grads), so a model that only evaluates or samples
+ * holds its parameters once. Images are uint8 NCHW on the host; latents and
+ * dequantised inputs cross the API as float NCHW host arrays. */
 #ifndef GLOW_MODEL_H
 #define GLOW_MODEL_H
 
@@ -17,6 +20,7 @@
 
 #include "backend/backend.h"
 #include "config/glow_config.h"
+#include "config/train_config.h"
 #include "params.h"
 
 typedef struct glow_model glow_model;
@@ -43,32 +47,55 @@ typedef struct {
     const float *ce;     /* class-head cross-entropy (nats), 0 without the head */
 } glow_result;
 
+/* What the forward pass of training keeps for the backward pass (train.memory,
+ * train.memory_every; docs/model.md section 11). store: every step's activations.
+ * recompute: every step's output; the backward pass runs each step's actnorm,
+ * permutation and coupling network again from its input (the bits of store).
+ * invert: each level's input and output, and with every > 0 the input of every
+ * every-th step; the backward pass rebuilds each step's input from its output
+ * by the inverse, whose network forward also serves the gradient, so the
+ * activation memory does not depend on K (with every = 0). */
+typedef struct {
+    glow_memory_mode mode;
+    int every;
+} glow_memory;
+/* The plan of the model's training allocations (default: store). A change takes
+ * effect at the next training forward pass (its buffers are made anew). */
+void glow_model_set_memory(glow_model *m, const glow_memory *mem);
+/* invert: the largest relative error of a step input rebuilt by the last backward
+ * pass, ||rebuilt - kept|| / ||kept|| (2-norms over the batch) where the kept
+ * input is there to compare with (each level's input, every every-th step's);
+ * per_level (may be NULL) gets the largest of each level. 0 in the other plans. */
+double glow_model_inv_error(const glow_model *m, double *per_level);
+
 /* The memory of a model of config c, from the config alone (nothing allocated;
  * model_mem.c): every parameter's bytes and the trained count, what the model
- * keeps for its life on the host and on the backend, and what the buffers of a
- * batch of `batch` images take (0: none), with train as glow_model_forward
- * allocates them (every step keeps its activations) or as eval does. A
- * backend's own workspace (oneDNN scratchpads, cuDNN workspaces) is not in the
- * parts; glow_model_mem_total allows a quarter of the batch's buffers for it on
- * the CPU. */
+ * keeps for its life on the host and on the backend, the gradient array of
+ * training, and what the buffers of a batch of `batch` images take (0: none),
+ * with train as glow_model_forward allocates them under the plan mem (NULL:
+ * store) or as eval does. A backend's own workspace (oneDNN scratchpads, cuDNN
+ * workspaces) is not in the parts; glow_model_mem_total allows a quarter of the
+ * batch's buffers for it on the CPU. */
 typedef struct {
     uint64_t params, trained;          /* bytes of all parameters; trained float count */
     uint64_t fixed_host, fixed_dev;    /* the model itself */
+    uint64_t grads_dev;                /* the gradient array (train only) */
     uint64_t batch_host, batch_dev;    /* the buffers of one batch size */
 } glow_model_mem_parts;
-int glow_model_mem(const glow_config *c, int batch, int train, glow_model_mem_parts *out,
-                   glow_error *err);
-/* Host bytes of p, plus the backend's and its workspace when device_counts (a
- * backend on host memory, the CPU). */
+int glow_model_mem(const glow_config *c, int batch, int train, const glow_memory *mem,
+                   glow_model_mem_parts *out, glow_error *err);
+/* Host bytes of p, plus the backend's (gradients included) and its workspace when
+ * device_counts (a backend on host memory, the CPU). */
 uint64_t glow_model_mem_total(const glow_model_mem_parts *p, int device_counts);
-/* Would the buffers of a batch of n images (train: for forward and backward) fit
- * the memory budget? Returns 0, or -1 with err saying what they need. The passes
- * check this themselves; a tool calls it to refuse a --batch before it starts. */
+/* Would the buffers of a batch of n images (train: for forward and backward, under
+ * the model's plan) fit the memory budget? Returns 0, or -1 with err saying what
+ * they need. The passes check this themselves; a tool calls it to refuse a --batch
+ * before it starts. */
 int glow_model_plan_batch(glow_model *m, int n, int train, glow_error *err);
 
 /* Build from a config and a full parameter set (copied to the backend). The
  * model's own memory is reserved in the budget first (an error when it does not
- * fit). */
+ * fit). The model keeps no host copy of its trained parameters. */
 glow_model *glow_model_new(backend *b, const glow_config *cfg, const glow_paramset *ps,
                            glow_error *err);
 void glow_model_free(glow_model *m);
@@ -79,7 +106,8 @@ void glow_model_free(glow_model *m);
 int glow_model_set_params(glow_model *m, const glow_paramset *ps, glow_error *err);
 void glow_model_get_params(glow_model *m, glow_paramset *ps);
 
-/* The flat trained arrays (backend memory) and their element count. */
+/* The flat trained arrays (backend memory) and their element count; the gradient
+ * array is allocated on the first call (or backward pass). */
 float *glow_model_params(glow_model *m);
 float *glow_model_grads(glow_model *m);
 size_t glow_model_n_trained(const glow_model *m);
@@ -90,8 +118,8 @@ long glow_model_param_offset(const glow_model *m, const char *name);
 void glow_model_flat_upload(glow_model *m, float *flat, const glow_paramset *ps);
 void glow_model_flat_download(glow_model *m, const float *flat, glow_paramset *ps);
 
-/* Forward pass: fills r (may be NULL) and keeps every step's activations for the
- * backward pass. Returns 0 or -1 with err set (empty batch, labels missing or out
+/* Forward pass: fills r (may be NULL) and keeps what the backward pass needs
+ * (glow_memory). Returns 0 or -1 with err set (empty batch, labels missing or out
  * of range). */
 int glow_model_forward(glow_model *m, const glow_batch *b, glow_result *r, glow_error *err);
 /* The same results without keeping activations for backward: the steps of a level

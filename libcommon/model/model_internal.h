@@ -44,7 +44,9 @@ typedef struct {
     /* backend copies of the permutation (Wdev, Winvdev: inside m->inv_mats) */
     float *Wdev, *Winvdev;
     int32_t *perm, *iperm;
-    /* activations of the current batch */
+    /* activations of the current batch: out is the step's output; the others are
+     * the step's own (store) or shared by every step of the model (the other
+     * plans and evaluation, mdl_ensure_batch) */
     float *an_out, *pm, *z1, *a1, *a2, *h, *out;
 } mdl_step;
 
@@ -57,6 +59,7 @@ typedef struct {
     float *sw;
     mdl_affine sp;
     float *lin;        /* level input (after squeeze) */
+    float *pp[2];      /* invert: the steps' ping-pong outputs, scratch of the backward */
     float *sz1, *sh;   /* split prior input (dense z1) and its h */
 } mdl_level;
 
@@ -75,7 +78,11 @@ struct glow_model {
     bk_conv top;
     /* batch buffers */
     int n;                 /* batch the buffers are sized for (0: none) */
-    int train;             /* buffers per step (kept for backward), else shared */
+    int train;             /* buffers kept for backward (as buf_mem says), else shared */
+    glow_memory mem;       /* the plan of the next training allocation (set_memory) */
+    glow_memory buf_mem;   /* the plan of the current training allocation */
+    double *inv_err;       /* invert: per level, the largest relative error of a
+                              rebuilt step input in the last backward pass */
     int grad_ready;        /* the last pass was a forward pass on per-step buffers */
     int ncur;              /* images of the last forward pass */
     uint8_t *img;
@@ -99,7 +106,8 @@ struct glow_model {
     double *hW;            /* host scratch, C x C doubles x 6 (invconv.c) */
     void **bufs;           /* batch buffers, freed when the batch size changes */
     int nbufs, capbufs;
-    uint64_t mem_fixed, mem_batch; /* bytes reserved in the memory budget (model_mem.c) */
+    uint64_t mem_fixed, mem_batch, mem_grads; /* bytes reserved in the memory budget
+                                                  (model_mem.c) */
 };
 
 /* The gradient of the trained parameter at p (a pointer into m->params): the
@@ -110,10 +118,30 @@ static inline float *mdl_grad(const glow_model *m, const float *p)
 }
 
 /* model.c */
-/* Buffers for n images; with train, every step keeps its own activations for the
- * backward pass, else the steps of a level share one set (evaluation, DDI,
- * inverse). Buffers of a training allocation also serve the other uses. */
+/* Buffers for n images; with train, what the backward pass needs under m->mem
+ * (docs/model.md section 11: store keeps every step's activations, recompute
+ * every step's output, invert the levels' inputs and outputs and every
+ * mem.every-th step's input), else two ping-pong outputs per level (evaluation,
+ * DDI, inverse). Every step's network and permutation activations lie in one
+ * set shared by all steps and levels, except under store. Buffers of a training
+ * allocation also serve the other uses. */
 void mdl_ensure_batch(glow_model *m, int n, int train);
+/* Is the input of step k of a level kept by an invert allocation (the level's
+ * input, or every every-th step's)? */
+static inline int mdl_kept_input(int k, int every)
+{
+    return k == 0 || (every > 0 && k % every == 0);
+}
+/* A model whose parameters are all zero (glow_model_new without its parameter set),
+ * for parameters set one at a time (model_load.c): mdl_set_param copies one (by
+ * name; a name outside the layout is ignored, a shape that differs an error), and
+ * mdl_params_set checks and uploads what the passes derive from the fixed ones
+ * (glow_model_set_params is the two). */
+glow_model *mdl_new(backend *b, const glow_config *cfg, glow_error *err);
+int mdl_set_param(glow_model *m, const glow_param *src, glow_error *err);
+int mdl_params_set(glow_model *m, glow_error *err);
+/* The gradient array, allocated (and reserved in the budget) on first use. */
+void mdl_ensure_grads(glow_model *m);
 /* model_mem.c: the memory budget. reserve_fixed: what glow_model_new keeps;
  * reserve_batch: the buffers of mdl_ensure_batch (exits with the message when
  * they do not fit: callers that can fail call glow_model_plan_batch first);
@@ -121,6 +149,7 @@ void mdl_ensure_batch(glow_model *m, int n, int train);
  * buffers count in the budget). */
 int mdl_reserve_fixed(glow_model *m, glow_error *err);
 void mdl_reserve_batch(glow_model *m, int n, int train);
+void mdl_reserve_grads(glow_model *m);
 void mdl_release_mem(glow_model *m);
 int mdl_host_backend(const backend *b);
 /* host layout conversions */

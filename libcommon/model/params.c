@@ -6,6 +6,7 @@
 
 typedef struct {
     glow_paramset *ps; /* NULL: only count */
+    int fixed_only;    /* data for the fixed parameters alone */
     int cap;
     uint64_t total, trained, tensors; /* elements, trained float elements, tensors */
 } builder;
@@ -44,7 +45,7 @@ static void add(builder *b, param_dtype dt, int trained, int ndim, const int64_t
         p->shape[i] = shape[i];
         p->count *= (size_t)shape[i];
     }
-    p->data = xcalloc(p->count, 4);
+    p->data = b->fixed_only && trained && dt == PARAM_F32 ? NULL : xcalloc(p->count, 4);
 }
 
 static void add_vec(builder *b, int64_t n, const char *prefix, const char *a, const char *c)
@@ -128,14 +129,24 @@ static void build(const glow_config *c, builder *bp)
     *bp = b;
 }
 
-int glow_paramset_layout(const glow_config *c, glow_paramset *ps, glow_error *err)
+static int layout(const glow_config *c, glow_paramset *ps, int fixed_only, glow_error *err)
 {
     memset(ps, 0, sizeof *ps);
     if (glow_config_validate(c, err))
         return -1;
-    builder b = {ps, 0, 0, 0, 0};
+    builder b = {ps, fixed_only, 0, 0, 0, 0};
     build(c, &b);
     return 0;
+}
+
+int glow_paramset_layout(const glow_config *c, glow_paramset *ps, glow_error *err)
+{
+    return layout(c, ps, 0, err);
+}
+
+int glow_paramset_layout_fixed(const glow_config *c, glow_paramset *ps, glow_error *err)
+{
+    return layout(c, ps, 1, err);
 }
 
 int glow_paramset_size(const glow_config *c, glow_paramset_count *out, glow_error *err)
@@ -143,7 +154,7 @@ int glow_paramset_size(const glow_config *c, glow_paramset_count *out, glow_erro
     memset(out, 0, sizeof *out);
     if (glow_config_validate(c, err))
         return -1;
-    builder b = {NULL, 0, 0, 0, 0};
+    builder b = {NULL, 0, 0, 0, 0, 0};
     build(c, &b);
     out->values = b.total;
     out->trained = b.trained;

@@ -29,6 +29,10 @@ typedef struct {
 /* Every parameter the config implies, in a fixed order (flow by level and step,
  * then split priors, then the top prior, then the classifier), zero-filled. */
 int glow_paramset_layout(const glow_config *c, glow_paramset *ps, glow_error *err);
+/* The same layout with data for the fixed parameters only (the trained ones have
+ * data NULL): what the model keeps on the host, its trained parameters being on
+ * the backend. */
+int glow_paramset_layout_fixed(const glow_config *c, glow_paramset *ps, glow_error *err);
 /* What glow_paramset_layout would allocate, without allocating it: elements of
  * every parameter (4 bytes each), trained float elements, tensors. */
 typedef struct {

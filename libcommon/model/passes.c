@@ -84,7 +84,8 @@ static int run_forward(glow_model *m, int ddi, glow_result *r, glow_error *err)
     backend *b = m->b;
     const glow_config *c = &m->cfg;
     const int n = m->ncur;
-    if (mdl_invconv_prepare(m, 0, err))
+    /* an invert allocation's backward pass inverts the steps: W^-1 too */
+    if (mdl_invconv_prepare(m, m->train && m->buf_mem.mode == MEMORY_INVERT, err))
         return -1;
     b->fill(b, m->logdet, 0.0f, 3 * (size_t)n); /* logp and ce too */
     b->squeeze(b, m->x, c->channels, m->lv[0].lin, m->lv[0].C, n, c->image_h, c->image_w,
@@ -136,6 +137,45 @@ int glow_model_ddi(glow_model *m, const glow_batch *bt, glow_result *r, glow_err
 
 /* ---- backward ---- */
 
+/* ||rebuilt - kept|| / ||kept|| over n floats; rebuilt is overwritten. */
+static double rel_error(glow_model *m, float *rebuilt, const float *kept, size_t n)
+{
+    backend *b = m->b;
+    b->axpy(b, rebuilt, kept, n, -1.0f);
+    const double e = b->sumsq(b, rebuilt, n), t = b->sumsq(b, kept, n);
+    return t > 0 ? sqrt(e / t) : sqrt(e);
+}
+
+/* The steps of level l in reverse, g_cur holding dL/d(level output) and getting
+ * dL/d(level input), as the allocation's plan has it: store reads every step's
+ * activations; recompute first runs each step again from its kept input;
+ * invert rebuilds each step's input from its output (the inverse), which also
+ * gives the activations; where an input was kept, the rebuilt one (in a free
+ * ping-pong buffer) is compared with it and the kept one goes on. */
+static void level_bwd(glow_model *m, int l, float g_ld)
+{
+    mdl_level *lv = &m->lv[l];
+    const glow_memory_mode mode = m->buf_mem.mode;
+    const int every = m->buf_mem.every;
+    m->inv_err[l] = 0;
+    for (int k = m->K - 1; k >= 0; k--) {
+        mdl_step *s = &lv->steps[k];
+        float *in = k ? lv->steps[k - 1].out : lv->lin;
+        if (mode == MEMORY_RECOMPUTE) {
+            mdl_step_redo(m, lv, s, in);
+        } else if (mode == MEMORY_INVERT) {
+            float *dst = mdl_kept_input(k, every) ? lv->pp[(k + 1) & 1] : in;
+            mdl_step_inv(m, lv, s, s->out, dst);
+            if (dst != in) {
+                double e = rel_error(m, dst, in, lv->rows * (size_t)lv->C);
+                if (!(e <= m->inv_err[l]))
+                    m->inv_err[l] = e;
+            }
+        }
+        mdl_step_bwd(m, lv, s, g_ld);
+    }
+}
+
 int glow_model_backward(glow_model *m, glow_error *err)
 {
     if (!m->grad_ready) {
@@ -146,6 +186,7 @@ int glow_model_backward(glow_model *m, glow_error *err)
     const int n = m->ncur;
     const double D = glow_config_dims(&m->cfg);
     const float g_ld = (float)(-1.0 / (n * D * MDL_LN2)); /* dL/dlogdet_i = dL/dlogp_i */
+    mdl_ensure_grads(m);
     b->fill(b, m->grads, 0.0f, m->n_trained);
     mdl_top_bwd(m, m->lv[m->L - 1].steps[m->K - 1].out, g_ld, m->g_cur);
     for (int l = m->L - 1; l >= 0; l--) {
@@ -159,8 +200,7 @@ int glow_model_backward(glow_model *m, glow_error *err)
             m->g_tmp = t;
             mdl_split_bwd(m, l, lv->steps[m->K - 1].out, g_ld, m->g_cur);
         }
-        for (int k = m->K - 1; k >= 0; k--)
-            mdl_step_bwd(m, lv, &lv->steps[k], g_ld);
+        level_bwd(m, l, g_ld);
     }
     /* the invconv parameters' gradients of every step at once (invconv.h) */
     return mdl_invconv_grads(m, (double)g_ld * n, err);
@@ -260,7 +300,7 @@ static int run_inverse(glow_model *m, int n, const inv_source *src, float *x_nch
             }
         }
         for (int k = m->K - 1; k >= 0; k--)
-            mdl_step_inv(m, lv, &lv->steps[k], cur);
+            mdl_step_inv(m, lv, &lv->steps[k], cur, cur);
     }
     const int C0 = c->channels, hw = c->image_h * c->image_w;
     b->unsqueeze(b, cur, m->lv[0].C, m->x, C0, n, c->image_h, c->image_w, C0);

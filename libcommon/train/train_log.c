@@ -89,13 +89,28 @@ static void val_text(const glow_train_log *lg, char *buf, size_t n)
 
 void glow_train_log_stats(glow_train_log *lg, const glow_train_stats *s)
 {
-    char a[32], b[32], c[32], d[32];
+    char a[32], b[32], c[32], d[32], e[400] = "";
+    if (s->has_inv_error) {
+        /* %.3g keeps the line short; the threshold check uses the full value.
+         * Per level too: the drift grows with the steps a rebuilt input passes
+         * through, and the levels differ in size and depth of what they hand on. */
+        size_t o = 0;
+        o += (size_t)snprintf(e + o, sizeof e - o, ",\"inv_error\":");
+        o += isfinite(s->inv_error) ? (size_t)snprintf(e + o, sizeof e - o, "%.3g", s->inv_error)
+                                    : (size_t)snprintf(e + o, sizeof e - o, "null");
+        o += (size_t)snprintf(e + o, sizeof e - o, ",\"inv_error_levels\":[");
+        for (int l = 0; l < s->n_levels && o < sizeof e - 16; l++)
+            o += isfinite(s->inv_level[l])
+                     ? (size_t)snprintf(e + o, sizeof e - o, "%s%.3g", l ? "," : "", s->inv_level[l])
+                     : (size_t)snprintf(e + o, sizeof e - o, "%snull", l ? "," : "");
+        snprintf(e + o, sizeof e - o, "]");
+    }
     glow_train_log_json(lg,
                         "\"step\":%ld,\"images\":%lld,\"loss\":%s,\"bpd\":%s,\"lr\":%s,"
-                        "\"grad_norm\":%s,\"images_per_s\":%.1f,\"seconds\":%.1f",
+                        "\"grad_norm\":%s,\"images_per_s\":%.1f,\"seconds\":%.1f%s",
                         s->step, (long long)s->images, glow_json_num(a, s->loss),
                         glow_json_num(b, s->bpd), glow_json_num(c, s->lr),
-                        glow_json_num(d, s->grad_norm), s->images_per_s, s->seconds);
+                        glow_json_num(d, s->grad_norm), s->images_per_s, s->seconds, e);
     if (lg->quiet || lg->tty || lg->silent)
         return;
     char val[64];

@@ -10,6 +10,10 @@
 
 #include "base/util.h"
 
+/* model.levels is at most 10 (config/config_keys.c): the per-level numbers of a
+ * log line fit fixed arrays */
+#define GLOW_LOG_MAX_LEVELS 10
+
 typedef struct {
     FILE *f;
     char *path;
@@ -28,6 +32,11 @@ typedef struct {
     double loss, bpd, lr, grad_norm;
     double images_per_s;
     double seconds;       /* training time of all sessions */
+    int has_inv_error;    /* train.memory invert: */
+    double inv_error;     /* the largest relative error of a step input the backward
+                             passes of the interval rebuilt (glow_model_inv_error) */
+    int n_levels;         /* and the largest of each level (inv_level[0..n_levels-1]) */
+    const double *inv_level;
 } glow_train_stats;
 
 int glow_train_log_open(glow_train_log *lg, const char *run_dir, int quiet, glow_error *err);

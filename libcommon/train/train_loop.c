@@ -67,6 +67,8 @@ static int finish_start(glow_trainer *t, glow_error *err)
         t->b->set_precision(t->b, tc->precision, err) != 0)
         return -1;
     t->n_trained = glow_model_n_trained(t->m);
+    glow_memory mem = {tc->memory, tc->memory_every};
+    glow_model_set_memory(t->m, &mem);
     /* optimizer moments and the EMA (backend memory: counted on the CPU), the
      * batch on the host */
     const size_t D = (size_t)glow_config_dims(&t->cfg.model);
@@ -396,7 +398,46 @@ typedef struct {
     int n_ok;
     int64_t images;
     double seconds;
+    double inv_err; /* train.memory invert: the worst of the interval's backward passes */
+    double inv_level[GLOW_LOG_MAX_LEVELS]; /* and of each level */
 } interval;
+
+static void last_checkpoint_note(const glow_trainer *t, char *buf, size_t n);
+
+/* train.memory invert: the worst error of the step inputs the backward pass
+ * rebuilt (every process's), kept for the log line; over train.memory_max_error
+ * the run stops before the step is taken, on every process. */
+static int check_inv_error(glow_trainer *t, interval *iv, glow_error *err)
+{
+    const glow_train_config *tc = &t->cfg.train;
+    const int L = t->cfg.model.levels;
+    double lev[GLOW_LOG_MAX_LEVELS + 1];
+    lev[L] = glow_model_inv_error(t->m, lev); /* the levels', then the worst */
+    if (shared(t))
+        glow_comm_reduce(t->comm, lev, L + 1, GLOW_REDUCE_MAX);
+    const double e = lev[L];
+    if (!(e <= iv->inv_err))
+        iv->inv_err = e;
+    int worst = 0;
+    for (int l = 0; l < L; l++) {
+        if (!(lev[l] <= iv->inv_level[l]))
+            iv->inv_level[l] = lev[l];
+        if (!(lev[l] <= lev[worst]))
+            worst = l;
+    }
+    if (tc->memory_max_error <= 0 || e <= tc->memory_max_error)
+        return 0;
+    char note[600];
+    last_checkpoint_note(t, note, sizeof note);
+    glow_errorf(err, "step %lld: train.memory invert: a flow step's input rebuilt by the inverse "
+                     "of level %d is off by %.3g (relative), more than train.memory_max_error "
+                     "%g allows: "
+                     "keep more step inputs (train.memory_every, now %d) or train with "
+                     "train.memory: recompute; training stopped; %s",
+                (long long)t->p.step + 1, worst, e, tc->memory_max_error, tc->memory_every, note);
+    t->error_everywhere = 1;
+    return -1;
+}
 
 /* One optimizer step. Returns 0 (done), 1 (skipped: *why says why) or -1. */
 static int train_step(glow_trainer *t, interval *iv, const char **why, double *loss_out,
@@ -437,6 +478,8 @@ static int train_step(glow_trainer *t, interval *iv, const char **why, double *l
         skipped = 1;
     } else {
         if (glow_model_backward(t->m, err) != 0)
+            return -1;
+        if (tc->memory == MEMORY_INVERT && check_inv_error(t, iv, err) != 0)
             return -1;
         float *g = glow_model_grads(t->m);
         /* the gradient of the global batch's loss, the same bits everywhere */
@@ -613,7 +656,9 @@ int glow_trainer_run(glow_trainer *t, volatile sig_atomic_t *stop, glow_error *e
             glow_train_stats s = {step, t->total_steps, t->p.images_seen,
                                   iv.n_ok ? iv.loss / iv.n_ok : NAN, iv.n_ok ? iv.bpd / iv.n_ok : NAN,
                                   iv.lr, iv.n_ok ? iv.gn / iv.n_ok : NAN,
-                                  iv.seconds > 0 ? iv.images / iv.seconds : 0, elapsed(t)};
+                                  iv.seconds > 0 ? iv.images / iv.seconds : 0, elapsed(t),
+                                  tc->memory == MEMORY_INVERT, iv.inv_err,
+                                  t->cfg.model.levels, iv.inv_level};
             glow_train_log_stats(&t->log, &s);
             memset(&iv, 0, sizeof iv);
         }
@@ -707,8 +752,9 @@ int glow_trainer_plan(const glow_run_config *cfg, int host_backend, glow_error *
     const glow_train_config *tc = &cfg->train;
     const int n0 = glow_train_init_batch(tc, mc);
     glow_model_mem_parts tr, init;
-    if (glow_model_mem(mc, tc->batch_size, 1, &tr, err) != 0 ||
-        glow_model_mem(mc, n0, 0, &init, err) != 0)
+    const glow_memory mem = {tc->memory, tc->memory_every};
+    if (glow_model_mem(mc, tc->batch_size, 1, &mem, &tr, err) != 0 ||
+        glow_model_mem(mc, n0, 0, NULL, &init, err) != 0)
         return -1;
     const uint64_t D = (uint64_t)glow_config_dims(mc), P = tr.params, T = 4 * tr.trained;
     /* the model with the larger of its two batch allocations (init, training) */

@@ -14,8 +14,9 @@ section) and every example of the man pages (man/ or docs/man/: the .EX/.EE and
            first on PATH and HOME the copy; it fails when a command exits non-zero
            or prints an error on stderr, naming the file, line and command.
 
-Markdown blocks run unless declared otherwise; man examples are syntax-checked
-only; --help examples run. Declarations are HTML comments right before a block
+Markdown blocks and man page examples run unless declared otherwise (in a man
+page: roff comments '.\\" doctest: ...' before the .EX or .nf); --help examples
+run. Declarations are HTML comments right before a block
 (only blank lines between), one per line:
 
   <!-- doctest: skip REASON -->         not run (a GPU, several machines, an
@@ -163,8 +164,12 @@ def roff_text(s):
 
 
 def man_blocks(path, rel):
-    blocks, section, inblock, body, start = [], "", False, [], 0
+    blocks, section, inblock, body, start, decls = [], "", False, [], 0, []
     for n, line in enumerate(open(path, encoding="utf-8", errors="replace").read().split("\n"), 1):
+        m = re.match(r'^\.\\"\s*doctest:\s*(.*)$', line)
+        if m:
+            decls.append((m.group(1), n))
+            continue
         if line.startswith(".SH"):
             section = line[3:].strip().strip('"').upper()
             continue
@@ -177,8 +182,10 @@ def man_blocks(path, rel):
             cmds = [roff_text(b) for b in body if not b.startswith((".", "'"))]
             if any(c.strip() for c in cmds):
                 blk = Block(rel, start, "\n".join(cmds), "man")
-                blk.skip = "a man page example: syntax-checked"
+                for d, at in decls:
+                    parse_decls(d, blk, "%s:%d" % (rel, at))
                 blocks.append(blk)
+            decls = []
         elif inblock:
             body.append(line)
     return blocks
@@ -345,8 +352,9 @@ def run_block(block, fixture, bindir, keep):
         return block.where(), "(after) " + "; ".join(block.after)
 
     env = dict(os.environ)
+    # configs by name (-c cifar10) are the fixture's tiny ones
     env.update({"PATH": bindir + os.pathsep + env.get("PATH", ""), "HOME": scratch,
-                "GLOW_DOC_TEST": "1"})
+                "GLOW_CONFIG_PATH": os.path.join(scratch, "configs"), "GLOW_DOC_TEST": "1"})
     env.update(block.env)
     t0 = time.time()
     p = subprocess.Popen(["bash", os.path.join(work, "block.sh")], cwd=scratch, env=env,

@@ -1,8 +1,13 @@
 /* Checkpoints: the reference models load, a checkpoint with training state
  * survives save + load bit for bit, every kind of bad file is rejected with a
  * message naming the tensor or key, and the deeper verify checks fire. */
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "base/mem_budget.h"
 
 #include "base/linalg.h"
 #include "check.h"
@@ -63,7 +68,7 @@ static void fill(glow_paramset *ps, float base)
  * file would look. */
 enum variant { V_NONE, V_MISSING, V_EXTRA, V_SHAPE, V_DTYPE, V_NAN, V_VERSION, V_FORMAT,
                V_NO_MODEL, V_BAD_MODEL, V_OPTIM_PARTIAL, V_OPTIM_NO_NAME, V_BAD_STEP,
-               V_BAD_RNG, V_OPTIM_FIXED, V_EMA_SHAPE, V_INF_EMA };
+               V_BAD_RNG, V_OPTIM_FIXED, V_EMA_SHAPE, V_INF_EMA, V_NAN_OPTIM };
 
 static void write_variant(const char *path, const glow_checkpoint *ck, enum variant v,
                           const char *target)
@@ -112,7 +117,12 @@ static void write_variant(const char *path, const glow_checkpoint *ck, enum vari
         const glow_param *p = &ck->optim_m.v[i];
         char name[300];
         snprintf(name, sizeof name, "optim.%s.m", p->name);
-        st_writer_add(w, name, ST_F32, p->ndim, p->shape, p->data);
+        if (v == V_NAN_OPTIM && i == 0) {
+            memcpy(nanbuf, p->data, p->count * 4);
+            nanbuf[0] = NAN;
+            st_writer_add(w, name, ST_F32, p->ndim, p->shape, nanbuf);
+        } else
+            st_writer_add(w, name, ST_F32, p->ndim, p->shape, p->data);
         if (v == V_OPTIM_PARTIAL && i == 0)
             continue;
         snprintf(name, sizeof name, "optim.%s.v", p->name);
@@ -385,6 +395,217 @@ static void test_linalg(void)
     CHECK(linalg_logabsdet(sing, 2, &sign) == -INFINITY && sign == 0);
 }
 
+
+/* ---- glow_checkpoint_load_weights ---- */
+
+/* The sink of the tests: every parameter copied into a layout, the most of the
+ * memory budget reserved while one is handed on, the info of begin. */
+typedef struct {
+    glow_paramset got;
+    glow_weights_info info;
+    int begun, n, refuse;
+    uint64_t peak;
+} weights_sink;
+
+static int ws_begin(void *ctx, const glow_weights_info *info, glow_error *err)
+{
+    weights_sink *w = ctx;
+    w->begun = 1;
+    w->info = *info;
+    if (w->refuse) {
+        glow_errorf(err, "the sink refuses");
+        return -1;
+    }
+    return glow_paramset_layout(&info->cfg, &w->got, err);
+}
+
+static int ws_param(void *ctx, const glow_param *p, glow_error *err)
+{
+    weights_sink *w = ctx;
+    glow_param *d = glow_paramset_find(&w->got, p->name);
+    if (!d || d->count != p->count) {
+        glow_errorf(err, "sink: unexpected %s", p->name);
+        return -1;
+    }
+    memcpy(d->data, p->data, p->count * 4);
+    w->n++;
+    if (glow_mem_reserved() > w->peak)
+        w->peak = glow_mem_reserved();
+    return 0;
+}
+
+static const glow_weights_sink WS = {ws_begin, ws_param};
+
+static int load_weights(const char *path, int use_ema, weights_sink *w, glow_error *err)
+{
+    memset(w, 0, sizeof *w);
+    return glow_checkpoint_load_weights(path, use_ema, &WS, w, err);
+}
+
+/* path's bytes, written by a child process into a FIFO, read back as a stream
+ * (forward only); extra: bytes appended after the file. */
+static int load_weights_fifo(const char *path, int use_ema, int extra, weights_sink *w,
+                             glow_error *err)
+{
+    const char *fifo = tmp_path("weights.fifo");
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *in = fopen(path, "rb");
+        int fd = open(fifo, O_WRONLY);
+        char buf[4096];
+        size_t n;
+        while (in && fd >= 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+            if (write(fd, buf, n) != (ssize_t)n)
+                _exit(1);
+        for (int i = 0; i < extra; i++)
+            if (write(fd, "x", 1) != 1)
+                _exit(1);
+        _exit(0);
+    }
+    int rc = load_weights(fifo, use_ema, w, err);
+    int status;
+    waitpid(pid, &status, 0); /* the reader may stop early: the writer then sees EPIPE */
+    unlink(fifo);
+    return rc;
+}
+
+/* Weights only: every parameter (or with use_ema its EMA copy) handed on with
+ * the values of glow_checkpoint_load, from a file and from a stream; damaged
+ * optimizer moments and, without use_ema, a damaged EMA are not read (so not
+ * refused), damaged weights are, naming the file and the tensor; the header's
+ * checks still cover every tensor; the budget never holds a second copy of the
+ * trained parameters. */
+static void test_load_weights(void)
+{
+    glow_config c = tiny_config(.width = 6, .steps = 6);
+    c.permutation = PERM_SHUFFLE;
+    glow_checkpoint ck;
+    glow_error err = {{0}};
+    CHECK(glow_checkpoint_init(&ck, &c, &err) == 0);
+    fill(&ck.params, 0.5f);
+    for (int i = 0; i < ck.params.n; i++)
+        if (ck.params.v[i].dtype == PARAM_I32) {
+            int32_t *q = ck.params.v[i].data;
+            for (size_t j = 0; j < ck.params.v[i].count; j++)
+                q[j] = (int32_t)(ck.params.v[i].count - 1 - j);
+        }
+    CHECK(glow_checkpoint_add_training_state(&ck, "adam", 1, &err) == 0);
+    fill(&ck.optim_m, -0.25f);
+    fill(&ck.optim_v, 0.125f);
+    fill(&ck.ema, 0.75f);
+    for (int i = 0; i < ck.ema.n; i++)
+        if (!ck.ema.v[i].trained)
+            memcpy(ck.ema.v[i].data, ck.params.v[i].data, ck.ema.v[i].count * 4);
+    ck.step = 77;
+    ck.images_seen = 616;
+    const char *path = tmp_path("weights.safetensors");
+    CHECK(glow_checkpoint_save(path, &ck, &err) == 0);
+    /* what loading may reserve: the header (twice, the text and what it is parsed
+     * into), the fixed parameters (twice with the EMA's), one trained tensor */
+    uint64_t trained = 0, fixed = 0, largest = 0, hlen = 0;
+    for (int i = 0; i < ck.params.n; i++) {
+        const uint64_t b = 4 * ck.params.v[i].count;
+        if (ck.params.v[i].trained) {
+            trained += b;
+            largest = b > largest ? b : largest;
+        } else
+            fixed += b;
+    }
+    FILE *fp = fopen(path, "rb");
+    unsigned char h8[8] = {0};
+    CHECK(fp && fread(h8, 1, 8, fp) == 8);
+    if (fp)
+        fclose(fp);
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | h8[i];
+
+    weights_sink w;
+    for (int stream = 0; stream < 2; stream++)
+        for (int ema = 0; ema < 2; ema++) {
+            const uint64_t before = glow_mem_reserved();
+            int rc = stream ? load_weights_fifo(path, ema, 0, &w, &err)
+                            : load_weights(path, ema, &w, &err);
+            CHECKF(rc == 0, "stream %d ema %d: %s", stream, ema, err.msg);
+            CHECKF(w.n == ck.params.n && set_equal(&w.got, ema ? &ck.ema : &ck.params),
+                   "stream %d ema %d: %d parameters, values differ", stream, ema, w.n);
+            CHECK(w.info.has_optim && w.info.has_ema && w.info.step == 77 &&
+                  w.info.images_seen == 616 && glow_config_equal(&w.info.cfg, &c));
+            /* glow_checkpoint_load would hold every parameter, moment and EMA value */
+            const uint64_t held = w.peak - before, bound = 2 * (8 + hlen) + 2 * fixed + largest;
+            CHECKF(held <= bound && largest < trained / 4,
+                   "stream %d ema %d: %llu bytes reserved, more than %llu (header %llu, fixed "
+                   "%llu, largest tensor %llu)", stream, ema, (unsigned long long)held,
+                   (unsigned long long)bound, (unsigned long long)hlen, (unsigned long long)fixed,
+                   (unsigned long long)largest);
+            glow_paramset_free(&w.got);
+            CHECK(glow_mem_reserved() == before);
+        }
+    /* a stream with bytes after its data */
+    CHECK(load_weights_fifo(path, 0, 3, &w, &err) == -1 && strstr(err.msg, "more than"));
+    glow_paramset_free(&w.got);
+    /* the sink's refusal is the error */
+    memset(&w, 0, sizeof w);
+    w.refuse = 1;
+    CHECK(glow_checkpoint_load_weights(path, 0, &WS, &w, &err) == -1 &&
+          strcmp(err.msg, "the sink refuses") == 0);
+
+    /* NaN in an optimizer moment: glow_checkpoint_load refuses, the weights load */
+    const char *bad = tmp_path("weights-bad.safetensors");
+    glow_checkpoint back;
+    write_variant(bad, &ck, V_NAN_OPTIM, "");
+    CHECK(glow_checkpoint_load(bad, &back, &err) == -1 && strstr(err.msg, "non-finite"));
+    CHECKF(load_weights(bad, 0, &w, &err) == 0, "%s", err.msg);
+    glow_paramset_free(&w.got);
+    /* an infinite EMA value: refused with --ema only */
+    write_variant(bad, &ck, V_INF_EMA, "");
+    CHECKF(load_weights(bad, 0, &w, &err) == 0, "%s", err.msg);
+    glow_paramset_free(&w.got);
+    CHECK(load_weights(bad, 1, &w, &err) == -1 && strstr(err.msg, "non-finite") &&
+          strstr(err.msg, "ema.") && strstr(err.msg, bad));
+    glow_paramset_free(&w.got);
+    /* damaged weights and headers: refused, naming the file and the tensor, and
+     * before the sink begins where the header shows it */
+    struct {
+        enum variant v;
+        const char *target, *needle;
+        int begun;
+    } cases[] = {
+        {V_NAN, "flow.0.0.actnorm.bias", "non-finite", 1},
+        {V_MISSING, "flow.0.1.actnorm.logs", "flow.0.1.actnorm.logs': missing", 0},
+        {V_SHAPE, "flow.1.0.coupling.conv2.weight", "flow.1.0.coupling.conv2.weight': shape", 0},
+        {V_OPTIM_PARTIAL, "", "optim.", 0},
+        {V_EMA_SHAPE, "", "ema.", 0},
+        {V_BAD_STEP, "", "step", 0},
+        {V_VERSION, "", "version", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_variant(bad, &ck, cases[i].v, cases[i].target);
+        int rc = load_weights(bad, 0, &w, &err);
+        CHECKF(rc == -1 && strstr(err.msg, cases[i].needle) && strstr(err.msg, bad) &&
+                   w.begun == cases[i].begun,
+               "case %zu: rc %d begun %d: %s", i, rc, w.begun, err.msg);
+        glow_paramset_free(&w.got);
+    }
+    /* a shuffle that is no permutation (glow_checkpoint_verify's check) */
+    glow_param *perm = glow_paramset_find(&ck.params, "flow.0.1.shuffle.perm");
+    ((int32_t *)perm->data)[0] = ((int32_t *)perm->data)[1];
+    glow_checkpoint_drop_training_state(&ck);
+    CHECK(glow_checkpoint_save(bad, &ck, &err) == 0);
+    CHECK(load_weights(bad, 0, &w, &err) == -1 && strstr(err.msg, "shuffle.perm"));
+    glow_paramset_free(&w.got);
+    CHECK(load_weights(bad, 1, &w, &err) == -1 && strstr(err.msg, "no EMA") == NULL);
+    glow_paramset_free(&w.got);
+    /* a truncated file */
+    CHECK(glow_checkpoint_save(bad, &ck, &err) == 0);
+    struct stat st;
+    CHECK(stat(bad, &st) == 0 && truncate(bad, st.st_size - 4) == 0);
+    CHECK(load_weights(bad, 0, &w, &err) == -1 && strstr(err.msg, bad));
+    glow_paramset_free(&w.got);
+    glow_checkpoint_free(&ck);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_checkpoint.XXXXXX");
@@ -398,6 +619,7 @@ int main(void)
     test_round_trip();
     test_rejections();
     test_lu_verify();
+    test_load_weights();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

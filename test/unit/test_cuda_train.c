@@ -4,7 +4,9 @@
  * second, class-conditional additive model runs fewer steps so the class
  * embedding and head take part. Under the CUDA emulator, the host round trips
  * (synchronisations) of a forward and a backward pass are counted: a small
- * constant, the same for K = 2 and K = 8. Without a usable GPU the test reports a
+ * constant, the same for K = 2 and K = 8. The train.memory plans on the CUDA
+ * backend: recompute's gradients are store's bits, invert's within 1e-5, for each
+ * coupling and permutation kind. Without a usable GPU the test reports a
  * skip (a failure under GLOW_TEST_STRICT=1). */
 #include <math.h>
 #include <stdlib.h>
@@ -133,6 +135,84 @@ static void train_both(backend *bc, backend *bg, const glow_config *c, const cha
         finish(&rc);
         finish(&rg);
     }
+    free(img);
+    free(lab);
+    glow_paramset_free(&ps);
+}
+
+
+/* ---- train.memory on the CUDA backend ---- */
+
+/* One forward and backward pass of the CUDA backend under each plan, from the
+ * same parameters and batch: recompute gives store's gradients bit for bit (the
+ * same kernels on the same inputs), invert store's to 1e-5 relative per tensor,
+ * with its rebuilt inputs close; the plans' buffers as model_mem.c sizes them
+ * are exercised on device memory. */
+static void test_memory_plans(backend *bg, const glow_config *c, const char *what)
+{
+    glow_error err;
+    glow_paramset ps;
+    if (glow_paramset_layout(c, &ps, &err)) {
+        CHECKF(0, "%s: layout: %s", what, err.msg);
+        return;
+    }
+    glow_params_init(c, &ps, 3);
+    const size_t D = (size_t)c->channels * c->image_h * c->image_w;
+    uint8_t *img = malloc(NDATA * D);
+    int32_t *lab = malloc(NDATA * sizeof *lab);
+    make_data(c, img, lab);
+    glow_model *m = glow_model_new(bg, c, &ps, &err);
+    CHECKF(m != NULL, "%s: %s", what, err.msg);
+    glow_batch init = {2 * BATCH, img, NULL, 1, 1000, c->y_condition ? lab : NULL};
+    glow_result r;
+    CHECKF(m && glow_model_ddi(m, &init, &r, &err) == 0, "%s: ddi: %s", what, m ? err.msg : "");
+    if (!m) {
+        free(img);
+        free(lab);
+        glow_paramset_free(&ps);
+        return;
+    }
+    const size_t nt = glow_model_n_trained(m);
+    const glow_memory plans[4] = {{MEMORY_STORE, 0}, {MEMORY_RECOMPUTE, 0}, {MEMORY_INVERT, 0},
+                                  {MEMORY_INVERT, 1}};
+    float *g[4];
+    double loss[4], ie[4];
+    glow_batch bt = {BATCH, img, NULL, 1, 77, c->y_condition ? lab : NULL};
+    for (int p = 0; p < 4; p++) {
+        g[p] = malloc(nt * sizeof(float));
+        glow_model_set_memory(m, &plans[p]);
+        int ok = glow_model_forward(m, &bt, &r, &err) == 0 && glow_model_backward(m, &err) == 0;
+        CHECKF(ok, "%s: plan %d: %s", what, p, err.msg);
+        loss[p] = r.loss;
+        bg->download(bg, g[p], glow_model_grads(m), nt * sizeof(float));
+        ie[p] = glow_model_inv_error(m, NULL);
+    }
+    CHECKF(memcmp(g[0], g[1], nt * sizeof(float)) == 0 && loss[0] == loss[1],
+           "%s: recompute's gradients are not store's bits", what);
+    double worst = 0;
+    for (int p = 2; p < 4; p++) {
+        for (int i = 0; i < ps.n; i++) {
+            long off = glow_model_param_offset(m, ps.v[i].name);
+            if (off < 0)
+                continue;
+            double d = 0, gmax = 0;
+            for (size_t j = 0; j < ps.v[i].count; j++) {
+                d = fmax(d, fabs((double)g[0][off + j] - g[p][off + j]));
+                gmax = fmax(gmax, fabs((double)g[0][off + j]));
+            }
+            worst = fmax(worst, d / fmax(gmax, 1e-12));
+        }
+        CHECKF(loss[p] == loss[0] && ie[p] > 0 && ie[p] < 1e-5,
+               "%s: invert every %d: loss %.9g vs %.9g, rebuilt inputs off by %.3g", what,
+               plans[p].every, loss[p], loss[0], ie[p]);
+    }
+    printf("%s: train.memory on %s: recompute's gradients are store's bits; invert's off by "
+           "%.3g (relative, per tensor), rebuilt inputs by %.3g\n",
+           what, bg->name, worst, fmax(ie[2], ie[3]));
+    CHECKF(worst <= 1e-5, "%s: invert's gradients off by %.3g", what, worst);
+    for (int p = 0; p < 4; p++)
+        free(g[p]);
+    glow_model_free(m);
     free(img);
     free(lab);
     glow_paramset_free(&ps);
@@ -287,6 +367,14 @@ int main(void)
     c.weight_y = 0.5;
     c.n_bits = 5;
     train_both(bc, bg, &c, "tiny additive class-conditional", 15);
+
+    glow_config ma = tiny_config(.steps = 3);
+    test_memory_plans(bg, &ma, "tiny affine invconv K=3");
+    ma.lu = 1;
+    test_memory_plans(bg, &ma, "tiny affine LU K=3");
+    test_memory_plans(bg, &c, "tiny additive shuffle class-conditional");
+    c.permutation = PERM_REVERSE;
+    test_memory_plans(bg, &c, "tiny additive reverse class-conditional");
 
     test_round_trips(bg);
 

@@ -87,8 +87,13 @@ static void test_budget(void)
     CHECK(avail == UINT64_MAX || glow_mem_limit() == avail / 2);
 }
 
-/* The model's buffers as model_mem.c counts them, and as the model allocates them. */
-static void check_model_mem(const glow_config *c, int n, int train)
+static const char *const plan_names[] = {"store", "recompute", "invert"};
+
+/* The model's buffers as model_mem.c counts them, and as the model allocates them:
+ * after construction, after the pass (a training forward under the plan mem, or
+ * an evaluation), and with train after the backward pass (the gradients). Returns
+ * the bytes of the batch's buffers the model allocated. */
+static uint64_t check_model_mem(const glow_config *c, int n, int train, const glow_memory *mem)
 {
     glow_error err;
     glow_paramset ps;
@@ -103,15 +108,19 @@ static void check_model_mem(const glow_config *c, int n, int train)
           pc.trained == glow_paramset_trained_count(&ps));
 
     glow_model_mem_parts mp;
-    CHECK(glow_model_mem(c, n, train, &mp, &err) == 0);
+    CHECK(glow_model_mem(c, n, train, mem, &mp, &err) == 0);
     CHECK(mp.params == 4 * values);
+    CHECK(mp.grads_dev == (train ? 4 * pc.trained : 0));
     uint64_t before = held_bytes;
     glow_model *m = glow_model_new(&counting, c, &ps, &err);
     CHECKF(m != NULL, "%s", err.msg);
     if (!m) {
         glow_paramset_free(&ps);
-        return;
+        return 0;
     }
+    if (mem)
+        glow_model_set_memory(m, mem);
+    const char *plan = train ? plan_names[mem ? mem->mode : 0] : "eval";
     CHECKF(held_bytes - before == mp.fixed_dev, "fixed: %llu allocated, %llu counted",
            (unsigned long long)(held_bytes - before), (unsigned long long)mp.fixed_dev);
     const size_t D = (size_t)glow_config_dims(c);
@@ -121,10 +130,16 @@ static void check_model_mem(const glow_config *c, int n, int train)
     glow_result r;
     int rc = train ? glow_model_forward(m, &bt, &r, &err) : glow_model_eval(m, &bt, &r, &err);
     CHECKF(rc == 0, "%s", err.msg);
-    CHECKF(held_bytes - before == mp.fixed_dev + mp.batch_dev,
-           "batch %d%s: %llu allocated, %llu counted", n, train ? " train" : "",
-           (unsigned long long)(held_bytes - before - mp.fixed_dev),
-           (unsigned long long)mp.batch_dev);
+    const uint64_t batch = held_bytes - before - mp.fixed_dev;
+    CHECKF(batch == mp.batch_dev, "batch %d %s (every %d): %llu allocated, %llu counted", n, plan,
+           mem ? mem->every : 0, (unsigned long long)batch, (unsigned long long)mp.batch_dev);
+    if (train) {
+        CHECKF(glow_model_backward(m, &err) == 0, "%s", err.msg);
+        CHECKF(held_bytes - before == mp.fixed_dev + mp.batch_dev + mp.grads_dev,
+               "gradients: %llu allocated, %llu counted",
+               (unsigned long long)(held_bytes - before - mp.fixed_dev - mp.batch_dev),
+               (unsigned long long)mp.grads_dev);
+    }
     /* the budget holds what the model holds (the CPU backend's memory is host memory) */
     CHECK(glow_mem_reserved() >= glow_model_mem_total(&mp, 1));
     glow_model_free(m);
@@ -132,6 +147,7 @@ static void check_model_mem(const glow_config *c, int n, int train)
     free(img);
     free(lab);
     glow_paramset_free(&ps);
+    return batch;
 }
 
 static void test_model_mem(void)
@@ -146,8 +162,52 @@ static void test_model_mem(void)
         c.edge_bias = v % 3 != 2;
         c.y_condition = v % 5 == 0;
         c.n_classes = c.y_condition ? 4 : 0;
-        check_model_mem(&c, 1 + v, v % 2);
+        check_model_mem(&c, 1 + v, 0, NULL);
+        /* every plan, invert with and without kept step inputs */
+        for (int p = 0; p < 4; p++) {
+            glow_memory mem = {p < 3 ? (glow_memory_mode)p : MEMORY_INVERT, p == 3 ? 1 + v % 3 : 0};
+            check_model_mem(&c, 1 + v, 1, &mem);
+        }
     }
+    CHECK(glow_mem_reserved() == 0);
+}
+
+/* The activation bytes a training batch allocates, through the backend, for K = 4
+ * and K = 32: invert's do not grow with K (every = 0), store's and recompute's
+ * do, and invert with every = 4 keeps 7 more step inputs per level at K = 32. */
+static void test_depth(void)
+{
+    glow_mem_set_limit(0);
+    uint64_t bytes[4][2];
+    for (int p = 0; p < 4; p++)
+        for (int i = 0; i < 2; i++) {
+            glow_config c = tiny_config(.image_h = 16, .image_w = 16, .channels = 3, .levels = 2,
+                                        .steps = i ? 32 : 4, .width = 16);
+            glow_memory mem = {p < 3 ? (glow_memory_mode)p : MEMORY_INVERT, p == 3 ? 4 : 0};
+            bytes[p][i] = check_model_mem(&c, 4, 1, &mem);
+        }
+    printf("activation bytes of a batch of 4 (3x16x16, L=2, width 16), K=4 -> K=32: store %llu -> "
+           "%llu, recompute %llu -> %llu, invert %llu -> %llu, invert every 4 %llu -> %llu\n",
+           (unsigned long long)bytes[0][0], (unsigned long long)bytes[0][1],
+           (unsigned long long)bytes[1][0], (unsigned long long)bytes[1][1],
+           (unsigned long long)bytes[2][0], (unsigned long long)bytes[2][1],
+           (unsigned long long)bytes[3][0], (unsigned long long)bytes[3][1]);
+    CHECKF(bytes[2][1] == bytes[2][0], "invert: %llu bytes at K=4, %llu at K=32",
+           (unsigned long long)bytes[2][0], (unsigned long long)bytes[2][1]);
+    CHECK(bytes[0][1] > 4 * bytes[0][0] && bytes[1][1] > 2 * bytes[1][0]);
+    CHECK(bytes[1][1] < bytes[0][1] / 4 && bytes[2][0] < bytes[1][0]);
+    /* evaluation and the inverse pass (glow-bpd, glow-encode, glow-sample): two
+     * ping-pong outputs per level, nothing that grows with K either */
+    uint64_t ev[2];
+    for (int i = 0; i < 2; i++) {
+        glow_config c = tiny_config(.image_h = 16, .image_w = 16, .channels = 3, .levels = 2,
+                                    .steps = i ? 32 : 4, .width = 16);
+        ev[i] = check_model_mem(&c, 4, 0, NULL);
+    }
+    CHECKF(ev[0] == ev[1] && ev[0] < bytes[2][0], "eval: %llu bytes at K=4, %llu at K=32",
+           (unsigned long long)ev[0], (unsigned long long)ev[1]);
+    /* level l's output is n * D / 2^l floats (D = 768): 7 more per level at K = 32 */
+    CHECK(bytes[3][1] - bytes[3][0] == 7 * 4 * 4 * 768 * (1 + 1 / 2.0));
     CHECK(glow_mem_reserved() == 0);
 }
 
@@ -159,7 +219,7 @@ static void test_refusals(void)
     glow_config big = tiny_config(.image_h = 4096, .image_w = 4096, .channels = 3, .levels = 3,
                                   .steps = 1024, .width = 16384);
     glow_model_mem_parts mp;
-    CHECK(glow_model_mem(&big, 64, 1, &mp, &err) == 0);
+    CHECK(glow_model_mem(&big, 64, 1, NULL, &mp, &err) == 0);
     CHECK(mp.params > (1ull << 40)); /* terabytes of parameters */
     glow_mem_set_limit(64 << 20);
     glow_paramset none = {NULL, 0};
@@ -230,6 +290,7 @@ int main(void)
     counting.free = count_free;
     test_budget();
     test_model_mem();
+    test_depth();
     test_refusals();
     backend_release(cpu);
     return check_summary();

@@ -2,11 +2,13 @@
  * typed like the file; every error names the file, the line and the key; the
  * YAML writer and the train section's JSON read back to the same config. */
 #include <dirent.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "config/config_find.h"
 #include "config/yaml_config.h"
 #include "tiny_config.h"
 
@@ -554,8 +556,58 @@ static void test_json_file_and_writer(void)
         "expected a mapping of keys, got a list of 1");
 }
 
+/* Configs by name (config_find.h): paths as they are, GLOW_CONFIG_PATH in order
+ * (empty entries skipped), NAME and NAME.yml, the program's share folder last. */
+static void test_config_find(void)
+{
+    glow_error err = {0};
+    char dir[] = "/tmp/glow-cfgfind-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char a[64], b[64], fa[96], fb[96], fyml[96];
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    CHECK(mkdir(a, 0755) == 0 && mkdir(b, 0755) == 0);
+    snprintf(fa, sizeof fa, "%s/x.yml", a);
+    snprintf(fb, sizeof fb, "%s/x.yml", b);
+    snprintf(fyml, sizeof fyml, "%s/y", b);
+    FILE *f = fopen(fa, "w"); CHECK(f && fclose(f) == 0);
+    f = fopen(fb, "w"); CHECK(f && fclose(f) == 0);
+    f = fopen(fyml, "w"); CHECK(f && fclose(f) == 0);
+    char env[200];
+    snprintf(env, sizeof env, "::%s/none:%s:%s", dir, b, a);
+    setenv("GLOW_CONFIG_PATH", env, 1);
+    char *p = glow_config_find("x", &err);
+    CHECKF(p && strcmp(p, fb) == 0, "x -> %s", p ? p : err.msg);
+    free(p);
+    p = glow_config_find("x.yml", &err);
+    CHECK(p && strcmp(p, fb) == 0);
+    free(p);
+    p = glow_config_find("y", &err);  /* a name without .yml, as it is */
+    CHECK(p && strcmp(p, fyml) == 0);
+    free(p);
+    p = glow_config_find("./x", &err);  /* a path: not searched */
+    CHECK(p && strcmp(p, "./x") == 0);
+    free(p);
+    p = glow_config_find("configs/tiny.yml", &err);
+    CHECK(p && strcmp(p, "configs/tiny.yml") == 0);
+    free(p);
+    p = glow_config_find("nothing-of-that-name", &err);
+    CHECK(p == NULL && contains(err.msg, "nothing-of-that-name: No such file or directory, nor a config") && contains(err.msg, b) &&
+          contains(err.msg, "share/glow/configs"));
+    char *sp = glow_config_search_path();
+    CHECKF(strncmp(sp, dir, strlen(dir)) == 0 && !contains(sp, "::") && contains(sp, "/../share/glow/configs"),
+           "%s", sp);
+    free(sp);
+    /* an empty name is no config */
+    unsetenv("GLOW_CONFIG_PATH");
+    p = glow_config_find("", &err);
+    CHECK(p == NULL);
+    unlink(fa); unlink(fb); unlink(fyml); rmdir(a); rmdir(b); rmdir(dir);
+}
+
 int main(void)
 {
+    test_config_find();
     test_shipped_configs();
     test_shipped_values();
     test_defaults_and_init_batch();
