@@ -14,9 +14,10 @@ section) and every example of the man pages (man/ or docs/man/: the .EX/.EE and
            first on PATH and HOME the copy; it fails when a command exits non-zero
            or prints an error on stderr, naming the file, line and command.
 
-Markdown blocks and man page examples run unless declared otherwise (in a man
-page: roff comments '.\\" doctest: ...' before the .EX or .nf); --help examples
-run. Declarations are HTML comments right before a block
+Markdown blocks run unless declared otherwise; man page examples (placeholders
+such as $C for the reader's files) are syntax-checked only (roff comments
+'.\\" doctest: ...' before the .EX or .nf may declare sub, env); --help
+examples run. Declarations are HTML comments right before a block
 (only blank lines between), one per line:
 
   <!-- doctest: skip REASON -->         not run (a GPU, several machines, an
@@ -182,6 +183,8 @@ def man_blocks(path, rel):
             cmds = [roff_text(b) for b in body if not b.startswith((".", "'"))]
             if any(c.strip() for c in cmds):
                 blk = Block(rel, start, "\n".join(cmds), "man")
+                # placeholders ($C, ckpt) stand for the reader's files: checked only
+                blk.skip = "a man page example"
                 for d, at in decls:
                     parse_decls(d, blk, "%s:%d" % (rel, at))
                 blocks.append(blk)
@@ -284,8 +287,10 @@ def check_segment(seg, block, k, bindir, tools):
     help_all = help_text(bindir, name)
     if not help_all:
         return ["%s: %s --help failed" % (block.where(k), name)]
+    # a command (glow-ckpt import, glow-latent mix): its own --help too
     sub = args[0] if args and re.match(r"^[a-z][a-z-]*$", args[0]) and \
-        re.search(r"(?m)^\s+%s\b" % re.escape(args[0]), help_all) else None
+        re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(args[0]), help_all) and \
+        help_text(bindir, name, args[0]) else None
     if sub:
         help_all += help_text(bindir, name, sub)
     skip_next = False
