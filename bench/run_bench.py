@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import struct
 import subprocess
@@ -58,20 +59,35 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(cmd, env=None, stdout=None, check=True):
-    """Run cmd; returns (seconds, peak RSS MiB, stdout text, stderr text)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+MAXRSS = None  # bench/maxrss, once built (main)
+
+
+def run(cmd, env=None, stdout=None, check=True, cpu=False):
+    """Run cmd; returns (seconds, peak RSS MiB, stdout text, stderr text), and
+    with cpu=True also its CPU seconds (user + system). The peak RSS comes from
+    bench/maxrss, which runs cmd as its own child: a child of this process would
+    start as a copy of it (PyTorch imported, ~250 MiB), and Linux keeps that
+    image's peak in the ru_maxrss of whatever it then executes."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rf:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=stdout or out, stderr=err, env=env, cwd=ROOT)
+        full = [MAXRSS, rf.name] + cmd if MAXRSS else cmd
+        p = subprocess.Popen(full, stdout=stdout or out, stderr=err, env=env, cwd=ROOT)
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         dt = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
         o, e = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        rss = ru.ru_maxrss
+        cpu_s = ru.ru_utime + ru.ru_stime
+        if MAXRSS:
+            txt = rf.read().split()
+            rss = int(txt[0]) if txt else 0
+            cpu_s = float(txt[1]) if len(txt) > 1 else float("nan")
     if check and p.returncode != 0:
         raise SystemExit(f"run_bench: {' '.join(cmd)} failed ({p.returncode}):\n{e[-2000:]}")
-    return dt, ru.ru_maxrss / 1024, o, e
+    return (dt, rss / 1024, o, e, cpu_s) if cpu else (dt, rss / 1024, o, e)
 
 
 def env_threads():
@@ -144,11 +160,15 @@ class Ours:
 
     def train(self, name, spec, cfgpath, data):
         """images/s of each timed step (glow-train's own per-step timing in
-        log.jsonl), the peak RSS, and the checkpoint for eval and sampling."""
+        log.jsonl), the peak RSS, the checkpoint for eval and sampling, and
+        images per CPU second: the CPU time of a second run of only the warm-up
+        steps subtracted, which leaves that of the timed steps."""
         run_dir = os.path.join(self.tmp, f"run-{name}")
         steps = WARMUP_STEPS + spec["train_steps"]
-        _, rss, _, _ = run([os.path.join(self.bin, "glow-train"), "-q", "-c", cfgpath, "--device", self.device,
-                            "--steps", str(steps), "-o", run_dir, data], env=env_threads())
+        cmd = lambda n, d: [os.path.join(self.bin, "glow-train"), "-q", "-c", cfgpath, "--device", self.device,
+                            "--steps", str(n), "-o", d, data]
+        _, _, _, _, c0 = run(cmd(WARMUP_STEPS, run_dir + "-warmup"), env=env_threads(), cpu=True)
+        _, rss, _, _, c1 = run(cmd(steps, run_dir), env=env_threads(), cpu=True)
         rates = []
         with open(os.path.join(run_dir, "log.jsonl")) as f:
             for line in f:
@@ -158,7 +178,9 @@ class Ours:
                                      "its timing would not be of a normal step")
                 if "images_per_s" in d and d["step"] > WARMUP_STEPS:
                     rates.append(d["images_per_s"])
-        return rates, rss, os.path.join(run_dir, "checkpoint.safetensors")
+        shutil.rmtree(run_dir + "-warmup", ignore_errors=True)
+        per_cpu = spec["train_steps"] * spec["batch"] / max(c1 - c0, 1e-9)
+        return rates, rss, os.path.join(run_dir, "checkpoint.safetensors"), per_cpu
 
     def train_memory(self, name, spec, cfgpath, data, mode):
         """glow-train under train.memory MODE: the steady images/s (glow-train's
@@ -187,26 +209,31 @@ class Ours:
 
     def eval(self, spec, ckpt, data):
         """Two runs of glow-bpd, 1 and 1 + eval_batches batches: the difference of
-        their own reported times is the steady rate without load and start-up."""
+        their own reported times is the steady rate without start-up; the
+        difference of their CPU times gives images per CPU second."""
         b = spec["batch"]
-        res, rss = [], 0
+        res, rss, cpu = [], 0, []
         for nb in (1, 1 + spec["eval_batches"]):
-            _, r, _, e = run([os.path.join(self.bin, "glow-bpd"), "-v", "--batch", str(b), "--limit", str(nb * b),
-                              "--device", self.device, ckpt, data], env=env_threads())
+            _, r, _, e, c = run([os.path.join(self.bin, "glow-bpd"), "-v", "--batch", str(b), "--limit",
+                                 str(nb * b), "--device", self.device, ckpt, data], env=env_threads(), cpu=True)
             res.append(self._reported(e))
             rss = max(rss, r)
-        return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss
+            cpu.append(c)
+        return ((res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss,
+                (res[1][0] - res[0][0]) / max(cpu[1] - cpu[0], 1e-9))
 
     def sample(self, spec, ckpt):
         b = spec["batch"]
-        res, rss = [], 0
+        res, rss, cpu = [], 0, []
         for nb in (1, 1 + spec["sample_batches"]):
-            _, r, _, e = run([os.path.join(self.bin, "glow-sample"), "-v", "--batch", str(b), "-n", str(nb * b),
-                              "--device", self.device, "-o", os.path.join(self.tmp, "samples.glow"), ckpt],
-                             env=env_threads())
+            _, r, _, e, c = run([os.path.join(self.bin, "glow-sample"), "-v", "--batch", str(b), "-n", str(nb * b),
+                                 "--device", self.device, "-o", os.path.join(self.tmp, "samples.glow"), ckpt],
+                                env=env_threads(), cpu=True)
             res.append(self._reported(e))
             rss = max(rss, r)
-        return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss
+            cpu.append(c)
+        return ((res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss,
+                (res[1][0] - res[0][0]) / max(cpu[1] - cpu[0], 1e-9))
 
     def encode(self, spec, ckpt, data):
         """glow-encode as glow-bpd: two runs, 1 and 1 + eval_batches batches."""
@@ -291,16 +318,86 @@ def latent_only(a):
 # ---------------------------------------------------------------- the peer
 
 
-def torch_run(mode, model, spec, device, compile_=False):
+# The peers (bench/torch_glow.py): label, --peer, torch.compile. "torch" is the
+# model of docs/model.md written for speed (FastGlow, checked against the
+# reference cases); "torch-port" the same shapes as the popular PyTorch ports build
+# them (PortGlow: no edge channel, biases instead of the coupling actnorms), a
+# different and cheaper model. Ratios are against the faster of the two.
+PEERS = [("torch", "fast", False), ("torch-port", "port", False)]
+PEER_NOTES = {"torch": "the model of docs/model.md in PyTorch, written for speed (bench/torch_glow.py FastGlow; "
+                       "passes the reference cases)",
+              "torch-port": "the same shapes as the popular PyTorch ports build them: no edge channel, conv biases "
+                            "instead of the coupling network's actnorms (PortGlow; a cheaper model)",
+              "torch.compile": "FastGlow's forward pass through torch.compile"}
+
+
+def torch_run(mode, model, spec, device, peer="fast", compile_=False):
     reps = {"train": spec["train_steps"], "eval": spec["eval_batches"], "sample": spec["sample_batches"]}[mode]
     cmd = [PY, os.path.join(ROOT, "bench", "torch_glow.py"), "bench", "--mode", mode, "--model", json.dumps(model),
            "--batch", str(spec["batch"]), "--warmup", str(WARMUP_STEPS), "--reps", str(reps),
-           "--threads", str(THREADS), "--device", device]
+           "--threads", str(THREADS), "--device", device, "--peer", peer]
     if compile_:
         cmd.append("--compile")
     _, rss, out, _ = run(cmd, env=env_threads())
     d = json.loads(out.strip().splitlines()[-1])
     return [spec["batch"] / t for t in d["times"]], rss, d
+
+
+def compile_works(model, spec, device):
+    """torch.compile of the peer on this device: None when it runs, else why not"""
+    import torch
+    if not hasattr(torch, "compile"):
+        return f"not available in PyTorch {torch.__version__} (torch.compile came with 2.0)"
+    small = dict(spec, train_steps=1, eval_batches=1, sample_batches=1)
+    try:
+        torch_run("train", model, small, device, "fast", True)
+    except SystemExit as e:
+        return f"fails here: {str(e).strip().splitlines()[-1][:200]}"
+    return None
+
+# ---------------------------------------------------------------- the profile
+
+
+def perf_works():
+    try:
+        r = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-o", "/dev/null", "true"],
+                           capture_output=True, timeout=30)
+        return r.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def profile_train(o, name, spec, cfgpath, data, top=10):
+    """perf's top symbols (cpu-clock samples, oneDNN's JIT kernels named through
+    DNNL_JIT_PROFILE=2) of glow-train on this config: the share of each symbol,
+    the kernels of one name added up, and the shares of the libraries."""
+    run_dir = os.path.join(o.tmp, f"prof-{name}")
+    pdata = os.path.join(o.tmp, f"perf-{name}.data")
+    steps = WARMUP_STEPS + 2 * spec["train_steps"]
+    env = env_threads()
+    env["DNNL_JIT_PROFILE"] = "2"
+    before = set(os.listdir("/tmp"))
+    run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-o", pdata, os.path.join(o.bin, "glow-train"),
+         "-q", "-c", cfgpath, "--device", o.device, "--steps", str(steps), "-o", run_dir, data], env=env)
+    rep = lambda key: run(["perf", "report", "-i", pdata, "--no-children", "--sort", key, "--stdio"],
+                          env=env)[2]
+    syms, dsos = {}, {}
+    for text, out in ((rep("symbol"), syms), (rep("dso"), dsos)):
+        for line in text.splitlines():
+            m = re.match(r"\s*([0-9.]+)%\s+(?:\[[.k]\]\s+)?(.*?)\s*$", line)
+            if m and not line.lstrip().startswith("#"):
+                k = re.sub(r"\s+-\s+-\s*$", "", m.group(2)).strip()
+                k = re.sub(r"\[JIT\] tid \d+", "[JIT] (oneDNN kernels)", k)
+                out[k] = out.get(k, 0.0) + float(m.group(1))
+    for f in set(os.listdir("/tmp")) - before:
+        if f.startswith("perf-") and f.endswith(".map"):
+            try:
+                os.unlink(os.path.join("/tmp", f))
+            except OSError:
+                pass
+    top_syms = sorted(syms.items(), key=lambda kv: -kv[1])[:top]
+    top_dsos = sorted(dsos.items(), key=lambda kv: -kv[1])[:5]
+    return {"steps": steps, "symbols": top_syms, "dsos": top_dsos}
 
 # ---------------------------------------------------------------- report
 
@@ -446,20 +543,37 @@ def quality(o, build, tmp, seconds):
     return res
 
 
+def cpu_isa_flags():
+    """the vector extensions /proc/cpuinfo lists (AVX2, AVX-512F, ...)"""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                f = set(line.split(":", 1)[1].split())
+                return ", ".join(n for k, n in (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"),
+                                                ("avx512_bf16", "AVX512-BF16"), ("amx_tile", "AMX")) if k in f)
+    except OSError:
+        pass
+    return "?"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results"))
-    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "2")))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     ap.add_argument("--configs", default=os.environ.get("BENCH_CONFIGS", "A128,A512,B"))
     ap.add_argument("--device", default=os.environ.get("BENCH_DEVICE", "auto"))
     ap.add_argument("--skip-quality", action="store_true", default=os.environ.get("BENCH_SKIP_QUALITY") == "1")
+    ap.add_argument("--skip-profile", action="store_true", default=os.environ.get("BENCH_SKIP_PROFILE") == "1")
     ap.add_argument("--quality-seconds", type=float, default=480)
     ap.add_argument("--ref", default=os.path.join(ROOT, "..", "shared", "reference"))
     ap.add_argument("--latent-only", action="store_true", default=os.environ.get("BENCH_LATENT_ONLY") == "1")
     ap.add_argument("--memory-configs", default=os.environ.get("BENCH_MEMORY_CONFIGS", "A512,B,G64"))
     ap.add_argument("--memory-only", action="store_true", default=os.environ.get("BENCH_MEMORY_ONLY") == "1")
     a = ap.parse_args()
+    global MAXRSS
+    mr = os.path.join(ROOT, a.build, "bench", "maxrss")
+    MAXRSS = mr if os.access(mr, os.X_OK) else None
     if a.latent_only:
         return latent_only(a)
     if a.memory_only:
@@ -489,17 +603,32 @@ def main():
                     device = "cuda"
                 else:
                     log("run_bench: PyTorch sees a GPU but glow-train --device cuda fails; benchmarking the CPU")
-    peers = [("torch", False)] + ([("torch.compile", True)] if device == "cuda" and hasattr(torch, "compile") else [])
+    peers = list(PEERS)
+    first = CONFIGS[a.configs.split(",")[0]]
+    compile_note = compile_works(write_config(os.path.join(tempfile.gettempdir(), "glow-bench-probe.yml"),
+                                              first["model"], first["batch"], device), first, device)
+    if compile_note is None:
+        peers.append(("torch.compile", "fast", True))
+    log(f"run_bench: peers {[p for p, _, _ in peers]}; torch.compile: {compile_note or 'works'}")
 
     bb = os.path.join(ROOT, a.build, "bench")
-    peak = {}
-    if device == "cpu":
-        _, _, out, _ = run([os.path.join(bb, "conv_peak")], env=env_threads())
-        g = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", out)]
-        peak = {"3x3": g[0], "1x1": g[1], "peak": max(g)}
-        log(out.strip())
+    peak, isa = {}, "?"
 
-    rows, lat_rows = {}, {}
+    def conv_peak():
+        """bench/conv_peak now: {3x3, 1x1, peak} GFLOP/s, cpu_peak (per CPU
+        second times the threads), and oneDNN's ISA"""
+        _, _, out, _ = run([os.path.join(bb, "conv_peak")], env=env_threads())
+        lines = out.splitlines()
+        g = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", lines[0])]
+        gc = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", lines[1])]
+        m = re.search(r"oneDNN ISA: (\S+)", out)
+        return {"3x3": g[0], "1x1": g[1], "peak": max(g), "cpu_peak": max(gc)}, (m.group(1) if m else "?")
+    if device == "cpu":
+        peak, isa = conv_peak()
+        log(f"run_bench: conv peak {peak}, oneDNN ISA {isa}")
+    do_profile = device == "cpu" and not a.skip_profile and perf_works()
+
+    rows, lat_rows, profiles = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="glow-bench-") as tmp:
         ours = Ours(a.build, tmp, device)
         for name in a.configs.split(","):
@@ -509,39 +638,59 @@ def main():
             c0 = model["channels"]
             H, W = model["image_size"]
             data = os.path.join(tmp, f"{name}.glow")
-            write_shards(data, spec["batch"] * max(WARMUP_STEPS + spec["train_steps"], 1 + spec["eval_batches"]),
+            write_shards(data, spec["batch"] * max(WARMUP_STEPS + 2 * spec["train_steps"], 1 + spec["eval_batches"]),
                          c0, H, W, 5)
-            R = {"ours": {"train": [], "eval": [], "sample": [], "rss_train": 0, "rss_eval": 0, "rss_sample": 0}}
-            for p, _ in peers:
-                R[p] = {"train": [], "eval": [], "sample": [], "rss_train": 0, "rss_eval": 0, "rss_sample": 0}
+            fl = conv_flops(model)
+            R = {}
+            for who in ["ours"] + [p for p, _, _ in peers]:
+                R[who] = {"train": [], "eval": [], "sample": [], "rss_train": 0, "rss_eval": 0, "rss_sample": 0}
+                for mode in ("train", "eval", "sample"):
+                    R[who]["round_" + mode] = []  # the median of each round
+                    R[who]["cpu_" + mode] = []    # images per CPU second, each round
+            R["rounds"] = []  # per round: the load average, the conv peak beside ours' training
             for rnd in range(a.rounds):
                 log(f"run_bench: {name} round {rnd + 1}/{a.rounds}")
-                # alternate: ours first in odd rounds, the peer first in even ones
-                order = ["ours"] + [p for p, _ in peers]
+                # Each mode is timed for every side back to back, so that the two
+                # numbers of a ratio are taken minutes apart at most, under the same
+                # load; ours first in odd rounds, the peers first in even ones.
+                order = ["ours"] + [p for p, _, _ in peers]
                 if rnd % 2:
                     order.reverse()
-                for who in order:
-                    if who == "ours":
-                        rates, rss, ckpt = ours.train(name, spec, cfgpath, data)
-                        R["ours"]["train"] += rates
-                        R["ours"]["rss_train"] = max(R["ours"]["rss_train"], rss)
-                        ev, rss = ours.eval(spec, ckpt, data)
-                        R["ours"]["eval"].append(ev)
-                        R["ours"]["rss_eval"] = max(R["ours"]["rss_eval"], rss)
-                        sm, rss = ours.sample(spec, ckpt)
-                        R["ours"]["sample"].append(sm)
-                        R["ours"]["rss_sample"] = max(R["ours"]["rss_sample"], rss)
-                    else:
-                        comp = dict(peers)[who]
-                        for mode in ("train", "eval", "sample"):
-                            rates, rss, _ = torch_run(mode, model, spec, device, comp)
-                            R[who][mode] += rates
-                            R[who]["rss_" + mode] = max(R[who]["rss_" + mode], rss)
+                info = {"load": os.getloadavg()[0]}
+                for mode in ("train", "eval", "sample"):
+                    for who in order:
+                        if who == "ours":
+                            if mode == "train":
+                                if device == "cpu":
+                                    pk = conv_peak()[0]
+                                    info["peak"], info["cpu_peak"] = pk["peak"], pk["cpu_peak"]
+                                rates, rss, ckpt, per_cpu = ours.train(name, spec, cfgpath, data)
+                            else:
+                                rate, rss, per_cpu = (ours.eval(spec, ckpt, data) if mode == "eval"
+                                                      else ours.sample(spec, ckpt))
+                                rates = [rate]
+                        else:
+                            _, peer, comp = next(p for p in peers if p[0] == who)
+                            rates, rss, d = torch_run(mode, model, spec, device, peer, comp)
+                            per_cpu = spec["batch"] / max(d["cpu_s"], 1e-9)
+                        R[who][mode] += rates
+                        R[who]["round_" + mode].append(med(rates))
+                        R[who]["cpu_" + mode].append(per_cpu)
+                        R[who]["rss_" + mode] = max(R[who]["rss_" + mode], rss)
+                if "peak" in info:
+                    info["train_frac"] = R["ours"]["round_train"][-1] * 3 * fl * 1e-9 / info["peak"]
+                    # per CPU second: both sides as if the threads had the cores to themselves
+                    info["train_frac_cpu"] = R["ours"]["cpu_train"][-1] * THREADS * 3 * fl * 1e-9 / info["cpu_peak"]
+                info["load_after"] = os.getloadavg()[0]
+                R["rounds"].append(info)
             rows[name] = (model, spec, R)
             if spec.get("latent"):
                 lat_rows[name] = (spec, latent_rows(ours, name, spec, ckpt, data, a.rounds))
+            if do_profile:
+                profiles[name] = profile_train(ours, name, spec, cfgpath, data)
             log(f"run_bench: {name}: " + json.dumps({w: {k: (round(med(v), 1) if isinstance(v, list) else round(v))
-                                                          for k, v in d.items()} for w, d in R.items()}))
+                                                          for k, v in d.items()} for w, d in R.items()
+                                                      if w != "rounds"}) + " rounds " + json.dumps(R["rounds"]))
 
         mem_lines, mem_raw = [], None
         if device == "cpu" and a.memory_configs:
@@ -555,8 +704,8 @@ def main():
     # ---- the table
     now = datetime.datetime.now(datetime.timezone.utc)
     L = [f"# make bench, {now:%Y-%m-%d %H:%M} UTC", "",
-         f"Machine: {machine()}. Device: {device}; CPU runs with {THREADS} threads "
-         f"(OMP_NUM_THREADS={THREADS}, torch.set_num_threads({THREADS}), "
+         f"Machine: {machine()}; vector extensions {cpu_isa_flags()}; oneDNN kernels: {isa}. Device: {device}; "
+         f"CPU runs with {THREADS} threads (OMP_NUM_THREADS={THREADS}, torch.set_num_threads({THREADS}), "
          f"OMP_WAIT_POLICY={env_threads()['OMP_WAIT_POLICY']}). PyTorch {torch.__version__} "
          "(Debian's: the same oneDNN and libgomp as ours).",
          f"Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
@@ -564,29 +713,108 @@ def main():
     if peak:
         L.append(f"Measured conv peak (bench/conv_peak: oneDNN fp32, width 512 at 16x16, the better of one "
                  f"call and one call per thread): 3x3 {peak['3x3']:.0f}, "
-                 f"1x1 {peak['1x1']:.0f} GFLOP/s; peak = {peak['peak']:.0f}.")
+                 f"1x1 {peak['1x1']:.0f} GFLOP/s; peak = {peak['peak']:.0f} at the start; beside ours' training "
+                 "in each round: " + "; ".join(f"{n} " + ", ".join(f"{i['peak']:.0f}" for i in R["rounds"])
+                                              for n, (_, _, R) in rows.items()) + " GFLOP/s. Per CPU second "
+                 f"times {THREADS} threads: {peak['cpu_peak']:.0f} at the start; in each round: " + "; ".join(
+                     f"{n} " + ", ".join(f"{i['cpu_peak']:.0f}" for i in R["rounds"])
+                     for n, (_, _, R) in rows.items()) + " GFLOP/s.")
         L.append("")
-    for who, _ in peers:
-        L.append(f"Images/s (median), peak RSS MiB, and ours/{who}:")
-        L.append("")
-        hdr = "| config | batch | train ours | train peer | ratio | eval ours | eval peer | ratio | " \
-              "sample ours | sample peer | ratio | RSS train ours | RSS train peer | ratio | " \
-              "GFLOP/s train | GFLOP/s eval | % of peak (train) |"
-        L.append(hdr.replace("peer", who))
-        L.append("|" + "---|" * hdr.count("|")[:-1] if False else "|" + "---|" * (hdr.count("|") - 1))
-        for name, (model, spec, R) in rows.items():
-            o, t = R["ours"], R[who]
-            fl = conv_flops(model)
-            gtr, gev = med(o["train"]) * 3 * fl * 1e-9, med(o["eval"]) * fl * 1e-9
-            pct = f"{100 * gtr / peak['peak']:.0f}%" if peak else "-"
-            cell = lambda x, y: f"{med(x):.1f} | {med(y):.1f} | {med(x) / med(y):.2f}x"
-            L.append(f"| {name} | {spec['batch']} | {cell(o['train'], t['train'])} | {cell(o['eval'], t['eval'])} | "
-                     f"{cell(o['sample'], t['sample'])} | {o['rss_train']:.0f} | {t['rss_train']:.0f} | "
-                     f"{o['rss_train'] / t['rss_train']:.2f} | {gtr:.0f} | {gev:.0f} | {pct} |")
-        L.append("")
+    L.append("Peers: " + "; ".join(f"**{p}**: {PEER_NOTES[p]}" for p, _, _ in peers)
+             + f". torch.compile on the {device}: {compile_note or 'timed as the peer torch.compile'}.")
+    L.append("")
+    pn = [p for p, _, _ in peers]
+    L.append("Images/s, the median of all timed steps or batches of all rounds:")
+    L.append("")
+    hdr = ["config", "batch"]
+    for mode in ("train", "eval", "sample"):
+        hdr += [f"{mode} ours"] + [f"{mode} {p}" for p in pn]
+    hdr += ["RSS train ours"] + [f"RSS train {p}" for p in pn] + ["GFLOP/s train", "GFLOP/s eval"]
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + "---|" * len(hdr))
+    for name, (model, spec, R) in rows.items():
+        o = R["ours"]
+        fl = conv_flops(model)
+        cells = [name, str(spec["batch"])]
+        for mode in ("train", "eval", "sample"):
+            cells += [f"{med(o[mode]):.1f}"] + [f"{med(R[p][mode]):.1f}" for p in pn]
+        cells += [f"{o['rss_train']:.0f}"] + [f"{R[p]['rss_train']:.0f}" for p in pn]
+        cells += [f"{med(o['train']) * 3 * fl * 1e-9:.0f}", f"{med(o['eval']) * fl * 1e-9:.0f}"]
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    L += ["Ratios, ours against the faster peer: in each round the two sides ran one mode back to back, "
+          "and a ratio is the median over the rounds of that round's ratio (lowest-highest in brackets), "
+          "so that load which comes and goes between rounds cancels. \"per CPU s\": the same with images per "
+          "CPU second (user + system time of the timed part), which depends much less on how much of the "
+          "machine other processes hold (both sides wait passively; caches and memory bandwidth are still "
+          "shared), but does not see idle threads either. "
+          "RSS: ours over the smaller peer's, training. % of peak: ours' training and evaluation GFLOP/s "
+          "over the conv peak measured just before ours' training in the same round, median over rounds; "
+          "\"per CPU s\": training's GFLOP per CPU second over conv_peak's, both times the thread count.", ""]
+    hdr = ["config", "train", "eval", "sample", "train per CPU s", "eval per CPU s", "sample per CPU s",
+           "RSS", "% of peak (train)", "% of peak (eval)", "% of peak (train, per CPU s)",
+           "load (1 min) per round"]
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + "---|" * len(hdr))
+    targets = {}
+    for name, (model, spec, R) in rows.items():
+        o = R["ours"]
+        fl = conv_flops(model)
+        ratios = {}
+        for key in ("round_", "cpu_"):
+            for mode in ("train", "eval", "sample"):
+                rr = [o[key + mode][i] / max(R[p][key + mode][i] for p in pn) for i in range(len(o[key + mode]))]
+                ratios[key + mode] = rr
+        rng = lambda rr: f"{med(rr):.2f}x ({min(rr):.2f}-{max(rr):.2f})"
+        least = min(R[p]["rss_train"] for p in pn)
+        fr = [i["train_frac"] for i in R["rounds"] if "train_frac" in i]
+        fe = [o["round_eval"][k] * fl * 1e-9 / i["peak"] for k, i in enumerate(R["rounds"]) if "peak" in i]
+        fc = [i["train_frac_cpu"] for i in R["rounds"] if "train_frac_cpu" in i]
+        cells = [name] + [rng(ratios["round_" + m]) for m in ("train", "eval", "sample")] + \
+            [rng(ratios["cpu_" + m]) for m in ("train", "eval", "sample")] + \
+            [f"{o['rss_train'] / least:.2f}", f"{100 * med(fr):.0f}%" if fr else "-",
+             f"{100 * med(fe):.0f}%" if fe else "-", f"{100 * med(fc):.0f}%" if fc else "-",
+             " ".join(f"{i['load']:.1f}-{i['load_after']:.1f}" for i in R["rounds"])]
+        L.append("| " + " | ".join(cells) + " |")
+        # the targets of issue 17 (bench/README.md)
+        t = []
+        if name == "A128":
+            t += [(f"{m} >= 3x", med(ratios["round_" + m]) >= 3,
+                   f"{med(ratios['round_' + m]):.2f}x; per CPU s {med(ratios['cpu_' + m]):.2f}x")
+                  for m in ("train", "eval", "sample")]
+        if name in ("A512", "B"):
+            t.append(("train >= 2x", med(ratios["round_train"]) >= 2,
+                      f"{med(ratios['round_train']):.2f}x; per CPU s {med(ratios['cpu_train']):.2f}x"))
+        if name == "B" and fr:
+            t.append(("train >= 80% of the conv peak", med(fr) >= 0.8,
+                      f"{100 * med(fr):.0f}%; per CPU s {100 * med(fc):.0f}%"))
+        t.append(("peak RSS <= 1/2 of the peer's", o["rss_train"] / least <= 0.5 and all(
+            o["rss_" + m] / min(R[p]["rss_" + m] for p in pn) <= 0.5 for m in ("eval", "sample")),
+            ", ".join(f"{m} {o['rss_' + m] / min(R[p]['rss_' + m] for p in pn):.2f}"
+                                 for m in ("train", "eval", "sample"))))
+        targets[name] = t
+    L.append("")
+    L.append("Targets (issue 17): " + "; ".join(
+        f"{name}: " + ", ".join(f"{what} {'met' if ok else 'NOT met'} ({val})" for what, ok, val in t)
+        for name, t in targets.items()) + ".")
+    L.append("")
+    L.append("RSS of evaluation and sampling, MiB (ours / the smaller peer's): " + "; ".join(
+        f"{name} eval {R['ours']['rss_eval']:.0f} / {min(R[p]['rss_eval'] for p in pn):.0f}, sample "
+        f"{R['ours']['rss_sample']:.0f} / {min(R[p]['rss_sample'] for p in pn):.0f}" for name, (_, _, R) in rows.items())
+        + ".")
+    L.append("")
     L.append("Configs: A = 1x32x32, L=3, K=8, affine, invconv, edge bias, learned top (width 128 / 512, batch 32); "
              "B = 3x32x32, L=3, K=32, width 512, batch 16. Adam. Train = forward + backward + optimizer step. "
              "GFLOP/s: convolution FLOPs (bench/model_bench.c's count; x3 for training) times images/s.")
+    if profiles:
+        L += ["", "Profile of glow-train's training (perf record -e cpu-clock, oneDNN's JIT kernels named through "
+                  "DNNL_JIT_PROFILE=2; the whole run, start-up and the data-dependent init included): the top 10 "
+                  "symbols, and the share of each library:", ""]
+        for name, pr in profiles.items():
+            L.append(f"- {name} ({pr['steps']} steps): " + ", ".join(f"{k} {v:.1f}%" for k, v in pr["symbols"]))
+            L.append(f"  libraries: " + ", ".join(f"{k} {v:.1f}%" for k, v in pr["dsos"]))
+    elif device == "cpu":
+        L += ["", "Profile: perf is not usable here (BENCH_SKIP_PROFILE=1, or `perf record` fails)."]
     if lat_rows:
         L += [""] + latent_table(lat_rows)
     if mem_lines:
@@ -595,7 +823,8 @@ def main():
         L += ["", f"Quality: configs/fashion-mnist.yml, glow-train --time-limit {qual['seconds']:.0f}: "
                   f"{qual['steps']} steps; test bpd (10,000 images, 32x32 padded, glow-bpd) "
                   f"{qual['bpd_ema']:.3f} with EMA weights, {qual['bpd_raw']:.3f} without "
-                  f"(PyTorch's Glow, same shape, 8 minutes here: 4.83)."]
+                  f"(PyTorch's Glow, same shape, 8 minutes here: 4.83). Target (issue 17) test bpd <= 2.6 with "
+                  f"EMA: {'met' if isinstance(qual['bpd_ema'], float) and qual['bpd_ema'] <= 2.6 else 'NOT met'}."]
     L.append("")
     L.append(f"Total bench time: {time.time() - t_start:.0f} s.")
     text = "\n".join(L) + "\n"
@@ -608,7 +837,9 @@ def main():
     for n, (_, r) in lat_rows.items():
         raw[n]["latent"] = r
     with open(stem + ".json", "w") as f:
-        json.dump({"peak": peak, "rows": raw, "quality": qual, "device": device, "memory": mem_raw}, f, indent=1)
+        json.dump({"peak": peak, "isa": isa, "rows": raw, "quality": qual, "device": device, "profiles": profiles,
+                   "torch_compile": compile_note or "works", "load_before": load0, "load_after": os.getloadavg(),
+                   "memory": mem_raw}, f, indent=1)
     log(f"run_bench: wrote {stem}.md")
     return 0
 

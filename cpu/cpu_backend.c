@@ -50,7 +50,7 @@ void cpu_download(backend *b, void *host, const void *src, size_t bytes)
 void cpu_fill(backend *b, float *dst, float v, size_t n)
 {
     (void)b;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MEM)
     for (size_t i = 0; i < n; i++)
         dst[i] = v;
 }

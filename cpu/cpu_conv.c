@@ -8,6 +8,20 @@
  * edge taps that fall on the padding. Its filter gradient sums dy over the border
  * pixels whose taps reach the padding; its data gradient is not needed.
  *
+ * Tap form. oneDNN's direct 3x3 kernels vectorise over channels, so a 3x3
+ * convolution with few output channels (a coupling network's conv3: 128 -> 4)
+ * or few input channels (conv1: 2 -> 128) runs at a fraction of the machine's
+ * speed. Such a convolution is computed instead through a 1x1 convolution over
+ * its nine taps, which has 9x the channels on the narrow side:
+ *   few outputs: Z = X * Wv (1x1, cin -> 9 cout, Wv[t*cout + o][c] = W[o][c][t]),
+ *                Y(p) = sum over taps t of Z(p + off_t)[t*cout + o];
+ *                the filter gradient is the 1x1 filter gradient of X against
+ *                S(p)[t*cout + o] = dY(p - off_t)[o] (zero outside the image);
+ *   few inputs:  Y = S * Wu (1x1, 9 cin -> cout) with S(p)[t*cin + c] = X(p + off_t)[c],
+ *                and the data gradient dX(p)[c] = sum over t of dS(p - off_t)[t*cin + c]
+ *                from the 1x1 data gradient dS = dY * Wu.
+ * The same chunks as below, the taps summed in a fixed order: deterministic.
+ *
  * Threads: the batch is cut into chunks of a fixed number of images. Each chunk
  * runs on one thread with primitives created for one thread (their own stream
  * and scratchpad), and the chunks run in parallel. This scales better on few
@@ -27,21 +41,26 @@
 
 /* Images per chunk: at least 2, and enough for CONV_CHUNK_PIXELS pixels (small
  * images make small calls, whose fixed cost would dominate), but no more than a
- * quarter of the batch, so that threads can share the work. Depends on the shape
- * only, never on the thread count. */
+ * quarter of the batch, so that threads can share the work. The filter gradient
+ * of a convolution with a large weight (at least CONV_WIDE_W values) takes 4x the
+ * pixels: each chunk writes a whole partial gradient, which the combine reads
+ * again (512 -> 512 1x1 at 16x16, batch 32: 86 -> 96 GFLOP/s per core, bench/
+ * conv_ops). Depends on the shape only, never on the thread count. */
 #define CONV_CHUNK_PIXELS 512
-static int chunk_images(const bk_conv *d)
+#define CONV_WIDE_W 65536
+enum { OP_FWD = 0, OP_BWD_DATA = 1, OP_BWD_W = 2 };
+static int op_chunk_images(const bk_conv *d, int op)
 {
     int hw = d->h * d->w;
-    int c = (CONV_CHUNK_PIXELS + hw - 1) / hw;
+    const double nw = (double)d->cin * d->cout * d->k * d->k;
+    const int px = op == OP_BWD_W && nw >= CONV_WIDE_W ? 4 * CONV_CHUNK_PIXELS : CONV_CHUNK_PIXELS;
+    int c = (px + hw - 1) / hw;
     if (c < 2)
         c = 2;
     if (c > d->n / 4)
         c = d->n / 4 > 1 ? d->n / 4 : 1;
     return c < d->n ? c : d->n;
 }
-
-enum { OP_FWD = 0, OP_BWD_DATA = 1, OP_BWD_W = 2 };
 
 /* One operation of one shape, as chunk primitives: variant 0 for chunk_images
  * images, variant 1 for the last chunk (fewer images when n is not a multiple). */
@@ -63,8 +82,39 @@ struct conv_prim {
     dnnl_memory_desc_t md_wuser; /* strided [cout, cin, k, k] view of [cout, cin+E, k, k] */
     chunk_op op[3];
     float *dx_tmp;
+    /* tap form (3x3 only): the 1x1 convolutions cin -> 9 cout (vout) and 9 cin ->
+     * cout (vin), kept in the list like any other; per chunk a buffer of the
+     * chunk's rows x 9 x (cout or cin) values; a weight in vout's or vin's layout */
+    conv_prim *vout, *vin;
+    float *tap;
+    size_t tap_chunk;
+    float *wtap;
     conv_prim *next;
 };
+
+/* Which 3x3 convolutions take the tap form, by shape alone (never by the thread
+ * count or the machine), from single-core timings with bench/conv_ops (GFLOP/s,
+ * direct -> tap form):
+ *   few outputs (the forward pass and the filter gradient): conv3 128 -> 4 at
+ *     16x16 29 -> 51 and 24 -> 61, 128 -> 8 at 8x8 65 -> 80 and 60 -> 85, 512 -> 12
+ *     89 -> 93 and 79 -> 89; but 128 -> 16 at 4x4 118 -> 77, and with few inputs
+ *     as well (a split prior, 2 -> 4) the 1x1 convolution is as narrow as before;
+ *   few inputs, data gradient: conv1 2 -> 128 at 16x16 22 -> 60, 4 -> 128 43 -> 77,
+ *     6 -> 512 43 -> 100; its forward pass only gains when the outputs are many
+ *     (6 -> 512: 68 -> 97; 2 -> 128: 93 -> 91). */
+#define TAP_COUT_MAX 12
+#define TAP_CIN_MAX 8
+#define TAP_MAX 12 /* the larger of the two */
+#define TAP_WIDE 32  /* the other side at least this wide */
+#define TAP_FWD_IN_WIDE 256
+static int taps_out_shape(const bk_conv *d) { return d->k == 3 && d->cout <= TAP_COUT_MAX && d->cin >= TAP_WIDE; }
+static int fwd_taps_out(const bk_conv *d) { return taps_out_shape(d); }
+static int fwd_taps_in(const bk_conv *d)
+{
+    return d->k == 3 && !fwd_taps_out(d) && d->cin <= TAP_CIN_MAX && d->cout >= TAP_FWD_IN_WIDE;
+}
+static int bwd_data_taps(const bk_conv *d) { return d->k == 3 && d->cin <= TAP_CIN_MAX && d->cout >= TAP_WIDE; }
+static int bwd_filter_taps(const bk_conv *d) { return taps_out_shape(d); }
 
 _Noreturn void cpu_fail(const char *what, dnnl_status_t st)
 {
@@ -164,7 +214,7 @@ static void setup_op(cpu_ctx *ctx, conv_prim *cp, int op)
 {
     chunk_op *o = &cp->op[op];
     const bk_conv *d = &cp->d;
-    o->chunk_n = chunk_images(d);
+    o->chunk_n = op_chunk_images(d, op);
     o->nchunk = (d->n + o->chunk_n - 1) / o->chunk_n;
     o->last_n = d->n - (o->nchunk - 1) * o->chunk_n;
     dnnl_primitive_attr_t attr;
@@ -265,15 +315,30 @@ static void edge_map_pixels(const bk_conv *d, edge_map *em)
                 em->pix[em->nb++] = i * W + j;
 }
 
+/* A border pixel's taps on the padding depend only on which sides of the image
+ * it touches (top, bottom, left, right): each such class's sums are computed
+ * once, for the first pixel of the class, and copied to the others (the same
+ * taps added in the same order: the same values). */
 static void edge_map_build(const bk_conv *d, const float *wt, edge_map *em)
 {
     const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
     edge_map_pixels(d, em);
     em->map = xmalloc((size_t)em->nb * co * sizeof *em->map);
-    for (int p = 0; p < em->nb; p++)
+    int first[16];
+    for (int k = 0; k < 16; k++)
+        first[k] = -1;
+    for (int p = 0; p < em->nb; p++) {
+        const int i = em->pix[p] / W, j = em->pix[p] % W;
+        const int k = (i == 0) | (i == H - 1) << 1 | (j == 0) << 2 | (j == W - 1) << 3;
+        float *mp = em->map + (size_t)p * co;
+        if (first[k] >= 0) {
+            memcpy(mp, em->map + (size_t)first[k] * co, (size_t)co * sizeof *mp);
+            continue;
+        }
+        first[k] = p;
         for (int o = 0; o < co; o++)
-            em->map[(size_t)p * co + o] = edge_tap_sum(wt + ((size_t)o * cin1 + d->cin) * 9,
-                                                       em->pix[p] / W, em->pix[p] % W, H, W);
+            mp[o] = edge_tap_sum(wt + ((size_t)o * cin1 + d->cin) * 9, i, j, H, W);
+    }
 }
 
 static void edge_map_free(edge_map *em)
@@ -324,46 +389,327 @@ static void apply_post(const bk_conv *d, const fwd_post *fp, float *y, size_t n0
     }
 }
 
+/* One call of op over the chunks: the weights in oneDNN's format, the argument
+ * kinds and the scratchpad's descriptor. */
+typedef struct {
+    const void *w;
+    const dnnl_memory_desc_t *wmd;
+    dnnl_memory_desc_t md_scr;
+    int kinds[4];
+} op_call;
+
+static void op_call_init(cpu_ctx *ctx, conv_prim *cp, int op, const float *w, op_call *oc)
+{
+    chunk_op *o = &cp->op[op];
+    if (!o->ready)
+        setup_op(ctx, cp, op);
+    oc->w = w;
+    if (op != OP_BWD_W && o->wreorder) {
+        reorder(ctx, o->wreorder, &cp->md_wuser, w, &o->md_w, o->wbuf);
+        oc->w = o->wbuf;
+    }
+    oc->wmd = op != OP_BWD_W && !o->wreorder ? &cp->md_wuser : &o->md_w;
+    switch (op) {
+    case OP_FWD:
+        oc->kinds[0] = DNNL_ARG_SRC, oc->kinds[1] = DNNL_ARG_DST, oc->kinds[2] = DNNL_ARG_WEIGHTS;
+        break;
+    case OP_BWD_DATA:
+        oc->kinds[0] = DNNL_ARG_DIFF_SRC, oc->kinds[1] = DNNL_ARG_DIFF_DST,
+        oc->kinds[2] = DNNL_ARG_WEIGHTS;
+        break;
+    default:
+        oc->kinds[0] = DNNL_ARG_SRC, oc->kinds[1] = DNNL_ARG_DIFF_DST,
+        oc->kinds[2] = DNNL_ARG_DIFF_WEIGHTS;
+    }
+    oc->kinds[3] = DNNL_ARG_SCRATCHPAD;
+    dnnl_dims_t sd = {(dnnl_dim_t)o->scratch_bytes};
+    DN(dnnl_memory_desc_init_by_tag(&oc->md_scr, 1, sd, dnnl_u8, dnnl_x));
+}
+
+/* Chunk c of op on this thread: a is the chunk's x (fwd, bwd w) or dx (bwd data), b
+ * its y or dy; the filter gradient goes to the chunk's partial. */
+static void op_exec_chunk(cpu_ctx *ctx, conv_prim *cp, int op, const op_call *oc, int c, float *a,
+                          float *b)
+{
+    chunk_op *o = &cp->op[op];
+    const int v = c == o->nchunk - 1 ? 1 : 0;
+    void *wc = op == OP_BWD_W ? (void *)(o->wbuf + (size_t)c * o->w_floats) : (void *)oc->w;
+    void *ptrs[4] = {a, b, wc, (char *)o->scratch + (size_t)c * o->scratch_bytes};
+    const dnnl_memory_desc_t *mds[4] = {&o->md_x[v], &o->md_y[v], oc->wmd, &oc->md_scr};
+    exec(ctx, o->prim[v], o->streams[c], 4, oc->kinds, mds, ptrs);
+}
+
+/* Chunks run in parallel when there are several and the work is worth a region. */
+static int parallel_chunks(const bk_conv *d, int nchunk)
+{
+    const double work = (double)d->n * d->h * d->w * d->cin * d->cout * d->k * d->k;
+    return nchunk > 1 && work > 1e6;
+}
+
+static int chunk_nimg(const chunk_op *o, int c) { return c == o->nchunk - 1 ? o->last_n : o->chunk_n; }
+
 /* Run op over the chunks: a (x for fwd and bwd w, dx for bwd data) and b (y, dy). */
 static void run_chunks(cpu_ctx *ctx, conv_prim *cp, int op, float *a, float *b, const float *w,
                        const fwd_post *post)
 {
-    chunk_op *o = &cp->op[op];
     const bk_conv *d = &cp->d;
     const size_t as = (size_t)d->h * d->w * d->cin, bs = (size_t)d->h * d->w * d->cout;
-    const void *wk = w;
-    if (op != OP_BWD_W && o->wreorder) {
-        reorder(ctx, o->wreorder, &cp->md_wuser, w, &o->md_w, o->wbuf);
-        wk = o->wbuf;
-    }
-    const dnnl_memory_desc_t *wmd = op != OP_BWD_W && !o->wreorder ? &cp->md_wuser : &o->md_w;
-    int kinds[4];
-    switch (op) {
-    case OP_FWD:
-        kinds[0] = DNNL_ARG_SRC, kinds[1] = DNNL_ARG_DST, kinds[2] = DNNL_ARG_WEIGHTS;
-        break;
-    case OP_BWD_DATA:
-        kinds[0] = DNNL_ARG_DIFF_SRC, kinds[1] = DNNL_ARG_DIFF_DST, kinds[2] = DNNL_ARG_WEIGHTS;
-        break;
-    default:
-        kinds[0] = DNNL_ARG_SRC, kinds[1] = DNNL_ARG_DIFF_DST, kinds[2] = DNNL_ARG_DIFF_WEIGHTS;
-    }
-    kinds[3] = DNNL_ARG_SCRATCHPAD;
-    dnnl_memory_desc_t md_scr;
-    dnnl_dims_t sd = {(dnnl_dim_t)o->scratch_bytes};
-    DN(dnnl_memory_desc_init_by_tag(&md_scr, 1, sd, dnnl_u8, dnnl_x));
-    const double work = (double)d->n * d->h * d->w * d->cin * d->cout * d->k * d->k;
-#pragma omp parallel for schedule(dynamic, 1) if (o->nchunk > 1 && work > 1e6)
+    op_call oc;
+    op_call_init(ctx, cp, op, w, &oc);
+    chunk_op *o = &cp->op[op];
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_chunks(d, o->nchunk))
     for (int c = 0; c < o->nchunk; c++) {
-        int v = c == o->nchunk - 1 ? 1 : 0;
         size_t n0 = (size_t)c * o->chunk_n;
-        void *wc = op == OP_BWD_W ? (void *)(o->wbuf + (size_t)c * o->w_floats) : (void *)wk;
-        void *ptrs[4] = {a + n0 * as, b + n0 * bs, wc, (char *)o->scratch + (size_t)c * o->scratch_bytes};
-        const dnnl_memory_desc_t *mds[4] = {&o->md_x[v], &o->md_y[v], wmd, &md_scr};
-        exec(ctx, o->prim[v], o->streams[c], 4, kinds, mds, ptrs);
+        op_exec_chunk(ctx, cp, op, &oc, c, a + n0 * as, b + n0 * bs);
         if (post)
-            apply_post(d, post, b, n0, v ? o->last_n : o->chunk_n);
+            apply_post(d, post, b, n0, chunk_nimg(o, c));
     }
+}
+
+/* The partial filter gradients of op's chunks, added in chunk order into the first. */
+static void combine_partials(chunk_op *o)
+{
+    float *sum = o->wbuf;
+    const size_t nw = o->w_floats;
+#pragma omp parallel for schedule(static) if (nw * o->nchunk > CPU_PAR_MEM)
+    for (size_t i = 0; i < nw; i++) {
+        float s = sum[i];
+        for (int c = 1; c < o->nchunk; c++)
+            s += sum[(size_t)c * nw + i];
+        sum[i] = s;
+    }
+}
+
+/* ---- the tap form ---- */
+
+/* dst(p)[t*ch + c] = src(p + sign * off_t)[c], 0 where that falls outside the image;
+ * nimg images of h x w, src dense [.., ch], dst dense [.., 9 ch] */
+static inline __attribute__((always_inline)) void taps_spread_ch(const float *src, const int ch, int sign,
+                                                                 float *dst, int nimg, int h, int w)
+{
+    const size_t hw = (size_t)h * w, ld = (size_t)9 * ch;
+    for (int im = 0; im < nimg; im++)
+        for (int i = 0; i < h; i++) {
+            float *drow = dst + ((size_t)im * hw + (size_t)i * w) * ld;
+            for (int ky = 0; ky < 3; ky++) {
+                const int ii = i + sign * (ky - 1);
+                const float *srow = ii >= 0 && ii < h ? src + ((size_t)im * hw + (size_t)ii * w) * ch : NULL;
+                for (int kx = 0; kx < 3; kx++) {
+                    const int sx = sign * (kx - 1), t = ky * 3 + kx;
+                    for (int j = 0; j < w; j++) {
+                        float *o = drow + (size_t)j * ld + (size_t)t * ch;
+                        const int jj = j + sx;
+                        if (!srow || jj < 0 || jj >= w) {
+                            for (int c = 0; c < ch; c++)
+                                o[c] = 0.0f;
+                            continue;
+                        }
+                        const float *sp = srow + (size_t)jj * ch;
+                        for (int c = 0; c < ch; c++)
+                            o[c] = sp[c];
+                    }
+                }
+            }
+        }
+}
+
+/* dst(p)[c] (+)= the sum over taps t, in order, of src(p + sign * off_t)[t*ch + c]
+ * inside the image; ch <= TAP_MAX */
+static inline __attribute__((always_inline)) void taps_sum_ch(const float *src, const int ch, int sign,
+                                                              float *dst, int accumulate, int nimg, int h,
+                                                              int w)
+{
+    const size_t hw = (size_t)h * w, ld = (size_t)9 * ch;
+    for (int im = 0; im < nimg; im++)
+        for (int i = 0; i < h; i++) {
+            const float *srow[3];
+            for (int ky = 0; ky < 3; ky++) {
+                const int ii = i + sign * (ky - 1);
+                srow[ky] = ii >= 0 && ii < h ? src + ((size_t)im * hw + (size_t)ii * w) * ld + (size_t)ky * 3 * ch
+                                             : NULL;
+            }
+            for (int j = 0; j < w; j++) {
+                float acc[TAP_MAX];
+                for (int c = 0; c < ch; c++)
+                    acc[c] = 0.0f;
+                for (int ky = 0; ky < 3; ky++) {
+                    if (!srow[ky])
+                        continue;
+                    for (int kx = 0; kx < 3; kx++) {
+                        const int jj = j + sign * (kx - 1);
+                        if (jj < 0 || jj >= w)
+                            continue;
+                        const float *sp = srow[ky] + (size_t)jj * ld + (size_t)kx * ch;
+                        for (int c = 0; c < ch; c++)
+                            acc[c] += sp[c];
+                    }
+                }
+                float *o = dst + ((size_t)im * hw + (size_t)i * w + j) * ch;
+                if (accumulate)
+                    for (int c = 0; c < ch; c++)
+                        o[c] += acc[c];
+                else
+                    for (int c = 0; c < ch; c++)
+                        o[c] = acc[c];
+            }
+        }
+}
+
+/* taps_spread_ch and taps_sum_ch compiled for the channel counts of the model's
+ * narrow sides (2, 4, 8 and 16 channels in a level for C0 = 1; 6, 12 for C0 = 3) */
+static void taps_spread(const float *src, int ch, int sign, float *dst, int nimg, int h, int w)
+{
+    switch (ch) {
+    case 2: taps_spread_ch(src, 2, sign, dst, nimg, h, w); break;
+    case 4: taps_spread_ch(src, 4, sign, dst, nimg, h, w); break;
+    case 6: taps_spread_ch(src, 6, sign, dst, nimg, h, w); break;
+    case 8: taps_spread_ch(src, 8, sign, dst, nimg, h, w); break;
+    case 12: taps_spread_ch(src, 12, sign, dst, nimg, h, w); break;
+    default: taps_spread_ch(src, ch, sign, dst, nimg, h, w);
+    }
+}
+
+static void taps_sum(const float *src, int ch, int sign, float *dst, int accumulate, int nimg, int h, int w)
+{
+    switch (ch) {
+    case 2: taps_sum_ch(src, 2, sign, dst, accumulate, nimg, h, w); break;
+    case 4: taps_sum_ch(src, 4, sign, dst, accumulate, nimg, h, w); break;
+    case 6: taps_sum_ch(src, 6, sign, dst, accumulate, nimg, h, w); break;
+    case 8: taps_sum_ch(src, 8, sign, dst, accumulate, nimg, h, w); break;
+    case 12: taps_sum_ch(src, 12, sign, dst, accumulate, nimg, h, w); break;
+    default: taps_sum_ch(src, ch, sign, dst, accumulate, nimg, h, w);
+    }
+}
+
+/* The tap form's 1x1 convolutions and buffers of cp, made on first use. */
+static conv_prim *get_prim(cpu_ctx *ctx, const bk_conv *d);
+static void taps_ready(cpu_ctx *ctx, conv_prim *cp)
+{
+    if (cp->tap)
+        return;
+    const bk_conv *d = &cp->d;
+    const int out = fwd_taps_out(d) || bwd_filter_taps(d);
+    const int in = fwd_taps_in(d) || bwd_data_taps(d);
+    if (out) {
+        bk_conv v = {d->n, d->h, d->w, d->cin, 9 * d->cout, 1, 0};
+        cp->vout = get_prim(ctx, &v);
+    }
+    if (in) {
+        bk_conv v = {d->n, d->h, d->w, 9 * d->cin, d->cout, 1, 0};
+        cp->vin = get_prim(ctx, &v);
+    }
+    const int cols = 9 * ((out ? d->cout : 0) > (in ? d->cin : 0) ? d->cout : d->cin);
+    /* the chunks of the 1x1 convolutions' operations, the largest of them */
+    int cn = 1, nchunk = 1;
+    for (int op = 0; op < 3; op++)
+        for (int k = 0; k < 2; k++) {
+            const conv_prim *v = k ? cp->vin : cp->vout;
+            if (!v)
+                continue;
+            const int c = op_chunk_images(&v->d, op);
+            cn = c > cn ? c : cn;
+            nchunk = (d->n + c - 1) / c > nchunk ? (d->n + c - 1) / c : nchunk;
+        }
+    cp->tap_chunk = (size_t)cn * d->h * d->w * cols;
+    cp->tap = amalloc((size_t)nchunk * cp->tap_chunk * sizeof(float));
+    cp->wtap = amalloc((size_t)9 * d->cout * d->cin * sizeof(float));
+}
+
+/* W [cout, cin+E, 3, 3] -> Wv [9 cout, cin] (vout) or Wu [cout, 9 cin] (vin) */
+static void weights_to_taps(const bk_conv *d, const float *w, int out, float *wt)
+{
+    const int ci = d->cin, co = d->cout, cin1 = d->cin + (d->edge ? 1 : 0);
+    for (int o = 0; o < co; o++)
+        for (int c = 0; c < ci; c++)
+            for (int t = 0; t < 9; t++) {
+                const float v = w[((size_t)o * cin1 + c) * 9 + t];
+                if (out)
+                    wt[((size_t)t * co + o) * ci + c] = v;
+                else
+                    wt[(size_t)o * 9 * ci + (size_t)t * ci + c] = v;
+            }
+}
+
+static void fwd_taps(cpu_ctx *ctx, conv_prim *cp, int out, const float *x, const float *w, float *y,
+                     const fwd_post *post)
+{
+    const bk_conv *d = &cp->d;
+    taps_ready(ctx, cp);
+    conv_prim *v = out ? cp->vout : cp->vin;
+    weights_to_taps(d, w, out, cp->wtap);
+    op_call oc;
+    op_call_init(ctx, v, OP_FWD, cp->wtap, &oc);
+    chunk_op *o = &v->op[OP_FWD];
+    const size_t hw = (size_t)d->h * d->w;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_chunks(d, o->nchunk))
+    for (int c = 0; c < o->nchunk; c++) {
+        const size_t n0 = (size_t)c * o->chunk_n;
+        const int nimg = chunk_nimg(o, c);
+        float *z = cp->tap + (size_t)c * cp->tap_chunk;
+        float *xc = (float *)x + n0 * hw * d->cin, *yc = y + n0 * hw * d->cout;
+        if (out) {
+            op_exec_chunk(ctx, v, OP_FWD, &oc, c, xc, z);
+            taps_sum(z, d->cout, 1, yc, 0, nimg, d->h, d->w);
+        } else {
+            taps_spread(xc, d->cin, 1, z, nimg, d->h, d->w);
+            op_exec_chunk(ctx, v, OP_FWD, &oc, c, z, yc);
+        }
+        if (post)
+            apply_post(d, post, y, n0, nimg);
+    }
+}
+
+static void bwd_data_taps_run(cpu_ctx *ctx, conv_prim *cp, const float *dy, const float *w, float *dx,
+                              int accumulate)
+{
+    const bk_conv *d = &cp->d;
+    taps_ready(ctx, cp);
+    conv_prim *v = cp->vin;
+    weights_to_taps(d, w, 0, cp->wtap);
+    op_call oc;
+    op_call_init(ctx, v, OP_BWD_DATA, cp->wtap, &oc);
+    chunk_op *o = &v->op[OP_BWD_DATA];
+    const size_t hw = (size_t)d->h * d->w;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_chunks(d, o->nchunk))
+    for (int c = 0; c < o->nchunk; c++) {
+        const size_t n0 = (size_t)c * o->chunk_n;
+        float *z = cp->tap + (size_t)c * cp->tap_chunk;
+        op_exec_chunk(ctx, v, OP_BWD_DATA, &oc, c, z, (float *)dy + n0 * hw * d->cout);
+        taps_sum(z, d->cin, -1, dx + n0 * hw * d->cin, accumulate, chunk_nimg(o, c), d->h, d->w);
+    }
+}
+
+static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw);
+
+static void bwd_filter_taps_run(cpu_ctx *ctx, conv_prim *cp, const float *x, const float *dy, float *dw)
+{
+    const bk_conv *d = &cp->d;
+    taps_ready(ctx, cp);
+    conv_prim *v = cp->vout;
+    op_call oc;
+    op_call_init(ctx, v, OP_BWD_W, NULL, &oc);
+    chunk_op *o = &v->op[OP_BWD_W];
+    const size_t hw = (size_t)d->h * d->w;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_chunks(d, o->nchunk))
+    for (int c = 0; c < o->nchunk; c++) {
+        const size_t n0 = (size_t)c * o->chunk_n;
+        float *z = cp->tap + (size_t)c * cp->tap_chunk;
+        taps_spread(dy + n0 * hw * d->cout, d->cout, -1, z, chunk_nimg(o, c), d->h, d->w);
+        op_exec_chunk(ctx, v, OP_BWD_W, &oc, c, (float *)x + n0 * hw * d->cin, z);
+    }
+    combine_partials(o);
+    const float *wv = o->wbuf;
+    if (o->wreorder) {
+        reorder(ctx, o->wreorder, &o->md_w, o->wbuf, &v->md_wuser, cp->wtap);
+        wv = cp->wtap;
+    }
+    const int ci = d->cin, co = d->cout, cin1 = d->cin + (d->edge ? 1 : 0);
+    for (int oo = 0; oo < co; oo++)
+        for (int c = 0; c < ci; c++)
+            for (int t = 0; t < 9; t++)
+                dw[((size_t)oo * cin1 + c) * 9 + t] = wv[((size_t)t * co + oo) * ci + c];
+    if (d->edge)
+        edge_bwd_filter(d, dy, dw);
 }
 
 static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw)
@@ -407,8 +753,6 @@ static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const fl
 {
     cpu_ctx *ctx = b->impl;
     conv_prim *p = get_prim(ctx, d);
-    if (!p->op[OP_FWD].ready)
-        setup_op(ctx, p, OP_FWD);
     edge_map em;
     float *s = NULL;
     fwd_post post = {NULL, bias, NULL, relu};
@@ -420,7 +764,11 @@ static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const fl
         s = cpu_actnorm_scales(logs, d->cout);
         post.s = s;
     }
-    run_chunks(ctx, p, OP_FWD, (float *)x, y, w, post.em || post.s ? &post : NULL);
+    const fwd_post *pp = post.em || post.s ? &post : NULL;
+    if (fwd_taps_out(d) || fwd_taps_in(d))
+        fwd_taps(ctx, p, fwd_taps_out(d), x, w, y, pp);
+    else
+        run_chunks(ctx, p, OP_FWD, (float *)x, y, w, pp);
     if (d->edge)
         edge_map_free(&em);
     free(s);
@@ -442,8 +790,10 @@ void cpu_conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const floa
 {
     cpu_ctx *ctx = b->impl;
     conv_prim *p = get_prim(ctx, d);
-    if (!p->op[OP_BWD_DATA].ready)
-        setup_op(ctx, p, OP_BWD_DATA);
+    if (bwd_data_taps(d)) {
+        bwd_data_taps_run(ctx, p, dy, w, dx, accumulate);
+        return;
+    }
     size_t nx = (size_t)d->n * d->h * d->w * d->cin;
     float *out = dx;
     if (accumulate) {
@@ -453,7 +803,7 @@ void cpu_conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const floa
     }
     run_chunks(ctx, p, OP_BWD_DATA, out, (float *)dy, w, NULL);
     if (accumulate) {
-#pragma omp parallel for schedule(static) if (nx > 65536)
+#pragma omp parallel for schedule(static) if (nx > CPU_PAR_MEM)
         for (size_t i = 0; i < nx; i++)
             dx[i] += out[i];
     }
@@ -464,20 +814,16 @@ void cpu_conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const flo
 {
     cpu_ctx *ctx = b->impl;
     conv_prim *p = get_prim(ctx, d);
+    if (bwd_filter_taps(d)) {
+        bwd_filter_taps_run(ctx, p, x, dy, dw);
+        return;
+    }
     chunk_op *o = &p->op[OP_BWD_W];
-    if (!o->ready)
-        setup_op(ctx, p, OP_BWD_W);
     run_chunks(ctx, p, OP_BWD_W, (float *)x, (float *)dy, NULL, NULL);
     /* fixed-order combine of the partial gradients */
+    combine_partials(o);
     float *sum = o->wbuf;
     const size_t nw = o->w_floats;
-#pragma omp parallel for schedule(static) if (nw * o->nchunk > 65536)
-    for (size_t i = 0; i < nw; i++) {
-        float s = sum[i];
-        for (int c = 1; c < o->nchunk; c++)
-            s += sum[(size_t)c * nw + i];
-        sum[i] = s;
-    }
     if (o->wreorder)
         reorder(ctx, o->wreorder, &o->md_w, sum, &p->md_wuser, dw);
     else
@@ -506,6 +852,8 @@ void cpu_conv_release(cpu_ctx *ctx)
             free(o->scratch);
         }
         free(p->dx_tmp);
+        free(p->tap);
+        free(p->wtap);
         free(p);
         p = next;
     }

@@ -19,6 +19,11 @@ typedef struct {
 /* Rows per chunk of a deterministic reduction: fixed, whatever the thread count. */
 #define CPU_RED_ROWS 64
 
+/* Elements below which a memory-bound loop (a copy, an add, a fill) runs on the
+ * calling thread: waking the other threads for a parallel region costs ~10-15 us
+ * with the passive wait policy (bench/README.md), as much as copying ~1 MiB. */
+#define CPU_PAR_MEM (1u << 18)
+
 /* "progname: backend: oneDNN WHAT failed (status N)", then exit 1. */
 _Noreturn void cpu_fail(const char *what, dnnl_status_t st); /* cpu_conv.c */
 

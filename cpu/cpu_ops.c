@@ -12,13 +12,22 @@ void cpu_copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, s
                    int cols, int accumulate)
 {
     (void)b;
-#pragma omp parallel for schedule(static) if (rows * (size_t)cols > 32768)
+    if (!accumulate && ldd == cols && lds == cols) {
+        if (rows)
+            memmove(dst, src, rows * (size_t)cols * sizeof(float));
+        return;
+    }
+    /* a copy of a few columns per row is a loop, not a memmove call per row */
+#pragma omp parallel for schedule(static) if (rows * (size_t)cols > CPU_PAR_MEM)
     for (size_t r = 0; r < rows; r++) {
         float *d = dst + r * ldd;
         const float *s = src + r * lds;
         if (accumulate)
             for (int j = 0; j < cols; j++)
                 d[j] += s[j];
+        else if (cols < 16)
+            for (int j = 0; j < cols; j++)
+                d[j] = s[j];
         else
             memmove(d, s, (size_t)cols * sizeof(float));
     }
@@ -27,7 +36,7 @@ void cpu_copy_cols(backend *b, float *dst, int ldd, const float *src, int lds, s
 void cpu_axpy(backend *b, float *dst, const float *src, size_t n, float alpha)
 {
     (void)b;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MEM)
     for (size_t i = 0; i < n; i++)
         dst[i] += alpha * src[i];
 }
@@ -42,7 +51,7 @@ void cpu_add_scalar(backend *b, float *x, size_t n, float v)
 void cpu_scale(backend *b, float *x, size_t n, float s)
 {
     (void)b;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MEM)
     for (size_t i = 0; i < n; i++)
         x[i] *= s;
 }
@@ -53,7 +62,7 @@ static void squeeze_dir(const float *src, int lds, float *dst, int ldd, int n, i
                         int c, int to_small)
 {
     const int h2 = h / 2, w2 = w / 2;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * h * w * c > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * h * w * c > CPU_PAR_MEM)
     for (int b = 0; b < n; b++)
         for (int i = 0; i < h; i++)
             for (int j = 0; j < w; j++) {
@@ -92,7 +101,7 @@ void cpu_gather_channels(backend *b, const float *x, float *y, size_t rows, int 
                          const int32_t *perm)
 {
     (void)b;
-#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > CPU_PAR_MEM)
     for (size_t r = 0; r < rows; r++)
         for (int j = 0; j < c; j++)
             y[r * c + j] = x[r * c + perm[j]];
@@ -121,7 +130,7 @@ void cpu_actnorm_fwd(backend *b, const float *x, int ldx, float *y, int ldy, siz
     (void)b;
     float *s = cpu_actnorm_scales(logs, c);
     const float lo = relu ? 0.0f : -INFINITY;
-#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > CPU_PAR_MEM)
     for (size_t r = 0; r < rows; r++) {
         const float *xp = x + r * ldx;
         float *yp = y + r * ldy;
@@ -139,7 +148,7 @@ void cpu_actnorm_inv(backend *b, const float *y, int ldy, float *x, int ldx, siz
 {
     (void)b;
     float *s = cpu_actnorm_scales(logs, c);
-#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > CPU_PAR_MEM)
     for (size_t r = 0; r < rows; r++)
         for (int j = 0; j < c; j++)
             x[r * ldx + j] = ew_actnorm_inv(y[r * ldy + j], bias[j], s[j]);
@@ -173,7 +182,8 @@ void cpu_actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int 
             }
         }
     }
-#pragma omp parallel for schedule(static) if (c > 64)
+    /* the channel sums: a parallel region costs more than this loop unless huge */
+#pragma omp parallel for schedule(static) if ((size_t)c * nch > CPU_PAR_MEM)
     for (int j = 0; j < c; j++) {
         double sb = 0, sl = 0;
         for (size_t k = 0; k < nch; k++) {
@@ -250,9 +260,21 @@ void cpu_coupling_fwd(backend *b, int affine, const float *x2, int ldx, const fl
             if (affine) {
                 const float *hp = h + r * 2 * c2;
                 for (int j = 0; j < c2; j++) {
-                    float s = ew_coupling_scale(hp[2 * j + 1]);
+                    /* ew_coupling_scale and ew_coupling_logscale with their one
+                     * exponential shared: the same bits */
+                    const float a = hp[2 * j + 1] + 2.0f;
+                    float s, ls;
+                    if (a >= 0) {
+                        const float e = expf(-a);
+                        s = 1.0f / (1.0f + e);
+                        ls = -log1pf(e);
+                    } else {
+                        const float e = expf(a);
+                        s = e / (1.0f + e);
+                        ls = a - log1pf(e);
+                    }
                     yp[j] = (xp[j] + hp[2 * j]) * s;
-                    acc += ew_coupling_logscale(hp[2 * j + 1]);
+                    acc += ls;
                 }
             } else {
                 const float *hp = h + r * c2;

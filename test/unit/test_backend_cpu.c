@@ -74,9 +74,9 @@ static void naive_conv(const bk_conv *c, const float *x, const float *w, double 
                 }
 }
 
-static void test_conv(int n, int h, int wd, int k, int edge)
+static void test_conv_shape(int n, int h, int wd, int cin, int cout, int k, int edge)
 {
-    bk_conv c = {n, h, wd, 3, 4, k, edge};
+    bk_conv c = {n, h, wd, cin, cout, k, edge};
     const int ci = c.cin + edge;
     size_t nx = (size_t)c.n * c.h * c.w * c.cin, ny = (size_t)c.n * c.h * c.w * c.cout;
     size_t nw = (size_t)c.cout * ci * k * k;
@@ -167,6 +167,40 @@ static void test_conv(int n, int h, int wd, int k, int edge)
     for (size_t i = 0; i < sizeof xs / sizeof *xs; i++)
         B->free(B, xs[i]);
     free(ref);
+}
+
+static void test_conv(int n, int h, int wd, int k, int edge)
+{
+    test_conv_shape(n, h, wd, 3, 4, k, edge);
+    if (k == 3) {
+        /* cpu/cpu_conv.c computes 3x3 convolutions with few outputs or inputs in
+         * its tap form, others directly: one shape of each kind */
+        test_conv_shape(n, h, wd, 12, 32, k, edge); /* direct */
+        test_conv_shape(n, h, wd, 3, 32, k, edge);  /* few inputs: the data gradient */
+        test_conv_shape(n, h, wd, 3, 256, k, edge); /* few inputs: the forward pass too */
+        test_conv_shape(n, h, wd, 40, 4, k, edge);  /* few outputs */
+    }
+}
+
+/* A filter gradient over a weight of CONV_WIDE_W values or more goes in chunks of
+ * more images than the other operations of the shape (cpu/cpu_conv.c). */
+static void test_conv_wide(void)
+{
+    /* 13 images of 16x16: chunks of 2 images, of 3 for the filter gradient */
+    test_conv_shape(13, 16, 16, 256, 256, 1, 0);
+    bk_conv c = {13, 16, 16, 256, 256, 1, 0};
+    const size_t nx = (size_t)c.n * 256 * c.cin, nw = (size_t)c.cout * c.cin;
+    float *x = rnd(nx, 1), *dy = rnd(nx, 1), *dw1 = zeros(nw), *dw2 = zeros(nw);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    B->conv_bwd_filter(B, &c, x, dy, dw1);
+    omp_set_num_threads(2);
+    B->conv_bwd_filter(B, &c, x, dy, dw2);
+    omp_set_num_threads(saved);
+    CHECK(memcmp(dw1, dw2, nw * sizeof(float)) == 0);
+    float *ps[] = {x, dy, dw1, dw2};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
+        B->free(B, ps[i]);
 }
 
 /* ---- finite differences: a scalar function of the inputs ---- */
@@ -651,6 +685,7 @@ int main(void)
             test_conv(2, 5, 6, k, e);
             test_conv(4, 16, 16, k, e);
         }
+    test_conv_wide();
     test_actnorm(0);
     test_actnorm(1);
     test_coupling(1);
