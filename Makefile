@@ -88,7 +88,7 @@ endif
 
 $(BUILD)/obj/cuda/cublas_lazy.o: CFLAGS += -I$(CUDA_HOME)/include
 
-.PHONY: all test unit bats refcheck check-asan deps demo clean help install uninstall deb deb-check man-check bench-model gpu-check gpu-bundle bench bench-deps FORCE \
+.PHONY: all test unit bats doc-test refcheck check-asan deps demo clean help install uninstall deb deb-check man-check bench-model gpu-check gpu-bundle bench bench-deps FORCE \
         fuzz fuzz-build fuzz-deps fuzz-torch-pickle
 # Objects of tools and tests are intermediate files to make; keep them.
 .SECONDARY:
@@ -154,6 +154,11 @@ unit: $(UNITS)
 
 bats: $(TOOLS)
 	@BUILD=$(BUILD) test/run.sh bats
+
+# The commands of README.md, docs/*.md, the man pages and every --help
+# (docs/doc-tests.md): run against small data, or syntax-checked.
+doc-test: $(TOOLS) $(BUILD)/test/test_image
+	@BUILD=$(BUILD) test/run.sh doc
 
 # Every reference case found under REF (a folder of case folders, or one case).
 REF    ?= ../shared/reference
@@ -344,6 +349,7 @@ clean:
 help:
 	@echo "make            build every tool into $(BUILD)/bin (CUDA=$(CUDA) MPI=$(MPI) NCCL=$(NCCL))"
 	@echo "make test       the whole suite (unit, reference cases, bats)"
+	@echo "make doc-test   the commands of README.md, docs/, man pages and --help (docs/doc-tests.md)"
 	@echo "make refcheck   REF=DIR DEVICE=cpu|cuda: every reference case under DIR"
 	@echo "make check-asan the suite under ASan + UBSan"
 	@echo "make fuzz       every fuzz harness FUZZ_SECONDS (default 10) from its corpus"

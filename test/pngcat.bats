@@ -211,7 +211,7 @@ EOF
     assert_contains "$stderr" "pngcat: a.glow: record 1: 2 channels; PNG needs 1 (gray) or 3 (RGB)"
 }
 
-@test "pngcat: missing files and directories are named" {
+@test "pngcat: missing files and folders without shards are named" {
     run --separate-stderr pngcat nope.glow
     [ "$status" -eq 1 ]
     [ -z "$output" ]
@@ -220,7 +220,7 @@ EOF
     run --separate-stderr pngcat d
     [ "$status" -eq 1 ]
     [ -z "$output" ]
-    assert_contains "$stderr" "pngcat: d: is a directory"
+    assert_contains "$stderr" "pngcat: d: no shard files (*.glow) in this directory"
 }
 
 @test "pngcat refuses to write PNG data to a terminal (exit 2)" {

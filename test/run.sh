@@ -2,9 +2,10 @@
 # Runs the suite: every C unit test in $BUILD/test, the reference cases, and the
 # Bats tests of each tool, and the CUDA backend on the emulated GPU (test/emu,
 # docs/cuda-emulation.md; built by make emu-build and emu-build-asan), the latent
-# tools and glow-train included. Prints each part's result and one closing line
-# "N passed, N failed".
-# Usage: test/run.sh [unit|ref|layers|bats|emu|emu-asan]...
+# tools and glow-train included, and the commands of the documentation (doc:
+# test/doc/doctest.py, docs/doc-tests.md). Prints each part's result and one
+# closing line "N passed, N failed".
+# Usage: test/run.sh [unit|ref|layers|bats|doc|emu|emu-asan]...
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -16,7 +17,7 @@ export GLOW_BIN="$PWD/$BUILD/bin"
 # caller's wins.
 [ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || export OMP_WAIT_POLICY=passive
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(unit ref layers bats emu emu-asan)
+[ ${#parts[@]} -gt 0 ] || parts=(unit ref layers bats doc emu emu-asan)
 pass=0 fail=0
 
 count_line() { # "name: N passed, M failed" -> adds to totals
@@ -104,6 +105,15 @@ for part in "${parts[@]}"; do
         pass=$((pass + p)); fail=$((fail + f))
         if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); fi
         ;;
+    doc)
+        # every shell block of README.md and docs/*.md, the man pages' and the
+        # --help examples: run in a copy of test/doc/fixture.sh's small data, or
+        # syntax-checked where the Markdown declares them not runnable
+        out=$(python3 test/doc/doctest.py --build "$BUILD" 2>&1); rc=$?
+        printf '%s\n' "$out" | grep -vE '^ok ' | tail -n 60
+        count_line "$out"
+        if [ $rc -ne 0 ] && ! grep -qE '[0-9]+ passed, [1-9][0-9]* failed' <<<"$out"; then fail=$((fail + 1)); fi
+        ;;
     emu|emu-asan)
         # the CUDA tests and reference cases on the emulated GPU: once with an
         # H200's 132 SMs, once with 2 SMs (other grid sizes), a synchronisation
@@ -152,7 +162,7 @@ for part in "${parts[@]}"; do
             if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); fi
         fi
         ;;
-    *) echo "test/run.sh: unknown part '$part' (unit, ref, layers, bats, emu, emu-asan)" >&2; exit 2 ;;
+    *) echo "test/run.sh: unknown part '$part' (unit, ref, layers, bats, doc, emu, emu-asan)" >&2; exit 2 ;;
     esac
 done
 echo "$pass passed, $fail failed"

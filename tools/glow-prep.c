@@ -31,6 +31,9 @@ static void usage(FILE *f)
         "  idx      MNIST-style IDX images, gzip or plain (labels: see --labels)\n"
         "  cifar10, cifar100  CIFAR binary batches (*.bin; several are concatenated)\n"
         "  image    a PNG or JPEG file\n"
+        "  shard    the shard stream (uint8, 1 or 3 channels, labels kept): a file, '-',\n"
+        "           or a folder of *.glow files, searched recursively in natural name\n"
+        "           order (docs/formats.md, \"Shard folders\")\n"
         "Several inputs are read in order; all must have labels or none.\n"
         "\n"
         "Options:\n"
@@ -39,7 +42,8 @@ static void usage(FILE *f)
         "                       the stream on standard output ('-o -': standard output);\n"
         "                       with --split: DIR/train/ and DIR/val/\n"
         "      --shard-size N   images per shard file with -o (default: 64 MiB of pixels)\n"
-        "      --format F       csv, list, dir, idx, cifar10 (cifar), cifar100, image\n"
+        "      --format F       csv, list, dir, idx, cifar10 (cifar), cifar100, image,\n"
+        "                       shard\n"
         "      --root DIR       folder of relative paths in a CSV or list (default: the\n"
         "                       CSV's or list's own folder; '.' for standard input)\n"
         "      --labels FILE    IDX label file (default: the sibling file named with\n"
@@ -49,7 +53,7 @@ static void usage(FILE *f)
         "                       stderr, or to --classes\n"
         "      --classes FILE   write the class mapping as 'LABEL<TAB>NAME' lines\n"
         "      --channels 1|3   output channels (default: 3 for image files, the data's\n"
-        "                       own for IDX (1) and CIFAR (3)); RGB->gray uses the\n"
+        "                       own for IDX (1), CIFAR (3) and shards); RGB->gray uses the\n"
         "                       BT.601 luma weights, gray->RGB repeats the value\n"
         "      --crop           centre-crop every image to a square first\n"
         "      --size S|HxW     resize to SxS or HxW: area averaging when shrinking,\n"
@@ -77,7 +81,14 @@ static void usage(FILE *f)
         "--size, is reported as 'glow-prep: FILE: reason' and skipped; so is a bad\n"
         "CSV line ('FILE: line N: reason'). The count is reported at the end. Exit: 0\n"
         "done, 1 bad input (nothing usable, or any problem under --strict), 2 usage.\n"
-        "PNG alpha is dropped (colour kept as stored); JPEG CMYK is converted to RGB.\n",
+        "PNG alpha is dropped (colour kept as stored); JPEG CMYK is converted to RGB.\n"
+        "\n"
+        "Examples:\n"
+        "  glow-prep --pad 2 train-images-idx3-ubyte.gz > fm-train.glow\n"
+        "  glow-prep fm-train.glow --limit 64 | pngcat > grid.png\n"
+        "  glow-prep fm-train.glow --shuffle --seed 1 --split 0.9 -o data/fm-split\n"
+        "  glow-prep --size 16 --shard-size 100 -o data/fm16 fm-train.glow\n"
+        "  cat fm-train.glow | glow-prep --limit 10 - > ten.glow\n",
         f);
 }
 
@@ -154,7 +165,7 @@ static int parse_args(int argc, char **argv, options *o)
         case O_FORMAT:
             if (prep_parse_format(optarg, &o->format) != 0)
                 glow_usage_error("invalid --format '%s' (csv, list, dir, idx, cifar10, cifar100, "
-                            "image)", optarg);
+                            "image, shard)", optarg);
             break;
         case O_ROOT: o->root = optarg; break;
         case O_LABELS: o->labels = optarg; break;

@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "base/mem_budget.h"
+#include "base/path.h"
 
 /* Favour speed: level 1 is several times faster than 6 and image data barely
  * compresses better at higher levels. */
@@ -675,6 +676,8 @@ struct shard_multi {
     uint64_t where_record;
     shard_expect_fn expect;
     void *expect_ctx;
+    char **sub; /* the shard files of the folder being read (shard_dir_list) */
+    int nsub, sub_next;
 };
 
 static char *dash[] = {"-"};
@@ -705,9 +708,31 @@ int shard_multi_next(shard_multi *m, shard_record *rec, glow_error *err)
     }
     for (;;) {
         if (!m->cur) {
-            if (m->next_file >= m->nfiles)
-                return 0;
-            m->cur = shard_reader_open(m->files[m->next_file++], &m->saved);
+            const char *name;
+            if (m->sub_next < m->nsub) {
+                name = m->sub[m->sub_next++];
+            } else {
+                if (m->next_file >= m->nfiles)
+                    return 0;
+                name = m->files[m->next_file++];
+                if (strcmp(name, "-") != 0 && glow_is_dir(name)) {
+                    /* a folder: its shard files, searched recursively, in order */
+                    shard_dir_list_free(m->sub, m->nsub);
+                    m->sub = NULL;
+                    m->nsub = m->sub_next = 0;
+                    if (shard_dir_list(name, &m->sub, &m->nsub, &m->saved) == 0 && m->nsub == 0)
+                        glow_errorf(&m->saved, "%s: no shard files (*.glow) in this directory",
+                                    name);
+                    if (m->nsub == 0) {
+                        m->failed = 1;
+                        if (err)
+                            *err = m->saved;
+                        return -1;
+                    }
+                    continue;
+                }
+            }
+            m->cur = shard_reader_open(name, &m->saved);
             if (!m->cur) {
                 m->failed = 1;
                 if (err)
@@ -749,6 +774,7 @@ void shard_multi_close(shard_multi *m)
     if (!m)
         return;
     shard_reader_close(m->cur);
+    shard_dir_list_free(m->sub, m->nsub);
     free(m->where_name);
     free(m);
 }

@@ -112,7 +112,8 @@ int shard_scan_file(const char *path, shard_scan *out, glow_error *err);
 
 /* ---- A stream over several files ----
  * Reads the files in order as one stream (stdin when there are none, or for
- * "-"), enforcing one shape and dtype across all of them. */
+ * "-"), enforcing one shape and dtype across all of them. A folder among them
+ * stands for its shard files in shard_dir_list's order. */
 typedef struct shard_multi shard_multi;
 shard_multi *shard_multi_open(int nfiles, char **files);
 /* The expectation of shard_reader_expect, for every file of the stream. */
@@ -138,7 +139,12 @@ int shard_dir_writer_add(shard_dir_writer *w, const shard_record *images, glow_e
 int shard_dir_writer_close(shard_dir_writer *w, int *nfiles, glow_error *err);
 void shard_dir_writer_abort(shard_dir_writer *w);
 
-/* The sorted list of *.glow files in a directory (for training from shard dirs). */
+/* Every *.glow file below a directory, searched recursively (for every tool that
+ * takes shard folders). Names starting with '.' (atomic_file's temporaries) are
+ * skipped, and links to folders are not followed. The order is fixed: the paths
+ * compared folder by folder, each name in natural order (digit runs by value:
+ * shard-99999 < shard-100000, bytewise otherwise), so DIR/a.glow, DIR/b/x.glow,
+ * DIR/b-2/y.glow, DIR/c.glow (docs/formats.md, "Shard folders"). */
 int shard_dir_list(const char *dir, char ***files, int *nfiles, glow_error *err);
 void shard_dir_list_free(char **files, int nfiles);
 

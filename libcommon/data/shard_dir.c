@@ -1,9 +1,7 @@
 /* Shard directories: DIR/PREFIX-00000.glow, -00001, ... each file committed
- * atomically, and the sorted listing readers train from. */
+ * atomically (the listing readers train from: shard_list.c). */
 #include "shard.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,83 +186,4 @@ void shard_dir_writer_abort(shard_dir_writer *w)
     if (w->file_open)
         atomic_abort(&w->af);
     writer_free(w);
-}
-
-/* Name order with digit runs compared by value, so PREFIX-100000 follows
- * PREFIX-99999 once the five-digit numbers run out. */
-static int cmp_natural(const void *pa, const void *pb)
-{
-    const unsigned char *a = *(const unsigned char *const *)pa;
-    const unsigned char *b = *(const unsigned char *const *)pb;
-    while (*a && *b) {
-        if (isdigit(*a) && isdigit(*b)) {
-            const unsigned char *ea = a, *eb = b;
-            while (*a == '0' && isdigit(a[1]))
-                a++;
-            while (*b == '0' && isdigit(b[1]))
-                b++;
-            size_t la = 0, lb = 0;
-            while (isdigit(a[la]))
-                la++;
-            while (isdigit(b[lb]))
-                lb++;
-            if (la != lb)
-                return la < lb ? -1 : 1;
-            int c = memcmp(a, b, la);
-            if (c)
-                return c;
-            /* Equal values: fewer leading zeros first, for a total order. */
-            if ((a - ea) != (b - eb))
-                return (a - ea) < (b - eb) ? -1 : 1;
-            a += la;
-            b += lb;
-            continue;
-        }
-        if (*a != *b)
-            return *a < *b ? -1 : 1;
-        a++;
-        b++;
-    }
-    return (*a > *b) - (*a < *b);
-}
-
-int shard_dir_list(const char *dir, char ***files, int *nfiles, glow_error *err)
-{
-    *files = NULL;
-    *nfiles = 0;
-    DIR *d = opendir(dir);
-    if (!d) {
-        glow_errorf(err, "%s: cannot open directory: %s", dir, strerror(errno));
-        return -1;
-    }
-    char **v = NULL;
-    int n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        /* Hidden names are atomic_file's temporaries (and "." / ".."). */
-        if (e->d_name[0] == '.' || len <= 5 || strcmp(e->d_name + len - 5, ".glow") != 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            v = xrealloc(v, sizeof *v * (size_t)cap);
-        }
-        size_t m = strlen(dir) + len + 2;
-        v[n] = xmalloc(m);
-        snprintf(v[n], m, "%s/%s", dir, e->d_name);
-        n++;
-    }
-    closedir(d);
-    if (n > 1)
-        qsort(v, (size_t)n, sizeof *v, cmp_natural);
-    *files = v;
-    *nfiles = n;
-    return 0;
-}
-
-void shard_dir_list_free(char **files, int nfiles)
-{
-    for (int i = 0; i < nfiles; i++)
-        free(files[i]);
-    free(files);
 }

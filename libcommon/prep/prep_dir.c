@@ -1,5 +1,6 @@
 /* glow-prep directory input: every .png, .jpg and .jpeg file (any case) below
- * the folder, in bytewise order of the whole path, so the order never depends on
+ * the folder (a folder of shard files and no images is the shard input,
+ * prep_shard.c), in bytewise order of the whole path, so the order never depends on
  * the file system. Names starting with '.' are skipped, and links to folders are
  * not followed (no cycles). With labels_from_dirs the first-level folders are
  * the classes: their sorted names get labels 0..K-1. */
@@ -39,7 +40,13 @@ static int is_image_name(const char *name)
                    !strcasecmp(dot, ".jpeg"));
 }
 
-static int walk(const char *dir, strvec *files, strvec *topdirs, glow_error *err)
+static int is_shard_name(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && !strcmp(name + n - 5, ".glow");
+}
+
+static int walk(const char *dir, strvec *files, strvec *topdirs, size_t *shards, glow_error *err)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -61,13 +68,14 @@ static int walk(const char *dir, strvec *files, strvec *topdirs, glow_error *err
         } else if (is_image_name(e->d_name)) {
             strvec_push(files, p);
         } else {
+            *shards += is_shard_name(e->d_name);
             free(p);
         }
     }
     closedir(d);
     for (size_t i = 0; i < sub.n; i++) {
         if (rc == 0)
-            rc = walk(sub.v[i], files, NULL, err);
+            rc = walk(sub.v[i], files, NULL, shards, err);
         free(sub.v[i]);
     }
     free(sub.v);
@@ -81,7 +89,19 @@ int prep_add_dir(prep_inputs *in, const char *path, const prep_options *opt, glo
         glow_errorf(err, "%s: --labels-from-dirs takes one directory", path);
         return -1;
     }
-    int rc = walk(path, &files, opt->labels_from_dirs ? &classes : NULL, err);
+    size_t shards = 0;
+    int rc = walk(path, &files, opt->labels_from_dirs ? &classes : NULL, &shards, err);
+    /* A folder of shard files (no images) is the shard input; one with both is
+     * ambiguous unless --format says which. */
+    if (rc == 0 && shards && opt->format == PREP_AUTO && !opt->labels_from_dirs) {
+        if (files.n == 0) {
+            free(files.v);
+            return prep_add_shard(in, path, err);
+        }
+        glow_errorf(err, "%s: holds both images and shard files (*.glow); give --format dir "
+                         "or --format shard", path);
+        rc = -1;
+    }
     if (rc == 0)
         rc = prep_set_labels(in, path, opt->labels_from_dirs, err);
     if (rc == 0 && opt->labels_from_dirs && classes.n == 0) {

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "data/image.h"
+#include "data/shard.h"
 #include "prep_kinds.h"
 
 static const struct {
@@ -16,7 +17,8 @@ static const struct {
     prep_format f;
 } format_names[] = {{"csv", PREP_CSV},           {"list", PREP_LIST},        {"dir", PREP_DIR},
                     {"idx", PREP_IDX},           {"cifar", PREP_CIFAR10},    {"cifar10", PREP_CIFAR10},
-                    {"cifar100", PREP_CIFAR100}, {"image", PREP_IMAGE},      {"auto", PREP_AUTO}};
+                    {"cifar100", PREP_CIFAR100}, {"image", PREP_IMAGE},      {"shard", PREP_SHARD},
+                    {"auto", PREP_AUTO}};
 
 int prep_parse_format(const char *s, prep_format *f)
 {
@@ -64,10 +66,12 @@ static int looks_like_csv_header(const char *line)
     return found;
 }
 
-int prep_detect(const char *path, prep_format *f, glow_error *err)
+int prep_detect(prep_inputs *in, const char *path, prep_format *f, glow_error *err)
 {
     if (!strcmp(path, "-")) {
-        *f = PREP_LIST; /* refined to CSV by its first line in prep_add_text */
+        /* a shard stream by its magic; otherwise a list, refined to CSV by its
+         * first line in prep_add_text */
+        *f = prep_stdin_is_shard(in) ? PREP_SHARD : PREP_LIST;
         return 0;
     }
     struct stat st;
@@ -103,6 +107,10 @@ int prep_detect(const char *path, prep_format *f, glow_error *err)
     } else if (n >= 4) {
         memcpy(magic, head, 4);
         have_magic = magic[0] == 0 && magic[1] == 0 && magic[2] == 0x08;
+    }
+    if (n >= 8 && !memcmp(head, SHARD_MAGIC, 8)) {
+        *f = PREP_SHARD;
+        return 0;
     }
     if (have_magic) {
         if (magic[3] == 3) {
@@ -142,8 +150,8 @@ int prep_detect(const char *path, prep_format *f, glow_error *err)
         return 0;
     }
     if (memchr(head, 0, n)) {
-        glow_errorf(err, "%s: not a recognised input (binary data that is not PNG, JPEG, IDX "
-                         "or CIFAR); give --format", path);
+        glow_errorf(err, "%s: not a recognised input (binary data that is not PNG, JPEG, IDX, "
+                         "CIFAR or a shard stream); give --format", path);
         return -1;
     }
     /* The first line decides between a CSV with a header and a plain list. */
@@ -157,7 +165,7 @@ int prep_detect(const char *path, prep_format *f, glow_error *err)
 int prep_inputs_add(prep_inputs *in, const char *path, const prep_options *opt, glow_error *err)
 {
     prep_format f = opt->format;
-    if (f == PREP_AUTO && prep_detect(path, &f, err) != 0)
+    if (f == PREP_AUTO && prep_detect(in, path, &f, err) != 0)
         return -1;
     if (opt->labels_from_dirs && f != PREP_DIR) {
         glow_errorf(err, "%s: --labels-from-dirs needs a directory input, this is %s input",
@@ -185,6 +193,8 @@ int prep_inputs_add(prep_inputs *in, const char *path, const prep_options *opt, 
             return -1;
         prep_push(in, xstrdup(path), 0, 0, -1);
         return 0;
+    case PREP_SHARD:
+        return prep_add_shard(in, path, err);
     case PREP_AUTO:
         break;
     }

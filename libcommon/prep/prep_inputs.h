@@ -20,8 +20,9 @@ int prep_inputs_add(prep_inputs *in, const char *path, const prep_options *opt, 
 /* --format value -> format; -1 for an unknown name. "cifar" means CIFAR-10. */
 int prep_parse_format(const char *s, prep_format *f);
 const char *prep_format_name(prep_format f);
-/* What an input is, by name and content (for PREP_AUTO). */
-int prep_detect(const char *path, prep_format *f, glow_error *err);
+/* What an input is, by name and content (for PREP_AUTO); "-" is peeked at
+ * through in (prep_stdin). */
+int prep_detect(prep_inputs *in, const char *path, prep_format *f, glow_error *err);
 
 
 #endif

@@ -27,6 +27,10 @@ void prep_inputs_free(prep_inputs *in)
     for (int i = 0; i < in->nclasses; i++)
         free(in->classes[i]);
     free(in->classes);
+    if (in->peek) {
+        fclose(in->peek->f); /* the peeking stream only; standard input stays open */
+        free(in->peek);
+    }
     glow_mem_release(in->mem);
     memset(in, 0, sizeof *in);
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/util.h"
 
@@ -17,7 +18,8 @@ typedef enum {
     PREP_IDX,      /* MNIST-style IDX images (gzip or plain) */
     PREP_CIFAR10,  /* records of 1 label byte + 3072 pixel bytes */
     PREP_CIFAR100, /* records of 2 label bytes (coarse, fine) + 3072 pixel bytes */
-    PREP_IMAGE     /* one PNG or JPEG file */
+    PREP_IMAGE,    /* one PNG or JPEG file */
+    PREP_SHARD     /* the shard stream: a file, a folder of them (recursively), stdin */
 } prep_format;
 
 /* Images held in memory, planar (CHW) per image. */
@@ -35,6 +37,14 @@ typedef struct {
     int32_t label;  /* -1 when the inputs carry no labels */
 } prep_item;
 
+/* Standard input with its first bytes peeked at (prep_shard.c): f reads head[pos..n)
+ * and then src. */
+typedef struct {
+    FILE *src, *f;
+    unsigned char head[8];
+    size_t n, pos;
+} prep_peek;
+
 typedef struct {
     prep_item *items;
     size_t n, cap;
@@ -45,6 +55,7 @@ typedef struct {
     char **classes;     /* --labels-from-dirs: class names, index = label */
     int nclasses;
     uint64_t mem;       /* bytes of the arrays reserved in the memory budget */
+    prep_peek *peek;    /* standard input, once an input "-" was looked at */
 } prep_inputs;
 
 typedef struct {

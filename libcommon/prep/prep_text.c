@@ -111,7 +111,7 @@ int prep_add_text(prep_inputs *in, const char *path, prep_format f, const prep_o
 {
     int is_stdin = !strcmp(path, "-");
     const char *name = is_stdin ? "standard input" : path;
-    FILE *fp = is_stdin ? stdin : fopen(path, "r");
+    FILE *fp = is_stdin ? prep_stdin(in) : fopen(path, "r");
     if (!fp) {
         glow_errorf(err, "%s: %s", path, strerror(errno));
         return -1;

@@ -1,13 +1,39 @@
 /* libFuzzer harness: the shard record reader (data/shard.c) on any bytes, as a
  * stream of records read to its end or its first error, with the expectation
  * every reader of known shapes sets (pngcat's 1 or 3 channels). Memory is held
- * to a 64 MiB budget, so a record declaring more is refused, never allocated. */
+ * to a 64 MiB budget, so a record declaring more is refused, never allocated.
+ * Then the same bytes as glow-prep's standard input (prep/prep_shard.c: peeked
+ * at, recognised, a shard stream loaded into an array, or else a list). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/mem_budget.h"
 #include "data/shard.h"
+#include "prep/prep_inputs.h"
+
+/* glow-prep - on these bytes: the items it holds are the images it read */
+static void prep_stdin_input(const uint8_t *data, size_t size)
+{
+    FILE *saved = stdin, *in_mem = fmemopen((void *)data, size ? size : 1, "rb");
+    if (!in_mem)
+        return;
+    if (!size)
+        fgetc(in_mem);
+    stdin = in_mem;
+    prep_inputs in;
+    prep_inputs_init(&in);
+    prep_options o = {PREP_AUTO, "/root", NULL, 0, 1, 1};
+    glow_error err;
+    if (prep_inputs_add(&in, "-", &o, &err) == 0 && in.narrays == 1) {
+        const prep_array *a = &in.arrays[0];
+        if (a->n != in.n || (a->c != 1 && a->c != 3) || !a->h || !a->w)
+            __builtin_trap(); /* one item per image of the one array */
+    }
+    prep_inputs_free(&in);
+    stdin = saved;
+    fclose(in_mem);
+}
 
 static int expect(void *ctx, const shard_record *hdr, int has_labels, glow_error *err)
 {
@@ -51,5 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fclose(f);
     if (glow_mem_reserved() != 0)
         __builtin_trap(); /* the reader gave back what it reserved */
+    prep_stdin_input(data, size);
+    if (glow_mem_reserved() != 0)
+        __builtin_trap(); /* so did glow-prep's inputs */
     return (int)(sum & 0);
 }
