@@ -56,6 +56,20 @@ PT() { py "$ROOT/test/data/prep/preptool.py" "$@"; }
     diff -r d e
 }
 
+@test "re-padding: --pad -P takes P pixels off every side, undoing --pad P bit for bit" {
+    shardgen a.glow --n 12 --c 3 --h 6 --w 5 --labels --label-mod 3 --seed 8
+    glow-prep -q --pad 2 a.glow > p.glow
+    [ "$(PT info p.glow)" = "images=12 shape=3x10x9 labels=yes records=1" ]
+    glow-prep -q --pad -2 p.glow > u.glow
+    [ "$(PT raw u.glow | md5sum)" = "$(PT raw a.glow | md5sum)" ]
+    [ "$(PT labels u.glow)" = "$(PT labels a.glow)" ]
+    # taking off more than there is: every image named, nothing written
+    run --separate-stderr glow-prep -q --pad -3 -o too a.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$stderr" "a.glow: image 1: 5x6 is too small to take 3 pixels off every side (--pad -3)"
+    [ ! -e too ]
+}
+
 @test "a shard folder is searched recursively, in natural order folder by folder" {
     mkdir -p f/b f/b-2 f/.hidden
     shardgen f/a.glow --n 1 --c 1 --h 2 --w 2 --first 0

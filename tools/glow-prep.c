@@ -59,7 +59,9 @@ static void usage(FILE *f)
         "      --size S|HxW     resize to SxS or HxW: area averaging when shrinking,\n"
         "                       bilinear when enlarging. Without it every image must\n"
         "                       already have the size of the first one\n"
-        "      --pad P          add P zero pixels on every side (28x28 -> 32x32: --pad 2)\n"
+        "      --pad P          add P zero pixels on every side (28x28 -> 32x32: --pad 2);\n"
+        "                       a negative P takes -P pixels off every side (--pad -2 on\n"
+        "                       32x32 shards gives the 28x28 images back)\n"
         "      --shuffle        shuffle the input list (before --limit and --split)\n"
         "      --seed S         shuffle seed (default 0)\n"
         "      --limit N        keep the first N images of the (shuffled) list\n"
@@ -178,7 +180,7 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case O_CROP: o->crop = 1; break;
         case O_SIZE: parse_size(optarg, &o->size_w, &o->size_h); break;
-        case O_PAD: o->pad = (int)glow_opt_long("--pad", optarg, 0, 4096); break;
+        case O_PAD: o->pad = (int)glow_opt_long("--pad", optarg, -4096, 4096); break;
         case O_SHUFFLE: o->shuffle = 1; break;
         case O_SEED: o->seed = (uint64_t)glow_opt_long("--seed", optarg, 0, LONG_MAX); break;
         case O_LIMIT: o->limit = (uint64_t)glow_opt_long("--limit", optarg, 1, LONG_MAX); break;

@@ -109,9 +109,13 @@ static uint64_t chain_bytes(const prep_pipeline *o, uint64_t file, uint64_t w, u
         w = (uint64_t)o->size_w;
         h = (uint64_t)o->size_h;
     }
-    if (o->pad) {
+    if (o->pad > 0) {
         w += 2 * (uint64_t)o->pad;
         h += 2 * (uint64_t)o->pad;
+        total += w * h * ch;
+    } else if (o->pad < 0 && w > 2 * (uint64_t)-o->pad && h > 2 * (uint64_t)-o->pad) {
+        w -= 2 * (uint64_t)-o->pad;
+        h -= 2 * (uint64_t)-o->pad;
         total += w * h * ch;
     }
     return total + w * h * ch; /* the planar result */
@@ -198,8 +202,22 @@ static void process(work *wk, size_t chunk, const prep_item *it, result *r)
         image_free(&im);
         im = t;
     }
-    if (o->pad) {
+    if (o->pad > 0) {
         image_pad(&im, o->pad, &t);
+        image_free(&im);
+        im = t;
+    } else if (o->pad < 0) {
+        int p = -o->pad;
+        if (im.w <= 2 * p || im.h <= 2 * p) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%dx%d is too small to take %d pixels off every side (--pad %d)",
+                     im.w, im.h, p, o->pad);
+            image_free(&im);
+            give_back(wk, ad.got);
+            fail_result(r, msg);
+            return;
+        }
+        image_crop(&im, p, p, im.w - 2 * p, im.h - 2 * p, &t);
         image_free(&im);
         im = t;
     }

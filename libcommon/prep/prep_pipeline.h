@@ -21,7 +21,8 @@ typedef struct {
     int channels;            /* every image converted to this many (1 or 3) */
     int crop;                /* centre-crop to a square first */
     int size_w, size_h;      /* then resize to this (0: keep the size) */
-    int pad;                 /* then add this many zero pixels on every side */
+    int pad;                 /* then add this many zero pixels on every side; negative:
+                              * take -pad pixels off every side (undoing an earlier pad) */
     int jobs;                /* decoding threads */
     int strict;              /* the first bad image stops the run */
     uint64_t shard_size;     /* images per shard file; 0: PREP_SHARD_FILE_BYTES of pixels */
