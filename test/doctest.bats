@@ -153,9 +153,72 @@ MAN
     echo "$output"
     [ "$status" -eq 1 ]
     assert_contains "$output" "tool.1:7: glow-prep --help does not know --nope"
-    assert_contains "$output" "man page examples: 0 run, 1 syntax-checked only"
     run python3 "$ROOT/test/doc/doctest.py" --build "$BUILD" --list
     [ "$status" -eq 0 ]
     assert_contains "$output" "glow-prep --help:"
     assert_contains "$output" "glow-prep fm-train.glow --limit 64 | pngcat > grid.png"
+}
+
+@test "doctest: man page examples run, with roff-comment declarations" {
+    mkdir -p man
+    # the file-wide env reaches both examples; sub, before and after are the
+    # second one's; the first runs as written (a failure would name its line)
+    cat > man/tool.1 <<'MAN'
+.TH TOOL 1
+.\" doctest-file: env GREETING=hello
+.SH NAME
+tool
+.SH EXAMPLES
+.EX
+glow\-prep \-\-limit 2 s.glow > two.glow
+test "$GREETING" = hello
+.EE
+Some text.
+.\" doctest: sub /data/huge.glow => t.glow
+.\" a comment between parts nothing
+.\" doctest: before cp s.glow t.glow
+.\" doctest: after test -s out.glow && test "$GREETING" = hello
+.nf
+glow\-prep /data/huge.glow > out.glow
+.fi
+.\" doctest: skip a GPU
+.EX
+glow\-train \-\-device cuda \-\-nope data/
+.EE
+MAN
+    run DT "$TMP/man/tool.1"
+    echo "$output"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "ok   $TMP/man/tool.1:7 [run"
+    assert_contains "$output" "ok   $TMP/man/tool.1:16 [run"
+    assert_contains "$output" "tool.1:20: glow-train --help does not know --nope"
+    assert_contains "$output" "man page examples: 2 run, 1 syntax-checked only"
+    assert_contains "$output" "doc: 2 passed, 1 failed"
+    # a failing man example is named by page, line and command
+    sed -i 's/^test "\$GREETING" = hello$/glow-prep missing.glow/' man/tool.1
+    run DT "$TMP/man/tool.1"
+    echo "$output"
+    assert_contains "$output" "tool.1:8: exit 1: glow-prep missing.glow"
+    # a sub whose text is not in the example
+    sed -i 's|^\.\\" doctest: sub /data/huge.glow|.\\" doctest: sub /data/gone.glow|' man/tool.1
+    run DT "$TMP/man/tool.1"
+    assert_contains "$output" "doctest sub: '/data/gone.glow' is not in the block"
+    # an unknown declaration; one that no example follows (text between, or
+    # outside EXAMPLES)
+    printf '.TH T 1\n.SH EXAMPLES\n.\\" doctest: frobnicate\n.nf\ntrue\n.fi\n' > man/u.1
+    run DT "$TMP/man/u.1"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "u.1:3: unknown doctest declaration 'frobnicate'"
+    printf '.TH T 1\n.SH EXAMPLES\n.\\" doctest: skip x\nText.\n.nf\ntrue\n.fi\n' > man/v.1
+    run DT "$TMP/man/v.1"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "v.1:3: a doctest declaration not followed by an example"
+    printf '.TH T 1\n.SH SYNOPSIS\n.\\" doctest: skip x\n.nf\ntool\n.fi\n' > man/w.1
+    run DT "$TMP/man/w.1"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "w.1:3: a doctest declaration not followed by an example"
+    printf '.TH T 1\n.SH EXAMPLES\n.nf\ntrue\n.\\" doctest: skip x\n.fi\n' > man/x.1
+    run DT "$TMP/man/x.1"
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "x.1:5: a doctest declaration inside an example"
 }

@@ -108,7 +108,7 @@ for part in "${parts[@]}"; do
     doc)
         # every shell block of README.md and docs/*.md, the man pages' and the
         # --help examples: run in a copy of test/doc/fixture.sh's small data, or
-        # syntax-checked where the Markdown declares them not runnable
+        # syntax-checked where a declaration next to them marks them not runnable
         out=$(python3 test/doc/doctest.py --build "$BUILD" 2>&1); rc=$?
         printf '%s\n' "$out" | grep -vE '^ok ' | tail -n 60
         count_line "$out"

@@ -14,11 +14,11 @@ section) and every example of the man pages (man/ or docs/man/: the .EX/.EE and
            first on PATH and HOME the copy; it fails when a command exits non-zero
            or prints an error on stderr, naming the file, line and command.
 
-Markdown blocks run unless declared otherwise; man page examples (placeholders
-such as $C for the reader's files) are syntax-checked only (roff comments
-'.\\" doctest: ...' before the .EX or .nf may declare sub, env); --help
-examples run. Declarations are HTML comments right before a block
-(only blank lines between), one per line:
+Markdown blocks and man page examples run unless declared otherwise; --help
+examples run. Declarations are HTML comments right before a Markdown block
+(only blank lines between), or roff comments '.\\" doctest: ...' right before
+the .EX or .nf of a man page's example (only blank lines and comments between,
+one declaration a comment line); the keywords are the same:
 
   <!-- doctest: skip REASON -->         not run (a GPU, several machines, an
                                         install): syntax-checked only
@@ -29,14 +29,17 @@ examples run. Declarations are HTML comments right before a block
   <!-- doctest: after COMMAND -->       run after the block: a check of its result
   <!-- doctest: env NAME=VALUE -->      set for the block
 
-A comment "<!-- doctest-file: ... -->" holds the same declarations for every
-later block of its file. Several may share one comment, one a line.
+A comment "<!-- doctest-file: ... -->" ('.\\" doctest-file: ...' in a man page)
+holds the same declarations for every later block of its file. Several may
+share one HTML comment, one a line.
 
 Usage: doctest.py [--build DIR] [--list] [--keep] [--fixture DIR] [FILE...]
 (no FILE: README.md, docs/*.md, the man pages and every tool's --help)
 Exit 0 when every block passes, 1 otherwise; the last line reads
 "doc: N passed, N failed" and the line before it the counts of blocks run and
-syntax-checked only.
+syntax-checked only, in all and per source: "doc: N run, N syntax-checked only
+(Markdown blocks: N run, N syntax-checked only; --help examples: ...; man page
+examples: ...)".
 """
 import argparse
 import glob
@@ -165,32 +168,50 @@ def roff_text(s):
 
 
 def man_blocks(path, rel):
-    blocks, section, inblock, body, start, decls = [], "", False, [], 0, []
+    """The examples of a man page: the .EX/.EE and .nf/.fi blocks of an EXAMPLES
+    section. Declarations are roff comments, one a line, with the keywords and
+    parser of Markdown's: '.\\" doctest: DECL' directly before the .EX or .nf
+    (only blank lines and other comments between), '.\\" doctest-file: DECL'
+    for every later example of the page."""
+    blocks, section, inblock, body, start = [], "", False, [], 0
+    file_decls, pending = [], []
     for n, line in enumerate(open(path, encoding="utf-8", errors="replace").read().split("\n"), 1):
-        m = re.match(r'^\.\\"\s*doctest:\s*(.*)$', line)
+        m = re.match(r'^[.\']\s*\\"\s*doctest(-file)?:\s*(.*)$', line)
+        if m and inblock:
+            # it would apply to nothing: an example's own lines are its commands
+            raise SystemExit("%s:%d: a doctest declaration inside an example" % (rel, n))
         if m:
-            decls.append((m.group(1), n))
+            # checked here, so that a bad one fails even before a skipped example
+            parse_decls(m.group(2), Block(rel, 0, "", "man"), "%s:%d" % (rel, n))
+            (file_decls if m.group(1) else pending).append((m.group(2), n))
             continue
+        if inblock:
+            if line.startswith((".EE", ".fi")):
+                inblock = False
+                cmds = [roff_text(b) for b in body if not b.startswith((".", "'"))]
+                if any(c.strip() for c in cmds):
+                    blk = Block(rel, start, "\n".join(cmds), "man")
+                    for d, at in file_decls + decls:
+                        parse_decls(d, blk, "%s:%d" % (rel, at))
+                    blocks.append(blk)
+                elif decls:
+                    raise SystemExit("%s:%d: a doctest declaration before an example with "
+                                     "no commands" % (rel, decls[0][1]))
+            else:
+                body.append(line)
+            continue
+        if "EXAMPLE" in section and line.startswith((".EX", ".nf")):
+            inblock, body, start, decls, pending = True, [], n + 1, pending, []
+            continue
+        # anything but a blank line or a comment parts a declaration from the example
+        if pending and line.strip() and not re.match(r'^[.\']\s*\\"', line):
+            raise SystemExit("%s:%d: a doctest declaration not followed by an example "
+                             "(.EX or .nf of an EXAMPLES section)" % (rel, pending[0][1]))
         if line.startswith(".SH"):
             section = line[3:].strip().strip('"').upper()
-            continue
-        if "EXAMPLE" not in section:
-            continue
-        if line.startswith((".EX", ".nf")):
-            inblock, body, start = True, [], n + 1
-        elif line.startswith((".EE", ".fi")) and inblock:
-            inblock = False
-            cmds = [roff_text(b) for b in body if not b.startswith((".", "'"))]
-            if any(c.strip() for c in cmds):
-                blk = Block(rel, start, "\n".join(cmds), "man")
-                # placeholders ($C, ckpt) stand for the reader's files: checked only
-                blk.skip = "a man page example"
-                for d, at in decls:
-                    parse_decls(d, blk, "%s:%d" % (rel, at))
-                blocks.append(blk)
-            decls = []
-        elif inblock:
-            body.append(line)
+    if pending:
+        raise SystemExit("%s:%d: a doctest declaration not followed by an example "
+                         "(.EX or .nf of an EXAMPLES section)" % (rel, pending[0][1]))
     return blocks
 
 
@@ -463,12 +484,15 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     if fixture and not a.keep and not a.fixture:
         shutil.rmtree(fixture, ignore_errors=True)
-    kinds = []
+    # the totals, then per source: "run" are the blocks declared to run (a
+    # failed syntax check stops one before it runs, and counts as failed)
+    kinds, tr, ts = [], 0, 0
     for kind, label in (("md", "Markdown blocks"), ("help", "--help examples"),
                         ("man", "man page examples")):
         r, s = counts.get((kind, "run"), 0), counts.get((kind, "syntax"), 0)
+        tr, ts = tr + r, ts + s
         kinds.append("%s: %d run, %d syntax-checked only" % (label, r, s))
-    print("doc: %s" % "; ".join(kinds))
+    print("doc: %d run, %d syntax-checked only (%s)" % (tr, ts, "; ".join(kinds)))
     print("doc: %d passed, %d failed" % (npass, nfail))
     return 0 if nfail == 0 else 1
 
