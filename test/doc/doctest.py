@@ -271,6 +271,12 @@ def logical_lines(text):
     return out
 
 
+def count_commands(text):
+    """The commands of a block: its logical lines (continuations joined) that
+    are neither blank nor comments, each pipeline or list counted once."""
+    return sum(1 for _, _, line in logical_lines(text) if line.strip() and not line.strip().startswith("#"))
+
+
 SEPARATORS = {"|", "||", "&&", ";", "&", "(", ")", "|&", ";;"}
 
 
@@ -460,7 +466,7 @@ def main():
             return 1
         print("doc: fixture in %.1f s" % (time.time() - t0))
     npass = nfail = 0
-    counts = {}
+    counts, cmds = {}, {}
     for b in blocks:
         probs = syntax_problems(b, bindir, tools)
         work = None
@@ -468,6 +474,7 @@ def main():
             probs, work = run_block(b, fixture, bindir, a.keep)
         how = "syntax" if b.skip else "run"
         counts[(b.kind, how)] = counts.get((b.kind, how), 0) + 1
+        cmds[how] = cmds.get(how, 0) + count_commands(b.text)
         first = b.text.strip().split("\n")[0][:60]
         if probs:
             nfail += 1
@@ -493,6 +500,7 @@ def main():
         tr, ts = tr + r, ts + s
         kinds.append("%s: %d run, %d syntax-checked only" % (label, r, s))
     print("doc: %d run, %d syntax-checked only (%s)" % (tr, ts, "; ".join(kinds)))
+    print("doc: commands: %d run, %d syntax-checked only" % (cmds.get("run", 0), cmds.get("syntax", 0)))
     print("doc: %d passed, %d failed" % (npass, nfail))
     return 0 if nfail == 0 else 1
 
