@@ -100,10 +100,20 @@ $(BUILD)/share/glow/configs:
 	@mkdir -p $(dir $@)
 	ln -sfn $(CURDIR)/configs $@
 
+# The compilers and flags an object was built with, in a file rewritten only when
+# they change, and a prerequisite of every object: a change of flags (NCCL found,
+# another OPT, an emulator knob) rebuilds what it affects instead of leaving
+# objects of the old flags in a build folder.
+FLAGS_STAMP := $(BUILD)/gen/flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(subst ','\'',$(CC) $(CFLAGS) | $(CXX) $(EMU_CXXFLAGS) | $(NVCC) $(NVCCFLAGS))' >$@.new; \
+	  if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
+
 # CUDA=emu: the CUDA backend on the emulated GPU (make emu-check; test/emu/emu.mk)
 include test/emu/emu.mk
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -123,7 +133,7 @@ $(BUILD)/obj/libcommon/tool/version.o: CFLAGS += -I$(BUILD)/gen
 # it too (test/run.sh, make refcheck), unless the environment chose a policy.
 OMP_ENV := $(if $(OMP_WAIT_POLICY)$(GOMP_SPINCOUNT),,OMP_WAIT_POLICY=passive)
 
-$(BUILD)/obj/%.o: %.cu
+$(BUILD)/obj/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 

@@ -16,16 +16,8 @@
 #include "device/device.h"
 #include "tool/tool.h"
 
-typedef struct {
-    const char *name;
-    int c0, hw, levels, steps, width, batch;
-} bench_cfg;
+#include "bench/bench_configs.h"
 
-static const bench_cfg configs[] = {
-    {"A128", 1, 32, 3, 8, 128, 32},
-    {"A512", 1, 32, 3, 8, 512, 32},
-    {"B", 3, 32, 3, 32, 512, 16},
-};
 
 /* With --cpu, the process's CPU time instead of the wall clock: the work of all
  * threads, which other processes on a shared machine disturb less (divide by the

@@ -12,16 +12,8 @@
 #include "model/model.h"
 #include "tool/tool.h"
 
-typedef struct {
-    const char *name;
-    int c0, hw, levels, steps, width, batch;
-} bench_cfg;
+#include "bench/bench_configs.h"
 
-static const bench_cfg configs[] = {
-    {"A128", 1, 32, 3, 8, 128, 32},
-    {"A512", 1, 32, 3, 8, 512, 32},
-    {"B", 3, 32, 3, 32, 512, 16},
-};
 
 static double conv_flops(const glow_config *c, int n)
 {

@@ -224,14 +224,7 @@ class FastGlow(Glow):
         mean, logs = self.top_fast(n, y)
         logp = logp + self.logn(z, mean, logs)
         zs.append(z)
-        obj = -D * math.log(2 ** c["n_bits"]) + logdet + logp
-        bpd = -obj / (D * math.log(2))
-        loss = bpd
-        if c["y_condition"] and c["weight_y"] > 0 and y is not None:
-            logits = (z.mean(dim=(2, 3)) @ self.p["classifier.weight"].t() + self.p["classifier.bias"]) * \
-                torch.exp(3 * self.p["classifier.logs"])
-            loss = bpd + c["weight_y"] * F.cross_entropy(logits, y.long(), reduction="none") / math.log(2)
-        return bpd, loss.mean(), logdet, logp, zs
+        return self.objective(z, y, D, logdet, logp, zs)
 
     def inverse(self, zs, y=None):
         c = self.c

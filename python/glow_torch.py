@@ -235,6 +235,12 @@ class Glow:
         mean, logs = self.top(n, y)
         logp = logp + self.logn(z, mean, logs)
         zs.append(z)
+        return self.objective(z, y, D, logdet, logp, zs)
+
+    def objective(self, z, y, D, logdet, logp, zs):
+        """bpd per image (docs/model.md section 6), the mean loss with the class
+        head's cross-entropy when y-conditioned, and what forward() returns."""
+        c = self.c
         obj = -D * math.log(2 ** c["n_bits"]) + logdet + logp
         bpd = -obj / (D * math.log(2))
         loss = bpd

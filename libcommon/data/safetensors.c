@@ -668,21 +668,27 @@ static int parse_header(st_file *f, header *h, glow_error *err)
     return rc;
 }
 
+/* The end of st_load and st_open: the header read (rc 0) is parsed, and on any
+ * failure f is freed, so a caller has either a whole st_file or nothing. */
+static int parsed(st_file *f, header *h, int rc, glow_error *err)
+{
+    if (rc == 0)
+        rc = parse_header(f, h, err);
+    header_free(h);
+    if (rc) {
+        st_free(f);
+        return -1;
+    }
+    return 0;
+}
+
 int st_load(const char *path, st_file *f, glow_error *err)
 {
     memset(f, 0, sizeof *f);
     f->path = xstrdup(path);
     header h;
     memset(&h, 0, sizeof h);
-    int rc = read_file(path, f, &h, err);
-    if (rc == 0)
-        rc = parse_header(f, &h, err);
-    header_free(&h);
-    if (rc) {
-        st_free(f);
-        return -1;
-    }
-    return 0;
+    return parsed(f, &h, read_file(path, f, &h, err), err);
 }
 
 /* st_open's reading: the 8 bytes and the header into f->buf (the header parsed
@@ -745,15 +751,7 @@ int st_open(const char *path, st_file *f, glow_error *err)
     }
     header h;
     memset(&h, 0, sizeof h);
-    int rc = open_header(f, &h, err);
-    if (rc == 0)
-        rc = parse_header(f, &h, err);
-    header_free(&h);
-    if (rc) {
-        st_free(f);
-        return -1;
-    }
-    return 0;
+    return parsed(f, &h, open_header(f, &h, err), err);
 }
 
 /* n bytes of a stream read and dropped */

@@ -68,7 +68,7 @@ $(EMU_GEN)/cuda/%: cuda/% $(EMU_DIR)/rewrite.py
 $(EMU_GEN)/test/%: $(EMU_DIR)/% $(EMU_DIR)/rewrite.py
 	@python3 $(EMU_DIR)/rewrite.py $(dir $@) $<
 
-$(BUILD)/obj/emu-cuda/%.o: $(EMU_GEN)/cuda/%.cu | $(EMU_CU_HDR)
+$(BUILD)/obj/emu-cuda/%.o: $(EMU_GEN)/cuda/%.cu $(FLAGS_STAMP) | $(EMU_CU_HDR)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -x c++ -include cuda_runtime.h -c $< -o $@
 
@@ -82,12 +82,12 @@ ifeq ($(MPI),1)
 $(BUILD)/obj/$(EMU_DIR)/emu_nccl.o: EMU_CXXFLAGS += -DGLOW_HAVE_MPI=1 $(MPI_CFLAGS)
 endif
 
-$(BUILD)/obj/$(EMU_DIR)/%.o: $(EMU_DIR)/%.cpp
+$(BUILD)/obj/$(EMU_DIR)/%.o: $(EMU_DIR)/%.cpp $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 
 # the emulator's own tests, CUDA code too
-$(BUILD)/obj/emu-test/%.o: $(EMU_GEN)/test/%.cu
+$(BUILD)/obj/emu-test/%.o: $(EMU_GEN)/test/%.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -Itest/unit -x c++ -include cuda_runtime.h -c $< -o $@
 
