@@ -101,25 +101,13 @@ static void parse_args(int argc, char **argv, options *o)
         default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind == argc)
-        glow_usage_error("%s", "missing the checkpoint (CKPT)");
-    o->ckpt = argv[optind];
-    o->inputs = argv + optind + 1;
-    o->ninputs = argc - optind - 1;
+    glow_tool_operands op;
+    glow_tool_ckpt_operands(argc, argv, optind, o->device, "the images", "a shard stream", "IMAGES", &op);
+    o->ckpt = op.ckpt;
+    o->inputs = op.inputs;
+    o->ninputs = op.ninputs;
     if (seed_given && !o->noise)
         glow_usage_error("%s", "--seed sets the dequantisation noise: it needs --noise");
-    glow_error err;
-    if (glow_device_spec_check(o->device, &err) != 0)
-        glow_usage_error("%s", err.msg);
-    int data_stdin = o->ninputs == 0;
-    for (int i = 0; i < o->ninputs; i++)
-        data_stdin += strcmp(o->inputs[i], "-") == 0;
-    if (data_stdin + (strcmp(o->ckpt, "-") == 0) > 1)
-        glow_usage_error("%s", "only one of the checkpoint and the images can come from standard "
-                         "input");
-    if (data_stdin && isatty(STDIN_FILENO))
-        glow_usage_error("%s", "expected a shard stream on standard input; pipe one in or name "
-                         "IMAGES");
     int to_stdout = !o->output || strcmp(o->output, "-") == 0;
     if (o->bpd && strcmp(o->bpd, "-") == 0 && to_stdout)
         glow_usage_error("%s", "--bpd - and the latents would both go to standard output; give "

@@ -7,6 +7,7 @@
 #include "base/atomic_file.h"
 #include "base/mem_budget.h"
 #include "base/path.h"
+#include "device/device.h"
 
 /* libgomp's waiting threads spin (up to ~300000 rounds) before they sleep. On a
  * machine whose cores are shared with other busy processes, a spinning thread
@@ -137,4 +138,24 @@ void glow_tool_no_overwrite(const char *out, const char *also, int n, char *cons
                                 "input: redirect to another file", in);
     glow_die(EXIT_BADINPUT, "%s: is also the input %s; writing it would destroy the input: write "
                             "to another file", out, in);
+}
+
+void glow_tool_ckpt_operands(int argc, char **argv, int first, const char *device, const char *data,
+                             const char *stream, const char *operand, glow_tool_operands *out)
+{
+    if (first >= argc)
+        glow_usage_error("%s", "missing the checkpoint (CKPT)");
+    out->ckpt = argv[first];
+    out->inputs = argv + first + 1;
+    out->ninputs = argc - first - 1;
+    glow_error err;
+    if (glow_device_spec_check(device, &err) != 0)
+        glow_usage_error("%s", err.msg);
+    int data_stdin = out->ninputs == 0;
+    for (int i = 0; i < out->ninputs; i++)
+        data_stdin += strcmp(out->inputs[i], "-") == 0;
+    if (data_stdin + (strcmp(out->ckpt, "-") == 0) > 1)
+        glow_usage_error("only one of the checkpoint and %s can come from standard input", data);
+    if (data_stdin && isatty(STDIN_FILENO))
+        glow_usage_error("expected %s on standard input; pipe one in or name %s", stream, operand);
 }

@@ -59,4 +59,19 @@ void glow_tool_no_terminal(const char *what, const char *how);
  * file" and exit 1. Call it before anything is written. */
 void glow_tool_no_overwrite(const char *out, const char *also, int n, char *const *inputs);
 
+/* The operands of a tool that reads a checkpoint and then data (glow-encode,
+ * glow-decode): CKPT [INPUTS...] from argv[first], device checked
+ * (device/device.h). Usage errors: no CKPT ("missing the checkpoint (CKPT)"), a
+ * bad device, both CKPT and the data ("-" or no INPUTS) on standard input, or
+ * data expected from a terminal. data names them in the messages ("the
+ * images"), stream what standard input should carry ("a shard stream"), operand
+ * the usage's name for INPUTS ("IMAGES"). */
+typedef struct {
+    const char *ckpt;
+    char **inputs;
+    int ninputs;
+} glow_tool_operands;
+void glow_tool_ckpt_operands(int argc, char **argv, int first, const char *device, const char *data,
+                             const char *stream, const char *operand, glow_tool_operands *out);
+
 #endif
