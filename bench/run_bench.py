@@ -13,7 +13,6 @@ those four of ours, without PyTorch or the quality run (BENCH_LATENT_ONLY=1).
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import re
@@ -290,7 +289,7 @@ def latent_only(a):
     device = "cpu" if a.device == "auto" else a.device
     load0 = os.getloadavg()
     t0 = time.time()
-    rows, lat_rows = {}, {}
+    rows = {}
     with tempfile.TemporaryDirectory(prefix="glow-bench-") as tmp:
         ours = Ours(a.build, tmp, device)
         for name in a.configs.split(","):
@@ -812,7 +811,7 @@ def main():
                   "symbols, and the share of each library:", ""]
         for name, pr in profiles.items():
             L.append(f"- {name} ({pr['steps']} steps): " + ", ".join(f"{k} {v:.1f}%" for k, v in pr["symbols"]))
-            L.append(f"  libraries: " + ", ".join(f"{k} {v:.1f}%" for k, v in pr["dsos"]))
+            L.append("  libraries: " + ", ".join(f"{k} {v:.1f}%" for k, v in pr["dsos"]))
     elif device == "cpu":
         L += ["", "Profile: perf is not usable here (BENCH_SKIP_PROFILE=1, or `perf record` fails)."]
     if lat_rows:
