@@ -9,7 +9,7 @@
 #   fm-train.glow test.glow         the subsets padded to 32x32, as streams
 #   fm-test/ test-shards/ data/fm-test/ mnist-test/   shard folders (test; train)
 #   data/fm/ data/cifar/{train,val}/ the shard folders of README's glow-prep examples
-#   run/               a run of configs/fashion-mnist.yml stopped at step 2 of 4
+#   run/               a run of configs/fashion-mnist.yml (its tiny copy) trained for 2 steps
 #   out/fashion-mnist/run/ run-a/ run-b/ run-c/   copies of it (`make demo`'s place,
 #                      runs to compare)
 #   cond.safetensors   a class-conditional checkpoint (10 labels)
