@@ -57,14 +57,15 @@ static void usage(FILE *out)
 }
 
 typedef struct {
-    const char *ckpt, *device;
+    const char *ckpt;
     char **inputs;
     int ninputs;
     char **ood;
     int nood;
-    long batch, limit;
+    long limit;
     uint64_t seed;
-    int per_image, json, ema, verbose;
+    int per_image, json;
+    glow_tool_model_opts m; /* --ema, --batch, --device, -v */
 } options;
 
 static void add_ood(options *o, const char *arg)
@@ -83,20 +84,15 @@ static void add_ood(options *o, const char *arg)
 
 static void parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_SEED = 256, OPT_PER_IMAGE, OPT_JSON, OPT_OOD, OPT_BATCH, OPT_LIMIT, OPT_EMA,
-           OPT_DEVICE, OPT_VERSION, OPT_MEM };
+    enum { OPT_SEED = 256, OPT_PER_IMAGE, OPT_JSON, OPT_OOD, OPT_LIMIT };
     static const struct option longs[] = {
         {"seed", required_argument, NULL, OPT_SEED},
         {"per-image", no_argument, NULL, OPT_PER_IMAGE}, {"json", no_argument, NULL, OPT_JSON},
-        {"ood", required_argument, NULL, OPT_OOD}, {"batch", required_argument, NULL, OPT_BATCH},
-        {"limit", required_argument, NULL, OPT_LIMIT}, {"ema", no_argument, NULL, OPT_EMA},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"mem-limit", required_argument, NULL, OPT_MEM},
-        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
+        {"ood", required_argument, NULL, OPT_OOD}, {"limit", required_argument, NULL, OPT_LIMIT}, {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+        GLOW_TOOL_MODEL_LONGOPTS, {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
-    o->device = "auto";
-    o->batch = 64;
+    o->m.device = "auto";
+    o->m.batch = 64;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":vh", longs, NULL)) != -1) {
@@ -105,16 +101,9 @@ static void parse_args(int argc, char **argv, options *o)
         case OPT_PER_IMAGE: o->per_image = 1; break;
         case OPT_JSON: o->json = 1; break;
         case OPT_OOD: add_ood(o, optarg); break;
-        case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
         case OPT_LIMIT: o->limit = glow_opt_long("--limit", optarg, 1, 0x7fffffffffffffffL); break;
-        case OPT_EMA: o->ema = 1; break;
-        case OPT_DEVICE: o->device = optarg; break;
-        case OPT_MEM: glow_tool_mem_limit(optarg); break;
-        case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
-        case OPT_VERSION: glow_tool_print_version();
-        case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: glow_tool_model_opt(c, optarg, argv, &o->m);
         }
     }
     if (optind == argc)
@@ -125,7 +114,7 @@ static void parse_args(int argc, char **argv, options *o)
     if (o->json && o->per_image)
         glow_usage_error("%s", "--json and --per-image both write to stdout; choose one");
     glow_error err;
-    if (glow_device_spec_check(o->device, &err) != 0)
+    if (glow_device_spec_check(o->m.device, &err) != 0)
         glow_usage_error("%s", err.msg);
     int data_stdin = o->ninputs == 0 || (o->ninputs == 1 && strcmp(o->inputs[0], "-") == 0);
     int ood_stdin = o->nood == 1 && strcmp(o->ood[0], "-") == 0;
@@ -204,21 +193,21 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
     size_t img = (size_t)glow_config_dims(cfg);
     char what[600];
     snprintf(what, sizeof what, "%s: the results of %llu images and a batch of %ld", s->name,
-             (unsigned long long)total, o->batch);
+             (unsigned long long)total, o->m.batch);
     uint64_t held = glow_mem_add(glow_mem_mul(total, sizeof *s->bpd + sizeof *s->labels),
-                                 glow_mem_mul((uint64_t)o->batch, img));
+                                 glow_mem_mul((uint64_t)o->m.batch, img));
     if (glow_mem_reserve(held, what, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     s->bpd = xmalloc((total ? total : 1) * sizeof *s->bpd);
     s->labels = xmalloc((total ? total : 1) * sizeof *s->labels);
-    uint8_t *pix = xmalloc((size_t)o->batch * img);
+    uint8_t *pix = xmalloc((size_t)o->m.batch * img);
     glow_progress pr;
     glow_progress_init(&pr, 0);
     double t0 = pr.last;
     s->n = 0;
     while (s->n < total) {
-        uint32_t want = (uint32_t)(total - s->n < (uint64_t)o->batch ? total - s->n
-                                                                    : (uint64_t)o->batch);
+        uint32_t want = (uint32_t)(total - s->n < (uint64_t)o->m.batch ? total - s->n
+                                                                    : (uint64_t)o->m.batch);
         int32_t *lab = s->labels + s->n;
         int got = dataset_read_seq(d, want, pix, lab, &err);
         if (got < 0)
@@ -247,7 +236,7 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
     s->seconds = now_seconds() - t0;
     free(pix);
     dataset_close(d);
-    glow_mem_release(glow_mem_mul((uint64_t)o->batch, img));
+    glow_mem_release(glow_mem_mul((uint64_t)o->m.batch, img));
 
     /* A NaN or infinite bpd makes the mean, its error and the AUROC meaningless:
      * the weights pass every check but overflow on these images. */
@@ -296,11 +285,11 @@ int main(int argc, char **argv)
 
     glow_error err;
     glow_loaded_model lm;
-    int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);
+    int rc = glow_model_load(o.ckpt, o.m.device, o.m.ema, &lm, &err);
     if (rc != 0)
         glow_die(rc, "%s", err.msg);
-    if (glow_model_plan_batch(lm.m, (int)o.batch, 0, &err) != 0)
-        glow_die(EXIT_BADINPUT, "--batch %ld: %s", o.batch, err.msg);
+    if (glow_model_plan_batch(lm.m, (int)o.m.batch, 0, &err) != 0)
+        glow_die(EXIT_BADINPUT, "--batch %ld: %s", o.m.batch, err.msg);
 
     scored_set data = {0}, ood = {0};
     score_set(&lm, &o, o.ninputs, o.inputs, &data);
@@ -323,7 +312,7 @@ int main(int argc, char **argv)
     if (o.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "checkpoint", o.ckpt);
-        cJSON_AddBoolToObject(j, "ema", o.ema);
+        cJSON_AddBoolToObject(j, "ema", o.m.ema);
         cJSON_AddNumberToObject(j, "seed", (double)o.seed);
         add_set_json(j, &data, m, se);
         if (o.nood) {
@@ -345,13 +334,13 @@ int main(int argc, char **argv)
     if (fflush(stdout) != 0 || ferror(stdout))
         glow_die(EXIT_BADINPUT, "standard output: write failed");
 
-    if (o.verbose || stderr_is_tty()) {
+    if (o.m.verbose || stderr_is_tty()) {
         char dev[32];
         double secs = data.seconds + ood.seconds;
         uint64_t n = data.n + ood.n;
         fprintf(stderr, "%s: %llu images in %.2f s (%.1f images/s, %s, batch %ld)\n",
                 glow_progname(), (unsigned long long)n, secs, secs > 0 ? (double)n / secs : 0.0,
-                glow_device_str(&lm.dev, dev, sizeof dev), o.batch);
+                glow_device_str(&lm.dev, dev, sizeof dev), o.m.batch);
     }
     free(data.bpd);
     free(data.labels);

@@ -52,31 +52,26 @@ static void usage(FILE *out)
 }
 
 typedef struct {
-    const char *ckpt, *output, *device, *bpd;
+    const char *ckpt, *output, *bpd;
     char **inputs;
     int ninputs;
-    long batch, limit;
+    long limit;
     uint64_t seed;
-    int raw, noise, ema, verbose;
+    int raw, noise;
+    glow_tool_model_opts m; /* --ema, --batch, --device, -v */
 } options;
 
 static void parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_RAW = 256, OPT_NOISE, OPT_SEED, OPT_BPD, OPT_LIMIT, OPT_EMA, OPT_BATCH, OPT_DEVICE,
-           OPT_VERSION, OPT_MEM };
+    enum { OPT_RAW = 256, OPT_NOISE, OPT_SEED, OPT_BPD, OPT_LIMIT };
     static const struct option longs[] = {
         {"raw", no_argument, NULL, OPT_RAW}, {"noise", no_argument, NULL, OPT_NOISE},
         {"seed", required_argument, NULL, OPT_SEED}, {"bpd", required_argument, NULL, OPT_BPD},
-        {"limit", required_argument, NULL, OPT_LIMIT}, {"ema", no_argument, NULL, OPT_EMA},
-        {"batch", required_argument, NULL, OPT_BATCH},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"mem-limit", required_argument, NULL, OPT_MEM},
-        {"output", required_argument, NULL, 'o'}, {"out", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0}};
+        {"limit", required_argument, NULL, OPT_LIMIT}, {"output", required_argument, NULL, 'o'}, {"out", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'}, GLOW_TOOL_MODEL_LONGOPTS, {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
-    o->device = "auto";
-    o->batch = 64;
+    o->m.device = "auto";
+    o->m.batch = 64;
     opterr = 0;
     int c, seed_given = 0;
     while ((c = getopt_long(argc, argv, ":o:vh", longs, NULL)) != -1) {
@@ -89,20 +84,13 @@ static void parse_args(int argc, char **argv, options *o)
             break;
         case OPT_BPD: o->bpd = optarg; break;
         case OPT_LIMIT: o->limit = glow_opt_long("--limit", optarg, 1, 0x7fffffffffffffffL); break;
-        case OPT_EMA: o->ema = 1; break;
-        case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
-        case OPT_DEVICE: o->device = optarg; break;
-        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case 'o': o->output = optarg; break;
-        case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
-        case OPT_VERSION: glow_tool_print_version();
-        case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: glow_tool_model_opt(c, optarg, argv, &o->m);
         }
     }
     glow_tool_operands op;
-    glow_tool_ckpt_operands(argc, argv, optind, o->device, "the images", "a shard stream", "IMAGES", &op);
+    glow_tool_ckpt_operands(argc, argv, optind, o->m.device, "the images", "a shard stream", "IMAGES", &op);
     o->ckpt = op.ckpt;
     o->inputs = op.inputs;
     o->ninputs = op.ninputs;
@@ -133,11 +121,11 @@ int main(int argc, char **argv)
         glow_tool_no_overwrite(o.bpd, o.ckpt, o.ninputs, o.inputs);
     glow_error err;
     glow_loaded_model lm;
-    int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);
+    int rc = glow_model_load(o.ckpt, o.m.device, o.m.ema, &lm, &err);
     if (rc != 0)
         glow_die(rc, "%s", err.msg);
-    if (glow_model_plan_batch(lm.m, (int)o.batch, 0, &err) != 0)
-        glow_die(EXIT_BADINPUT, "--batch %ld: %s", o.batch, err.msg);
+    if (glow_model_plan_batch(lm.m, (int)o.m.batch, 0, &err) != 0)
+        glow_die(EXIT_BADINPUT, "--batch %ld: %s", o.m.batch, err.msg);
     atomic_file af, bf;
     if (atomic_open(&af, to_stdout ? "-" : o.output, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
@@ -147,7 +135,7 @@ int main(int argc, char **argv)
     }
     glow_progress pr;
     glow_progress_init(&pr, 0);
-    latent_encode_opts eo = {o.raw ? LATENT_Z : LATENT_EPS, o.noise, o.seed, (int)o.batch,
+    latent_encode_opts eo = {o.raw ? LATENT_Z : LATENT_EPS, o.noise, o.seed, (int)o.m.batch,
                              (uint64_t)o.limit, o.bpd ? bf.f : NULL, show, &pr};
     double t0 = now_seconds();
     uint64_t n = 0;
@@ -163,11 +151,11 @@ int main(int argc, char **argv)
     glow_progress_end(&pr);
     if ((o.bpd && atomic_commit(&bf, &err) != 0) || atomic_commit(&af, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
-    if (o.verbose || stderr_is_tty()) {
+    if (o.m.verbose || stderr_is_tty()) {
         char dev[32];
         fprintf(stderr, "%s: %llu images in %.2f s (%.1f images/s, %s, batch %ld)\n",
                 glow_progname(), (unsigned long long)n, dt, dt > 0 ? (double)n / dt : 0.0,
-                glow_device_str(&lm.dev, dev, sizeof dev), o.batch);
+                glow_device_str(&lm.dev, dev, sizeof dev), o.m.batch);
     }
     glow_loaded_model_free(&lm);
     return EXIT_OK;

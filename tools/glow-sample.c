@@ -48,26 +48,23 @@ static void usage(FILE *out)
 }
 
 typedef struct {
-    const char *ckpt, *output, *device;
-    long count, batch, cls;
+    const char *ckpt, *output;
+    long count, cls;
     double temperature;
     uint64_t seed;
-    int ema, verbose;
+    glow_tool_model_opts m; /* --ema, --batch, --device, -v */
 } options;
 
 static void parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_SEED = 256, OPT_CLASS, OPT_EMA, OPT_BATCH, OPT_DEVICE, OPT_VERSION, OPT_MEM };
+    enum { OPT_SEED = 256, OPT_CLASS };
     static const struct option longs[] = {
         {"count", required_argument, NULL, 'n'}, {"temperature", required_argument, NULL, 't'},
         {"seed", required_argument, NULL, OPT_SEED}, {"class", required_argument, NULL, OPT_CLASS},
-        {"ema", no_argument, NULL, OPT_EMA}, {"batch", required_argument, NULL, OPT_BATCH},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"mem-limit", required_argument, NULL, OPT_MEM},
         {"output", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0}};
-    *o = (options){NULL, NULL, "auto", 64, 32, -1, 0.7, 0, 0, 0};
+        {"help", no_argument, NULL, 'h'}, GLOW_TOOL_MODEL_LONGOPTS, {NULL, 0, NULL, 0}};
+    *o = (options){.count = 64, .cls = -1, .temperature = 0.7,
+                   .m = {.device = "auto", .batch = 32}};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":n:t:o:vh", longs, NULL)) != -1) {
@@ -85,16 +82,9 @@ static void parse_args(int argc, char **argv, options *o)
             break;
         }
         case OPT_CLASS: o->cls = glow_opt_long("--class", optarg, 0, 0x7fffffffL); break;
-        case OPT_EMA: o->ema = 1; break;
-        case OPT_BATCH: o->batch = glow_opt_long("--batch", optarg, 1, 65536); break;
-        case OPT_DEVICE: o->device = optarg; break;
-        case OPT_MEM: glow_tool_mem_limit(optarg); break;
         case 'o': o->output = optarg; break;
-        case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_OK);
-        case OPT_VERSION: glow_tool_print_version();
-        case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: glow_tool_model_opt(c, optarg, argv, &o->m);
         }
     }
     if (optind == argc)
@@ -103,7 +93,7 @@ static void parse_args(int argc, char **argv, options *o)
         glow_usage_error("unexpected argument '%s' (one checkpoint only)", argv[optind + 1]);
     o->ckpt = argv[optind];
     glow_error err;
-    if (glow_device_spec_check(o->device, &err) != 0)
+    if (glow_device_spec_check(o->m.device, &err) != 0)
         glow_usage_error("%s", err.msg);
 }
 
@@ -120,11 +110,11 @@ int main(int argc, char **argv)
     glow_tool_no_overwrite(o.output, NULL, 1, (char *[]){(char *)o.ckpt});
     glow_error err;
     glow_loaded_model lm;
-    int rc = glow_model_load(o.ckpt, o.device, o.ema, &lm, &err);
+    int rc = glow_model_load(o.ckpt, o.m.device, o.m.ema, &lm, &err);
     if (rc != 0)
         glow_die(rc, "%s", err.msg);
     const glow_config *cfg = &lm.cfg;
-    long batch = o.batch < o.count ? o.batch : o.count;
+    long batch = o.m.batch < o.count ? o.m.batch : o.count;
     if (glow_model_plan_batch(lm.m, (int)batch, 0, &err) != 0)
         glow_die(EXIT_BADINPUT, "--batch %ld: %s", batch, err.msg);
     if (o.cls >= 0 && !cfg->y_condition)
@@ -160,8 +150,8 @@ int main(int argc, char **argv)
             for (uint64_t i = 0; i < nrec; i++)
                 labels[i] = o.cls >= 0 ? (int32_t)o.cls
                                        : (int32_t)((first + i) % (uint64_t)cfg->n_classes);
-        for (uint64_t off = 0; off < nrec; off += (uint64_t)o.batch) {
-            uint64_t n = nrec - off < (uint64_t)o.batch ? nrec - off : (uint64_t)o.batch;
+        for (uint64_t off = 0; off < nrec; off += (uint64_t)o.m.batch) {
+            uint64_t n = nrec - off < (uint64_t)o.m.batch ? nrec - off : (uint64_t)o.m.batch;
             glow_model_sample(lm.m, (int)n, (float)o.temperature, o.seed, first + off,
                               labels ? labels + off : NULL, pix + off * img, NULL);
             glow_progress_draw(&pr, 0, "%llu/%ld images", (unsigned long long)(first + off + n),
@@ -178,7 +168,7 @@ int main(int argc, char **argv)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     double dt = now_seconds() - t0;
     glow_progress_end(&pr);
-    if (o.verbose || stderr_is_tty()) {
+    if (o.m.verbose || stderr_is_tty()) {
         char dev[32];
         fprintf(stderr, "%s: %ld images in %.2f s (%.1f images/s, %s)\n", glow_progname(),
                 o.count, dt, dt > 0 ? (double)o.count / dt : 0.0,

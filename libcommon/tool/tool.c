@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <getopt.h>
 #include <unistd.h>
 
 #include "base/atomic_file.h"
@@ -158,4 +159,18 @@ void glow_tool_ckpt_operands(int argc, char **argv, int first, const char *devic
         glow_usage_error("only one of the checkpoint and %s can come from standard input", data);
     if (data_stdin && isatty(STDIN_FILENO))
         glow_usage_error("expected %s on standard input; pipe one in or name %s", stream, operand);
+}
+
+void glow_tool_model_opt(int c, const char *arg, char **argv, glow_tool_model_opts *m)
+{
+    switch (c) {
+    case GLOW_OPT_EMA: m->ema = 1; break;
+    case GLOW_OPT_BATCH: m->batch = glow_opt_long("--batch", arg, 1, 65536); break;
+    case GLOW_OPT_DEVICE: m->device = arg; break;
+    case GLOW_OPT_MEM: glow_tool_mem_limit(arg); break;
+    case GLOW_OPT_VERSION: glow_tool_print_version();
+    case 'v': m->verbose = 1; break;
+    case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);
+    default: glow_usage_error("unknown option '%s'", argv[optind - 1]);
+    }
 }

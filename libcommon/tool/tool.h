@@ -59,6 +59,24 @@ void glow_tool_no_terminal(const char *what, const char *how);
  * file" and exit 1. Call it before anything is written. */
 void glow_tool_no_overwrite(const char *out, const char *also, int n, char *const *inputs);
 
+/* The options every tool that runs a checkpoint's model shares (glow-bpd,
+ * glow-sample, glow-encode, glow-decode): --ema, --batch N (1..65536), --device D,
+ * --mem-limit MiB, -v, --version. GLOW_TOOL_MODEL_LONGOPTS goes into the tool's
+ * getopt_long table; glow_tool_model_opt takes getopt_long's answer for any option
+ * the tool's own switch did not handle: one of these, or ':' (a missing value) and
+ * anything else (an unknown option), which are usage errors. */
+enum { GLOW_OPT_EMA = 0x4000, GLOW_OPT_BATCH, GLOW_OPT_DEVICE, GLOW_OPT_MEM, GLOW_OPT_VERSION };
+#define GLOW_TOOL_MODEL_LONGOPTS                                                                   \
+    {"ema", no_argument, 0, GLOW_OPT_EMA}, {"batch", required_argument, 0, GLOW_OPT_BATCH},       \
+        {"device", required_argument, 0, GLOW_OPT_DEVICE},                                         \
+        {"mem-limit", required_argument, 0, GLOW_OPT_MEM}, {"version", no_argument, 0, GLOW_OPT_VERSION}
+typedef struct {
+    int ema, verbose;
+    long batch;
+    const char *device;
+} glow_tool_model_opts;
+void glow_tool_model_opt(int c, const char *arg, char **argv, glow_tool_model_opts *m);
+
 /* The operands of a tool that reads a checkpoint and then data (glow-encode,
  * glow-decode): CKPT [INPUTS...] from argv[first], device checked
  * (device/device.h). Usage errors: no CKPT ("missing the checkpoint (CKPT)"), a
