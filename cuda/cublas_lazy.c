@@ -6,7 +6,7 @@
  * does, cuda_context.cu). Built with CUDA=1 only: the emulator (test/emu)
  * provides these functions itself.
  *
- * Each stub resolves its function by name from libcublas.so.<major of the
+ * Each forwarding function resolves its target by name from libcublas.so.<major of the
  * headers> (RTLD_NOW | RTLD_LOCAL) and calls it. When the library cannot be
  * loaded, cublasCreate_v2 fails with CUBLAS_STATUS_NOT_INITIALIZED, which the
  * backend reports like any other cuBLAS failure; the other stubs are only called
