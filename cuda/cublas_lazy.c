@@ -9,7 +9,7 @@
  * Each forwarding function resolves its target by name from libcublas.so.<major of the
  * headers> (RTLD_NOW | RTLD_LOCAL) and calls it. When the library cannot be
  * loaded, cublasCreate_v2 fails with CUBLAS_STATUS_NOT_INITIALIZED, which the
- * backend reports like any other cuBLAS failure; the other stubs are only called
+ * backend reports like any other cuBLAS failure; the other forwarding functions are only called
  * with a handle that cublasCreate_v2 made. */
 #include <cublas_v2.h>
 #include <dlfcn.h>
