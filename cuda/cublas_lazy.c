@@ -2,15 +2,15 @@
  * program start. Linking libcublas directly maps it (and libcublasLt) into every
  * tool and costs about 200 MiB of resident memory at start-up, relocations and
  * static initialisers, before main runs, even for --device cpu; through these
- * stubs a process pays it only when it creates a cuBLAS handle (the CUDA backend
- * does, cuda_context.cu). Built with CUDA=1 only: the emulator (test/emu)
- * provides these functions itself.
+ * forwarding functions a process pays it only when it creates a cuBLAS handle
+ * (the CUDA backend does, cuda_context.cu). Built with CUDA=1 only: the emulator
+ * (test/emu) provides these functions itself.
  *
- * Each forwarding function resolves its target by name from libcublas.so.<major of the
- * headers> (RTLD_NOW | RTLD_LOCAL) and calls it. When the library cannot be
- * loaded, cublasCreate_v2 fails with CUBLAS_STATUS_NOT_INITIALIZED, which the
- * backend reports like any other cuBLAS failure; the other forwarding functions are only called
- * with a handle that cublasCreate_v2 made. */
+ * Each one resolves its target by name from libcublas.so.<major of the headers>
+ * (RTLD_NOW | RTLD_LOCAL) and calls it. When the library cannot be loaded,
+ * cublasCreate_v2 fails with CUBLAS_STATUS_NOT_INITIALIZED, which the backend
+ * reports like any other cuBLAS failure; the others are only called with a
+ * handle that cublasCreate_v2 made. */
 #include <cublas_v2.h>
 #include <dlfcn.h>
 #include <stddef.h>
