@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "check.h"
+#include "emu_dies_with.h"
 #include "emu_stats.h"
 
 #define OK(call) CHECKF((call) == cudaSuccess, "%s", #call)
@@ -28,38 +29,6 @@
 #define DNN_OK(call) CHECKF((call) == CUDNN_STATUS_SUCCESS, "%s", #call)
 
 // ---- helpers ----
-
-// Runs f in a child process; true when it died of abort() with `msg` in its stderr.
-static bool dies_with(const char *what, const char *msg, const std::function<void()> &f)
-{
-    int fd[2];
-    if (pipe(fd) != 0)
-        return false;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        close(fd[1]);
-        f();
-        _exit(0);
-    }
-    close(fd[1]);
-    std::string err;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd[0], buf, sizeof buf)) > 0)
-        err.append(buf, (size_t)n);
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    bool ok = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && err.find(msg) != std::string::npos;
-    if (!ok)
-        fprintf(stderr, "%s: expected an abort with \"%s\", got status %d and stderr:\n%s\n", what,
-                msg, st, err.c_str());
-    return ok;
-}
 
 static bool is_nan_bits(float f) { return f != f; }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "check.h"
+#include "emu_dies_with.h"
 
 #ifndef GLOW_HAVE_MPI
 #define GLOW_HAVE_MPI 0
@@ -39,38 +40,6 @@
         CHECKF(r_ == (want), "%s returned %d (%s), not %s", #call, (int)r_,                \
                ncclGetErrorString(r_), #want);                                             \
     } while (0)
-
-// Runs f in a child process; true when it died of abort() with `msg` in its stderr.
-static bool dies_with(const char *what, const char *msg, const std::function<void()> &f)
-{
-    int fd[2];
-    if (pipe(fd) != 0)
-        return false;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        close(fd[1]);
-        f();
-        _exit(0);
-    }
-    close(fd[1]);
-    std::string err;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd[0], buf, sizeof buf)) > 0)
-        err.append(buf, (size_t)n);
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    bool ok = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && err.find(msg) != std::string::npos;
-    if (!ok)
-        fprintf(stderr, "%s: expected an abort with \"%s\", got status %d and stderr:\n%s\n", what,
-                msg, st, err.c_str());
-    return ok;
-}
 
 __global__ void k_fill(float *p, float v, int n)
 {
