@@ -661,3 +661,32 @@ EOF
     [ "$status" -eq 0 ]
     glow-ckpt resumed/checkpoint.safetensors | grep -q '"steps":1000000,'
 }
+
+@test "train.lr_decay: the rate falls over the steps, after the warm-up ramp; under --time-limit it follows the clock" {
+    data
+    run glow-train -q -c "$TINY" -o run --steps 4 --set train.warmup=0 --set train.lr_decay=linear \
+        --set train.lr_final=0.5 --set train.log_every=1 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(log_lrs run/log.jsonl)" = "0.000875 0.00075 0.000625 0.0005" ]
+    glow-ckpt run/checkpoint.safetensors | grep -q '"lr_decay":"linear","lr_final":0.5'
+    grep -q '^  lr_decay: linear$' run/config.yml
+    # the ramp and the decay multiply
+    run glow-train -q -c "$TINY" -o run2 --steps 2 --set train.warmup_steps=2 --set train.lr_decay=cosine \
+        --set train.log_every=1 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    [ "$(log_lrs run2/log.jsonl)" = "0.00025 0" ]
+    # a run the clock ends: far from its steps, the rate still falls to near 0 by then
+    run glow-train -q -c "$TINY" -o run3 --steps 100000000 --time-limit 2 --set train.warmup=0 \
+        --set train.lr_decay=cosine --set train.log_every=1 --set train.checkpoint_every=0 \
+        --set train.val_every=0 --set train.sample_every=0 "$D/s8.glow"
+    [ "$status" -eq 0 ]
+    py -c 'import json, sys
+lrs = [d["lr"] for d in map(json.loads, open(sys.argv[1])) if "loss" in d]
+assert len(lrs) >= 10, lrs
+assert all(b <= a for a, b in zip(lrs, lrs[1:])), "not falling"
+assert lrs[0] > 9e-4 and lrs[-1] < 1e-4, (lrs[0], lrs[-1])' run3/log.jsonl
+    # a bad value names the key
+    run --separate-stderr glow-train -q -c "$TINY" -o run4 --steps 2 --set train.lr_decay=step "$D/s8.glow"
+    [ "$status" -eq 2 ]
+    assert_contains "$stderr" "train.lr_decay"
+}

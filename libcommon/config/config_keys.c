@@ -14,12 +14,14 @@ _Static_assert(sizeof(glow_permutation) == sizeof(int), "enum size");
 _Static_assert(sizeof(glow_optimizer) == sizeof(int), "enum size");
 _Static_assert(sizeof(glow_precision) == sizeof(int), "enum size");
 _Static_assert(sizeof(glow_memory_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(glow_lr_decay) == sizeof(int), "enum size");
 
 static const char *const coupling_names[] = {"affine", "additive", NULL};
 static const char *const permutation_names[] = {"invconv", "shuffle", "reverse", NULL};
 static const char *const optimizer_names[] = {"adam", "adamax", NULL};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16", NULL};
 static const char *const memory_names[] = {"store", "recompute", "invert", NULL};
+static const char *const lr_decay_names[] = {"none", "linear", "cosine", NULL};
 
 static int check_device(const char *s, char *why, size_t n)
 {
@@ -63,6 +65,8 @@ const key_def config_keys[] = {
     KEY("train", "lr", K_DOUBLE, train.lr, .min = 0, .min_open = 1, .max = HUGE_VAL),
     KEY("train", "beta1", K_DOUBLE, train.beta1, .min = 0, .max = 1, .max_open = 1),
     KEY("train", "beta2", K_DOUBLE, train.beta2, .min = 0, .max = 1, .max_open = 1),
+    KEY("train", "lr_decay", K_ENUM, train.lr_decay, .names = lr_decay_names, .omit_default = 1),
+    KEY("train", "lr_final", K_DOUBLE, train.lr_final, .min = 0, .max = 1, .omit_default = 1),
     KEY("train", "warmup", K_LONG, train.warmup, .min = 0, ANY_LONG),
     KEY("train", "warmup_steps", K_LONG, train.warmup_steps, .min = 0, ANY_LONG,
         .omit_default = 1),

@@ -1,5 +1,6 @@
 #include "train_config.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,8 @@ void glow_train_config_default(glow_train_config *t)
     t->lr = 1e-3;
     t->beta1 = 0.9;
     t->beta2 = 0.999;
+    t->lr_decay = LR_DECAY_NONE;
+    t->lr_final = 0;
     t->warmup = 0;
     t->grad_clip = 0;
     t->ema_decay = 0;
@@ -33,6 +36,28 @@ void glow_train_config_default(glow_train_config *t)
     t->memory_every = 0;
     t->memory_max_error = 1e-3;
     strcpy(t->device, "auto");
+}
+
+double glow_lr_at(const glow_train_config *t, int64_t after, int64_t step, long run_steps, double clock)
+{
+    double ramp = 1;
+    if (t->warmup_steps > 0 && step < t->warmup_steps)
+        ramp = (double)step / (double)t->warmup_steps;
+    else if (t->warmup_steps <= 0 && t->warmup > 0 && after < t->warmup)
+        ramp = (double)after / (double)t->warmup;
+    if (t->lr_decay == LR_DECAY_NONE)
+        return t->lr * ramp;
+    double p = run_steps > 0 ? (double)step / (double)run_steps : 0;
+    if (clock > p)
+        p = clock;
+    if (p > 1)
+        p = 1;
+    if (p < 0)
+        p = 0;
+    const double a = t->lr_final;
+    const double f = t->lr_decay == LR_DECAY_LINEAR ? 1 - (1 - a) * p
+                                                    : a + (1 - a) * 0.5 * (1 + cos(M_PI * p));
+    return t->lr * ramp * f;
 }
 
 int glow_train_init_batch(const glow_train_config *t, const glow_config *model)

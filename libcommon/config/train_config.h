@@ -19,6 +19,10 @@ typedef enum { OPTIM_ADAM = 0, OPTIM_ADAMAX = 1 } glow_optimizer;
  * hand on, each step's input rebuilt from its output by the inverse. */
 typedef enum { MEMORY_STORE = 0, MEMORY_RECOMPUTE = 1, MEMORY_INVERT = 2 } glow_memory_mode;
 
+/* train.lr_decay: how the rate falls over the run after rising through the warm-up
+ * (glow_lr_at): not at all, linearly, or along half a cosine, to lr * lr_final. */
+typedef enum { LR_DECAY_NONE = 0, LR_DECAY_LINEAR = 1, LR_DECAY_COSINE = 2 } glow_lr_decay;
+
 /* A short list of numbers (train.sample_temperatures): YAML [0.7, 1.0] or one
  * number. */
 #define GLOW_NUMBER_LIST_MAX 8
@@ -36,6 +40,8 @@ typedef struct {
     glow_optimizer optimizer;
     double lr;                /* peak learning rate, reached after the warm-up */
     double beta1, beta2;      /* Adam / Adamax moment decays */
+    glow_lr_decay lr_decay;   /* the rate's fall over the run (glow_lr_at) */
+    double lr_final;          /* where it ends, as a fraction of lr */
     long warmup;              /* images (all processes): lr rises linearly from 0 to lr
                                  over this many; 0 = none */
     long warmup_steps;        /* the same in optimizer steps, whatever the number of
@@ -74,6 +80,15 @@ void glow_train_config_default(glow_train_config *t);
  * 256 images at 32x32 scaled down by pixel count (64 at 64x64, 4 at 256x256), so
  * that the init pass costs about the same memory at every image size. */
 int glow_train_init_batch(const glow_train_config *t, const glow_config *model);
+
+/* The learning rate of optimizer step `step` (1 the first) of a run of run_steps
+ * steps, whose images up to and including it number `after`: lr times the warm-up
+ * ramp (linear over train.warmup images or train.warmup_steps steps) times the
+ * decay at the run's progress, max(step / run_steps, clock) clamped to [0, 1].
+ * clock is the fraction of a time limit spent (glow-train --time-limit), or 0: a
+ * run cut by the clock still ends its decay. Without a decay the progress does
+ * not matter. */
+double glow_lr_at(const glow_train_config *t, int64_t after, int64_t step, long run_steps, double clock);
 
 /* "adam" or "adamax" -> the optimizer; -1 for anything else. */
 int glow_optimizer_parse(const char *name, glow_optimizer *o);

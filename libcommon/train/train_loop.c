@@ -380,19 +380,6 @@ int glow_trainer_sample(glow_trainer *t, glow_error *err)
     return 0;
 }
 
-/* Learning rate of the step that takes the images up to `after` and is step
- * `step` (1 the first): a linear ramp over the warm-up images (or steps), then
- * the configured rate. */
-static double step_lr(const glow_train_config *tc, int64_t after, int64_t step)
-{
-    if (tc->warmup_steps > 0)
-        return step >= tc->warmup_steps ? tc->lr
-                                        : tc->lr * (double)step / (double)tc->warmup_steps;
-    if (tc->warmup <= 0 || after >= tc->warmup)
-        return tc->lr;
-    return tc->lr * (double)after / (double)tc->warmup;
-}
-
 typedef struct {
     double loss, bpd, gn, lr;
     int n_ok;
@@ -472,7 +459,7 @@ static int train_step(glow_trainer *t, interval *iv, const char **why, double *l
     *loss_out = mean[0];
     int skipped = 0;
     double gn = NAN;
-    const double lr = step_lr(tc, t->p.images_seen + global, t->p.step + 1);
+    const double lr = glow_lr_at(tc, t->p.images_seen + global, t->p.step + 1, t->run_steps, t->clock);
     if (!isfinite(mean[0])) {
         *why = "non-finite loss";
         skipped = 1;
@@ -589,13 +576,16 @@ static int check_same(glow_trainer *t, const char *when, glow_error *err)
 }
 
 /* Stop before the next step? A signal (its number) or the time limit (-1), on
- * any process: every process answers alike. */
+ * any process: every process answers alike. It also reads the clock for the
+ * learning rate's decay (t->clock: the fraction of the time limit spent, the
+ * largest over the processes, so that they all take the same rate). */
 static int stop_now(glow_trainer *t, volatile sig_atomic_t *stop)
 {
-    double v[2] = {(double)*stop,
-                   t->time_limit > 0 && now_seconds() - t->session_start >= t->time_limit};
+    const double spent = t->time_limit > 0 ? (now_seconds() - t->session_start) / t->time_limit : 0;
+    double v[3] = {(double)*stop, spent >= 1, spent};
     if (shared(t))
-        glow_comm_reduce(t->comm, v, 2, GLOW_REDUCE_MAX);
+        glow_comm_reduce(t->comm, v, 3, GLOW_REDUCE_MAX);
+    t->clock = v[2];
     return v[0] > 0 ? (int)v[0] : v[1] > 0 ? -1 : 0;
 }
 

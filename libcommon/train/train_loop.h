@@ -66,6 +66,8 @@ typedef struct {
     double session_start, seconds_base;
     double time_limit;     /* seconds of this session after which the run ends as if
                               done (saved, validated); 0 = none */
+    double clock;          /* the fraction of time_limit spent before this step, for
+                              train.lr_decay (0 without a limit) */
     glow_comm *comm;       /* the processes of the run; NULL: this one alone */
     long check_every;      /* steps between checks that every process holds the same
                               parameters (several processes); 0 = start and end only */

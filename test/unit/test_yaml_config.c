@@ -2,6 +2,7 @@
  * typed like the file; every error names the file, the line and the key; the
  * YAML writer and the train section's JSON read back to the same config. */
 #include <dirent.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,7 +64,8 @@ static int train_equal(const glow_train_config *a, const glow_train_config *b)
            a->log_every == b->log_every && a->seed == b->seed && a->precision == b->precision &&
            strcmp(a->device, b->device) == 0 && a->warmup_steps == b->warmup_steps &&
            a->keep_every == b->keep_every && a->keep_last == b->keep_last &&
-           a->sample_every == b->sample_every &&
+           a->sample_every == b->sample_every && a->lr_decay == b->lr_decay &&
+           a->lr_final == b->lr_final &&
            a->sample_temperatures.n == b->sample_temperatures.n &&
            !memcmp(a->sample_temperatures.v, b->sample_temperatures.v,
                    (size_t)a->sample_temperatures.n * sizeof(double));
@@ -341,7 +343,8 @@ static void test_new_train_keys(void)
     CHECK(c.train.sample_temperatures.n == 2 && c.train.sample_temperatures.v[0] == 0.7 &&
           c.train.sample_temperatures.v[1] == 1.0);
     char *json = glow_train_config_to_json(&c.train);
-    CHECKF(!contains(json, "warmup_steps") && !contains(json, "keep_") && !contains(json, "sample_"),
+    CHECKF(!contains(json, "warmup_steps") && !contains(json, "keep_") && !contains(json, "sample_") &&
+               !contains(json, "lr_decay") && !contains(json, "lr_final"),
            "%s", json);
     CHECK(contains(json, "\"warmup\":16,"));
     free(json);
@@ -369,12 +372,19 @@ static void test_new_train_keys(void)
           contains(err.msg, "train.warmup, train.warmup_steps: both are set"));
     c.train.warmup = 0;
     c.train.steps = 3000000000L; /* past an int, and past cJSON's %d */
+    CHECK(config_set_override(&c, "train.lr_decay=cosine", &err) == 0 &&
+          c.train.lr_decay == LR_DECAY_COSINE);
+    CHECK(config_set_override(&c, "train.lr_decay=exponential", &err) == -1 &&
+          contains(err.msg, "train.lr_decay"));
+    CHECK(config_set_override(&c, "train.lr_final=1.5", &err) == -1 && contains(err.msg, "train.lr_final"));
+    CHECK(config_set_override(&c, "train.lr_final=0.25", &err) == 0 && c.train.lr_final == 0.25);
 
     /* set keys travel in the JSON and come back; the YAML writer writes the list */
     json = glow_train_config_to_json(&c.train);
     CHECKF(contains(json, "\"sample_temperatures\":[0.5,0.7]") &&
                contains(json, "\"keep_every\":500") && contains(json, "\"warmup_steps\":3") &&
-               contains(json, "\"steps\":3000000000,"),
+               contains(json, "\"steps\":3000000000,") && contains(json, "\"lr_decay\":\"cosine\"") &&
+               contains(json, "\"lr_final\":0.25"),
            "%s", json);
     glow_train_config t;
     CHECKF(glow_train_config_from_json(json, &t, &err) == 0, "%s", err.msg);
@@ -382,7 +392,7 @@ static void test_new_train_keys(void)
     free(json);
     char *yaml = glow_run_config_to_yaml(&c);
     CHECKF(contains(yaml, "  sample_temperatures: [0.5, 0.7]\n") &&
-               contains(yaml, "  warmup_steps: 3\n"),
+               contains(yaml, "  warmup_steps: 3\n") && contains(yaml, "  lr_decay: cosine\n"),
            "%s", yaml);
     glow_run_config back;
     CHECKF(glow_run_config_parse_string(yaml, strlen(yaml), "yaml", &back, &err) == 0, "%s", err.msg);
@@ -395,6 +405,35 @@ static void test_new_train_keys(void)
     CHECK(t.steps == 1000000 && t.log_every == 1000);
     CHECK(glow_train_config_from_json("{\"steps\": 1.5}", &t, &err) == -1 &&
           contains(err.msg, "expected an integer"));
+}
+
+/* glow_lr_at: the warm-up ramp times the decay at max(step / run_steps, clock). */
+static void test_lr_schedule(void)
+{
+    glow_train_config t;
+    glow_train_config_default(&t);
+    t.lr = 1e-3;
+    CHECK(glow_lr_at(&t, 0, 1, 100, 0) == 1e-3 && glow_lr_at(&t, 0, 100, 100, 0.9) == 1e-3);
+    t.warmup = 64; /* images */
+    CHECK(fabs(glow_lr_at(&t, 16, 1, 100, 0) - 2.5e-4) < 1e-15 && glow_lr_at(&t, 64, 4, 100, 0) == 1e-3);
+    t.lr_decay = LR_DECAY_LINEAR;
+    CHECK(fabs(glow_lr_at(&t, 640, 50, 100, 0) - 5e-4) < 1e-15);
+    CHECK(fabs(glow_lr_at(&t, 16, 50, 100, 0) - 1.25e-4) < 1e-15); /* ramp x decay */
+    CHECK(glow_lr_at(&t, 6400, 100, 100, 0) == 0);
+    t.lr_final = 0.1;
+    CHECK(fabs(glow_lr_at(&t, 6400, 100, 100, 0) - 1e-4) < 1e-15);
+    CHECK(fabs(glow_lr_at(&t, 6400, 200, 100, 0) - 1e-4) < 1e-15); /* past the end: stays */
+    t.lr_decay = LR_DECAY_COSINE;
+    t.lr_final = 0;
+    CHECK(fabs(glow_lr_at(&t, 640, 50, 100, 0) - 5e-4) < 1e-15);
+    CHECK(fabs(glow_lr_at(&t, 640, 25, 100, 0) - 1e-3 * 0.5 * (1 + cos(M_PI / 4))) < 1e-15);
+    /* the clock, when further on than the steps, leads */
+    CHECK(fabs(glow_lr_at(&t, 640, 10, 1000000, 0.5) - 5e-4) < 1e-15);
+    CHECK(glow_lr_at(&t, 640, 10, 1000000, 1.2) == 0);
+    CHECK(fabs(glow_lr_at(&t, 640, 500000, 1000000, 0.1) - 5e-4) < 1e-15);
+    t.warmup = 0;
+    t.warmup_steps = 10;
+    CHECK(fabs(glow_lr_at(&t, 0, 5, 1000, 0) - 0.5e-3 * 0.5 * (1 + cos(M_PI * 0.005))) < 1e-15);
 }
 
 /* A file of the train section alone: refused as a config, read by the variant
@@ -614,6 +653,7 @@ int main(void)
     test_overrides();
     test_train_json();
     test_new_train_keys();
+    test_lr_schedule();
     test_train_only_file();
     test_error_paths();
     test_json_file_and_writer();
