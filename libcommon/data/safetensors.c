@@ -879,6 +879,8 @@ typedef struct {
     int64_t shape[8];
     size_t nbytes;
     const void *data;
+    st_fetch_fn fetch; /* or the bytes from here (st_writer_add_fetch) */
+    void *fetch_ctx;
 } wentry;
 
 struct st_writer {
@@ -935,6 +937,14 @@ void st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
         count *= (size_t)(shape[i] < 0 ? 0 : shape[i]);
     }
     e->nbytes = count * es;
+}
+
+void st_writer_add_fetch(st_writer *w, const char *name, st_dtype dtype, int ndim,
+                         const int64_t *shape, st_fetch_fn fetch, void *ctx)
+{
+    st_writer_add(w, name, dtype, ndim, shape, NULL);
+    w->e[w->n - 1].fetch = fetch;
+    w->e[w->n - 1].fetch_ctx = ctx;
 }
 
 void st_writer_free(st_writer *w)
@@ -1004,11 +1014,20 @@ static void sb_json_string(sbuf *b, const char *s)
     sb_put(b, "\"", 1);
 }
 
-static int write_data(FILE *fp, const wentry *e)
+/* stage: ST_FETCH_PIECE bytes for a fetched tensor's pieces */
+static int write_data(FILE *fp, const wentry *e, void *stage)
 {
     if (!e->nbytes)
         return 0;
-    return fwrite(e->data, 1, e->nbytes, fp) == e->nbytes ? 0 : -1;
+    if (!e->fetch)
+        return fwrite(e->data, 1, e->nbytes, fp) == e->nbytes ? 0 : -1;
+    for (size_t off = 0; off < e->nbytes; off += ST_FETCH_PIECE) {
+        const size_t n = e->nbytes - off < ST_FETCH_PIECE ? e->nbytes - off : ST_FETCH_PIECE;
+        e->fetch(e->fetch_ctx, off, stage, n);
+        if (fwrite(stage, 1, n, fp) != n)
+            return -1;
+    }
+    return 0;
 }
 
 int st_writer_commit(st_writer *w, const char *path, glow_error *err)
@@ -1063,12 +1082,17 @@ int st_writer_commit(st_writer *w, const char *path, glow_error *err)
         sb_str(&h, " ");
     unsigned char len8[8];
     store_le64(len8, h.n);
+    size_t stage_bytes = 0; /* a piece, or the largest fetched tensor when smaller */
+    for (int i = 0; i < w->n; i++)
+        if (w->e[i].fetch && w->e[i].nbytes > stage_bytes)
+            stage_bytes = w->e[i].nbytes < ST_FETCH_PIECE ? w->e[i].nbytes : ST_FETCH_PIECE;
+    void *stage = stage_bytes ? xmalloc(stage_bytes) : NULL;
     atomic_file af;
     int rc = atomic_open(&af, path, err);
     if (rc == 0) {
         int bad = fwrite(len8, 1, 8, af.f) != 8 || fwrite(h.s, 1, h.n, af.f) != h.n;
         for (int i = 0; i < w->n && !bad; i++)
-            bad = write_data(af.f, &w->e[i]);
+            bad = write_data(af.f, &w->e[i], stage);
         if (bad) {
             glow_errorf(err, "%s: write failed: %s", path, strerror(errno));
             atomic_abort(&af);
@@ -1076,6 +1100,7 @@ int st_writer_commit(st_writer *w, const char *path, glow_error *err)
         } else
             rc = atomic_commit(&af, err);
     }
+    free(stage);
     free(h.s);
     st_writer_free(w);
     return rc;

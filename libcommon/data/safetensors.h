@@ -93,6 +93,15 @@ st_writer *st_writer_new(void);
 void st_writer_meta(st_writer *w, const char *key, const char *value);
 void st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
                    const int64_t *shape, const void *data);
+/* A tensor whose bytes are not in host memory when added (a trainer's weights on
+ * a backend): commit asks fetch for them in pieces of at most ST_FETCH_PIECE
+ * bytes, in order (offset: bytes of the tensor before the piece), into a buffer
+ * of its own (a piece, or the largest such tensor when smaller), so that writing
+ * costs no host copy of the whole tensor. */
+#define ST_FETCH_PIECE ((size_t)1 << 20)
+typedef void (*st_fetch_fn)(void *ctx, size_t offset, void *dst, size_t nbytes);
+void st_writer_add_fetch(st_writer *w, const char *name, st_dtype dtype, int ndim,
+                         const int64_t *shape, st_fetch_fn fetch, void *ctx);
 int st_writer_commit(st_writer *w, const char *path, glow_error *err); /* frees w */
 void st_writer_free(st_writer *w);
 

@@ -26,8 +26,9 @@ static int optimizer_known(const char *s)
     return s && (strcmp(s, "adam") == 0 || strcmp(s, "adamax") == 0);
 }
 
-/* The subset of ps that is trained, as a zeroed paramset (optimizer moments). */
-static void trained_subset(const glow_paramset *ps, glow_paramset *out)
+/* The subset of ps that is trained, as a zeroed paramset (optimizer moments),
+ * or without data (alloc 0: a fetched checkpoint's). */
+static void trained_subset(const glow_paramset *ps, glow_paramset *out, int alloc)
 {
     out->n = 0;
     out->v = xcalloc((size_t)ps->n + 1, sizeof *out->v);
@@ -37,15 +38,17 @@ static void trained_subset(const glow_paramset *ps, glow_paramset *out)
         glow_param *d = &out->v[out->n++];
         *d = ps->v[i];
         d->name = xstrdup(ps->v[i].name);
-        d->data = xcalloc(d->count, 4);
+        d->data = alloc ? xcalloc(d->count, 4) : NULL;
     }
 }
 
+/* Host bytes of ps's tensors (a fetched checkpoint's trained ones have none). */
 static uint64_t set_bytes(const glow_paramset *ps)
 {
     uint64_t n = 0;
     for (int i = 0; i < ps->n; i++)
-        n += (uint64_t)ps->v[i].count * 4;
+        if (ps->v[i].data)
+            n += (uint64_t)ps->v[i].count * 4;
     return n;
 }
 
@@ -77,6 +80,20 @@ int glow_checkpoint_init(glow_checkpoint *ck, const glow_config *cfg, glow_error
     return glow_paramset_layout(cfg, &ck->params, err);
 }
 
+int glow_checkpoint_init_fetched(glow_checkpoint *ck, const glow_config *cfg, glow_ckpt_fetch_fn fetch,
+                                 void *ctx, glow_error *err)
+{
+    memset(ck, 0, sizeof *ck);
+    ck->cfg = *cfg;
+    glow_paramset_count pc;
+    if (glow_paramset_size(cfg, &pc, err) != 0 ||
+        reserve(ck, glow_mem_mul(pc.values - pc.trained, 4), "the model's fixed parameters", err) != 0)
+        return -1;
+    ck->fetch = fetch;
+    ck->fetch_ctx = ctx;
+    return glow_paramset_layout_fixed(cfg, &ck->params, err);
+}
+
 void glow_checkpoint_drop_training_state(glow_checkpoint *ck)
 {
     release(ck, set_bytes(&ck->optim_m) + set_bytes(&ck->optim_v) + set_bytes(&ck->ema));
@@ -100,13 +117,13 @@ int glow_checkpoint_add_training_state(glow_checkpoint *ck, const char *optimize
     ck->rng = NULL;
     glow_checkpoint_drop_training_state(ck);
     ck->rng = rng;
-    uint64_t trained = glow_paramset_trained_count(&ck->params);
+    uint64_t trained = ck->fetch ? 0 : glow_paramset_trained_count(&ck->params);
     if (reserve(ck, 8 * trained + (with_ema ? set_bytes(&ck->params) : 0),
                 "the training state (optimizer moments, EMA)", err) != 0)
         return -1;
     ck->optimizer = xstrdup(optimizer);
-    trained_subset(&ck->params, &ck->optim_m);
-    trained_subset(&ck->params, &ck->optim_v);
+    trained_subset(&ck->params, &ck->optim_m, !ck->fetch);
+    trained_subset(&ck->params, &ck->optim_v, !ck->fetch);
     ck->has_optim = 1;
     if (with_ema) {
         glow_paramset_clone(&ck->params, &ck->ema, 0);
@@ -430,8 +447,8 @@ static int check_file(const st_file *f, glow_checkpoint *ck, reporter *r)
         return -1;
     }
     if (any_optim) {
-        trained_subset(&ck->params, &ck->optim_m);
-        trained_subset(&ck->params, &ck->optim_v);
+        trained_subset(&ck->params, &ck->optim_m, 1);
+        trained_subset(&ck->params, &ck->optim_v, 1);
         ck->has_optim = 1;
     }
     if (any_ema) {
@@ -801,14 +818,35 @@ int glow_checkpoint_verify(const glow_checkpoint *ck, glow_problem_fn fn, void *
 
 /* ---- saving ---- */
 
-static void add_set(st_writer *w, const glow_paramset *ps, const char *prefix, const char *suffix)
+/* A tensor of a fetched checkpoint, as the writer asks for its pieces. */
+typedef struct {
+    const glow_checkpoint *ck;
+    int set;
+    const glow_param *p;
+} fetched;
+
+static void fetch_piece(void *ctx, size_t offset, void *dst, size_t nbytes)
+{
+    const fetched *f = ctx;
+    f->ck->fetch(f->ck->fetch_ctx, f->set, f->p, offset, dst, nbytes);
+}
+
+/* ps's tensors; those without host data from ck->fetch, through fx[*nfx...] */
+static void add_set(st_writer *w, const glow_checkpoint *ck, const glow_paramset *ps, int set,
+                    const char *prefix, const char *suffix, fetched *fx, int *nfx)
 {
     for (int i = 0; i < ps->n; i++) {
         const glow_param *p = &ps->v[i];
         char name[320];
         snprintf(name, sizeof name, "%s%s%s", prefix, p->name, suffix);
-        st_writer_add(w, name, p->dtype == PARAM_I32 ? ST_I32 : ST_F32, p->ndim, p->shape,
-                      p->data);
+        const st_dtype dt = p->dtype == PARAM_I32 ? ST_I32 : ST_F32;
+        if (p->data || !ck->fetch) {
+            st_writer_add(w, name, dt, p->ndim, p->shape, p->data);
+            continue;
+        }
+        fetched *f = &fx[(*nfx)++];
+        *f = (fetched){ck, set, p};
+        st_writer_add_fetch(w, name, dt, p->ndim, p->shape, fetch_piece, f);
     }
 }
 
@@ -838,14 +876,19 @@ int glow_checkpoint_save(const char *path, const glow_checkpoint *ck, glow_error
         st_writer_meta(w, "train_config", ck->train_config);
     for (int i = 0; i < ck->n_extra; i++)
         st_writer_meta(w, ck->extra[i].key, ck->extra[i].value);
-    add_set(w, &ck->params, "", "");
+    fetched *fx = xmalloc(((size_t)ck->params.n * 2 + (size_t)ck->optim_m.n + (size_t)ck->optim_v.n + 1) *
+                          sizeof *fx);
+    int nfx = 0;
+    add_set(w, ck, &ck->params, GLOW_CK_PARAMS, "", "", fx, &nfx);
     if (ck->has_optim) {
-        add_set(w, &ck->optim_m, "optim.", ".m");
-        add_set(w, &ck->optim_v, "optim.", ".v");
+        add_set(w, ck, &ck->optim_m, GLOW_CK_OPTIM_M, "optim.", ".m", fx, &nfx);
+        add_set(w, ck, &ck->optim_v, GLOW_CK_OPTIM_V, "optim.", ".v", fx, &nfx);
     }
     if (ck->has_ema)
-        add_set(w, &ck->ema, "ema.", "");
-    return st_writer_commit(w, path, err);
+        add_set(w, ck, &ck->ema, GLOW_CK_EMA, "ema.", "", fx, &nfx);
+    int rc = st_writer_commit(w, path, err);
+    free(fx);
+    return rc;
 }
 
 /* ---- reading arbitrary tensors ---- */

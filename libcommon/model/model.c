@@ -425,6 +425,8 @@ void glow_model_get_params(glow_model *m, glow_paramset *ps)
 {
     for (int i = 0; i < ps->n; i++) {
         glow_param *dst = &ps->v[i];
+        if (!dst->data) /* a tensor the caller takes from elsewhere */
+            continue;
         for (int j = 0; j < m->layout.n; j++) {
             const glow_param *src = &m->layout.v[j];
             if (strcmp(src->name, dst->name) != 0 || src->count != dst->count)

@@ -102,7 +102,8 @@ void glow_model_free(glow_model *m);
 
 /* Parameters. set: every parameter of ps whose name the layout has is copied in
  * (fixed ones included); shapes must match. get: fills every parameter of ps (a
- * layout of this config, e.g. from glow_paramset_layout) from the model. */
+ * layout of this config, e.g. from glow_paramset_layout) from the model, but for
+ * those without data (a fetched checkpoint's trained tensors). */
 int glow_model_set_params(glow_model *m, const glow_paramset *ps, glow_error *err);
 void glow_model_get_params(glow_model *m, glow_paramset *ps);
 

@@ -187,6 +187,10 @@ void glow_paramset_clone(const glow_paramset *src, glow_paramset *dst, int zero)
         glow_param *d = &dst->v[i];
         *d = src->v[i];
         d->name = xstrdup(src->v[i].name);
+        if (!src->v[i].data) { /* a tensor held elsewhere (a fetched checkpoint's) */
+            d->data = NULL;
+            continue;
+        }
         d->data = xcalloc(d->count, 4);
         if (!zero && d->count)
             memcpy(d->data, src->v[i].data, d->count * 4);

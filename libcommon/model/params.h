@@ -42,7 +42,8 @@ int glow_paramset_size(const glow_config *c, glow_paramset_count *out, glow_erro
 glow_param *glow_paramset_find(const glow_paramset *ps, const char *name);
 /* Total trained float parameters. */
 size_t glow_paramset_trained_count(const glow_paramset *ps);
-/* A deep copy with the same names and shapes (data copied, or zeroed when zero). */
+/* A deep copy with the same names and shapes (data copied, or zeroed when zero;
+ * a tensor without data stays without). */
 void glow_paramset_clone(const glow_paramset *src, glow_paramset *dst, int zero);
 void glow_paramset_free(glow_paramset *ps);
 

@@ -606,6 +606,123 @@ static void test_load_weights(void)
     glow_checkpoint_free(&ck);
 }
 
+/* A fetched checkpoint (what glow-train writes from its backend arrays) saves the
+ * same bytes as one holding every tensor on the host; a tensor over
+ * ST_FETCH_PIECE comes in pieces, in order. */
+typedef struct {
+    const glow_checkpoint *src;
+    size_t pieces, big_pieces;
+} fetch_src;
+
+static void fetch_from(void *ctx, int set, const glow_param *p, size_t offset, void *dst, size_t nbytes)
+{
+    fetch_src *f = ctx;
+    const glow_paramset *ps = set == GLOW_CK_PARAMS    ? &f->src->params
+                              : set == GLOW_CK_OPTIM_M ? &f->src->optim_m
+                              : set == GLOW_CK_OPTIM_V ? &f->src->optim_v
+                                                       : &f->src->ema;
+    const glow_param *q = glow_paramset_find(ps, p->name);
+    CHECKF(q && q->count == p->count && offset + nbytes <= q->count * 4 && nbytes <= ST_FETCH_PIECE,
+           "fetch %s [%zu, +%zu)", p->name, offset, nbytes);
+    CHECKF(offset % ST_FETCH_PIECE == 0, "fetch %s: piece at %zu", p->name, offset);
+    memcpy(dst, (const char *)q->data + offset, nbytes);
+    f->pieces++;
+    if (p->count * 4 > ST_FETCH_PIECE)
+        f->big_pieces++;
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = xmalloc(cap);
+    for (size_t got; (got = fread(buf + len, 1, cap - len, f)) > 0;)
+        if ((len += got) == cap)
+            buf = xrealloc(buf, cap *= 2);
+    fclose(f);
+    *n = len;
+    return buf;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    size_t na = 0, nb = 0;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static void test_fetched(void)
+{
+    /* width 600: conv2's weight 600 x 600 x 1 x 1 is 1.44 MB, two pieces */
+    glow_config c = tiny_config(.levels = 1, .steps = 1, .width = 600);
+    c.permutation = PERM_SHUFFLE; /* fixed tensors (shuffle.perm) beside the trained */
+    glow_checkpoint host, fx;
+    glow_error err = {{0}};
+    CHECK(glow_checkpoint_init(&host, &c, &err) == 0);
+    fill(&host.params, 0.5f);
+    for (int i = 0; i < host.params.n; i++)
+        if (host.params.v[i].dtype == PARAM_I32) {
+            int32_t *q = host.params.v[i].data;
+            for (size_t j = 0; j < host.params.v[i].count; j++)
+                q[j] = (int32_t)(host.params.v[i].count - 1 - j);
+        }
+    CHECK(glow_checkpoint_add_training_state(&host, "adam", 1, &err) == 0);
+    fill(&host.optim_m, -0.25f);
+    fill(&host.optim_v, 0.125f);
+    fill(&host.ema, 0.75f);
+    for (int i = 0; i < host.ema.n; i++)
+        if (!host.ema.v[i].trained)
+            memcpy(host.ema.v[i].data, host.params.v[i].data, host.ema.v[i].count * 4);
+    host.step = 7;
+    host.images_seen = 70;
+
+    fetch_src src = {&host, 0, 0};
+    const uint64_t before = glow_mem_reserved();
+    CHECKF(glow_checkpoint_init_fetched(&fx, &c, fetch_from, &src, &err) == 0, "%s", err.msg);
+    CHECK(glow_checkpoint_add_training_state(&fx, "adam", 1, &err) == 0);
+    /* only the fixed tensors are on the host (and reserved) */
+    uint64_t fixed = 0;
+    int held = 0;
+    for (int i = 0; i < fx.params.n; i++) {
+        const glow_param *p = &fx.params.v[i];
+        held += p->data != NULL || fx.ema.v[i].data != NULL;
+        if (!p->trained)
+            fixed += p->count * 4, held -= p->data && fx.ema.v[i].data;
+    }
+    for (int i = 0; i < fx.optim_m.n; i++)
+        held += fx.optim_m.v[i].data != NULL || fx.optim_v.v[i].data != NULL;
+    CHECKF(held == 0 && fixed > 0, "%d tensors held on the host that should not be", held);
+    CHECKF(glow_mem_reserved() - before == 2 * fixed, "reserved %llu, fixed %llu",
+           (unsigned long long)(glow_mem_reserved() - before), (unsigned long long)fixed);
+    for (int i = 0; i < fx.params.n; i++)
+        if (!fx.params.v[i].trained) {
+            memcpy(fx.params.v[i].data, host.params.v[i].data, fx.params.v[i].count * 4);
+            memcpy(fx.ema.v[i].data, host.params.v[i].data, fx.params.v[i].count * 4);
+        }
+    fx.step = 7;
+    fx.images_seen = 70;
+    const char *a = tmp_path("host.safetensors"), *b = tmp_path("fetched.safetensors");
+    CHECKF(glow_checkpoint_save(a, &host, &err) == 0, "%s", err.msg);
+    CHECKF(glow_checkpoint_save(b, &fx, &err) == 0, "%s", err.msg);
+    CHECK(same_file(a, b));
+    /* every trained tensor of the four sets fetched; conv2's four times in two pieces */
+    CHECKF(src.pieces == 4 * (size_t)fx.optim_m.n + 4 * 1 && src.big_pieces == 8, "pieces %zu, big %zu",
+           src.pieces, src.big_pieces);
+    glow_checkpoint back;
+    CHECKF(glow_checkpoint_load(b, &back, &err) == 0, "%s", err.msg);
+    CHECK(set_equal(&back.params, &host.params) && set_equal(&back.optim_v, &host.optim_v) &&
+          set_equal(&back.ema, &host.ema));
+    glow_checkpoint_free(&back);
+    glow_checkpoint_free(&fx);
+    CHECK(glow_mem_reserved() == before);
+    glow_checkpoint_free(&host);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_checkpoint.XXXXXX");
@@ -617,6 +734,7 @@ int main(void)
     test_reference("affine-invconv", 54);
     test_reference("additive-lu-ycond", 108);
     test_round_trip();
+    test_fetched();
     test_rejections();
     test_lu_verify();
     test_load_weights();
