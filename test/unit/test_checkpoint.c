@@ -64,6 +64,28 @@ static void fill(glow_paramset *ps, float base)
     }
 }
 
+/* A checkpoint of c with Adam state and an EMA, every tensor filled (reversed
+ * permutations, the EMA's fixed tensors equal to the weights'). */
+static void filled_adam_checkpoint(const glow_config *c, glow_checkpoint *ck)
+{
+    glow_error err = {{0}};
+    CHECK(glow_checkpoint_init(ck, c, &err) == 0);
+    fill(&ck->params, 0.5f);
+    for (int i = 0; i < ck->params.n; i++)
+        if (ck->params.v[i].dtype == PARAM_I32) {
+            int32_t *q = ck->params.v[i].data;
+            for (size_t j = 0; j < ck->params.v[i].count; j++)
+                q[j] = (int32_t)(ck->params.v[i].count - 1 - j);
+        }
+    CHECK(glow_checkpoint_add_training_state(ck, "adam", 1, &err) == 0);
+    fill(&ck->optim_m, -0.25f);
+    fill(&ck->optim_v, 0.125f);
+    fill(&ck->ema, 0.75f);
+    for (int i = 0; i < ck->ema.n; i++)
+        if (!ck->ema.v[i].trained)
+            memcpy(ck->ema.v[i].data, ck->params.v[i].data, ck->ema.v[i].count * 4);
+}
+
 /* Rewrites ck through st_writer with one change, the way a damaged or foreign
  * file would look. */
 enum variant { V_NONE, V_MISSING, V_EXTRA, V_SHAPE, V_DTYPE, V_NAN, V_VERSION, V_FORMAT,
@@ -483,21 +505,7 @@ static void test_load_weights(void)
     c.permutation = PERM_SHUFFLE;
     glow_checkpoint ck;
     glow_error err = {{0}};
-    CHECK(glow_checkpoint_init(&ck, &c, &err) == 0);
-    fill(&ck.params, 0.5f);
-    for (int i = 0; i < ck.params.n; i++)
-        if (ck.params.v[i].dtype == PARAM_I32) {
-            int32_t *q = ck.params.v[i].data;
-            for (size_t j = 0; j < ck.params.v[i].count; j++)
-                q[j] = (int32_t)(ck.params.v[i].count - 1 - j);
-        }
-    CHECK(glow_checkpoint_add_training_state(&ck, "adam", 1, &err) == 0);
-    fill(&ck.optim_m, -0.25f);
-    fill(&ck.optim_v, 0.125f);
-    fill(&ck.ema, 0.75f);
-    for (int i = 0; i < ck.ema.n; i++)
-        if (!ck.ema.v[i].trained)
-            memcpy(ck.ema.v[i].data, ck.params.v[i].data, ck.ema.v[i].count * 4);
+    filled_adam_checkpoint(&c, &ck);
     ck.step = 77;
     ck.images_seen = 616;
     const char *path = tmp_path("weights.safetensors");
@@ -663,21 +671,7 @@ static void test_fetched(void)
     c.permutation = PERM_SHUFFLE; /* fixed tensors (shuffle.perm) beside the trained */
     glow_checkpoint host, fx;
     glow_error err = {{0}};
-    CHECK(glow_checkpoint_init(&host, &c, &err) == 0);
-    fill(&host.params, 0.5f);
-    for (int i = 0; i < host.params.n; i++)
-        if (host.params.v[i].dtype == PARAM_I32) {
-            int32_t *q = host.params.v[i].data;
-            for (size_t j = 0; j < host.params.v[i].count; j++)
-                q[j] = (int32_t)(host.params.v[i].count - 1 - j);
-        }
-    CHECK(glow_checkpoint_add_training_state(&host, "adam", 1, &err) == 0);
-    fill(&host.optim_m, -0.25f);
-    fill(&host.optim_v, 0.125f);
-    fill(&host.ema, 0.75f);
-    for (int i = 0; i < host.ema.n; i++)
-        if (!host.ema.v[i].trained)
-            memcpy(host.ema.v[i].data, host.params.v[i].data, host.ema.v[i].count * 4);
+    filled_adam_checkpoint(&c, &host);
     host.step = 7;
     host.images_seen = 70;
 
