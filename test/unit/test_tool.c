@@ -63,8 +63,12 @@ static int temp_left(void (*how)(void), int *left)
     pid_t pid = fork();
     if (pid == 0) {
         char *argv[] = {"test_tool", NULL};
-        if (ignore_hup)
-            signal(SIGHUP, SIG_IGN);
+        /* the dispositions a terminal gives: a test run in the background (sh's
+         * '&' ignores SIGINT) or under nohup (SIGHUP) starts with them ignored,
+         * which the tool keeps, and the child would wait in pause() for ever */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, ignore_hup ? SIG_IGN : SIG_DFL);
         glow_tool_start(1, argv, 0);
         atomic_file af;
         glow_error err;
