@@ -5,8 +5,8 @@
  * model fuses one), data-gradient and filter-gradient calls and the GFLOP/s they
  * reach, and the step's total for the convolutions (each shape times the number
  * of times a step runs it). A tool for finding which convolutions are slow.
- * Usage: conv_ops [A128|A512|B] [--iters N] [--cpu] [--shape N,H,W,CIN,COUT,K,EDGE ...]
- * (--shape: only the shapes given) */
+ * Usage: conv_ops [A128|A512|B] [--iters N] [--cpu] [--cold] [--shape N,H,W,CIN,COUT,K,EDGE ...]
+ * (--shape: only the shapes given; --cold: the caches flushed before each timed call) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +33,28 @@ static double clock_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* With --cold, every timed call starts with the caches holding other data (a
+ * 64 MiB buffer written just before): as in a training step, where a convolution's
+ * operands were last touched several layers ago, not by the same call a moment ago. */
+static int cold;
+static void flush_caches(void)
+{
+    static volatile char *junk;
+    enum { JUNK = 64 << 20 };
+    if (!junk)
+        junk = xmalloc(JUNK);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < JUNK; i += 64)
+        junk[i] = (char)i;
+}
+
 static double best_of(int iters, void (*f)(void *), void *arg)
 {
     f(arg); /* primitive creation, first touch */
     double best = 1e30;
     for (int i = 0; i < iters; i++) {
+        if (cold)
+            flush_caches();
         double t0 = clock_now();
         f(arg);
         double t = clock_now() - t0;
@@ -142,12 +159,16 @@ int main(int argc, char **argv)
             use_cpu_time = 1;
             continue;
         }
+        if (strcmp(argv[i], "--cold") == 0) {
+            cold = 1;
+            continue;
+        }
         int found = 0;
         for (size_t k = 0; k < sizeof configs / sizeof *configs; k++)
             if (strcmp(argv[i], configs[k].name) == 0)
                 bc = &configs[k], found = 1;
         if (!found)
-            glow_die(2, "usage: conv_ops [A128|A512|B] [--iters N] [--cpu] [--shape N,H,W,CIN,COUT,K,EDGE ...]");
+            glow_die(2, "usage: conv_ops [A128|A512|B] [--iters N] [--cpu] [--cold] [--shape N,H,W,CIN,COUT,K,EDGE ...]");
     }
     glow_error err;
     backend *b = backend_get(DEVICE_CPU, 0, &err);
@@ -160,8 +181,9 @@ int main(int argc, char **argv)
         return 0;
     }
     const int n = bc->batch, Wd = bc->width, K = bc->steps;
-    printf("%s: batch %d, width %d, %d levels of %d steps; best of %d (%s)\n", bc->name, n, Wd, bc->levels,
-           K, iters, use_cpu_time ? "process CPU time: GFLOP/s per busy core" : "wall clock");
+    printf("%s: batch %d, width %d, %d levels of %d steps; best of %d (%s%s)\n", bc->name, n, Wd, bc->levels,
+           K, iters, use_cpu_time ? "process CPU time: GFLOP/s per busy core" : "wall clock",
+           cold ? ", caches flushed before each call" : "");
     for (int l = 0; l < bc->levels; l++) {
         const int C = 4 * bc->c0 << l, H = bc->hw >> (l + 1);
         run_shape(b, "conv1", (bk_conv){n, H, H, C / 2, Wd, 3, 1}, 1, K, iters);

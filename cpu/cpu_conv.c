@@ -29,7 +29,12 @@
  * gradient deterministic: oneDNN would split its reduction over images between
  * threads, so its bits would depend on the thread count; here each chunk's
  * partial gradient is computed alone and the partials are added in chunk order.
- * Primitives are created on first use of a shape and kept. */
+ * Primitives are created on first use of a shape and kept.
+ *
+ * Each pass is a plan (cpu_conv_plan.h): made ready (weights reordered, edge map
+ * built), then run chunk by chunk, then finished (partial gradients added). The
+ * single operations run a plan's chunks in parallel; the coupling network
+ * (cpu_net.c) runs chunk c of its three layers' plans on one thread. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +42,7 @@
 #include <math.h>
 
 #include "backend/ew_math.h"
-#include "cpu_internal.h"
+#include "cpu_conv_plan.h"
 
 /* Images per chunk: at least 2, and enough for CONV_CHUNK_PIXELS pixels (small
  * images make small calls, whose fixed cost would dominate), but no more than a
@@ -448,24 +453,6 @@ static int parallel_chunks(const bk_conv *d, int nchunk)
 
 static int chunk_nimg(const chunk_op *o, int c) { return c == o->nchunk - 1 ? o->last_n : o->chunk_n; }
 
-/* Run op over the chunks: a (x for fwd and bwd w, dx for bwd data) and b (y, dy). */
-static void run_chunks(cpu_ctx *ctx, conv_prim *cp, int op, float *a, float *b, const float *w,
-                       const fwd_post *post)
-{
-    const bk_conv *d = &cp->d;
-    const size_t as = (size_t)d->h * d->w * d->cin, bs = (size_t)d->h * d->w * d->cout;
-    op_call oc;
-    op_call_init(ctx, cp, op, w, &oc);
-    chunk_op *o = &cp->op[op];
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_chunks(d, o->nchunk))
-    for (int c = 0; c < o->nchunk; c++) {
-        size_t n0 = (size_t)c * o->chunk_n;
-        op_exec_chunk(ctx, cp, op, &oc, c, a + n0 * as, b + n0 * bs);
-        if (post)
-            apply_post(d, post, b, n0, chunk_nimg(o, c));
-    }
-}
-
 /* The partial filter gradients of op's chunks, added in chunk order into the first. */
 static void combine_partials(chunk_op *o)
 {
@@ -630,88 +617,6 @@ static void weights_to_taps(const bk_conv *d, const float *w, int out, float *wt
             }
 }
 
-static void fwd_taps(cpu_ctx *ctx, conv_prim *cp, int out, const float *x, const float *w, float *y,
-                     const fwd_post *post)
-{
-    const bk_conv *d = &cp->d;
-    taps_ready(ctx, cp);
-    conv_prim *v = out ? cp->vout : cp->vin;
-    weights_to_taps(d, w, out, cp->wtap);
-    op_call oc;
-    op_call_init(ctx, v, OP_FWD, cp->wtap, &oc);
-    chunk_op *o = &v->op[OP_FWD];
-    const size_t hw = (size_t)d->h * d->w;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_chunks(d, o->nchunk))
-    for (int c = 0; c < o->nchunk; c++) {
-        const size_t n0 = (size_t)c * o->chunk_n;
-        const int nimg = chunk_nimg(o, c);
-        float *z = cp->tap + (size_t)c * cp->tap_chunk;
-        float *xc = (float *)x + n0 * hw * d->cin, *yc = y + n0 * hw * d->cout;
-        if (out) {
-            op_exec_chunk(ctx, v, OP_FWD, &oc, c, xc, z);
-            taps_sum(z, d->cout, 1, yc, 0, nimg, d->h, d->w);
-        } else {
-            taps_spread(xc, d->cin, 1, z, nimg, d->h, d->w);
-            op_exec_chunk(ctx, v, OP_FWD, &oc, c, z, yc);
-        }
-        if (post)
-            apply_post(d, post, y, n0, nimg);
-    }
-}
-
-static void bwd_data_taps_run(cpu_ctx *ctx, conv_prim *cp, const float *dy, const float *w, float *dx,
-                              int accumulate)
-{
-    const bk_conv *d = &cp->d;
-    taps_ready(ctx, cp);
-    conv_prim *v = cp->vin;
-    weights_to_taps(d, w, 0, cp->wtap);
-    op_call oc;
-    op_call_init(ctx, v, OP_BWD_DATA, cp->wtap, &oc);
-    chunk_op *o = &v->op[OP_BWD_DATA];
-    const size_t hw = (size_t)d->h * d->w;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_chunks(d, o->nchunk))
-    for (int c = 0; c < o->nchunk; c++) {
-        const size_t n0 = (size_t)c * o->chunk_n;
-        float *z = cp->tap + (size_t)c * cp->tap_chunk;
-        op_exec_chunk(ctx, v, OP_BWD_DATA, &oc, c, z, (float *)dy + n0 * hw * d->cout);
-        taps_sum(z, d->cin, -1, dx + n0 * hw * d->cin, accumulate, chunk_nimg(o, c), d->h, d->w);
-    }
-}
-
-static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw);
-
-static void bwd_filter_taps_run(cpu_ctx *ctx, conv_prim *cp, const float *x, const float *dy, float *dw)
-{
-    const bk_conv *d = &cp->d;
-    taps_ready(ctx, cp);
-    conv_prim *v = cp->vout;
-    op_call oc;
-    op_call_init(ctx, v, OP_BWD_W, NULL, &oc);
-    chunk_op *o = &v->op[OP_BWD_W];
-    const size_t hw = (size_t)d->h * d->w;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_chunks(d, o->nchunk))
-    for (int c = 0; c < o->nchunk; c++) {
-        const size_t n0 = (size_t)c * o->chunk_n;
-        float *z = cp->tap + (size_t)c * cp->tap_chunk;
-        taps_spread(dy + n0 * hw * d->cout, d->cout, -1, z, chunk_nimg(o, c), d->h, d->w);
-        op_exec_chunk(ctx, v, OP_BWD_W, &oc, c, (float *)x + n0 * hw * d->cin, z);
-    }
-    combine_partials(o);
-    const float *wv = o->wbuf;
-    if (o->wreorder) {
-        reorder(ctx, o->wreorder, &o->md_w, o->wbuf, &v->md_wuser, cp->wtap);
-        wv = cp->wtap;
-    }
-    const int ci = d->cin, co = d->cout, cin1 = d->cin + (d->edge ? 1 : 0);
-    for (int oo = 0; oo < co; oo++)
-        for (int c = 0; c < ci; c++)
-            for (int t = 0; t < 9; t++)
-                dw[((size_t)oo * cin1 + c) * 9 + t] = wv[((size_t)t * co + oo) * ci + c];
-    if (d->edge)
-        edge_bwd_filter(d, dy, dw);
-}
-
 static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw)
 {
     const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
@@ -748,88 +653,233 @@ static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw)
     edge_map_free(&em);
 }
 
-static void conv_fwd_post(backend *b, const bk_conv *d, const float *x, const float *w,
-                          const float *bias, const float *logs, int relu, float *y)
-{
-    cpu_ctx *ctx = b->impl;
-    conv_prim *p = get_prim(ctx, d);
+/* ---- plans: a pass made ready, then run chunk by chunk ---- */
+
+enum { PLAN_FWD, PLAN_BWD_DATA, PLAN_BWD_FILTER };
+
+struct cpu_plan {
+    int kind;
+    cpu_ctx *ctx;
+    conv_prim *cp;
+    conv_prim *v; /* the tap form's 1x1 convolution; NULL: direct */
+    int out;      /* tap form over the outputs (else over the inputs) */
+    int op;       /* OP_FWD, OP_BWD_DATA or OP_BWD_W: v's or cp's */
+    op_call oc;
+    const chunk_op *o; /* the chunks */
+    const float *a;    /* x (forward, filter gradient) or dy (data gradient) */
+    const float *dy;   /* the filter gradient's dy */
+    float *out_p;      /* y, dx or dw */
+    float *dst;        /* where the direct data gradient's chunks go (dx, or the tmp) */
+    int accumulate;
     edge_map em;
-    float *s = NULL;
-    fwd_post post = {NULL, bias, NULL, relu};
+    float *s;
+    fwd_post post;
+    const fwd_post *pp;
+};
+
+static cpu_plan *plan_new(int kind, cpu_ctx *ctx, const bk_conv *d)
+{
+    cpu_plan *p = xcalloc(1, sizeof *p);
+    p->kind = kind;
+    p->ctx = ctx;
+    p->cp = get_prim(ctx, d);
+    return p;
+}
+
+/* the primitive that runs op: the tap form's v (weights in cp's wtap) or cp */
+static void plan_prim(cpu_plan *p, int taps, int out, int op, const float *w)
+{
+    const bk_conv *d = &p->cp->d;
+    p->op = op;
+    if (taps) {
+        p->out = out;
+        taps_ready(p->ctx, p->cp);
+        p->v = out ? p->cp->vout : p->cp->vin;
+        if (op != OP_BWD_W)
+            weights_to_taps(d, w, out, p->cp->wtap);
+        op_call_init(p->ctx, p->v, op, op != OP_BWD_W ? p->cp->wtap : NULL, &p->oc);
+        p->o = &p->v->op[op];
+    } else {
+        op_call_init(p->ctx, p->cp, op, w, &p->oc);
+        p->o = &p->cp->op[op];
+    }
+}
+
+cpu_plan *cpu_plan_fwd(cpu_ctx *ctx, const bk_conv *d, const float *x, const float *w, const float *bias,
+                       const float *logs, int relu, float *y)
+{
+    cpu_plan *p = plan_new(PLAN_FWD, ctx, d);
+    p->a = x;
+    p->out_p = y;
+    p->post = (fwd_post){NULL, bias, NULL, relu};
     if (d->edge) {
-        edge_map_build(d, w, &em);
-        post.em = &em;
+        edge_map_build(d, w, &p->em);
+        p->post.em = &p->em;
     }
     if (logs) {
-        s = cpu_actnorm_scales(logs, d->cout);
-        post.s = s;
+        p->s = cpu_actnorm_scales(logs, d->cout);
+        p->post.s = p->s;
     }
-    const fwd_post *pp = post.em || post.s ? &post : NULL;
-    if (fwd_taps_out(d) || fwd_taps_in(d))
-        fwd_taps(ctx, p, fwd_taps_out(d), x, w, y, pp);
-    else
-        run_chunks(ctx, p, OP_FWD, (float *)x, y, w, pp);
-    if (d->edge)
-        edge_map_free(&em);
-    free(s);
+    p->pp = p->post.em || p->post.s ? &p->post : NULL;
+    plan_prim(p, fwd_taps_out(d) || fwd_taps_in(d), fwd_taps_out(d), OP_FWD, w);
+    return p;
+}
+
+cpu_plan *cpu_plan_bwd_data(cpu_ctx *ctx, const bk_conv *d, const float *dy, const float *w, float *dx,
+                            int accumulate)
+{
+    cpu_plan *p = plan_new(PLAN_BWD_DATA, ctx, d);
+    p->a = dy;
+    p->out_p = p->dst = dx;
+    p->accumulate = accumulate;
+    plan_prim(p, bwd_data_taps(d), 0, OP_BWD_DATA, w);
+    /* the direct primitive writes: with accumulate it writes a tmp, added at the end */
+    if (!p->v && accumulate) {
+        if (!p->cp->dx_tmp)
+            p->cp->dx_tmp = amalloc((size_t)d->n * d->h * d->w * d->cin * sizeof(float));
+        p->dst = p->cp->dx_tmp;
+    }
+    return p;
+}
+
+cpu_plan *cpu_plan_bwd_filter(cpu_ctx *ctx, const bk_conv *d, const float *x, const float *dy, float *dw)
+{
+    cpu_plan *p = plan_new(PLAN_BWD_FILTER, ctx, d);
+    p->a = x;
+    p->dy = dy;
+    p->out_p = dw;
+    plan_prim(p, bwd_filter_taps(d), 1, OP_BWD_W, NULL);
+    return p;
+}
+
+int cpu_plan_chunks(const cpu_plan *p) { return p->o->nchunk; }
+int cpu_plan_chunk_images(const cpu_plan *p) { return p->o->chunk_n; }
+int cpu_plan_parallel(const cpu_plan *p) { return parallel_chunks(&p->cp->d, p->o->nchunk); }
+int cpu_plan_same_buffers(const cpu_plan *p, const cpu_plan *q) { return p->cp == q->cp; }
+
+/* Chunk c, on this thread: the convolution of its images, and in the forward pass
+ * the edge map and the affine while the chunk is in cache; a filter gradient's
+ * chunk is a partial, added in cpu_plan_finish. */
+void cpu_plan_run_chunk(const cpu_plan *p, int c)
+{
+    const bk_conv *d = &p->cp->d;
+    const size_t hw = (size_t)d->h * d->w, n0 = (size_t)c * p->o->chunk_n;
+    const int nimg = chunk_nimg(p->o, c);
+    float *xin = (float *)p->a + n0 * hw * (p->kind == PLAN_BWD_DATA ? d->cout : d->cin);
+    float *z = p->cp->tap + (size_t)c * p->cp->tap_chunk;
+    switch (p->kind) {
+    case PLAN_FWD: {
+        float *yc = p->out_p + n0 * hw * d->cout;
+        if (!p->v) {
+            op_exec_chunk(p->ctx, p->cp, OP_FWD, &p->oc, c, xin, yc);
+        } else if (p->out) {
+            op_exec_chunk(p->ctx, p->v, OP_FWD, &p->oc, c, xin, z);
+            taps_sum(z, d->cout, 1, yc, 0, nimg, d->h, d->w);
+        } else {
+            taps_spread(xin, d->cin, 1, z, nimg, d->h, d->w);
+            op_exec_chunk(p->ctx, p->v, OP_FWD, &p->oc, c, z, yc);
+        }
+        if (p->pp)
+            apply_post(d, p->pp, p->out_p, n0, nimg);
+        break;
+    }
+    case PLAN_BWD_DATA:
+        if (!p->v) {
+            op_exec_chunk(p->ctx, p->cp, OP_BWD_DATA, &p->oc, c, p->dst + n0 * hw * d->cin, xin);
+        } else {
+            op_exec_chunk(p->ctx, p->v, OP_BWD_DATA, &p->oc, c, z, xin);
+            taps_sum(z, d->cin, -1, p->out_p + n0 * hw * d->cin, p->accumulate, nimg, d->h, d->w);
+        }
+        break;
+    default: {
+        float *dyc = (float *)p->dy + n0 * hw * d->cout;
+        if (!p->v) {
+            op_exec_chunk(p->ctx, p->cp, OP_BWD_W, &p->oc, c, xin, dyc);
+        } else {
+            taps_spread(dyc, d->cout, -1, z, nimg, d->h, d->w);
+            op_exec_chunk(p->ctx, p->v, OP_BWD_W, &p->oc, c, xin, z);
+        }
+    }
+    }
+}
+
+/* After every chunk: a filter gradient's partials added in chunk order, in the
+ * layout of dw, with its edge taps; a direct data gradient's tmp added to dx. Frees p. */
+void cpu_plan_finish(cpu_plan *p)
+{
+    const bk_conv *d = &p->cp->d;
+    if (p->kind == PLAN_BWD_FILTER) {
+        chunk_op *o = (chunk_op *)p->o;
+        combine_partials(o);
+        float *dw = p->out_p;
+        const conv_prim *v = p->v ? p->v : p->cp;
+        if (!p->v) {
+            if (o->wreorder)
+                reorder(p->ctx, o->wreorder, &o->md_w, o->wbuf, &v->md_wuser, dw);
+            else
+                memcpy(dw, o->wbuf, o->w_floats * sizeof(float));
+        } else {
+            const float *wv = o->wbuf;
+            if (o->wreorder) {
+                reorder(p->ctx, o->wreorder, &o->md_w, o->wbuf, &v->md_wuser, p->cp->wtap);
+                wv = p->cp->wtap;
+            }
+            const int ci = d->cin, co = d->cout, cin1 = d->cin + (d->edge ? 1 : 0);
+            for (int oo = 0; oo < co; oo++)
+                for (int c = 0; c < ci; c++)
+                    for (int t = 0; t < 9; t++)
+                        dw[((size_t)oo * cin1 + c) * 9 + t] = wv[((size_t)t * co + oo) * ci + c];
+        }
+        if (d->edge)
+            edge_bwd_filter(d, p->dy, dw);
+    } else if (p->kind == PLAN_BWD_DATA && p->dst != p->out_p) {
+        const size_t nx = (size_t)d->n * d->h * d->w * d->cin;
+        float *dx = p->out_p;
+        const float *t = p->dst;
+#pragma omp parallel for schedule(static) if (nx > CPU_PAR_MEM)
+        for (size_t i = 0; i < nx; i++)
+            dx[i] += t[i];
+    }
+    cpu_plan_discard(p);
+}
+
+void cpu_plan_discard(cpu_plan *p)
+{
+    if (p->post.em)
+        edge_map_free(&p->em);
+    free(p->s);
+    free(p);
+}
+
+void cpu_plan_run(cpu_plan *p)
+{
+#pragma omp parallel for schedule(dynamic, 1) if (cpu_plan_parallel(p))
+    for (int c = 0; c < cpu_plan_chunks(p); c++)
+        cpu_plan_run_chunk(p, c);
+    cpu_plan_finish(p);
 }
 
 void cpu_conv_fwd(backend *b, const bk_conv *d, const float *x, const float *w, float *y)
 {
-    conv_fwd_post(b, d, x, w, NULL, NULL, 0, y);
+    cpu_plan_run(cpu_plan_fwd(b->impl, d, x, w, NULL, NULL, 0, y));
 }
 
 void cpu_conv_fwd_affine(backend *b, const bk_conv *d, const float *x, const float *w,
                          const float *bias, const float *logs, int relu, float *y)
 {
-    conv_fwd_post(b, d, x, w, bias, logs, relu, y);
+    cpu_plan_run(cpu_plan_fwd(b->impl, d, x, w, bias, logs, relu, y));
 }
 
 void cpu_conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const float *w,
                        float *dx, int accumulate)
 {
-    cpu_ctx *ctx = b->impl;
-    conv_prim *p = get_prim(ctx, d);
-    if (bwd_data_taps(d)) {
-        bwd_data_taps_run(ctx, p, dy, w, dx, accumulate);
-        return;
-    }
-    size_t nx = (size_t)d->n * d->h * d->w * d->cin;
-    float *out = dx;
-    if (accumulate) {
-        if (!p->dx_tmp)
-            p->dx_tmp = amalloc(nx * sizeof(float));
-        out = p->dx_tmp;
-    }
-    run_chunks(ctx, p, OP_BWD_DATA, out, (float *)dy, w, NULL);
-    if (accumulate) {
-#pragma omp parallel for schedule(static) if (nx > CPU_PAR_MEM)
-        for (size_t i = 0; i < nx; i++)
-            dx[i] += out[i];
-    }
+    cpu_plan_run(cpu_plan_bwd_data(b->impl, d, dy, w, dx, accumulate));
 }
 
 void cpu_conv_bwd_filter(backend *b, const bk_conv *d, const float *x, const float *dy,
                          float *dw)
 {
-    cpu_ctx *ctx = b->impl;
-    conv_prim *p = get_prim(ctx, d);
-    if (bwd_filter_taps(d)) {
-        bwd_filter_taps_run(ctx, p, x, dy, dw);
-        return;
-    }
-    chunk_op *o = &p->op[OP_BWD_W];
-    run_chunks(ctx, p, OP_BWD_W, (float *)x, (float *)dy, NULL, NULL);
-    /* fixed-order combine of the partial gradients */
-    combine_partials(o);
-    float *sum = o->wbuf;
-    const size_t nw = o->w_floats;
-    if (o->wreorder)
-        reorder(ctx, o->wreorder, &o->md_w, sum, &p->md_wuser, dw);
-    else
-        memcpy(dw, sum, nw * sizeof(float));
-    if (d->edge)
-        edge_bwd_filter(d, dy, dw);
+    cpu_plan_run(cpu_plan_bwd_filter(b->impl, d, x, dy, dw));
 }
 
 void cpu_conv_release(cpu_ctx *ctx)

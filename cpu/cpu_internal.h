@@ -73,6 +73,14 @@ static inline void cpu_image_sums_add(const double *part, int n, size_t cpi, flo
     }
 }
 
+/* actnorm_bwd in pieces (cpu_ops.c): one reduction chunk, rows [r0, r1) (at most
+ * CPU_RED_ROWS), its dx and its partial sums part[0:c] (dbias) and part[c:2c] (the
+ * sum of g y, for dlogs); s the scales; then the gradients from nch such
+ * partials, added in order. */
+void cpu_actnorm_bwd_rows(const float *dy, int lddy, const float *y, int ldy, float *dx, int lddx,
+                          size_t r0, size_t r1, int c, const float *s, int relu, float *part);
+void cpu_actnorm_bwd_sums(const float *part, size_t nch, int c, float *dbias, float *dlogs);
+
 /* The per-channel scales exp(3 logs) of an actnorm, c of them (the caller frees). */
 static inline float *cpu_actnorm_scales(const float *logs, int c)
 {

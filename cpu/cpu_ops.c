@@ -155,34 +155,31 @@ void cpu_actnorm_inv(backend *b, const float *y, int ldy, float *x, int ldx, siz
     free(s);
 }
 
-void cpu_actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int ldy,
-                     float *dx, int lddx, size_t rows, int c, const float *logs, int relu,
-                     float *dbias, float *dlogs)
+void cpu_actnorm_bwd_rows(const float *dy, int lddy, const float *y, int ldy, float *dx, int lddx,
+                          size_t r0, size_t r1, int c, const float *s, int relu, float *part)
 {
-    (void)b;
-    const size_t nch = (rows + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
-    float *part = xcalloc(nch * 2 * (size_t)c, sizeof *part);
-    float *s = cpu_actnorm_scales(logs, c);
+    float *pb = part, *pl = part + c;
     /* with relu, dy only passes where the output is positive */
     const float thr = relu ? 0.0f : -INFINITY;
-#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
-    for (size_t k = 0; k < nch; k++) {
-        float *pb = part + k * 2 * c, *pl = pb + c;
-        size_t r1 = (k + 1) * CPU_RED_ROWS < rows ? (k + 1) * CPU_RED_ROWS : rows;
-        for (size_t r = k * CPU_RED_ROWS; r < r1; r++) {
-            const float *g = dy + r * lddy, *yp = y + r * ldy;
-            float *d = dx + r * lddx;
+    for (int j = 0; j < c; j++)
+        pb[j] = pl[j] = 0.0f;
+    for (size_t r = r0; r < r1; r++) {
+        const float *g = dy + r * lddy, *yp = y + r * ldy;
+        float *d = dx + r * lddx;
 #pragma omp simd
-            for (int j = 0; j < c; j++) {
-                float gj = yp[j] > thr ? g[j] : 0.0f;
-                float dj = gj * s[j];
-                pb[j] += dj;
-                pl[j] += gj * yp[j];
-                d[j] = dj;
-            }
+        for (int j = 0; j < c; j++) {
+            float gj = yp[j] > thr ? g[j] : 0.0f;
+            float dj = gj * s[j];
+            pb[j] += dj;
+            pl[j] += gj * yp[j];
+            d[j] = dj;
         }
     }
-    /* the channel sums: a parallel region costs more than this loop unless huge */
+}
+
+void cpu_actnorm_bwd_sums(const float *part, size_t nch, int c, float *dbias, float *dlogs)
+{
+    /* a parallel region costs more than this loop unless huge */
 #pragma omp parallel for schedule(static) if ((size_t)c * nch > CPU_PAR_MEM)
     for (int j = 0; j < c; j++) {
         double sb = 0, sl = 0;
@@ -193,6 +190,22 @@ void cpu_actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int 
         dbias[j] = (float)sb;
         dlogs[j] = (float)(3.0 * sl);
     }
+}
+
+void cpu_actnorm_bwd(backend *b, const float *dy, int lddy, const float *y, int ldy,
+                     float *dx, int lddx, size_t rows, int c, const float *logs, int relu,
+                     float *dbias, float *dlogs)
+{
+    (void)b;
+    const size_t nch = (rows + CPU_RED_ROWS - 1) / CPU_RED_ROWS;
+    float *part = xmalloc(nch * 2 * (size_t)c * sizeof *part);
+    float *s = cpu_actnorm_scales(logs, c);
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > 32768)
+    for (size_t k = 0; k < nch; k++) {
+        size_t r1 = (k + 1) * CPU_RED_ROWS < rows ? (k + 1) * CPU_RED_ROWS : rows;
+        cpu_actnorm_bwd_rows(dy, lddy, y, ldy, dx, lddx, k * CPU_RED_ROWS, r1, c, s, relu, part + k * 2 * c);
+    }
+    cpu_actnorm_bwd_sums(part, nch, c, dbias, dlogs);
     free(s);
     free(part);
 }

@@ -36,6 +36,14 @@ typedef struct {
     int edge;      /* 0 or 1; only with k = 3 */
 } bk_conv;
 
+/* A coupling network f (docs/model.md section 3): c[0] a 3x3 convolution, actnorm
+ * (bias[0], logs[0]) and ReLU; c[1] a 1x1 convolution, actnorm and ReLU; c[2] the
+ * zeros layer, a 3x3 convolution with its bias and scale exp(3 logs[2]). */
+typedef struct {
+    bk_conv c[3];
+    const float *w[3], *bias[3], *logs[3];
+} bk_net;
+
 /* How a prior's h holds mean and log-scale: interleaved (mean = h[0::2], logs =
  * h[1::2], split priors) or halves (mean = h[:C], logs = h[C:], the top prior). */
 typedef enum { BK_INTERLEAVED = 0, BK_HALVES = 1 } bk_prior_layout;
@@ -68,6 +76,16 @@ struct backend {
      * pass (a coupling network's conv + actnorm + ReLU, or a zeros layer) */
     void (*conv_fwd_affine)(backend *b, const bk_conv *c, const float *x, const float *w,
                             const float *bias, const float *logs, int relu, float *y);
+    /* f's forward pass: a1, a2 its hidden activations, h its output; the same as
+     * conv_fwd_affine for each layer in turn (relu for the first two) */
+    void (*net_fwd)(backend *b, const bk_net *n, const float *x, float *a1, float *a2, float *h);
+    /* f's backward pass, the same as layer by layer from the last: actnorm_bwd
+     * (relu for the first two; in place in the output's gradient), conv_bwd_filter,
+     * conv_bwd_data. g_h = dL/dh in; g_a2, g_a1 get dL/da (after their actnorm's
+     * backward), g_x dL/dx; the parameters' gradients are written, not added. */
+    void (*net_bwd)(backend *b, const bk_net *n, const float *x, const float *a1, const float *a2,
+                    const float *h, float *g_h, float *g_a2, float *g_a1, float *g_x, float *const dw[3],
+                    float *const dbias[3], float *const dlogs[3]);
     /* dx = conv^T(dy) (the edge channel gets no gradient); accumulate: dx += */
     void (*conv_bwd_data)(backend *b, const bk_conv *c, const float *dy, const float *w,
                           float *dx, int accumulate);
@@ -190,7 +208,8 @@ struct backend {
 #define BACKEND_SLOTS(X)                                                                   \
     X(alloc) X(free) X(upload) X(download) X(copy) X(fill) X(host_alloc) X(host_free)     \
     X(destroy) X(set_precision)                                                         \
-    X(conv_fwd) X(conv_fwd_affine) X(conv_bwd_data) X(conv_bwd_filter)                  \
+    X(conv_fwd) X(conv_fwd_affine) X(net_fwd) X(net_bwd) X(conv_bwd_data)              \
+    X(conv_bwd_filter)                                                                  \
     X(copy_cols) X(axpy) X(add_scalar) X(scale) X(squeeze) X(unsqueeze)                 \
     X(gather_channels) X(dequantize)                                                    \
     X(actnorm_fwd) X(actnorm_inv) X(actnorm_bwd) X(actnorm_ddi) X(sum_into)             \

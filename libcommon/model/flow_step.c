@@ -104,32 +104,34 @@ static void conv_affine(glow_model *m, const bk_conv *c, const float *x, const f
     b->actnorm_fwd(b, y, c->cout, y, c->cout, rows, c->cout, a.b, a.l, relu);
 }
 
-/* conv3 is a zeros layer, not an actnorm: DDI leaves it alone. */
+/* conv3 is a zeros layer, not an actnorm: DDI leaves it alone. Without DDI the
+ * backend runs the three layers in one call (net_fwd). */
 static void net_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, int ddi)
 {
+    if (!ddi) {
+        const bk_net n = {{lv->c1, lv->c2, lv->c3},
+                          {s->w1, s->w2, s->w3},
+                          {s->an1.b, s->an2.b, s->c3.b},
+                          {s->an1.l, s->an2.l, s->c3.l}};
+        m->b->net_fwd(m->b, &n, s->z1, s->a1, s->a2, s->h);
+        return;
+    }
     conv_affine(m, &lv->c1, s->z1, s->w1, s->an1, 1, ddi, s->a1);
     conv_affine(m, &lv->c2, s->a1, s->w2, s->an2, 1, ddi, s->a2);
     conv_affine(m, &lv->c3, s->a2, s->w3, s->c3, 0, 0, s->h);
 }
 
-/* dL/dh in g_h -> dL/dz1 in g_z1 */
+/* dL/dh in g_h -> dL/dz1 in g_z1 (the backend runs the three layers in one call) */
 static void net_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s)
 {
-    backend *b = m->b;
-    const size_t P = lv->rows;
-    const int Cout = lv->c3.cout, Wd = m->Wd;
-    b->actnorm_bwd(b, m->g_h, Cout, s->h, Cout, m->g_h, Cout, P, Cout, s->c3.l, 0,
-                   mdl_grad(m, s->c3.b), mdl_grad(m, s->c3.l));
-    b->conv_bwd_filter(b, &lv->c3, s->a2, m->g_h, mdl_grad(m, s->w3));
-    b->conv_bwd_data(b, &lv->c3, m->g_h, s->w3, m->g_a2, 0);
-    b->actnorm_bwd(b, m->g_a2, Wd, s->a2, Wd, m->g_a2, Wd, P, Wd, s->an2.l, 1,
-                   mdl_grad(m, s->an2.b), mdl_grad(m, s->an2.l));
-    b->conv_bwd_filter(b, &lv->c2, s->a1, m->g_a2, mdl_grad(m, s->w2));
-    b->conv_bwd_data(b, &lv->c2, m->g_a2, s->w2, m->g_a1, 0);
-    b->actnorm_bwd(b, m->g_a1, Wd, s->a1, Wd, m->g_a1, Wd, P, Wd, s->an1.l, 1,
-                   mdl_grad(m, s->an1.b), mdl_grad(m, s->an1.l));
-    b->conv_bwd_filter(b, &lv->c1, s->z1, m->g_a1, mdl_grad(m, s->w1));
-    b->conv_bwd_data(b, &lv->c1, m->g_a1, s->w1, m->g_z1, 0);
+    const bk_net n = {{lv->c1, lv->c2, lv->c3},
+                      {s->w1, s->w2, s->w3},
+                      {s->an1.b, s->an2.b, s->c3.b},
+                      {s->an1.l, s->an2.l, s->c3.l}};
+    float *dw[3] = {mdl_grad(m, s->w1), mdl_grad(m, s->w2), mdl_grad(m, s->w3)};
+    float *db[3] = {mdl_grad(m, s->an1.b), mdl_grad(m, s->an2.b), mdl_grad(m, s->c3.b)};
+    float *dl[3] = {mdl_grad(m, s->an1.l), mdl_grad(m, s->an2.l), mdl_grad(m, s->c3.l)};
+    m->b->net_bwd(m->b, &n, s->z1, s->a1, s->a2, s->h, m->g_h, m->g_a2, m->g_a1, m->g_z1, dw, db, dl);
 }
 
 /* ---- coupling: pm -> out; z1 passes through, z2 is shifted (and scaled) by

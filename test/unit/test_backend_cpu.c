@@ -11,6 +11,8 @@
 #include "backend/ew_math.h"
 #include "base/rng.h"
 #include "check.h"
+
+#include "net_compare.h"
 #include "device/device.h"
 
 static backend *B;
@@ -670,6 +672,24 @@ static void test_determinism(void)
         B->free(B, ps[i]);
 }
 
+/* The coupling network's fused passes (cpu_net.c) give the bits of its layers run
+ * one by one: the same chunks; the actnorms' sums are cut into the same pieces
+ * when a chunk's rows are a multiple of CPU_RED_ROWS (else they may differ in the
+ * last bits). Shapes: the tap forms (conv1 2 -> 64, conv3 64 -> 4); 4x4 images in
+ * 16-row chunks; conv1 of conv3's shape (one after the other); a 256-wide conv2,
+ * whose filter gradient takes larger chunks (after the loop); no edge channel. */
+static void test_net(void)
+{
+    bk_pair p = {B, B, 20261201, 0};
+    const net_tols same = {0, 0, 0}, sums = {0, 0, 1e-6};
+    net_compare(&p, 4, 16, 16, 2, 64, 4, 1, same);
+    net_compare(&p, 5, 16, 16, 2, 64, 4, 1, same);
+    net_compare(&p, 6, 4, 4, 4, 32, 8, 1, sums);
+    net_compare(&p, 2, 4, 4, 8, 8, 8, 1, same);
+    net_compare(&p, 8, 8, 8, 4, 256, 8, 1, same);
+    net_compare(&p, 3, 8, 8, 3, 16, 3, 0, same);
+}
+
 int main(void)
 {
     glow_error err;
@@ -696,6 +716,7 @@ int main(void)
     test_movement();
     test_optim_ops();
     test_determinism();
+    test_net();
     CHECK(backend_get(DEVICE_CUDA, 0, &err) == NULL && strstr(err.msg, "CUDA"));
     backend_release(B);
     return check_summary();

@@ -14,6 +14,7 @@
 #include "check.h"
 
 #include "backend_compare.h"
+#include "net_compare.h"
 #include "device/device.h"
 #include "test/emu/emu_stats.h"
 
@@ -566,6 +567,10 @@ int main(int argc, char **argv)
     test_convs(PRECISION_BF16, (tols){2.5e-2, 2.5e-2});
     /* back to fp32: plans are kept per precision */
     test_convs(PRECISION_FP32, (tols){1e-5, 1e-5});
+    /* the coupling network's passes against the CPU's layers one by one */
+    net_compare(&P, 4, 16, 16, 2, 64, 4, 1, (net_tols){1e-5, 1e-5, 1e-5});
+    net_compare(&P, 6, 4, 4, 4, 32, 8, 1, (net_tols){1e-5, 1e-5, 1e-5});
+    net_compare(&P, 3, 8, 8, 3, 16, 3, 0, (net_tols){1e-5, 1e-5, 1e-5});
     test_tf32_range();
     test_bf16_rule();
     test_algorithm_timing();
