@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/net_layers.h"
 #include "cpu_conv_plan.h"
 
 static int same_shape(const bk_conv *a, const bk_conv *b) { return !memcmp(a, b, sizeof *a); }
@@ -37,9 +38,7 @@ void cpu_net_fwd(backend *b, const bk_net *n, const float *x, float *a1, float *
     /* conv1 and conv3 of one shape (C/2 = width = f's outputs, tiny models) share
      * their primitive's buffers: one after the other */
     if (same_shape(&n->c[0], &n->c[2])) {
-        cpu_conv_fwd_affine(b, &n->c[0], x, n->w[0], n->bias[0], n->logs[0], 1, a1);
-        cpu_conv_fwd_affine(b, &n->c[1], a1, n->w[1], n->bias[1], n->logs[1], 1, a2);
-        cpu_conv_fwd_affine(b, &n->c[2], a2, n->w[2], n->bias[2], n->logs[2], 0, h);
+        bk_net_fwd_layers(b, n, x, a1, a2, h);
         return;
     }
     cpu_ctx *ctx = b->impl;
@@ -62,22 +61,6 @@ void cpu_net_fwd(backend *b, const bk_net *n, const float *x, float *a1, float *
         cpu_plan_finish(f[k]);
 }
 
-/* f's backward pass as net_bwd in flow_step.c runs it layer by layer, the layers
- * of one shape one after the other. */
-static void net_bwd_layers(backend *b, const bk_net *n, const float *const in[3], const float *const out[3],
-                           float *const g_out[3], float *g_x, float *const dw[3], float *const dbias[3],
-                           float *const dlogs[3])
-{
-    for (int k = 2; k >= 0; k--) {
-        const bk_conv *d = &n->c[k];
-        const size_t rows = (size_t)d->n * d->h * d->w;
-        cpu_actnorm_bwd(b, g_out[k], d->cout, out[k], d->cout, g_out[k], d->cout, rows, d->cout, n->logs[k],
-                        k < 2, dbias[k], dlogs[k]);
-        cpu_conv_bwd_filter(b, d, in[k], g_out[k], dw[k]);
-        cpu_conv_bwd_data(b, d, g_out[k], n->w[k], k ? g_out[k - 1] : g_x, 0);
-    }
-}
-
 void cpu_net_bwd(backend *b, const bk_net *n, const float *x, const float *a1, const float *a2,
                  const float *h, float *g_h, float *g_a2, float *g_a1, float *g_x, float *const dw[3],
                  float *const dbias[3], float *const dlogs[3])
@@ -85,7 +68,7 @@ void cpu_net_bwd(backend *b, const bk_net *n, const float *x, const float *a1, c
     const float *in[3] = {x, a1, a2}, *out[3] = {a1, a2, h};
     float *g_out[3] = {g_a1, g_a2, g_h};
     if (same_shape(&n->c[0], &n->c[2])) {
-        net_bwd_layers(b, n, in, out, g_out, g_x, dw, dbias, dlogs);
+        bk_net_bwd_layers(b, n, x, a1, a2, h, g_h, g_a2, g_a1, g_x, dw, dbias, dlogs);
         return;
     }
     cpu_ctx *ctx = b->impl;
@@ -97,7 +80,7 @@ void cpu_net_bwd(backend *b, const bk_net *n, const float *x, const float *a1, c
     if (!same_chunks(bd, 3)) {
         for (int k = 0; k < 3; k++)
             cpu_plan_discard(bd[k]), cpu_plan_discard(bf[k]);
-        net_bwd_layers(b, n, in, out, g_out, g_x, dw, dbias, dlogs);
+        bk_net_bwd_layers(b, n, x, a1, a2, h, g_h, g_a2, g_a1, g_x, dw, dbias, dlogs);
         return;
     }
     /* a filter gradient runs in the chunk loop when its chunks are the loop's

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "backend/ew_math.h"
+#include "backend/net_layers.h"
 #include "cuda_internal.h"
 
 enum { OP_FWD = 0, OP_BWD_DATA = 1, OP_BWD_W = 2 };
@@ -753,30 +754,19 @@ void cuda_conv_fwd_affine(backend *b, const bk_conv *d, const float *x, const fl
     conv_fwd_post(b, d, x, w, bias, logs, relu, y);
 }
 
-/* The layers one after the other: on a GPU each convolution already runs over
- * the whole batch at once, and cuDNN's kernels read their operands from the
- * device's cache as well as they would in one fused call. */
+/* The layers one after the other (net_layers.h): on a GPU each convolution
+ * already runs over the whole batch at once, and cuDNN's kernels read their
+ * operands from the device's cache as well as they would in one fused call. */
 void cuda_net_fwd(backend *b, const bk_net *n, const float *x, float *a1, float *a2, float *h)
 {
-    conv_fwd_post(b, &n->c[0], x, n->w[0], n->bias[0], n->logs[0], 1, a1);
-    conv_fwd_post(b, &n->c[1], a1, n->w[1], n->bias[1], n->logs[1], 1, a2);
-    conv_fwd_post(b, &n->c[2], a2, n->w[2], n->bias[2], n->logs[2], 0, h);
+    bk_net_fwd_layers(b, n, x, a1, a2, h);
 }
 
 void cuda_net_bwd(backend *b, const bk_net *n, const float *x, const float *a1, const float *a2,
                   const float *h, float *g_h, float *g_a2, float *g_a1, float *g_x, float *const dw[3],
                   float *const dbias[3], float *const dlogs[3])
 {
-    const float *in[3] = {x, a1, a2}, *out[3] = {a1, a2, h};
-    float *g_out[3] = {g_a1, g_a2, g_h};
-    for (int k = 2; k >= 0; k--) {
-        const bk_conv *d = &n->c[k];
-        const size_t rows = (size_t)d->n * d->h * d->w;
-        cuda_actnorm_bwd(b, g_out[k], d->cout, out[k], d->cout, g_out[k], d->cout, rows, d->cout, n->logs[k],
-                         k < 2, dbias[k], dlogs[k]);
-        cuda_conv_bwd_filter(b, d, in[k], g_out[k], dw[k]);
-        cuda_conv_bwd_data(b, d, g_out[k], n->w[k], k ? g_out[k - 1] : g_x, 0);
-    }
+    bk_net_bwd_layers(b, n, x, a1, a2, h, g_h, g_a2, g_a1, g_x, dw, dbias, dlogs);
 }
 
 void cuda_conv_bwd_data(backend *b, const bk_conv *d, const float *dy, const float *w,
