@@ -663,9 +663,8 @@ struct cpu_plan {
     conv_prim *cp;
     conv_prim *v; /* the tap form's 1x1 convolution; NULL: direct */
     int out;      /* tap form over the outputs (else over the inputs) */
-    int op;       /* OP_FWD, OP_BWD_DATA or OP_BWD_W: v's or cp's */
     op_call oc;
-    const chunk_op *o; /* the chunks */
+    chunk_op *o;       /* the chunks: v's or cp's for the pass */
     const float *a;    /* x (forward, filter gradient) or dy (data gradient) */
     const float *dy;   /* the filter gradient's dy */
     float *out_p;      /* y, dx or dw */
@@ -690,7 +689,6 @@ static cpu_plan *plan_new(int kind, cpu_ctx *ctx, const bk_conv *d)
 static void plan_prim(cpu_plan *p, int taps, int out, int op, const float *w)
 {
     const bk_conv *d = &p->cp->d;
-    p->op = op;
     if (taps) {
         p->out = out;
         taps_ready(p->ctx, p->cp);
@@ -809,7 +807,7 @@ void cpu_plan_finish(cpu_plan *p)
 {
     const bk_conv *d = &p->cp->d;
     if (p->kind == PLAN_BWD_FILTER) {
-        chunk_op *o = (chunk_op *)p->o;
+        chunk_op *o = p->o;
         combine_partials(o);
         float *dw = p->out_p;
         const conv_prim *v = p->v ? p->v : p->cp;

@@ -104,15 +104,22 @@ static void conv_affine(glow_model *m, const bk_conv *c, const float *x, const f
     b->actnorm_fwd(b, y, c->cout, y, c->cout, rows, c->cout, a.b, a.l, relu);
 }
 
+/* f's layers and parameters, for the backend's net_fwd and net_bwd */
+static bk_net net_of(const mdl_level *lv, const mdl_step *s)
+{
+    const bk_net n = {{lv->c1, lv->c2, lv->c3},
+                      {s->w1, s->w2, s->w3},
+                      {s->an1.b, s->an2.b, s->c3.b},
+                      {s->an1.l, s->an2.l, s->c3.l}};
+    return n;
+}
+
 /* conv3 is a zeros layer, not an actnorm: DDI leaves it alone. Without DDI the
  * backend runs the three layers in one call (net_fwd). */
 static void net_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, int ddi)
 {
     if (!ddi) {
-        const bk_net n = {{lv->c1, lv->c2, lv->c3},
-                          {s->w1, s->w2, s->w3},
-                          {s->an1.b, s->an2.b, s->c3.b},
-                          {s->an1.l, s->an2.l, s->c3.l}};
+        const bk_net n = net_of(lv, s);
         m->b->net_fwd(m->b, &n, s->z1, s->a1, s->a2, s->h);
         return;
     }
@@ -124,10 +131,7 @@ static void net_fwd(glow_model *m, const mdl_level *lv, const mdl_step *s, int d
 /* dL/dh in g_h -> dL/dz1 in g_z1 (the backend runs the three layers in one call) */
 static void net_bwd(glow_model *m, const mdl_level *lv, const mdl_step *s)
 {
-    const bk_net n = {{lv->c1, lv->c2, lv->c3},
-                      {s->w1, s->w2, s->w3},
-                      {s->an1.b, s->an2.b, s->c3.b},
-                      {s->an1.l, s->an2.l, s->c3.l}};
+    const bk_net n = net_of(lv, s);
     float *dw[3] = {mdl_grad(m, s->w1), mdl_grad(m, s->w2), mdl_grad(m, s->w3)};
     float *db[3] = {mdl_grad(m, s->an1.b), mdl_grad(m, s->an2.b), mdl_grad(m, s->c3.b)};
     float *dl[3] = {mdl_grad(m, s->an1.l), mdl_grad(m, s->an2.l), mdl_grad(m, s->c3.l)};
