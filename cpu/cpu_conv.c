@@ -810,16 +810,15 @@ void cpu_plan_finish(cpu_plan *p)
         chunk_op *o = p->o;
         combine_partials(o);
         float *dw = p->out_p;
-        const conv_prim *v = p->v ? p->v : p->cp;
         if (!p->v) {
             if (o->wreorder)
-                reorder(p->ctx, o->wreorder, &o->md_w, o->wbuf, &v->md_wuser, dw);
+                reorder(p->ctx, o->wreorder, &o->md_w, o->wbuf, &p->cp->md_wuser, dw);
             else
                 memcpy(dw, o->wbuf, o->w_floats * sizeof(float));
-        } else {
+        } else { /* dWv [9 cout, cin] in the 1x1 convolution's layout, then to dw's */
             const float *wv = o->wbuf;
             if (o->wreorder) {
-                reorder(p->ctx, o->wreorder, &o->md_w, o->wbuf, &v->md_wuser, p->cp->wtap);
+                reorder(p->ctx, o->wreorder, &o->md_w, o->wbuf, &p->v->md_wuser, p->cp->wtap);
                 wv = p->cp->wtap;
             }
             const int ci = d->cin, co = d->cout, cin1 = d->cin + (d->edge ? 1 : 0);
