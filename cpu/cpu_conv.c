@@ -453,17 +453,26 @@ static int parallel_chunks(const bk_conv *d, int nchunk)
 
 static int chunk_nimg(const chunk_op *o, int c) { return c == o->nchunk - 1 ? o->last_n : o->chunk_n; }
 
-/* The partial filter gradients of op's chunks, added in chunk order into the first. */
+/* The partial filter gradients of op's chunks, added in chunk order into the
+ * first: each value is sum_0 + sum_1 + ... in that order. By blocks of the
+ * weights, a partial at a time, so the adds are vector adds over contiguous
+ * values (a loop over the chunks per value reads them 64 KiB apart, one float at
+ * a time: 4-5 ms of A128's step, on the calling thread); the same adds in the
+ * same order, so the same bits. */
+#define COMBINE_BLOCK 2048
 static void combine_partials(chunk_op *o)
 {
     float *sum = o->wbuf;
-    const size_t nw = o->w_floats;
+    const size_t nw = o->w_floats, nb = (nw + COMBINE_BLOCK - 1) / COMBINE_BLOCK;
 #pragma omp parallel for schedule(static) if (nw * o->nchunk > CPU_PAR_MEM)
-    for (size_t i = 0; i < nw; i++) {
-        float s = sum[i];
-        for (int c = 1; c < o->nchunk; c++)
-            s += sum[(size_t)c * nw + i];
-        sum[i] = s;
+    for (size_t b = 0; b < nb; b++) {
+        const size_t i0 = b * COMBINE_BLOCK, i1 = i0 + COMBINE_BLOCK < nw ? i0 + COMBINE_BLOCK : nw;
+        for (int c = 1; c < o->nchunk; c++) {
+            const float *part = sum + (size_t)c * nw;
+#pragma omp simd
+            for (size_t i = i0; i < i1; i++)
+                sum[i] += part[i];
+        }
     }
 }
 

@@ -24,6 +24,16 @@ typedef struct {
  * with the passive wait policy (bench/README.md), as much as copying ~1 MiB. */
 #define CPU_PAR_MEM (1u << 18)
 
+/* The same for a loop with an exponential or a logarithm per element (the
+ * coupling layers, the Gaussian priors, the dequantization's draws): ~25 ns an
+ * element on one thread, so 4096 of them take several times a parallel region's
+ * start. At 16384 (the bound before), A128's couplings (4096-16384 values each)
+ * all ran on the calling thread while the other core idled: model_bench A128
+ * forward+backward 4.3-4.7 -> 4.2-4.3 ms/image with 8192, as with 2048, which
+ * wakes the other thread for more regions (context switches, a wake-up costs more
+ * on a virtual machine). */
+#define CPU_PAR_EXP 4096
+
 /* "progname: backend: oneDNN WHAT failed (status N)", then exit 1. */
 _Noreturn void cpu_fail(const char *what, dnnl_status_t st); /* cpu_conv.c */
 

@@ -24,7 +24,7 @@ void cpu_gauss_logp(backend *b, const float *z, int ldz, const float *h, bk_prio
     (void)b;
     const size_t cpi = cpu_chunks_per_image(rows_per_image), nch = (size_t)n * cpi;
     double *part = xcalloc(nch, sizeof *part);
-#pragma omp parallel for schedule(static) if (n * rows_per_image * (size_t)c > 16384)
+#pragma omp parallel for schedule(static) if (n * rows_per_image * (size_t)c > CPU_PAR_EXP)
     for (size_t k = 0; k < nch; k++) {
         size_t r0, r1;
         cpu_image_chunk(k, cpi, rows_per_image, &r0, &r1);
@@ -46,7 +46,7 @@ void cpu_gauss_bwd(backend *b, const float *z, int ldz, const float *h, bk_prior
                    size_t rows, int c, float g, float *dz, int lddz, int accumulate, float *dh)
 {
     (void)b;
-#pragma omp parallel for schedule(static) if (rows * (size_t)c > 16384)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > CPU_PAR_EXP)
     for (size_t r = 0; r < rows; r++) {
         const float *hp = h + r * 2 * c;
         float *dhp = dh + r * 2 * c;
@@ -68,7 +68,7 @@ void cpu_gauss_sample(backend *b, const float *h, bk_prior_layout lay, int n,
 {
     (void)b;
     const size_t rows = (size_t)n * rows_per_image;
-#pragma omp parallel for schedule(static) if (rows * (size_t)c > 16384)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > CPU_PAR_EXP)
     for (size_t r = 0; r < rows; r++) {
         size_t img = r / rows_per_image, pr = r % rows_per_image;
         const float *hp = h + r * 2 * c;
@@ -86,7 +86,7 @@ void cpu_gauss_to_eps(backend *b, const float *z, int ldz, const float *h, bk_pr
                       size_t rows, int c, float *eps, int lde)
 {
     (void)b;
-#pragma omp parallel for schedule(static) if (rows * (size_t)c > 16384)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > CPU_PAR_EXP)
     for (size_t r = 0; r < rows; r++) {
         const float *hp = h + r * 2 * c;
         for (int j = 0; j < c; j++) {
@@ -102,7 +102,7 @@ void cpu_gauss_from_eps(backend *b, const float *eps, int lde, const float *h,
                         int ldz)
 {
     (void)b;
-#pragma omp parallel for schedule(static) if (rows * (size_t)c > 16384)
+#pragma omp parallel for schedule(static) if (rows * (size_t)c > CPU_PAR_EXP)
     for (size_t r = 0; r < rows; r++) {
         const float *hp = h + r * 2 * c;
         for (int j = 0; j < c; j++) {

@@ -464,7 +464,10 @@ static void test_threads(void)
     glow_config c = tiny_config(.image_h = 16, .image_w = 16, .channels = 3, .width = 32);
     fixture f;
     make(&f, &c, 5, 0.05);
-    const int n = 5;
+    /* 11 images: the first level's couplings and priors (11 x 64 x 6 values) and
+     * the dequantization run in parallel (above CPU_PAR_EXP), in chunks that do
+     * not divide evenly between the threads */
+    const int n = 11;
     const size_t D = (size_t)glow_config_dims(&c);
     uint8_t *img = malloc(n * D);
     glow_rng r = rng_make(9, RNG_STREAM_TEST);
