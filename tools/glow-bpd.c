@@ -338,7 +338,7 @@ int main(int argc, char **argv)
         char dev[32];
         double secs = data.seconds + ood.seconds;
         uint64_t n = data.n + ood.n;
-        fprintf(stderr, "%s: %llu images in %.2f s (%.1f images/s, %s, batch %ld)\n",
+        fprintf(stderr, "%s: %llu images in %.3f s (%.1f images/s, %s, batch %ld)\n",
                 glow_progname(), (unsigned long long)n, secs, secs > 0 ? (double)n / secs : 0.0,
                 glow_device_str(&lm.dev, dev, sizeof dev), o.m.batch);
     }

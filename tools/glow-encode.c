@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     if (o.m.verbose || stderr_is_tty()) {
         char dev[32];
-        fprintf(stderr, "%s: %llu images in %.2f s (%.1f images/s, %s, batch %ld)\n",
+        fprintf(stderr, "%s: %llu images in %.3f s (%.1f images/s, %s, batch %ld)\n",
                 glow_progname(), (unsigned long long)n, dt, dt > 0 ? (double)n / dt : 0.0,
                 glow_device_str(&lm.dev, dev, sizeof dev), o.m.batch);
     }

@@ -170,7 +170,7 @@ int main(int argc, char **argv)
     glow_progress_end(&pr);
     if (o.m.verbose || stderr_is_tty()) {
         char dev[32];
-        fprintf(stderr, "%s: %ld images in %.2f s (%.1f images/s, %s)\n", glow_progname(),
+        fprintf(stderr, "%s: %ld images in %.3f s (%.1f images/s, %s)\n", glow_progname(),
                 o.count, dt, dt > 0 ? (double)o.count / dt : 0.0,
                 glow_device_str(&lm.dev, dev, sizeof dev));
     }
