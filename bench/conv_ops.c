@@ -4,7 +4,9 @@
  * priors' 3x3), the best time of its forward (with the fused actnorm where the
  * model fuses one), data-gradient and filter-gradient calls and the GFLOP/s they
  * reach, and the step's total for the convolutions (each shape times the number
- * of times a step runs it). A tool for finding which convolutions are slow.
+ * of times a step runs it), and of its forward calls alone. A tool for finding
+ * which convolutions are slow, and make bench's measure of what the convolutions
+ * alone allow (bench/README.md).
  * Usage: conv_ops [A128|A512|B] [--iters N] [--cpu] [--cold] [--shape N,H,W,CIN,COUT,K,EDGE ...]
  * (--shape: only the shapes given; --cold: the caches flushed before each timed call) */
 #include <stdio.h>
@@ -103,7 +105,7 @@ static float *rnd(backend *b, size_t n, unsigned seed)
     return d;
 }
 
-static double total;
+static double total, fwd_total; /* seconds of one training step's convolutions, and of their forward calls */
 
 static void run_shape(backend *b, const char *what, bk_conv d, int affine, int per_step, int iters)
 {
@@ -126,6 +128,7 @@ static void run_shape(backend *b, const char *what, bk_conv d, int affine, int p
            1e3 * td, fl / td, 1e3 * tw, fl / tw);
     fflush(stdout);
     total += per_step * (tf + td + tw);
+    fwd_total += per_step * tf;
     b->free(b, j.x);
     b->free(b, j.dx);
     b->free(b, j.y);
@@ -196,6 +199,9 @@ int main(int argc, char **argv)
             run_shape(b, "top", (bk_conv){n, H, H, 2 * C, 2 * C, 3, 1}, 1, 1, iters);
     }
     printf("convolutions of one training step (forward, data and filter gradients): %.1f ms\n", 1e3 * total);
+    /* evaluation's convolutions; sampling runs the same ones (the inverse pass
+     * runs each coupling network forward, the invconv by its inverse's weights) */
+    printf("forward convolutions (evaluation, sampling): %.1f ms\n", 1e3 * fwd_total);
     backend_release(b);
     return 0;
 }

@@ -562,6 +562,74 @@ def cpu_isa_flags():
     return "?"
 
 
+def conv_ops_totals(name, out):
+    """conv_ops' two totals, in seconds: one training step's convolutions, and
+    their forward calls"""
+    tr = re.search(r"one training step[^:]*: ([0-9.]+) ms", out)
+    fw = re.search(r"forward convolutions[^:]*: ([0-9.]+) ms", out)
+    if not tr or not fw:
+        raise SystemExit(f"run_bench: conv_ops {name}: no totals in: {out[-300:]}")
+    return float(tr.group(1)) * 1e-3, float(fw.group(1)) * 1e-3
+
+
+# the speed targets of issue 17 (bench/README.md): config -> [(mode, ratio)]
+RATIO_TARGETS = {"A128": [("train", 3), ("eval", 3), ("sample", 3)], "A512": [("train", 2)], "B": [("train", 2)]}
+PEAK_TARGETS = {"B": 0.8}  # training's share of the conv peak
+
+
+def needs_table(rows, pn, plans):
+    """What each speed target asks of the machine, beside two bounds: the conv
+    peak (no step can do its convolutions faster), and the convolutions alone
+    (bench/conv_ops: this backend's ops for every convolution of a step, each
+    alone with warm caches, best of 5, lowest over the rounds, all threads busy:
+    what the step would reach if nothing but its convolutions took time). A
+    target beyond either is out of reach of these kernels; one within needs the
+    rest of the step to fit in what is left."""
+    L = ["What the speed targets need: the target's images/s (the target ratio times the faster peer's median "
+         "images/s over the rounds; B's share of the peak: that share of the conv peak), its convolution GFLOP/s "
+         "and share of the conv peak (median over the rounds), against the convolutions alone (bench/conv_ops "
+         f"--cpu: every convolution of the step through this backend, each op alone with warm caches, best of 5, "
+         f"the lowest CPU time over the rounds, times {THREADS} threads: the step's speed if nothing but its "
+         "convolutions took time and no thread ever waited). Ours: the bench's images/s (training by the plan "
+         "of its target line) and its share of the convolutions-alone speed.", "",
+         "| config | target | faster peer, images/s | needed, images/s | needed GFLOP/s (% of peak) | "
+         "convolutions alone, images/s (% of peak) | ours, images/s (% of convolutions alone) | verdict |",
+         "|---|---|---|---|---|---|---|---|"]
+    for name, (model, spec, R) in rows.items():
+        rounds = [i for i in R["rounds"] if "conv_train_s" in i]
+        if not rounds:
+            continue
+        fl = conv_flops(model) * 1e-9
+        pk = med([i["peak"] for i in rounds])
+        alone = {"train": THREADS * spec["batch"] / min(i["conv_train_s"] for i in rounds)}
+        alone["eval"] = alone["sample"] = THREADS * spec["batch"] / min(i["conv_fwd_s"] for i in rounds)
+        tk = plans.get(name, "train")
+        ours = {"train": med(R[STORE]["train"] if tk == "store" else R["ours"]["train"]),
+                "eval": med(R["ours"]["eval"]), "sample": med(R["ours"]["sample"])}
+        asks = []
+        for mode, x in RATIO_TARGETS.get(name, []):
+            n = len(R["ours"]["round_" + mode])
+            peer = med([max(R[p]["round_" + mode][i] for p in pn) for i in range(n)])
+            asks.append((mode, f"{mode} >= {x}x", f"{peer:.1f}", x * peer))
+        if name in PEAK_TARGETS:
+            share = PEAK_TARGETS[name]
+            asks.append(("train", f"train >= {100 * share:.0f}% of the conv peak", "-", share * pk / (3 * fl)))
+        for mode, what, peer, need in asks:
+            k = 3 if mode == "train" else 1
+            ng, ag = need * k * fl, alone[mode] * k * fl
+            if ng > pk:
+                verdict = "beyond the conv peak"
+            elif need > alone[mode]:
+                verdict = "beyond the convolutions alone"
+            else:
+                verdict = (f"within: the rest of the step may take {100 * (1 - need / alone[mode]):.0f}% of it "
+                           f"(ours: {100 * (1 - ours[mode] / alone[mode]):.0f}%)")
+            L.append(f"| {name} | {what} | {peer} | {need:.1f} | {ng:.0f} ({100 * ng / pk:.0f}%) | "
+                     f"{alone[mode]:.1f} ({100 * ag / pk:.0f}%) | {ours[mode]:.1f} "
+                     f"({100 * ours[mode] / alone[mode]:.0f}%) | {verdict} |")
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
@@ -629,6 +697,13 @@ def main():
         gc = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", lines[1])]
         m = re.search(r"oneDNN ISA: (\S+)", out)
         return {"3x3": g[0], "1x1": g[1], "peak": max(g), "cpu_peak": max(gc)}, (m.group(1) if m else "?")
+
+    def conv_alone(name):
+        """bench/conv_ops NAME --cpu: CPU seconds of one training step's
+        convolutions and of their forward calls (evaluation's, sampling's), each
+        op alone, warm, best of 5: what the step would take if nothing else did"""
+        _, _, out, _ = run([os.path.join(bb, "conv_ops"), name, "--cpu"], env=env_threads())
+        return conv_ops_totals(name, out)
     if device == "cpu":
         peak, isa = conv_peak()
         log(f"run_bench: conv peak {peak}, oneDNN ISA {isa}")
@@ -675,6 +750,7 @@ def main():
                                 if device == "cpu":
                                     pk = conv_peak()[0]
                                     info["peak"], info["cpu_peak"] = pk["peak"], pk["cpu_peak"]
+                                    info["conv_train_s"], info["conv_fwd_s"] = conv_alone(name)
                                 rates, rss, ckpt, per_cpu = ours.train(name, spec, cfgpath, data)
                                 srates, srss, _, scpu = ours.train(name + "-store", spec, cfg_store, data)
                                 R[STORE]["train"] += srates
@@ -783,7 +859,7 @@ def main():
            "load (1 min) per round"]
     L.append("| " + " | ".join(hdr) + " |")
     L.append("|" + "---|" * len(hdr))
-    targets = {}
+    targets, plans = {}, {}
     for name, (model, spec, R) in rows.items():
         o = R["ours"]
         fl = conv_flops(model)
@@ -831,11 +907,14 @@ def main():
             ", ".join(f"{m} {o['rss_' + m] / min(R[p]['rss_' + m] for p in pn):.2f}"
                       for m in ("train", "eval", "sample")) + f" (train with store {R[STORE]['rss_train'] / least:.2f})"))
         targets[name] = t
+        plans[name] = tk
     L.append("")
     L.append("Targets (issue 17): " + "; ".join(
         f"{name}: " + ", ".join(f"{what} {'met' if ok else 'NOT met'} ({val})" for what, ok, val in t)
         for name, t in targets.items()) + ".")
     L.append("")
+    if peak:
+        L += needs_table(rows, pn, plans) + [""]
     L.append("RSS of evaluation and sampling, MiB (ours / the smaller peer's): " + "; ".join(
         f"{name} eval {R['ours']['rss_eval']:.0f} / {min(R[p]['rss_eval'] for p in pn):.0f}, sample "
         f"{R['ours']['rss_sample']:.0f} / {min(R[p]['rss_sample'] for p in pn):.0f}" for name, (_, _, R) in rows.items())
