@@ -577,6 +577,27 @@ RATIO_TARGETS = {"A128": [("train", 3), ("eval", 3), ("sample", 3)], "A512": [("
 PEAK_TARGETS = {"B": 0.8}  # training's share of the conv peak
 
 
+def speed_targets(name, ratios, tk, shares, shares_store):
+    """The speed targets of config name for the results' target line: (what,
+    met, the measured value), from the per-round ratios against the faster peer
+    (keys round_/cpu_ + train, store, eval, sample), training by plan tk ("store"
+    or "train", recompute), and the per-round shares of the peak of each plan
+    (wall, per CPU s)."""
+    plan = "store" if tk == "store" else "recompute"
+    t = []
+    for m, x in RATIO_TARGETS.get(name, []):
+        k = tk if m == "train" else m
+        val = f"{med(ratios['round_' + k]):.2f}x" + (f" with train.memory={plan}" if m == "train" else "")
+        t.append((f"{m} >= {x}x", med(ratios["round_" + k]) >= x, f"{val}; per CPU s {med(ratios['cpu_' + k]):.2f}x"))
+    ft, fct = shares_store if tk == "store" else shares  # by the plan of the training ratio
+    if name in PEAK_TARGETS and ft:
+        share = PEAK_TARGETS[name]
+        pct = lambda v: f"{100 * med(v):.0f}%" if v else "-"
+        t.append((f"train >= {100 * share:.0f}% of the conv peak", med(ft) >= share,
+                  f"{pct(ft)} with train.memory={plan}; per CPU s {pct(fct)}"))
+    return t
+
+
 def needs_table(rows, pn, plans):
     """What each speed target asks of the machine, beside two bounds: the conv
     peak (no step can do its convolutions faster), and the convolutions alone
@@ -884,24 +905,10 @@ def main():
              pct(fr), pct(frs), pct(fe), pct(fc), pct(fcs),
              " ".join(f"{i['load']:.1f}-{i['load_after']:.1f}" for i in R["rounds"])]
         L.append("| " + " | ".join(cells) + " |")
-        # the targets of issue 17 (bench/README.md)
-        t = []
-        # training by the faster of ours' two plans, named
+        # the targets of issue 17 (bench/README.md); training by the faster of
+        # ours' two plans, named
         tk = "store" if med(ratios["round_store"]) > med(ratios["round_train"]) else "train"
-        tv = (f"{med(ratios['round_' + tk]):.2f}x with train.memory={'store' if tk == 'store' else 'recompute'}; "
-              f"per CPU s {med(ratios['cpu_' + tk]):.2f}x")
-        if name == "A128":
-            t.append(("train >= 3x", med(ratios["round_" + tk]) >= 3, tv))
-            t += [(f"{m} >= 3x", med(ratios["round_" + m]) >= 3,
-                   f"{med(ratios['round_' + m]):.2f}x; per CPU s {med(ratios['cpu_' + m]):.2f}x")
-                  for m in ("eval", "sample")]
-        if name in ("A512", "B"):
-            t.append(("train >= 2x", med(ratios["round_" + tk]) >= 2, tv))
-        if name == "B" and fr:
-            # by the same plan as the training ratio
-            ft, fct = (frs, fcs) if tk == "store" else (fr, fc)
-            t.append(("train >= 80% of the conv peak", med(ft) >= 0.8,
-                      f"{pct(ft)} with train.memory={'store' if tk == 'store' else 'recompute'}; per CPU s {pct(fct)}"))
+        t = speed_targets(name, ratios, tk, (fr, fc), (frs, fcs))
         t.append(("peak RSS <= 1/2 of the peer's", o["rss_train"] / least <= 0.5 and all(
             o["rss_" + m] / min(R[p]["rss_" + m] for p in pn) <= 0.5 for m in ("eval", "sample")),
             ", ".join(f"{m} {o['rss_' + m] / min(R[p]['rss_' + m] for p in pn):.2f}"

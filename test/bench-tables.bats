@@ -83,3 +83,36 @@ print("%.4f %.4f" % rb.conv_ops_totals("A128", open("out.txt").read()))'
     [ "$status" -ne 0 ]
     [[ "$output" == *"conv_ops B: no totals"* ]]
 }
+
+@test "run_bench: the target line's speed targets, from a recorded run's rounds, as that run wrote them" {
+    run bpy - "$ROOT/bench/results/bench-cpu-20261201-2117" <<'EOF2'
+import json, sys, run_bench as rb
+stem = sys.argv[1]
+d = json.load(open(stem + ".json"))
+line = next(l for l in open(stem + ".md") if l.startswith("Targets (issue 17): "))
+med, pn = rb.med, ["torch", "torch-port"]
+for name, row in d["rows"].items():
+    R = row["results"]
+    o = R["ours"]
+    ratios = {}
+    for key in ("round_", "cpu_"):
+        for mode in ("train", "eval", "sample"):
+            ratios[key + mode] = [o[key + mode][i] / max(R[p][key + mode][i] for p in pn)
+                                  for i in range(len(o[key + mode]))]
+        st = R[rb.STORE][key + "train"]
+        ratios[key + "store"] = [st[i] / max(R[p][key + "train"][i] for p in pn) for i in range(len(st))]
+    sh = lambda k: [i[k] for i in R["rounds"] if k in i]
+    tk = "store" if med(ratios["round_store"]) > med(ratios["round_train"]) else "train"
+    t = rb.speed_targets(name, ratios, tk, (sh("train_frac"), sh("train_frac_cpu")),
+                         (sh("train_frac_store"), sh("train_frac_store_cpu")))
+    assert len(t) == {"A128": 3, "A512": 1, "B": 2}[name], t
+    for what, ok, val in t:
+        want = f"{what} {'met' if ok else 'NOT met'} ({val})"
+        assert want in line, (want, line)
+        print(want)
+print("ok")
+EOF2
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = ok ]
+}
