@@ -85,7 +85,7 @@ static int parse_prec(const char *s, glow_precision *p)
 
 int main(int argc, char **argv)
 {
-    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP); /* passive OpenMP waiting, as the tools */
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP); /* OpenMP waiting as the tools choose it */
     if (argc >= 2 && strcmp(argv[1], "--query") == 0) {
         if (argc == 2)
             return query("cuda");

@@ -91,7 +91,7 @@ static void run(backend *b, const bench_cfg *bc, int iters)
 
 int main(int argc, char **argv)
 {
-    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP); /* passive OpenMP waiting, as the tools */
+    glow_tool_start(argc, argv, GLOW_TOOL_OPENMP); /* OpenMP waiting as the tools choose it */
     int iters = 3, any = 0;
     glow_error err;
     backend *b = backend_get(DEVICE_CPU, 0, &err);

@@ -91,13 +91,34 @@ def run(cmd, env=None, stdout=None, check=True, cpu=False):
 
 
 def env_threads():
-    """Both sides: THREADS threads, and the passive OpenMP wait policy that our
-    tools set for themselves (cpu/cpu_conv.c); the peer's libgomp and oneDNN are
-    Debian's, the same libraries, so both wait alike when the machine is busy."""
+    """Both sides: THREADS threads, each waiting the way it does when a user
+    starts it (bench/README.md, "Load"): the peer with libgomp's default (its
+    threads spin ~300000 rounds before they sleep), ours as the tools choose
+    (libcommon/tool: a short spin when the machine is quiet, passive when it is
+    busy). A policy the user set (OMP_WAIT_POLICY, GOMP_SPINCOUNT) goes to both."""
     e = dict(os.environ)
     e["OMP_NUM_THREADS"] = str(THREADS)
-    e.setdefault("OMP_WAIT_POLICY", "passive")
     return e
+
+
+def wait_policy_line(peak, rows):
+    """How the threads of each side waited: the user's policy for both, or the
+    peer's default and what our tools chose (conv_peak at the start and beside
+    every round of ours' training)"""
+    user = wait_policy_user()
+    if user:
+        return f"both sides {user}, as set by the user"
+    seen = [peak.get("wait", "?")] if peak else []
+    seen += [i["wait"] for _, _, R in rows.values() for i in R["rounds"] if "wait" in i]
+    ours = ", ".join(dict.fromkeys(seen)) or "as the tools choose"
+    return ("OpenMP wait: the peer libgomp's default (a spin of ~300000 rounds, then sleep), ours as the tools "
+            f"choose it from the load when they start: {ours}")
+
+
+def wait_policy_user():
+    """The wait policy the user set for both sides, or None"""
+    v = [f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ]
+    return " ".join(v) or None
 
 # ---------------------------------------------------------------- data and configs
 
@@ -717,7 +738,9 @@ def main():
         g = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", lines[0])]
         gc = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", lines[1])]
         m = re.search(r"oneDNN ISA: (\S+)", out)
-        return {"3x3": g[0], "1x1": g[1], "peak": max(g), "cpu_peak": max(gc)}, (m.group(1) if m else "?")
+        w = re.search(r"OpenMP wait: (.*)", out)
+        return ({"3x3": g[0], "1x1": g[1], "peak": max(g), "cpu_peak": max(gc), "wait": w.group(1) if w else "?"},
+                (m.group(1) if m else "?"))
 
     def conv_alone(name):
         """bench/conv_ops NAME --cpu: CPU seconds of one training step's
@@ -771,6 +794,7 @@ def main():
                                 if device == "cpu":
                                     pk = conv_peak()[0]
                                     info["peak"], info["cpu_peak"] = pk["peak"], pk["cpu_peak"]
+                                    info["wait"] = pk["wait"]
                                     info["conv_train_s"], info["conv_fwd_s"] = conv_alone(name)
                                 rates, rss, ckpt, per_cpu = ours.train(name, spec, cfgpath, data)
                                 srates, srss, _, scpu = ours.train(name + "-store", spec, cfg_store, data)
@@ -822,7 +846,7 @@ def main():
     L = [f"# make bench, {now:%Y-%m-%d %H:%M} UTC", "",
          f"Machine: {machine()}; vector extensions {cpu_isa_flags()}; oneDNN kernels: {isa}. Device: {device}; "
          f"CPU runs with {THREADS} threads (OMP_NUM_THREADS={THREADS}, torch.set_num_threads({THREADS}), "
-         f"OMP_WAIT_POLICY={env_threads()['OMP_WAIT_POLICY']}). PyTorch {torch.__version__} "
+         f"{wait_policy_line(peak, rows)}). PyTorch {torch.__version__} "
          "(Debian's: the same oneDNN and libgomp as ours).",
          f"Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
          + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f". Rounds: {a.rounds} (alternating).", ""]

@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD
 export GLOW_BIN="$PWD/$BUILD/bin"
-# The tools restart themselves with a passive OpenMP wait policy (libcommon/tool/
-# tool.h); the unit tests, which compute on the CPU backend too, get it here: on
+# The tools restart themselves with an OpenMP wait policy (libcommon/tool/
+# tool.h: passive, or a short spin on a quiet machine); the unit tests, which
+# compute on the CPU backend too, get passive here: on
 # shared cores the spinning default makes them many times slower. A policy of the
 # caller's wins.
 [ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || export OMP_WAIT_POLICY=passive

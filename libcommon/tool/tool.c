@@ -1,8 +1,11 @@
 #include "tool.h"
 
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <getopt.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/atomic_file.h"
@@ -13,17 +16,82 @@
 /* libgomp's waiting threads spin (up to ~300000 rounds) before they sleep. On a
  * machine whose cores are shared with other busy processes, a spinning thread
  * holds the core the thread it waits for needs: a 2-thread run on 2 busy cores
- * measured 5-20x slower than with OMP_WAIT_POLICY=passive, which alone costs
- * little here (the parallel regions are few and large; bench/README.md). libgomp
- * reads the policy from the environment before main (its constructor runs before
- * any of ours), so the only way to change it is to start the program again with
- * it set. Called first in main, nothing has been read or written yet; the pid
- * stays. */
-void glow_tool_omp_passive(char **argv)
+ * measured 5-20x slower than with OMP_WAIT_POLICY=passive. On a machine of its
+ * own, though, a sleeping thread takes tens of microseconds to wake (more on a
+ * virtual machine), and a training step opens ~100 parallel regions: passive
+ * costs 10-20% there (bench/README.md, "Load"). So the choice is made from the
+ * load when the tool starts: a short spin (GLOW_SPIN_ROUNDS, ~0.2 ms, which
+ * bridges the gaps between one step's regions) when this job's threads find
+ * cores no other task is running on, passive otherwise. libgomp reads the policy
+ * from the environment before main (its constructor runs before any of ours),
+ * so the only way to change it is to start the program again with it set.
+ * Called first in main, nothing has been read or written yet; the pid stays. */
+#define GLOW_SPIN_ROUNDS "20000"
+
+int glow_omp_spin_fits(int others_running, int job_threads, int cpus)
+{
+    return others_running >= 0 && job_threads > 0 && others_running + job_threads <= cpus;
+}
+
+/* The first number of a variable such as OMP_NUM_THREADS="2,1", or 0. */
+static int env_count(const char *name)
+{
+    const char *v = getenv(name);
+    long n = v ? strtol(v, NULL, 10) : 0;
+    return n > 0 && n < 1 << 20 ? (int)n : 0;
+}
+
+/* The tasks running or ready to run on the whole machine, this one included
+ * (/proc/stat's procs_running), or -1. */
+static int procs_running(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "procs_running %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* Whether this job's threads (OMP_NUM_THREADS, or the CPUs it may use, times the
+ * ranks an MPI launcher started on this machine) find cores nothing else runs
+ * on: three looks 2 ms apart, the busiest one counts. */
+static int machine_is_quiet(void)
+{
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    int threads = env_count("OMP_NUM_THREADS");
+    if (!threads)
+        threads = cpus;
+    int ranks = env_count("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!ranks)
+        ranks = env_count("MPI_LOCALNRANKS"); /* MPICH */
+    if (!ranks)
+        ranks = 1;
+    int busiest = -1;
+    for (int i = 0; i < 3; i++) {
+        int n = procs_running();
+        if (n < 0)
+            return 0;
+        if (n > busiest)
+            busiest = n;
+        if (i < 2)
+            nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+    return glow_omp_spin_fits(busiest - 1, threads * ranks, cpus);
+}
+
+void glow_tool_omp_policy(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv || !argv[0])
         return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+    int ok = machine_is_quiet() ? setenv("GOMP_SPINCOUNT", GLOW_SPIN_ROUNDS, 1)
+                                : setenv("OMP_WAIT_POLICY", "passive", 1);
+    if (ok != 0)
         return;
     /* By the program's own path, so that its process keeps its name (ps, pgrep:
      * exec names a process after the file it was given, here "exe"). */
@@ -34,7 +102,7 @@ void glow_tool_omp_passive(char **argv)
         execv(self, argv);
     }
     execv("/proc/self/exe", argv);
-    /* no /proc: run on with the spinning default */
+    /* no /proc: run on with libgomp's default */
 }
 
 /* Temporary files go, then the signal does what it would have done. unlink,
@@ -69,7 +137,7 @@ void glow_tool_start(int argc, char **argv, unsigned flags)
     (void)argc;
     glow_set_progname(argv && argv[0] ? argv[0] : "glow");
     if (flags & GLOW_TOOL_OPENMP)
-        glow_tool_omp_passive(argv);
+        glow_tool_omp_policy(argv);
     atexit(atomic_cleanup_all);
     const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)

@@ -10,28 +10,36 @@
 
 /* Flags of glow_tool_start. */
 enum {
-    /* The tool computes with the CPU backend (OpenMP): restart it with
-     * OMP_WAIT_POLICY=passive unless the user chose a policy. */
+    /* The tool computes with the CPU backend (OpenMP): restart it with the
+     * wait policy glow_tool_omp_policy chooses, unless the user chose one. */
     GLOW_TOOL_OPENMP = 1 << 0,
 };
 
 /* The first thing in main. Sets the name messages start with (glow_progname),
- * then, with GLOW_TOOL_OPENMP, restarts the program as glow_tool_omp_passive
+ * then, with GLOW_TOOL_OPENMP, restarts the program as glow_tool_omp_policy
  * does, then makes SIGINT, SIGTERM, SIGHUP and SIGPIPE, and exit, remove the
  * temporary files of atomic files still open (base/atomic_file.h); a signal then
  * ends the tool as it would have without the handler. A signal ignored when the
  * tool starts (nohup; SIGINT of a background job) stays ignored. */
 void glow_tool_start(int argc, char **argv, unsigned flags);
 
-/* libgomp's waiting threads spin before they sleep, and on cores shared with
- * other busy processes that costs 5-20x (bench/README.md). libgomp reads the
- * policy from the environment before main, so the only way to change it is to
- * start the program again with it set: done here (execv of the program with
- * the same argv, same pid) when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is
- * set; a user's setting wins. Call it before reading or writing anything.
- * The restarted process keeps its name (it is started by its own path).
- * Returns when nothing needs doing, or when the restart is not possible. */
-void glow_tool_omp_passive(char **argv);
+/* libgomp's waiting threads spin before they sleep: on cores shared with other
+ * busy processes that costs 5-20x, and sleeping costs 10-20% on a machine of
+ * the tool's own (bench/README.md, "Load"). libgomp reads the policy from the
+ * environment before main, so the only way to choose is to start the program
+ * again with it set: done here (execv of the program with the same argv, same
+ * pid) when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set (a user's setting
+ * wins): GOMP_SPINCOUNT=20000 (a short spin) when the job's threads fit on the
+ * cores other running tasks leave (glow_omp_spin_fits, from /proc/stat when the
+ * tool starts), else OMP_WAIT_POLICY=passive. Call it before reading or writing
+ * anything. The restarted process keeps its name (it is started by its own
+ * path). Returns when nothing needs doing, or when the restart is not possible. */
+void glow_tool_omp_policy(char **argv);
+
+/* Whether threads that spin cost nothing to others: others_running tasks besides
+ * this one are running, the job runs job_threads threads (all its processes on
+ * this machine), and cpus CPUs are there for it. */
+int glow_omp_spin_fits(int others_running, int job_threads, int cpus);
 
 /* glow-train's signals: from now on the first SIGINT or SIGTERM (even when it
  * was ignored) only sets the returned flag to the signal's number (the tool

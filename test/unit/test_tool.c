@@ -140,7 +140,8 @@ static void test_catch_stop(void)
 }
 
 /* Runs this program again as "--omp-child" with the environment given, and
- * returns the OMP_WAIT_POLICY it saw after glow_tool_omp_passive. */
+ * returns what it saw after glow_tool_omp_policy: OMP_WAIT_POLICY and
+ * GOMP_SPINCOUNT, as "policy/spincount" ('-' for one not set). */
 static void omp_child(const char *policy, const char *spincount, char *out, size_t n)
 {
     int fd[2];
@@ -165,15 +166,23 @@ static void omp_child(const char *policy, const char *spincount, char *out, size
     waitpid(pid, NULL, 0);
 }
 
-static void test_omp_passive(void)
+static void test_omp_policy(void)
 {
     char out[64];
-    omp_child(NULL, NULL, out, sizeof out);
-    CHECKF(strcmp(out, "passive") == 0, "'%s'", out); /* restarted with it set */
+    omp_child(NULL, NULL, out, sizeof out); /* restarted with one of the two set */
+    CHECKF(strcmp(out, "passive/-") == 0 || strcmp(out, "-/20000") == 0, "'%s'", out);
     omp_child("active", NULL, out, sizeof out);
-    CHECKF(strcmp(out, "active") == 0, "'%s'", out);  /* the user's wins */
+    CHECKF(strcmp(out, "active/-") == 0, "'%s'", out); /* the user's wins */
     omp_child(NULL, "1000", out, sizeof out);
-    CHECKF(strcmp(out, "-") == 0, "'%s'", out);       /* so does a spin count */
+    CHECKF(strcmp(out, "-/1000") == 0, "'%s'", out);   /* so does a spin count */
+
+    /* The rule: spin only where the job's threads find free CPUs. */
+    CHECK(glow_omp_spin_fits(0, 2, 2));
+    CHECK(glow_omp_spin_fits(1, 2, 4));
+    CHECK(!glow_omp_spin_fits(1, 2, 2));  /* one other busy task on 2 CPUs */
+    CHECK(!glow_omp_spin_fits(0, 4, 2));  /* more threads than CPUs */
+    CHECK(!glow_omp_spin_fits(0, 0, 2));
+    CHECK(!glow_omp_spin_fits(-1, 2, 2)); /* the load unknown */
 }
 
 /* glow_tool_no_terminal with standard output on a pseudo-terminal, then on a
@@ -231,9 +240,9 @@ static void test_no_terminal(void)
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--omp-child")) {
-        glow_tool_omp_passive(argv);
-        const char *v = getenv("OMP_WAIT_POLICY");
-        fputs(v ? v : "-", stdout);
+        glow_tool_omp_policy(argv);
+        const char *v = getenv("OMP_WAIT_POLICY"), *c = getenv("GOMP_SPINCOUNT");
+        printf("%s/%s", v ? v : "-", c ? c : "-");
         return 0;
     }
     self_argv0 = argv[0];
@@ -247,7 +256,7 @@ int main(int argc, char **argv)
     test_progress();
     test_cleanup();
     test_catch_stop();
-    test_omp_passive();
+    test_omp_policy();
     test_no_terminal();
     rmdir(tmpdir);
     return check_summary();
