@@ -101,16 +101,14 @@ def env_threads():
     return e
 
 
-def wait_policy_line(peak, rows):
+def wait_policy_line(waits):
     """How the threads of each side waited: the user's policy for both, or the
-    peer's default and what our tools chose (conv_peak at the start and beside
-    every round of ours' training)"""
+    peer's default and what our tools chose, with how many of ours' timed
+    training runs chose each (waits: log.jsonl's omp_wait, counted)"""
     user = wait_policy_user()
     if user:
         return f"both sides {user}, as set by the user"
-    seen = [peak.get("wait", "?")] if peak else []
-    seen += [i["wait"] for _, _, R in rows.values() for i in R["rounds"] if "wait" in i]
-    ours = ", ".join(dict.fromkeys(seen)) or "as the tools choose"
+    ours = ", ".join(f"{w} ({n} of the training runs)" for w, n in waits.items()) or "as the tools choose"
     return ("OpenMP wait: the peer libgomp's default (a spin of ~300000 rounds, then sleep), ours as the tools "
             f"choose it from the load when they start: {ours}")
 
@@ -181,6 +179,7 @@ class Ours:
     def __init__(self, build, tmp, device):
         self.bin = os.path.join(ROOT, build, "bin")
         self.tmp, self.device = tmp, device
+        self.waits = {}  # how the timed training runs' threads waited (log.jsonl's omp_wait): runs each
 
     def train(self, name, spec, cfgpath, data):
         """images/s of each timed step (glow-train's own per-step timing in
@@ -199,6 +198,8 @@ class Ours:
         with open(os.path.join(run_dir, "log.jsonl")) as f:
             for line in f:
                 d = json.loads(line)
+                if "omp_wait" in d:
+                    self.waits[d["omp_wait"]] = self.waits.get(d["omp_wait"], 0) + 1
                 if "skipped" in d:
                     raise SystemExit(f"run_bench: {name}: glow-train skipped step {d['step']} ({d['skipped']}); "
                                      "its timing would not be of a normal step")
@@ -738,9 +739,7 @@ def main():
         g = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", lines[0])]
         gc = [float(x) for x in re.findall(r"([0-9.]+) GFLOP/s", lines[1])]
         m = re.search(r"oneDNN ISA: (\S+)", out)
-        w = re.search(r"OpenMP wait: (.*)", out)
-        return ({"3x3": g[0], "1x1": g[1], "peak": max(g), "cpu_peak": max(gc), "wait": w.group(1) if w else "?"},
-                (m.group(1) if m else "?"))
+        return {"3x3": g[0], "1x1": g[1], "peak": max(g), "cpu_peak": max(gc)}, (m.group(1) if m else "?")
 
     def conv_alone(name):
         """bench/conv_ops NAME --cpu: CPU seconds of one training step's
@@ -794,7 +793,6 @@ def main():
                                 if device == "cpu":
                                     pk = conv_peak()[0]
                                     info["peak"], info["cpu_peak"] = pk["peak"], pk["cpu_peak"]
-                                    info["wait"] = pk["wait"]
                                     info["conv_train_s"], info["conv_fwd_s"] = conv_alone(name)
                                 rates, rss, ckpt, per_cpu = ours.train(name, spec, cfgpath, data)
                                 srates, srss, _, scpu = ours.train(name + "-store", spec, cfg_store, data)
@@ -846,7 +844,7 @@ def main():
     L = [f"# make bench, {now:%Y-%m-%d %H:%M} UTC", "",
          f"Machine: {machine()}; vector extensions {cpu_isa_flags()}; oneDNN kernels: {isa}. Device: {device}; "
          f"CPU runs with {THREADS} threads (OMP_NUM_THREADS={THREADS}, torch.set_num_threads({THREADS}), "
-         f"{wait_policy_line(peak, rows)}). PyTorch {torch.__version__} "
+         f"{wait_policy_line(ours.waits if ours else {})}). PyTorch {torch.__version__} "
          "(Debian's: the same oneDNN and libgomp as ours).",
          f"Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
          + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f". Rounds: {a.rounds} (alternating).", ""]
@@ -890,8 +888,10 @@ def main():
           "and a ratio is the median over the rounds of that round's ratio (lowest-highest in brackets), "
           "so that load which comes and goes between rounds cancels. \"per CPU s\": the same with images per "
           "CPU second (user + system time of the timed part), which depends much less on how much of the "
-          "machine other processes hold (both sides wait passively; caches and memory bandwidth are still "
-          "shared), but does not see idle threads either. "
+          "machine other processes hold (caches and memory bandwidth are still shared); it counts the time "
+          "threads spin waiting for one another (bench/README.md, \"Load\"; the peer's by time.process_time() "
+          "around each repetition, which Linux brings up to date for a spinning thread only at its scheduler "
+          "ticks) and does not see idle threads. "
           "\"(store)\": ours' training under train.memory=store, which keeps every activation for the "
           "backward pass as the peers' autograd does, instead of glow-train's default recompute, which "
           "runs each coupling network a second time in the backward pass to keep less. "

@@ -138,6 +138,13 @@ EOF
 import json, sys
 L = [json.loads(l) for l in open(sys.argv[1])]
 assert L[0]["start"] == "scratch" and L[0]["total_steps"] == 20 and L[0]["train_images"] == 200
+# how the CPU backend's threads waited: the policy it ran with (set by test/run.sh or the tool)
+import os
+w = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ)
+if L[0]["device"] == "cpu":
+    assert L[0]["omp_wait"] == w or (not w and L[0]["omp_wait"] in ("OMP_WAIT_POLICY=passive", "GOMP_SPINCOUNT=20000")), L[0]
+else:
+    assert "omp_wait" not in L[0], L[0]
 steps = [d["step"] for d in L if "loss" in d]
 assert steps == [5, 10, 15, 20], steps
 assert [d["images"] for d in L if "loss" in d] == [40, 80, 120, 160]

@@ -357,15 +357,19 @@ int main(int argc, char **argv)
 
     char devname[32], line[512];
     glow_device_str(&dev, devname, sizeof devname);
-    char procs[96] = "";
+    char procs[96] = "", wait[80] = "", policy[64];
     if (strcmp(comm->name, "single") != 0)
         snprintf(procs, sizeof procs, ",\"processes\":%d,\"comm\":\"%s\"", dist.size, comm->name);
+    if (dev.kind == DEVICE_CPU) { /* how its threads wait (tool.h): it counts in the speed */
+        glow_tool_omp_wait_str(policy, sizeof policy);
+        snprintf(wait, sizeof wait, ",\"omp_wait\":\"%s\"", policy);
+    }
     glow_train_log_json(&t.log, "\"step\":%lld,\"start\":\"%s\",\"device\":\"%s\",\"total_steps\":%ld,"
-                                "\"run_steps\":%ld,\"train_images\":%llu,\"val_images\":%llu%s%s",
+                                "\"run_steps\":%ld,\"train_images\":%llu,\"val_images\":%llu%s%s%s",
                         (long long)t.p.step, mode, devname, t.total_steps, t.run_steps,
                         (unsigned long long)dataset_get_info(train)->n_images,
                         (unsigned long long)(val ? dataset_get_info(val)->n_images : 0),
-                        o.new_data ? ",\"new_data\":true" : "", procs);
+                        o.new_data ? ",\"new_data\":true" : "", procs, wait);
     glow_train_log_msg(&t.log, 1, "%s", glow_train_start_text(&t, mode, devname, line, sizeof line));
     rc = glow_trainer_run(&t, stop, &err);
     if (rc == 1 && dist.size > 1 && !t.error_everywhere) {

@@ -57,40 +57,55 @@ static int procs_running(void)
     return n;
 }
 
-/* Whether this job's threads (OMP_NUM_THREADS, or the CPUs it may use, times the
- * ranks an MPI launcher started on this machine) find cores nothing else runs
- * on: three looks 2 ms apart, the busiest one counts. */
+/* The processes of this job on this machine: a launcher's count of them, else
+ * its count of all of them (as if all were here), else 1 (libcommon/dist reads
+ * the same variables). */
+static int job_processes(void)
+{
+    static const char *local[] = {"GLOW_LOCAL_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"};
+    static const char *world[] = {"GLOW_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                  "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (env_count(local[i]))
+            return env_count(local[i]);
+    for (size_t i = 0; i < sizeof world / sizeof world[0]; i++)
+        if (env_count(world[i]))
+            return env_count(world[i]);
+    return 1;
+}
+
+/* Whether this job's threads (OMP_NUM_THREADS, or the CPUs it may use shared
+ * among its processes, as libcommon/dist does, times the processes on this
+ * machine) find CPUs nothing else runs on: three looks 2 ms apart, the least
+ * busy one counts (a busy process runs in all three; a task that only passes,
+ * such as the one that ran before this one exiting, in one). */
 static int machine_is_quiet(void)
 {
     cpu_set_t set;
     int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    int procs = job_processes();
     int threads = env_count("OMP_NUM_THREADS");
     if (!threads)
-        threads = cpus;
-    int ranks = env_count("OMPI_COMM_WORLD_LOCAL_SIZE");
-    if (!ranks)
-        ranks = env_count("MPI_LOCALNRANKS"); /* MPICH */
-    if (!ranks)
-        ranks = 1;
-    int busiest = -1;
+        threads = cpus / procs > 0 ? cpus / procs : 1;
+    int least = -1;
     for (int i = 0; i < 3; i++) {
         int n = procs_running();
         if (n < 0)
             return 0;
-        if (n > busiest)
-            busiest = n;
+        if (least < 0 || n < least)
+            least = n;
         if (i < 2)
             nanosleep(&(struct timespec){0, 2000000}, NULL);
     }
-    return glow_omp_spin_fits(busiest - 1, threads * ranks, cpus);
+    return glow_omp_spin_fits(least - 1, threads * procs, cpus);
 }
 
-void glow_tool_omp_policy(char **argv)
+void glow_tool_omp_policy(char **argv, int passive)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv || !argv[0])
         return;
-    int ok = machine_is_quiet() ? setenv("GOMP_SPINCOUNT", GLOW_SPIN_ROUNDS, 1)
-                                : setenv("OMP_WAIT_POLICY", "passive", 1);
+    int ok = !passive && machine_is_quiet() ? setenv("GOMP_SPINCOUNT", GLOW_SPIN_ROUNDS, 1)
+                                            : setenv("OMP_WAIT_POLICY", "passive", 1);
     if (ok != 0)
         return;
     /* By the program's own path, so that its process keeps its name (ps, pgrep:
@@ -103,6 +118,16 @@ void glow_tool_omp_policy(char **argv)
     }
     execv("/proc/self/exe", argv);
     /* no /proc: run on with libgomp's default */
+}
+
+void glow_tool_omp_wait_str(char *buf, size_t n)
+{
+    const char *pol = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    if (!pol && !spin)
+        snprintf(buf, n, "libgomp's default");
+    else
+        snprintf(buf, n, "%s%s%s%s%s", pol ? "OMP_WAIT_POLICY=" : "", pol ? pol : "", pol && spin ? " " : "",
+                 spin ? "GOMP_SPINCOUNT=" : "", spin ? spin : "");
 }
 
 /* Temporary files go, then the signal does what it would have done. unlink,
@@ -137,7 +162,7 @@ void glow_tool_start(int argc, char **argv, unsigned flags)
     (void)argc;
     glow_set_progname(argv && argv[0] ? argv[0] : "glow");
     if (flags & GLOW_TOOL_OPENMP)
-        glow_tool_omp_policy(argv);
+        glow_tool_omp_policy(argv, (flags & GLOW_TOOL_OMP_PASSIVE) != 0);
     atexit(atomic_cleanup_all);
     const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)

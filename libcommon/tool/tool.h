@@ -13,6 +13,10 @@ enum {
     /* The tool computes with the CPU backend (OpenMP): restart it with the
      * wait policy glow_tool_omp_policy chooses, unless the user chose one. */
     GLOW_TOOL_OPENMP = 1 << 0,
+    /* With GLOW_TOOL_OPENMP: passive whatever the load, for programs that
+     * measure CPU time (bench/): Linux counts a spinning thread's time at the
+     * scheduler's ticks, up to a tick late, a sleeping one's when it sleeps. */
+    GLOW_TOOL_OMP_PASSIVE = 1 << 1,
 };
 
 /* The first thing in main. Sets the name messages start with (glow_progname),
@@ -29,12 +33,18 @@ void glow_tool_start(int argc, char **argv, unsigned flags);
  * environment before main, so the only way to choose is to start the program
  * again with it set: done here (execv of the program with the same argv, same
  * pid) when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set (a user's setting
- * wins): GOMP_SPINCOUNT=20000 (a short spin) when the job's threads fit on the
- * cores other running tasks leave (glow_omp_spin_fits, from /proc/stat when the
- * tool starts), else OMP_WAIT_POLICY=passive. Call it before reading or writing
+ * wins): GOMP_SPINCOUNT=20000 (a short spin) when the job's threads (those of
+ * all its processes on this machine, as a launcher's variables count them) fit
+ * on the cores other running tasks leave (glow_omp_spin_fits, from /proc/stat
+ * when the tool starts), else OMP_WAIT_POLICY=passive (always, with passive).
+ * Call it before reading or writing
  * anything. The restarted process keeps its name (it is started by its own
  * path). Returns when nothing needs doing, or when the restart is not possible. */
-void glow_tool_omp_policy(char **argv);
+void glow_tool_omp_policy(char **argv, int passive);
+
+/* The wait policy this process runs with, for logs: "OMP_WAIT_POLICY=passive",
+ * "GOMP_SPINCOUNT=20000" (both when both are set), or "libgomp's default". */
+void glow_tool_omp_wait_str(char *buf, size_t n);
 
 /* Whether threads that spin cost nothing to others: others_running tasks besides
  * this one are running, the job runs job_threads threads (all its processes on

@@ -142,7 +142,8 @@ static void test_catch_stop(void)
 /* Runs this program again as "--omp-child" with the environment given, and
  * returns what it saw after glow_tool_omp_policy: OMP_WAIT_POLICY and
  * GOMP_SPINCOUNT, as "policy/spincount" ('-' for one not set). */
-static void omp_child(const char *policy, const char *spincount, char *out, size_t n)
+static void omp_child_env(const char *policy, const char *spincount, const char *var, const char *val,
+                          int passive, char *out, size_t n)
 {
     int fd[2];
     out[0] = 0;
@@ -155,7 +156,9 @@ static void omp_child(const char *policy, const char *spincount, char *out, size
         dup2(fd[1], STDOUT_FILENO);
         policy ? setenv("OMP_WAIT_POLICY", policy, 1) : unsetenv("OMP_WAIT_POLICY");
         spincount ? setenv("GOMP_SPINCOUNT", spincount, 1) : unsetenv("GOMP_SPINCOUNT");
-        char *argv[] = {self_argv0, "--omp-child", NULL};
+        if (var)
+            setenv(var, val, 1);
+        char *argv[] = {self_argv0, "--omp-child", passive ? "--passive" : NULL, NULL};
         execv("/proc/self/exe", argv);
         _exit(127);
     }
@@ -164,6 +167,11 @@ static void omp_child(const char *policy, const char *spincount, char *out, size
     out[got > 0 ? got : 0] = 0;
     close(fd[0]);
     waitpid(pid, NULL, 0);
+}
+
+static void omp_child(const char *policy, const char *spincount, char *out, size_t n)
+{
+    omp_child_env(policy, spincount, NULL, NULL, 0, out, n);
 }
 
 static void test_omp_policy(void)
@@ -175,6 +183,33 @@ static void test_omp_policy(void)
     CHECKF(strcmp(out, "active/-") == 0, "'%s'", out); /* the user's wins */
     omp_child(NULL, "1000", out, sizeof out);
     CHECKF(strcmp(out, "-/1000") == 0, "'%s'", out);   /* so does a spin count */
+    /* More threads than CPUs, whatever the load: passive. */
+    omp_child_env(NULL, NULL, "OMP_NUM_THREADS", "100000", 0, out, sizeof out);
+    CHECKF(strcmp(out, "passive/-") == 0, "'%s'", out);
+    /* A launcher's 100000 processes on this machine, one thread each at least. */
+    omp_child_env(NULL, NULL, "OMPI_COMM_WORLD_LOCAL_SIZE", "100000", 0, out, sizeof out);
+    CHECKF(strcmp(out, "passive/-") == 0, "'%s'", out);
+    omp_child_env(NULL, NULL, "PMI_SIZE", "100000", 0, out, sizeof out);
+    CHECKF(strcmp(out, "passive/-") == 0, "'%s'", out);
+    /* GLOW_TOOL_OMP_PASSIVE: passive whatever the load; a user's policy still wins */
+    omp_child_env(NULL, NULL, NULL, NULL, 1, out, sizeof out);
+    CHECKF(strcmp(out, "passive/-") == 0, "'%s'", out);
+    omp_child_env(NULL, "300", NULL, NULL, 1, out, sizeof out);
+    CHECKF(strcmp(out, "-/300") == 0, "'%s'", out);
+    /* the string logs give it */
+    char w[64];
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    glow_tool_omp_wait_str(w, sizeof w);
+    CHECKF(strcmp(w, "OMP_WAIT_POLICY=passive") == 0, "'%s'", w);
+    setenv("GOMP_SPINCOUNT", "20000", 1);
+    glow_tool_omp_wait_str(w, sizeof w);
+    CHECKF(strcmp(w, "OMP_WAIT_POLICY=passive GOMP_SPINCOUNT=20000") == 0, "'%s'", w);
+    unsetenv("OMP_WAIT_POLICY");
+    glow_tool_omp_wait_str(w, sizeof w);
+    CHECKF(strcmp(w, "GOMP_SPINCOUNT=20000") == 0, "'%s'", w);
+    unsetenv("GOMP_SPINCOUNT");
+    glow_tool_omp_wait_str(w, sizeof w);
+    CHECKF(strcmp(w, "libgomp's default") == 0, "'%s'", w);
 
     /* The rule: spin only where the job's threads find free CPUs. */
     CHECK(glow_omp_spin_fits(0, 2, 2));
@@ -240,7 +275,7 @@ static void test_no_terminal(void)
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--omp-child")) {
-        glow_tool_omp_policy(argv);
+        glow_tool_omp_policy(argv, argc > 2 && !strcmp(argv[2], "--passive"));
         const char *v = getenv("OMP_WAIT_POLICY"), *c = getenv("GOMP_SPINCOUNT");
         printf("%s/%s", v ? v : "-", c ? c : "-");
         return 0;
