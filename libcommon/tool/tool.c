@@ -19,7 +19,7 @@
  * measured 5-20x slower than with OMP_WAIT_POLICY=passive. On a machine of its
  * own, though, a sleeping thread takes tens of microseconds to wake (more on a
  * virtual machine), and a training step opens ~100 parallel regions: passive
- * costs 10-20% there (bench/README.md, "Load"). So the choice is made from the
+ * cost 5-15% there (bench/README.md, "Load"). So the choice is made from the
  * load when the tool starts: a short spin (GLOW_SPIN_ROUNDS, ~0.2 ms, which
  * bridges the gaps between one step's regions) when this job's threads find
  * cores no other task is running on, passive otherwise. libgomp reads the policy
@@ -128,6 +128,9 @@ void glow_tool_omp_wait_str(char *buf, size_t n)
     else
         snprintf(buf, n, "%s%s%s%s%s", pol ? "OMP_WAIT_POLICY=" : "", pol ? pol : "", pol && spin ? " " : "",
                  spin ? "GOMP_SPINCOUNT=" : "", spin ? spin : "");
+    for (char *c = buf; *c; c++) /* the user's values go into JSON strings as they are */
+        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            *c = '?';
 }
 
 /* Temporary files go, then the signal does what it would have done. unlink,

@@ -28,7 +28,7 @@ enum {
 void glow_tool_start(int argc, char **argv, unsigned flags);
 
 /* libgomp's waiting threads spin before they sleep: on cores shared with other
- * busy processes that costs 5-20x, and sleeping costs 10-20% on a machine of
+ * busy processes that costs 5-20x, and sleeping costs 5-15% on a machine of
  * the tool's own (bench/README.md, "Load"). libgomp reads the policy from the
  * environment before main, so the only way to choose is to start the program
  * again with it set: done here (execv of the program with the same argv, same
@@ -37,13 +37,15 @@ void glow_tool_start(int argc, char **argv, unsigned flags);
  * all its processes on this machine, as a launcher's variables count them) fit
  * on the cores other running tasks leave (glow_omp_spin_fits, from /proc/stat
  * when the tool starts), else OMP_WAIT_POLICY=passive (always, with passive).
- * Call it before reading or writing
- * anything. The restarted process keeps its name (it is started by its own
- * path). Returns when nothing needs doing, or when the restart is not possible. */
+ * Call it before reading or writing anything. The restarted process keeps its
+ * name (it is started by its own path). Returns when nothing needs doing, or
+ * when the restart is not possible. */
 void glow_tool_omp_policy(char **argv, int passive);
 
 /* The wait policy this process runs with, for logs: "OMP_WAIT_POLICY=passive",
- * "GOMP_SPINCOUNT=20000" (both when both are set), or "libgomp's default". */
+ * "GOMP_SPINCOUNT=20000" (both when both are set), or "libgomp's default";
+ * quotes, backslashes and bytes outside printable ASCII of the user's values
+ * as '?', so that it can go into a JSON string. */
 void glow_tool_omp_wait_str(char *buf, size_t n);
 
 /* Whether threads that spin cost nothing to others: others_running tasks besides

@@ -207,6 +207,9 @@ static void test_omp_policy(void)
     unsetenv("OMP_WAIT_POLICY");
     glow_tool_omp_wait_str(w, sizeof w);
     CHECKF(strcmp(w, "GOMP_SPINCOUNT=20000") == 0, "'%s'", w);
+    setenv("GOMP_SPINCOUNT", "1\"\\\n", 1); /* made safe for a JSON string */
+    glow_tool_omp_wait_str(w, sizeof w);
+    CHECKF(strcmp(w, "GOMP_SPINCOUNT=1???") == 0, "'%s'", w);
     unsetenv("GOMP_SPINCOUNT");
     glow_tool_omp_wait_str(w, sizeof w);
     CHECKF(strcmp(w, "libgomp's default") == 0, "'%s'", w);
