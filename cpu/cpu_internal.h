@@ -20,8 +20,10 @@ typedef struct {
 #define CPU_RED_ROWS 64
 
 /* Elements below which a memory-bound loop (a copy, an add, a fill) runs on the
- * calling thread: waking the other threads for a parallel region costs ~10-15 us
- * with the passive wait policy (bench/README.md), as much as copying ~1 MiB. */
+ * calling thread: with the passive wait policy, which the tools choose on a busy
+ * machine, waking the other threads for a parallel region costs tens of us here
+ * (60-90 us measured on the development VM; bench/README.md, "Load"), as much as
+ * copying ~1 MiB; with the short spin they choose on a quiet one, little. */
 #define CPU_PAR_MEM (1u << 18)
 
 /* The same for a loop with an exponential or a logarithm per element (the
