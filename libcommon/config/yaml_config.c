@@ -392,6 +392,10 @@ int glow_run_config_load(const char *path, const char *const *overrides, int n_o
 
 /* ---- Writing ------------------------------------------------------------------------- */
 
+/* A double-quoted YAML scalar that reads back as s (valid UTF-8, as the reader
+ * gives it): the characters YAML takes for line breaks inside quotes (NEL,
+ * U+2028, U+2029: a raw one reads back as a space) and those it does not accept
+ * raw (C0 and C1 controls, DEL, U+FEFF, U+FFFE, U+FFFF) are escaped. */
 static void write_quoted(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -404,6 +408,13 @@ static void write_quoted(FILE *f, const char *s)
             fputs("\\t", f);
         else if (*p < 0x20 || *p == 0x7f)
             fprintf(f, "\\x%02x", *p);
+        else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* U+0080..U+009F */
+            fprintf(f, "\\x%02x", *++p);
+        else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+            fputs(p[2] == 0xa8 ? "\\L" : "\\P", f), p += 2;
+        else if ((p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) ||
+                 (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)))
+            fprintf(f, "\\u%04X", ((p[0] & 0x0f) << 12) | ((p[1] & 0x3f) << 6) | (p[2] & 0x3f)), p += 2;
         else
             fputc(*p, f);
     }

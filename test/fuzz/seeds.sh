@@ -97,6 +97,10 @@ printf 'model: {image_size: 8, channels: 1, levels: 2, steps: 1, width: 4}\ntrai
     >"$C/yaml/flow.yml"
 printf '{"model": {"image_size": [8, 8]}, "train": {"epochs": 1.5, "seed": 18446744073709551615}}\n' \
     >"$C/yaml/json.yml"
+# escapes that read as YAML's other line breaks and as characters it takes only
+# escaped (the writer once wrote NEL raw, which reads back as a space)
+printf '%s\n' 'description: "nel\N ls\L ps\P c1\x80 bom\uFEFF"' \
+    'model: {image_size: 8, channels: 1, levels: 2, steps: 1, width: 4}' >"$C/yaml/escapes.yml"
 
 # ---- CSVs and lists ----
 printf ',name\n0,000001.jpg\n1,000002.jpg\n' >"$C/csv/seed-meta.csv"

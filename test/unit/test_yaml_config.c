@@ -574,6 +574,17 @@ static void test_json_file_and_writer(void)
     CHECK(contains(yaml, "  steps: 3\n") && !contains(yaml, "epochs"));
     free(yaml);
 
+    /* YAML's other line breaks (NEL, U+2028, U+2029: raw inside quotes they read
+     * back as a space; the fuzzer's find) and the characters it refuses raw (C1
+     * controls, U+FEFF, U+FFFE) come back as they were */
+    strcpy(c.description, "nel\xc2\x85 ls\xe2\x80\xa8 ps\xe2\x80\xa9 c1\xc2\x80\xc2\x9f bom\xef\xbb\xbf "
+                          "fffe\xef\xbf\xbe e-acute\xc3\xa9 euro\xe2\x82\xac");
+    yaml = glow_run_config_to_yaml(&c);
+    CHECKF(glow_run_config_parse_string(yaml, strlen(yaml), "mem", &back, &err) == 0, "%s", err.msg);
+    CHECKF(strcmp(back.description, c.description) == 0, "'%s'", back.description);
+    CHECK(contains(yaml, "nel\\x85 ls\\L ps\\P c1\\x80\\x9f bom\\uFEFF fffe\\uFFFE e-acute\xc3\xa9"));
+    free(yaml);
+
     c.train.batch_size = 0;
     CHECK(glow_run_config_validate(&c, &err) == -1 && contains(err.msg, "train.batch_size") &&
           contains(err.msg, "between 1 and"));
