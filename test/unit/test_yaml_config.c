@@ -165,7 +165,7 @@ static void test_shipped_values(void)
     load_ok("configs/fashion-mnist.yml", &c);
     CHECK(c.model.image_h == 32 && c.model.channels == 1 && c.model.levels == 3);
     CHECK(c.model.steps == 8 && c.model.width == 64 && !c.model.lu);
-    CHECK(c.train.batch_size == 32 && c.train.steps > 0);
+    CHECK(c.train.batch_size == 16 && c.train.steps > 0);
     CHECK(strcmp(c.train.device, "auto") == 0);
 
     load_ok("configs/tiny.yml", &c);
