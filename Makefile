@@ -41,6 +41,9 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Ilibcommon -I
 LDLIBS   := -lpng -ljpeg -lz -lyaml -lcjson -ldnnl -lm -lpthread
 LDFLAGS  += -fopenmp
 
+# cpu/cpu_optim.c's element-wise updates vectorise only without errno (its comment)
+$(BUILD)/obj/cpu/cpu_optim.o: CFLAGS += -fno-math-errno
+
 SAN ?=
 ifneq ($(SAN),)
   CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all

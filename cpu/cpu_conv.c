@@ -1,7 +1,8 @@
 /* Convolutions through oneDNN. Activations stay in plain NHWC (so the element-wise
  * ops see a plain layout); weights go to whatever format oneDNN prefers through a
  * reorder per call (weights change every step; the reorder is small next to the
- * conv).
+ * conv), except in the gemm form below: a 1x1 convolution between wide sides is a
+ * matrix product, which oneDNN's sgemm computes from the weights as they are.
  *
  * The edge channel (docs/model.md section 4) is a separate contribution: a conv over
  * [x, edge] equals conv(x, W[:, :C]) plus, at border pixels only, the sum of the
@@ -49,8 +50,9 @@
  * quarter of the batch, so that threads can share the work. The filter gradient
  * of a convolution with a large weight (at least CONV_WIDE_W values) takes 4x the
  * pixels: each chunk writes a whole partial gradient, which the combine reads
- * again (512 -> 512 1x1 at 16x16, batch 32: 86 -> 96 GFLOP/s per core, bench/
- * conv_ops). Depends on the shape only, never on the thread count. */
+ * again (512 -> 512 1x1 at 16x16, batch 32, before such shapes took the gemm
+ * form: 86 -> 96 GFLOP/s per core, bench/conv_ops). Depends on the shape only,
+ * never on the thread count. */
 #define CONV_CHUNK_PIXELS 512
 #define CONV_WIDE_W 65536
 enum { OP_FWD = 0, OP_BWD_DATA = 1, OP_BWD_W = 2 };
@@ -121,6 +123,29 @@ static int fwd_taps_in(const bk_conv *d)
 static int bwd_data_taps(const bk_conv *d) { return d->k == 3 && d->cin <= TAP_CIN_MAX && d->cout >= TAP_WIDE; }
 static int bwd_filter_taps(const bk_conv *d) { return taps_out_shape(d); }
 
+/* Gemm form: a 1x1 convolution is a matrix product over the pixels (NHWC rows):
+ * y[p][o] = sum_c x[p][c] w[o][c], and the weights in the model's layout [cout,
+ * cin] are already a matrix the product takes as it is. Between wide sides it is
+ * computed by oneDNN's sgemm instead of its convolution, with no weight reorder
+ * (the convolution reorders each weight to a blocked layout for each call), the
+ * forward pass and data gradient by the same image chunks as a convolution, and
+ * the filter gradient in blocks of GEMM_W_ROWS output channels, each over all the
+ * pixels of the batch: no partial gradients to add, the result in the model's
+ * layout. Every call runs on one thread with a shape fixed by the convolution's
+ * shape: the same bits for any thread count. bench/conv_ops, wall ms with 2
+ * threads, convolution -> sgemm: 512 -> 512, batch 16, at 16x16 / 8x8 / 4x4:
+ * forward 10.96 -> 10.76 / 2.77 -> 2.65 / 1.07 -> 0.86, data gradient 10.57 ->
+ * 9.89 / 2.75 -> 2.44 / 0.80 -> 0.64, filter gradient 12.85 -> 9.74 / 3.52 ->
+ * 2.52 / 1.09 -> 0.69; 128 -> 128, batch 32, 16x16: 1.49 -> 1.34, 1.79 -> 1.26,
+ * 3.00 -> 1.23. Narrow sides stay with the convolution (512 -> 108, a tap form's
+ * product: sgemm 6.6 ms of CPU against 4.9). */
+#define GEMM_MIN_CH 128
+#define GEMM_W_ROWS 64
+static int gemm_form(const bk_conv *d)
+{
+    return d->k == 1 && !d->edge && d->cin >= GEMM_MIN_CH && d->cout >= GEMM_MIN_CH;
+}
+
 _Noreturn void cpu_fail(const char *what, dnnl_status_t st)
 {
     glow_die(1, "backend: oneDNN %s failed (status %d)", what, (int)st);
@@ -132,6 +157,22 @@ static void *amalloc(size_t bytes)
     if (posix_memalign(&p, 64, bytes ? bytes : 64))
         glow_die(1, "backend: out of memory (%zu bytes)", bytes);
     return p;
+}
+
+/* C = op(A) op(B) + beta C (row-major) on the calling thread: oneDNN's sgemm
+ * splits a call between threads when it is not inside a parallel region, and
+ * its sums would then depend on the thread count. */
+static void sgemm1(char ta, char tb, dnnl_dim_t m, dnnl_dim_t n, dnnl_dim_t k, const float *a,
+                   dnnl_dim_t lda, const float *b, dnnl_dim_t ldb, float beta, float *c, dnnl_dim_t ldc)
+{
+    const int nt = omp_get_max_threads();
+    if (nt > 1)
+        omp_set_num_threads(1);
+    dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+    if (nt > 1)
+        omp_set_num_threads(nt);
+    if (st != dnnl_success)
+        cpu_fail("sgemm", st);
 }
 
 static void md_act(dnnl_memory_desc_t *md, int n, int c, int h, int w)
@@ -673,7 +714,10 @@ struct cpu_plan {
     conv_prim *v; /* the tap form's 1x1 convolution; NULL: direct */
     int out;      /* tap form over the outputs (else over the inputs) */
     op_call oc;
-    chunk_op *o;       /* the chunks: v's or cp's for the pass */
+    chunk_op *o;       /* v's or cp's operation for the pass; NULL in the gemm form */
+    int gemm;          /* the gemm form */
+    int nchunk, chunk_n, last_n; /* the chunks (chunk_n 0: blocks of the filter gradient) */
+    const float *w;    /* the gemm form's weights */
     const float *a;    /* x (forward, filter gradient) or dy (data gradient) */
     const float *dy;   /* the filter gradient's dy */
     float *out_p;      /* y, dx or dw */
@@ -698,6 +742,20 @@ static cpu_plan *plan_new(int kind, cpu_ctx *ctx, const bk_conv *d)
 static void plan_prim(cpu_plan *p, int taps, int out, int op, const float *w)
 {
     const bk_conv *d = &p->cp->d;
+    if (gemm_form(d)) {
+        p->gemm = 1;
+        p->w = w;
+        if (op == OP_BWD_W) {
+            p->nchunk = (d->cout + GEMM_W_ROWS - 1) / GEMM_W_ROWS;
+            p->chunk_n = 0;
+            p->last_n = 0;
+        } else {
+            p->chunk_n = op_chunk_images(d, op);
+            p->nchunk = (d->n + p->chunk_n - 1) / p->chunk_n;
+            p->last_n = d->n - (p->nchunk - 1) * p->chunk_n;
+        }
+        return;
+    }
     if (taps) {
         p->out = out;
         taps_ready(p->ctx, p->cp);
@@ -710,6 +768,9 @@ static void plan_prim(cpu_plan *p, int taps, int out, int op, const float *w)
         op_call_init(p->ctx, p->cp, op, w, &p->oc);
         p->o = &p->cp->op[op];
     }
+    p->nchunk = p->o->nchunk;
+    p->chunk_n = p->o->chunk_n;
+    p->last_n = p->o->last_n;
 }
 
 cpu_plan *cpu_plan_fwd(cpu_ctx *ctx, const bk_conv *d, const float *x, const float *w, const float *bias,
@@ -741,7 +802,7 @@ cpu_plan *cpu_plan_bwd_data(cpu_ctx *ctx, const bk_conv *d, const float *dy, con
     p->accumulate = accumulate;
     plan_prim(p, bwd_data_taps(d), 0, OP_BWD_DATA, w);
     /* the direct primitive writes: with accumulate it writes a tmp, added at the end */
-    if (!p->v && accumulate) {
+    if (!p->v && !p->gemm && accumulate) {
         if (!p->cp->dx_tmp)
             p->cp->dx_tmp = amalloc((size_t)d->n * d->h * d->w * d->cin * sizeof(float));
         p->dst = p->cp->dx_tmp;
@@ -759,16 +820,46 @@ cpu_plan *cpu_plan_bwd_filter(cpu_ctx *ctx, const bk_conv *d, const float *x, co
     return p;
 }
 
-int cpu_plan_chunks(const cpu_plan *p) { return p->o->nchunk; }
-int cpu_plan_chunk_images(const cpu_plan *p) { return p->o->chunk_n; }
-int cpu_plan_parallel(const cpu_plan *p) { return parallel_chunks(&p->cp->d, p->o->nchunk); }
+int cpu_plan_chunks(const cpu_plan *p) { return p->nchunk; }
+int cpu_plan_chunk_images(const cpu_plan *p) { return p->chunk_n; }
+int cpu_plan_parallel(const cpu_plan *p) { return parallel_chunks(&p->cp->d, p->nchunk); }
 int cpu_plan_same_buffers(const cpu_plan *p, const cpu_plan *q) { return p->cp == q->cp; }
 
 /* Chunk c, on this thread: the convolution of its images, and in the forward pass
  * the edge map and the affine while the chunk is in cache; a filter gradient's
  * chunk is a partial, added in cpu_plan_finish. */
+/* Chunk c of a plan in the gemm form: the forward pass and the data gradient of
+ * the chunk's images, or the filter gradient's block c of output channels. */
+static void gemm_run_chunk(const cpu_plan *p, int c)
+{
+    const bk_conv *d = &p->cp->d;
+    const size_t hw = (size_t)d->h * d->w;
+    if (p->kind == PLAN_BWD_FILTER) {
+        const int o0 = c * GEMM_W_ROWS, m = o0 + GEMM_W_ROWS < d->cout ? GEMM_W_ROWS : d->cout - o0;
+        sgemm1('T', 'N', m, d->cin, (dnnl_dim_t)(d->n * hw), p->dy + o0, d->cout, p->a, d->cin, 0.0f,
+               p->out_p + (size_t)o0 * d->cin, d->cin);
+        return;
+    }
+    const size_t n0 = (size_t)c * p->chunk_n;
+    const int nimg = c == p->nchunk - 1 ? p->last_n : p->chunk_n;
+    const dnnl_dim_t rows = (dnnl_dim_t)(nimg * hw);
+    if (p->kind == PLAN_FWD) {
+        sgemm1('N', 'T', rows, d->cout, d->cin, p->a + n0 * hw * d->cin, d->cin, p->w, d->cin, 0.0f,
+               p->out_p + n0 * hw * d->cout, d->cout);
+        if (p->pp)
+            apply_post(d, p->pp, p->out_p, n0, nimg);
+    } else {
+        sgemm1('N', 'N', rows, d->cin, d->cout, p->a + n0 * hw * d->cout, d->cout, p->w, d->cin,
+               p->accumulate ? 1.0f : 0.0f, p->out_p + n0 * hw * d->cin, d->cin);
+    }
+}
+
 void cpu_plan_run_chunk(const cpu_plan *p, int c)
 {
+    if (p->gemm) {
+        gemm_run_chunk(p, c);
+        return;
+    }
     const bk_conv *d = &p->cp->d;
     const size_t hw = (size_t)d->h * d->w, n0 = (size_t)c * p->o->chunk_n;
     const int nimg = chunk_nimg(p->o, c);
@@ -815,7 +906,9 @@ void cpu_plan_run_chunk(const cpu_plan *p, int c)
 void cpu_plan_finish(cpu_plan *p)
 {
     const bk_conv *d = &p->cp->d;
-    if (p->kind == PLAN_BWD_FILTER) {
+    if (p->gemm) {
+        /* written in place by the chunks */
+    } else if (p->kind == PLAN_BWD_FILTER) {
         chunk_op *o = p->o;
         combine_partials(o);
         float *dw = p->out_p;

@@ -184,25 +184,58 @@ static void test_conv(int n, int h, int wd, int k, int edge)
     }
 }
 
-/* A filter gradient over a weight of CONV_WIDE_W values or more goes in chunks of
- * more images than the other operations of the shape (cpu/cpu_conv.c). */
-static void test_conv_wide(void)
+/* Every operation of conv c gives the same bits with 1, 2 and 3 threads. */
+static void check_conv_threads(const bk_conv *c)
 {
-    /* 13 images of 16x16: chunks of 2 images, of 3 for the filter gradient */
-    test_conv_shape(13, 16, 16, 256, 256, 1, 0);
-    bk_conv c = {13, 16, 16, 256, 256, 1, 0};
-    const size_t nx = (size_t)c.n * 256 * c.cin, nw = (size_t)c.cout * c.cin;
-    float *x = rnd(nx, 1), *dy = rnd(nx, 1), *dw1 = zeros(nw), *dw2 = zeros(nw);
+    const size_t hw = (size_t)c->h * c->w, nx = (size_t)c->n * hw * c->cin, ny = (size_t)c->n * hw * c->cout;
+    const size_t nw = (size_t)c->cout * (c->cin + (c->edge ? 1 : 0)) * c->k * c->k;
+    float *x = rnd(nx, 1), *dy = rnd(ny, 1), *w = rnd(nw, 0.1f), *dx0 = rnd(nx, 1);
+    float *out[3][3];
     int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    B->conv_bwd_filter(B, &c, x, dy, dw1);
-    omp_set_num_threads(2);
-    B->conv_bwd_filter(B, &c, x, dy, dw2);
+    for (int t = 0; t < 3; t++) {
+        omp_set_num_threads(t + 1);
+        out[t][0] = zeros(ny), out[t][1] = zeros(nx), out[t][2] = zeros(nw);
+        B->conv_fwd(B, c, x, w, out[t][0]);
+        memcpy(out[t][1], dx0, nx * sizeof(float)); /* the accumulating data gradient's start */
+        B->conv_bwd_data(B, c, dy, w, out[t][1], 1);
+        B->conv_bwd_filter(B, c, x, dy, out[t][2]);
+    }
     omp_set_num_threads(saved);
-    CHECK(memcmp(dw1, dw2, nw * sizeof(float)) == 0);
-    float *ps[] = {x, dy, dw1, dw2};
+    const size_t len[3] = {ny, nx, nw};
+    static const char *op[3] = {"conv_fwd", "conv_bwd_data", "conv_bwd_filter"};
+    for (int t = 1; t < 3; t++)
+        for (int k = 0; k < 3; k++)
+            CHECKF(memcmp(out[0][k], out[t][k], len[k] * sizeof(float)) == 0,
+                   "%s n=%d %dx%d %d -> %d k%d: bits differ with 1 and %d threads", op[k], c->n, c->h, c->w,
+                   c->cin, c->cout, c->k, t + 1);
+    for (int t = 0; t < 3; t++)
+        for (int k = 0; k < 3; k++)
+            B->free(B, out[t][k]);
+    float *ps[] = {x, dy, w, dx0};
     for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
         B->free(B, ps[i]);
+}
+
+/* Wide convolutions (cpu/cpu_conv.c): a 1x1 convolution between wide sides goes
+ * through sgemm (the gemm form: image chunks, and the filter gradient in blocks
+ * of 64 output channels, the last one short here for 130); a 3x3 filter gradient
+ * over a weight of CONV_WIDE_W values or more in chunks of more images than the
+ * other operations of the shape. Against the naive convolution, and the same bits
+ * for any thread count, also for a single chunk (one image: no parallel region). */
+static void test_conv_wide(void)
+{
+    static const bk_conv shapes[] = {
+        {13, 16, 16, 256, 256, 1, 0}, /* chunks of 2 images, the last one short */
+        {3, 8, 8, 144, 130, 1, 0},
+        {1, 4, 4, 128, 192, 1, 0},
+        {5, 8, 8, 128, 96, 1, 0},     /* one side narrow: the convolution */
+        {6, 8, 8, 64, 128, 3, 1},     /* a wide 3x3 filter gradient */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const bk_conv *c = &shapes[i];
+        test_conv_shape(c->n, c->h, c->w, c->cin, c->cout, c->k, c->edge);
+        check_conv_threads(c);
+    }
 }
 
 /* ---- finite differences: a scalar function of the inputs ---- */
@@ -677,7 +710,8 @@ static void test_determinism(void)
  * when a chunk's rows are a multiple of CPU_RED_ROWS (else they may differ in the
  * last bits). Shapes: the tap forms (conv1 2 -> 64, conv3 64 -> 4); 4x4 images in
  * 16-row chunks; conv1 of conv3's shape (one after the other); a 256-wide conv2,
- * whose filter gradient takes larger chunks (after the loop); no edge channel. */
+ * a product by sgemm whose filter gradient goes by blocks of output channels
+ * (after the loop); no edge channel. */
 static void test_net(void)
 {
     bk_pair p = {B, B, 20261201, 0};
