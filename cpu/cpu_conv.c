@@ -825,9 +825,6 @@ int cpu_plan_chunk_images(const cpu_plan *p) { return p->chunk_n; }
 int cpu_plan_parallel(const cpu_plan *p) { return parallel_chunks(&p->cp->d, p->nchunk); }
 int cpu_plan_same_buffers(const cpu_plan *p, const cpu_plan *q) { return p->cp == q->cp; }
 
-/* Chunk c, on this thread: the convolution of its images, and in the forward pass
- * the edge map and the affine while the chunk is in cache; a filter gradient's
- * chunk is a partial, added in cpu_plan_finish. */
 /* Chunk c of a plan in the gemm form: the forward pass and the data gradient of
  * the chunk's images, or the filter gradient's block c of output channels. */
 static void gemm_run_chunk(const cpu_plan *p, int c)
@@ -854,6 +851,9 @@ static void gemm_run_chunk(const cpu_plan *p, int c)
     }
 }
 
+/* Chunk c, on this thread: the convolution of its images, and in the forward pass
+ * the edge map and the affine while the chunk is in cache; a filter gradient's
+ * chunk is a partial, added in cpu_plan_finish (the gemm form: above). */
 void cpu_plan_run_chunk(const cpu_plan *p, int c)
 {
     if (p->gemm) {
