@@ -21,6 +21,12 @@
  *   few inputs:  Y = S * Wu (1x1, 9 cin -> cout) with S(p)[t*cin + c] = X(p + off_t)[c],
  *                and the data gradient dX(p)[c] = sum over t of dS(p - off_t)[t*cin + c]
  *                from the 1x1 data gradient dS = dY * Wu.
+ * The 1x1 convolutions are products by oneDNN's sgemm, like the gemm form below,
+ * with the weights permuted into the layout each product reads, and the filter
+ * gradient's partials in the layout of dw's taps. (As oneDNN 1x1 convolutions
+ * they needed a weight reorder per pass on the calling thread while the other
+ * threads waited, 4 per coupling layer; and sgemm's product takes 2.15 ms where
+ * the 1x1 filter gradient took 3.11, 512 -> 108 at 16x16, batch 16, 2 threads.)
  * The same chunks as below, the taps summed in a fixed order: deterministic.
  *
  * Threads: the batch is cut into chunks of a fixed number of images. Each chunk
@@ -89,13 +95,17 @@ struct conv_prim {
     dnnl_memory_desc_t md_wuser; /* strided [cout, cin, k, k] view of [cout, cin+E, k, k] */
     chunk_op op[3];
     float *dx_tmp;
-    /* tap form (3x3 only): the 1x1 convolutions cin -> 9 cout (vout) and 9 cin ->
-     * cout (vin), kept in the list like any other; per chunk a buffer of the
-     * chunk's rows x 9 x (cout or cin) values; a weight in vout's or vin's layout */
-    conv_prim *vout, *vin;
+    /* tap form (3x3 only): per chunk a buffer of the chunk's rows x 9 x (cout or
+     * cin) values; the weights in the layout of the product a pass takes; the
+     * filter gradient's partials, one per chunk */
     float *tap;
     size_t tap_chunk;
     float *wtap;
+    float *wpart;
+    /* the edge channel: the border pixels and their map (built per forward pass),
+     * the filter gradient's sums per border pixel; made on first use */
+    struct edge_map *em;
+    double *edge_s;
     conv_prim *next;
 };
 
@@ -111,17 +121,25 @@ struct conv_prim {
  *     (6 -> 512: 68 -> 97; 2 -> 128: 93 -> 91). */
 #define TAP_COUT_MAX 12
 #define TAP_CIN_MAX 8
-#define TAP_MAX 12 /* the larger of the two */
 #define TAP_WIDE 32  /* the other side at least this wide */
 #define TAP_FWD_IN_WIDE 256
-static int taps_out_shape(const bk_conv *d) { return d->k == 3 && d->cout <= TAP_COUT_MAX && d->cin >= TAP_WIDE; }
-static int fwd_taps_out(const bk_conv *d) { return taps_out_shape(d); }
-static int fwd_taps_in(const bk_conv *d)
+#define TAP_MAX 12 /* the larger of the two */
+enum { FORM_DIRECT, FORM_TAPS_OUT, FORM_TAPS_IN };
+static int tap_form(const bk_conv *d, int op)
 {
-    return d->k == 3 && !fwd_taps_out(d) && d->cin <= TAP_CIN_MAX && d->cout >= TAP_FWD_IN_WIDE;
+    if (d->k != 3)
+        return FORM_DIRECT;
+    const int out = d->cout <= TAP_COUT_MAX && d->cin >= TAP_WIDE;
+    switch (op) {
+    case OP_FWD:
+        return out ? FORM_TAPS_OUT
+                   : d->cin <= TAP_CIN_MAX && d->cout >= TAP_FWD_IN_WIDE ? FORM_TAPS_IN : FORM_DIRECT;
+    case OP_BWD_DATA:
+        return d->cin <= TAP_CIN_MAX && d->cout >= TAP_WIDE ? FORM_TAPS_IN : FORM_DIRECT;
+    default:
+        return out ? FORM_TAPS_OUT : FORM_DIRECT;
+    }
 }
-static int bwd_data_taps(const bk_conv *d) { return d->k == 3 && d->cin <= TAP_CIN_MAX && d->cout >= TAP_WIDE; }
-static int bwd_filter_taps(const bk_conv *d) { return taps_out_shape(d); }
 
 /* Gemm form: a 1x1 convolution is a matrix product over the pixels (NHWC rows):
  * y[p][o] = sum_c x[p][c] w[o][c], and the weights in the model's layout [cout,
@@ -256,6 +274,7 @@ static dnnl_primitive_desc_t make_pd(cpu_ctx *ctx, const bk_conv *d, int op, int
     return pd;
 }
 
+#define REORDER_PAR_W 65536
 static void setup_op(cpu_ctx *ctx, conv_prim *cp, int op)
 {
     chunk_op *o = &cp->op[op];
@@ -266,9 +285,9 @@ static void setup_op(cpu_ctx *ctx, conv_prim *cp, int op)
     dnnl_primitive_attr_t attr;
     DN(dnnl_primitive_attr_create(&attr));
     DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-    /* primitives that each run on one thread (the weight reorders too: they are
-     * small, and a parallel region costs more than it saves there): created while
-     * OpenMP offers one thread */
+    /* primitives that each run on one thread (the reorders of small weights too:
+     * a parallel region costs more than it saves there): created while OpenMP
+     * offers one thread */
     int saved = omp_get_max_threads();
     omp_set_num_threads(1);
     size_t sb = 64;
@@ -286,6 +305,10 @@ static void setup_op(cpu_ctx *ctx, conv_prim *cp, int op)
         dnnl_primitive_desc_destroy(pd);
     }
     o->w_floats = dnnl_memory_desc_get_size(&o->md_w) / sizeof(float);
+    /* a large weight's reorder is worth all threads (B's 3x3 weights at 8x8 and
+     * 4x4 have 60-220 thousand values); a copy, so the same bits */
+    if (o->w_floats >= REORDER_PAR_W)
+        omp_set_num_threads(saved);
     if (op == OP_BWD_W)
         o->wreorder = make_reorder(ctx, &o->md_w, &cp->md_wuser);
     else
@@ -342,34 +365,41 @@ static float edge_tap_sum(const float *we, int i, int j, int H, int W)
 
 /* The edge channel's output: nonzero at border pixels only, the same for every
  * image, so it is a map of border pixels x output channels. */
-typedef struct {
+typedef struct edge_map {
     int nb;
     int *pix;   /* border pixel indices i*W + j */
     float *map; /* nb x cout */
 } edge_map;
 
-/* em's border pixel list (its map left NULL) */
-static void edge_map_pixels(const bk_conv *d, edge_map *em)
+/* cp's edge map, its border pixel list made (and its buffers) on first use; kept
+ * with the shape, where allocating it per pass cost page faults on every call */
+static edge_map *edge_ready(conv_prim *cp)
 {
+    if (cp->em)
+        return cp->em;
+    const bk_conv *d = &cp->d;
     const int H = d->h, W = d->w;
-    em->nb = 0;
+    edge_map *em = xcalloc(1, sizeof *em);
     em->pix = xmalloc((size_t)4 * (H + W) * sizeof *em->pix);
-    em->map = NULL;
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++)
             if (is_border(i, j, H, W))
                 em->pix[em->nb++] = i * W + j;
+    em->map = amalloc((size_t)em->nb * d->cout * sizeof *em->map);
+    cp->edge_s = amalloc((size_t)em->nb * d->cout * sizeof *cp->edge_s);
+    cp->em = em;
+    return em;
 }
 
 /* A border pixel's taps on the padding depend only on which sides of the image
  * it touches (top, bottom, left, right): each such class's sums are computed
  * once, for the first pixel of the class, and copied to the others (the same
  * taps added in the same order: the same values). */
-static void edge_map_build(const bk_conv *d, const float *wt, edge_map *em)
+static const edge_map *edge_map_build(conv_prim *cp, const float *wt)
 {
+    const bk_conv *d = &cp->d;
     const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
-    edge_map_pixels(d, em);
-    em->map = xmalloc((size_t)em->nb * co * sizeof *em->map);
+    edge_map *em = edge_ready(cp);
     int first[16];
     for (int k = 0; k < 16; k++)
         first[k] = -1;
@@ -385,12 +415,7 @@ static void edge_map_build(const bk_conv *d, const float *wt, edge_map *em)
         for (int o = 0; o < co; o++)
             mp[o] = edge_tap_sum(wt + ((size_t)o * cin1 + d->cin) * 9, i, j, H, W);
     }
-}
-
-static void edge_map_free(edge_map *em)
-{
-    free(em->pix);
-    free(em->map);
+    return em;
 }
 
 /* y += the map, for images n0 .. n0+nimg-1 */
@@ -501,14 +526,13 @@ static int chunk_nimg(const chunk_op *o, int c) { return c == o->nchunk - 1 ? o-
  * a time: 4-5 ms of A128's step, on the calling thread); the same adds in the
  * same order, so the same bits. */
 #define COMBINE_BLOCK 2048
-static void combine_partials(chunk_op *o)
+static void combine_partials(float *sum, size_t nw, int nchunk)
 {
-    float *sum = o->wbuf;
-    const size_t nw = o->w_floats, nb = (nw + COMBINE_BLOCK - 1) / COMBINE_BLOCK;
-#pragma omp parallel for schedule(static) if (nw * o->nchunk > CPU_PAR_MEM)
+    const size_t nb = (nw + COMBINE_BLOCK - 1) / COMBINE_BLOCK;
+#pragma omp parallel for schedule(static) if (nw * nchunk > CPU_PAR_MEM)
     for (size_t b = 0; b < nb; b++) {
         const size_t i0 = b * COMBINE_BLOCK, i1 = i0 + COMBINE_BLOCK < nw ? i0 + COMBINE_BLOCK : nw;
-        for (int c = 1; c < o->nchunk; c++) {
+        for (int c = 1; c < nchunk; c++) {
             const float *part = sum + (size_t)c * nw;
 #pragma omp simd
             for (size_t i = i0; i < i1; i++)
@@ -618,89 +642,119 @@ static void taps_sum(const float *src, int ch, int sign, float *dst, int accumul
     }
 }
 
-/* The tap form's 1x1 convolutions and buffers of cp, made on first use. */
-static conv_prim *get_prim(cpu_ctx *ctx, const bk_conv *d);
-static void taps_ready(cpu_ctx *ctx, conv_prim *cp)
+/* The tap form's 1x1 convolution: cin -> 9 cout over the outputs, 9 cin -> cout
+ * over the inputs; its chunks are those a 1x1 convolution of that shape takes. */
+static bk_conv tap_shape(const bk_conv *d, int out)
+{
+    bk_conv v = {d->n, d->h, d->w, out ? d->cin : 9 * d->cin, out ? 9 * d->cout : d->cout, 1, 0};
+    return v;
+}
+
+static void tap_chunks(const bk_conv *d, int out, int op, int *nchunk, int *chunk_n, int *last_n)
+{
+    const bk_conv v = tap_shape(d, out);
+    *chunk_n = op_chunk_images(&v, op);
+    *nchunk = (d->n + *chunk_n - 1) / *chunk_n;
+    *last_n = d->n - (*nchunk - 1) * *chunk_n;
+}
+
+/* The tap form's buffers of cp, made on first use: a tap buffer per chunk for the
+ * largest chunks of any pass in the tap form, the weights, the partials. */
+static void taps_ready(conv_prim *cp)
 {
     if (cp->tap)
         return;
     const bk_conv *d = &cp->d;
-    const int out = fwd_taps_out(d) || bwd_filter_taps(d);
-    const int in = fwd_taps_in(d) || bwd_data_taps(d);
-    if (out) {
-        bk_conv v = {d->n, d->h, d->w, d->cin, 9 * d->cout, 1, 0};
-        cp->vout = get_prim(ctx, &v);
-    }
-    if (in) {
-        bk_conv v = {d->n, d->h, d->w, 9 * d->cin, d->cout, 1, 0};
-        cp->vin = get_prim(ctx, &v);
+    int out = 0, in = 0;
+    for (int op = 0; op < 3; op++) {
+        out |= tap_form(d, op) == FORM_TAPS_OUT;
+        in |= tap_form(d, op) == FORM_TAPS_IN;
     }
     const int cols = 9 * ((out ? d->cout : 0) > (in ? d->cin : 0) ? d->cout : d->cin);
-    /* the chunks of the 1x1 convolutions' operations, the largest of them */
     int cn = 1, nchunk = 1;
     for (int op = 0; op < 3; op++)
         for (int k = 0; k < 2; k++) {
-            const conv_prim *v = k ? cp->vin : cp->vout;
-            if (!v)
+            if (!(k ? in : out))
                 continue;
-            const int c = op_chunk_images(&v->d, op);
+            int nc, c, last;
+            tap_chunks(d, !k, op, &nc, &c, &last);
             cn = c > cn ? c : cn;
-            nchunk = (d->n + c - 1) / c > nchunk ? (d->n + c - 1) / c : nchunk;
+            nchunk = nc > nchunk ? nc : nchunk;
         }
     cp->tap_chunk = (size_t)cn * d->h * d->w * cols;
     cp->tap = amalloc((size_t)nchunk * cp->tap_chunk * sizeof(float));
     cp->wtap = amalloc((size_t)9 * d->cout * d->cin * sizeof(float));
+    if (tap_form(d, OP_BWD_W) == FORM_TAPS_OUT) {
+        int nc, c, last;
+        tap_chunks(d, 1, OP_BWD_W, &nc, &c, &last);
+        cp->wpart = amalloc((size_t)nc * 9 * d->cout * d->cin * sizeof(float));
+    }
 }
 
-/* W [cout, cin+E, 3, 3] -> Wv [9 cout, cin] (vout) or Wu [cout, 9 cin] (vin) */
-static void weights_to_taps(const bk_conv *d, const float *w, int out, float *wt)
+/* W [cout, cin+E, 3, 3] -> the tap form's weights, as its product reads them
+ * (row-major, the 9 taps t outer to the channels):
+ *   TAPW_OUT [cin, 9 cout] (the forward over the outputs: Z = X Wt),
+ *   TAPW_IN  [9 cin, cout] (the forward over the inputs: Y = S Wt),
+ *   TAPW_IN_T [cout, 9 cin] (the data gradient over the inputs: dS = dY Wt). */
+enum { TAPW_OUT, TAPW_IN, TAPW_IN_T };
+static void weights_to_taps(const bk_conv *d, const float *w, int layout, float *wt)
 {
     const int ci = d->cin, co = d->cout, cin1 = d->cin + (d->edge ? 1 : 0);
     for (int o = 0; o < co; o++)
         for (int c = 0; c < ci; c++)
             for (int t = 0; t < 9; t++) {
                 const float v = w[((size_t)o * cin1 + c) * 9 + t];
-                if (out)
-                    wt[((size_t)t * co + o) * ci + c] = v;
+                if (layout == TAPW_OUT)
+                    wt[(size_t)c * 9 * co + (size_t)t * co + o] = v;
+                else if (layout == TAPW_IN)
+                    wt[((size_t)t * ci + c) * co + o] = v;
                 else
                     wt[(size_t)o * 9 * ci + (size_t)t * ci + c] = v;
             }
 }
 
-static void edge_bwd_filter(const bk_conv *d, const float *dy, float *dw)
+/* The edge taps' filter gradient, by blocks of output channels in parallel: per
+ * border pixel, dy summed over the images (in image order), then for each tap
+ * the sum over the border pixels where the tap falls on the padding (in pixel
+ * order). Each value's adds in a fixed order: the same bits for any thread count. */
+#define EDGE_O_BLOCK 64
+static void edge_bwd_filter(conv_prim *cp, const float *dy, float *dw)
 {
+    const bk_conv *d = &cp->d;
     const int cin1 = d->cin + 1, H = d->h, W = d->w, co = d->cout;
-    edge_map em; /* only its border pixel list */
-    edge_map_pixels(d, &em);
-    /* per border pixel, dy summed over the images (in image order) */
-    double *S = xcalloc((size_t)em.nb * co, sizeof *S);
-#pragma omp parallel for schedule(static) if ((size_t)d->n * em.nb * co > 32768)
-    for (int p = 0; p < em.nb; p++) {
-        double *sp = S + (size_t)p * co;
-        for (int n = 0; n < d->n; n++) {
-            const float *g = dy + ((size_t)n * H * W + em.pix[p]) * co;
-            for (int o = 0; o < co; o++)
-                sp[o] += g[o];
+    const edge_map *em = edge_ready(cp);
+    double *S = cp->edge_s; /* [nb, co]: each block its own columns */
+    const int nblk = (co + EDGE_O_BLOCK - 1) / EDGE_O_BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)d->n * em->nb * co > 32768)
+    for (int b = 0; b < nblk; b++) {
+        const int o0 = b * EDGE_O_BLOCK, no = co - o0 < EDGE_O_BLOCK ? co - o0 : EDGE_O_BLOCK;
+        for (int p = 0; p < em->nb; p++) {
+            double *sp = S + (size_t)p * co + o0;
+            for (int o = 0; o < no; o++)
+                sp[o] = 0.0;
+            for (int n = 0; n < d->n; n++) {
+                const float *g = dy + ((size_t)n * H * W + em->pix[p]) * co + o0;
+#pragma omp simd
+                for (int o = 0; o < no; o++)
+                    sp[o] += g[o];
+            }
         }
-    }
-    /* each tap collects the border pixels where it falls on the padding, in order */
-    for (int ky = 0; ky < 3; ky++)
-        for (int kx = 0; kx < 3; kx++) {
-            double *acc = xcalloc((size_t)co, sizeof *acc);
-            for (int p = 0; p < em.nb; p++) {
-                int yy = em.pix[p] / W + ky - 1, xx = em.pix[p] % W + kx - 1;
+        for (int t = 0; t < 9; t++) {
+            const int ky = t / 3, kx = t % 3;
+            double acc[EDGE_O_BLOCK] = {0};
+            for (int p = 0; p < em->nb; p++) {
+                const int yy = em->pix[p] / W + ky - 1, xx = em->pix[p] % W + kx - 1;
                 if (yy >= 0 && yy < H && xx >= 0 && xx < W)
                     continue;
-                const double *sp = S + (size_t)p * co;
-                for (int o = 0; o < co; o++)
+                const double *sp = S + (size_t)p * co + o0;
+#pragma omp simd
+                for (int o = 0; o < no; o++)
                     acc[o] += sp[o];
             }
-            for (int o = 0; o < co; o++)
-                dw[((size_t)o * cin1 + d->cin) * 9 + ky * 3 + kx] = (float)acc[o];
-            free(acc);
+            for (int o = 0; o < no; o++)
+                dw[((size_t)(o0 + o) * cin1 + d->cin) * 9 + t] = (float)acc[o];
         }
-    free(S);
-    edge_map_free(&em);
+    }
 }
 
 /* ---- plans: a pass made ready, then run chunk by chunk ---- */
@@ -711,10 +765,10 @@ struct cpu_plan {
     int kind;
     cpu_ctx *ctx;
     conv_prim *cp;
-    conv_prim *v; /* the tap form's 1x1 convolution; NULL: direct */
+    int taps;     /* the tap form */
     int out;      /* tap form over the outputs (else over the inputs) */
     op_call oc;
-    chunk_op *o;       /* v's or cp's operation for the pass; NULL in the gemm form */
+    chunk_op *o;       /* cp's operation for the pass; NULL in the gemm and tap forms */
     int gemm;          /* the gemm form */
     int nchunk, chunk_n, last_n; /* the chunks (chunk_n 0: blocks of the filter gradient) */
     const float *w;    /* the gemm form's weights */
@@ -723,7 +777,6 @@ struct cpu_plan {
     float *out_p;      /* y, dx or dw */
     float *dst;        /* where the direct data gradient's chunks go (dx, or the tmp) */
     int accumulate;
-    edge_map em;
     float *s;
     fwd_post post;
     const fwd_post *pp;
@@ -738,7 +791,8 @@ static cpu_plan *plan_new(int kind, cpu_ctx *ctx, const bk_conv *d)
     return p;
 }
 
-/* the primitive that runs op: the tap form's v (weights in cp's wtap) or cp */
+/* What runs op: sgemm (the gemm form, or the tap form's product with the
+ * weights in cp's wtap) or cp's convolution primitives. */
 static void plan_prim(cpu_plan *p, int taps, int out, int op, const float *w)
 {
     const bk_conv *d = &p->cp->d;
@@ -757,17 +811,16 @@ static void plan_prim(cpu_plan *p, int taps, int out, int op, const float *w)
         return;
     }
     if (taps) {
+        p->taps = 1;
         p->out = out;
-        taps_ready(p->ctx, p->cp);
-        p->v = out ? p->cp->vout : p->cp->vin;
+        taps_ready(p->cp);
         if (op != OP_BWD_W)
-            weights_to_taps(d, w, out, p->cp->wtap);
-        op_call_init(p->ctx, p->v, op, op != OP_BWD_W ? p->cp->wtap : NULL, &p->oc);
-        p->o = &p->v->op[op];
-    } else {
-        op_call_init(p->ctx, p->cp, op, w, &p->oc);
-        p->o = &p->cp->op[op];
+            weights_to_taps(d, w, out ? TAPW_OUT : op == OP_FWD ? TAPW_IN : TAPW_IN_T, p->cp->wtap);
+        tap_chunks(d, out, op, &p->nchunk, &p->chunk_n, &p->last_n);
+        return;
     }
+    op_call_init(p->ctx, p->cp, op, w, &p->oc);
+    p->o = &p->cp->op[op];
     p->nchunk = p->o->nchunk;
     p->chunk_n = p->o->chunk_n;
     p->last_n = p->o->last_n;
@@ -780,16 +833,14 @@ cpu_plan *cpu_plan_fwd(cpu_ctx *ctx, const bk_conv *d, const float *x, const flo
     p->a = x;
     p->out_p = y;
     p->post = (fwd_post){NULL, bias, NULL, relu};
-    if (d->edge) {
-        edge_map_build(d, w, &p->em);
-        p->post.em = &p->em;
-    }
+    if (d->edge)
+        p->post.em = edge_map_build(p->cp, w);
     if (logs) {
         p->s = cpu_actnorm_scales(logs, d->cout);
         p->post.s = p->s;
     }
     p->pp = p->post.em || p->post.s ? &p->post : NULL;
-    plan_prim(p, fwd_taps_out(d) || fwd_taps_in(d), fwd_taps_out(d), OP_FWD, w);
+    plan_prim(p, tap_form(d, OP_FWD) != FORM_DIRECT, tap_form(d, OP_FWD) == FORM_TAPS_OUT, OP_FWD, w);
     return p;
 }
 
@@ -800,9 +851,10 @@ cpu_plan *cpu_plan_bwd_data(cpu_ctx *ctx, const bk_conv *d, const float *dy, con
     p->a = dy;
     p->out_p = p->dst = dx;
     p->accumulate = accumulate;
-    plan_prim(p, bwd_data_taps(d), 0, OP_BWD_DATA, w);
+    plan_prim(p, tap_form(d, OP_BWD_DATA) != FORM_DIRECT, tap_form(d, OP_BWD_DATA) == FORM_TAPS_OUT, OP_BWD_DATA,
+              w);
     /* the direct primitive writes: with accumulate it writes a tmp, added at the end */
-    if (!p->v && !p->gemm && accumulate) {
+    if (!p->taps && !p->gemm && accumulate) {
         if (!p->cp->dx_tmp)
             p->cp->dx_tmp = amalloc((size_t)d->n * d->h * d->w * d->cin * sizeof(float));
         p->dst = p->cp->dx_tmp;
@@ -816,7 +868,7 @@ cpu_plan *cpu_plan_bwd_filter(cpu_ctx *ctx, const bk_conv *d, const float *x, co
     p->a = x;
     p->dy = dy;
     p->out_p = dw;
-    plan_prim(p, bwd_filter_taps(d), 1, OP_BWD_W, NULL);
+    plan_prim(p, tap_form(d, OP_BWD_W) != FORM_DIRECT, tap_form(d, OP_BWD_W) == FORM_TAPS_OUT, OP_BWD_W, NULL);
     return p;
 }
 
@@ -851,53 +903,69 @@ static void gemm_run_chunk(const cpu_plan *p, int c)
     }
 }
 
+/* Chunk c of a plan in the tap form: the product and the taps of its images, the
+ * filter gradient's as the chunk's partial [9 cout, cin]. */
+static void taps_run_chunk(const cpu_plan *p, int c)
+{
+    const bk_conv *d = &p->cp->d;
+    const size_t hw = (size_t)d->h * d->w, n0 = (size_t)c * p->chunk_n;
+    const int nimg = c == p->nchunk - 1 ? p->last_n : p->chunk_n;
+    const dnnl_dim_t rows = (dnnl_dim_t)(nimg * hw), ci9 = 9 * d->cin, co9 = 9 * d->cout;
+    const float *wt = p->cp->wtap;
+    float *z = p->cp->tap + (size_t)c * p->cp->tap_chunk;
+    switch (p->kind) {
+    case PLAN_FWD: {
+        const float *xc = p->a + n0 * hw * d->cin;
+        float *yc = p->out_p + n0 * hw * d->cout;
+        if (p->out) {
+            sgemm1('N', 'N', rows, co9, d->cin, xc, d->cin, wt, co9, 0.0f, z, co9);
+            taps_sum(z, d->cout, 1, yc, 0, nimg, d->h, d->w);
+        } else {
+            taps_spread(xc, d->cin, 1, z, nimg, d->h, d->w);
+            sgemm1('N', 'N', rows, d->cout, ci9, z, ci9, wt, d->cout, 0.0f, yc, d->cout);
+        }
+        if (p->pp)
+            apply_post(d, p->pp, p->out_p, n0, nimg);
+        break;
+    }
+    case PLAN_BWD_DATA: /* over the inputs */
+        sgemm1('N', 'N', rows, ci9, d->cout, p->a + n0 * hw * d->cout, d->cout, wt, ci9, 0.0f, z, ci9);
+        taps_sum(z, d->cin, -1, p->out_p + n0 * hw * d->cin, p->accumulate, nimg, d->h, d->w);
+        break;
+    default: /* over the outputs */
+        taps_spread(p->dy + n0 * hw * d->cout, d->cout, -1, z, nimg, d->h, d->w);
+        sgemm1('T', 'N', co9, d->cin, rows, z, co9, p->a + n0 * hw * d->cin, d->cin, 0.0f,
+               p->cp->wpart + (size_t)c * co9 * d->cin, d->cin);
+    }
+}
+
 /* Chunk c, on this thread: the convolution of its images, and in the forward pass
  * the edge map and the affine while the chunk is in cache; a filter gradient's
- * chunk is a partial, added in cpu_plan_finish (the gemm form: above). */
+ * chunk is a partial, added in cpu_plan_finish (the gemm and tap forms: above). */
 void cpu_plan_run_chunk(const cpu_plan *p, int c)
 {
     if (p->gemm) {
         gemm_run_chunk(p, c);
         return;
     }
+    if (p->taps) {
+        taps_run_chunk(p, c);
+        return;
+    }
     const bk_conv *d = &p->cp->d;
     const size_t hw = (size_t)d->h * d->w, n0 = (size_t)c * p->o->chunk_n;
-    const int nimg = chunk_nimg(p->o, c);
     float *xin = (float *)p->a + n0 * hw * (p->kind == PLAN_BWD_DATA ? d->cout : d->cin);
-    float *z = p->cp->tap + (size_t)c * p->cp->tap_chunk;
     switch (p->kind) {
-    case PLAN_FWD: {
-        float *yc = p->out_p + n0 * hw * d->cout;
-        if (!p->v) {
-            op_exec_chunk(p->ctx, p->cp, OP_FWD, &p->oc, c, xin, yc);
-        } else if (p->out) {
-            op_exec_chunk(p->ctx, p->v, OP_FWD, &p->oc, c, xin, z);
-            taps_sum(z, d->cout, 1, yc, 0, nimg, d->h, d->w);
-        } else {
-            taps_spread(xin, d->cin, 1, z, nimg, d->h, d->w);
-            op_exec_chunk(p->ctx, p->v, OP_FWD, &p->oc, c, z, yc);
-        }
+    case PLAN_FWD:
+        op_exec_chunk(p->ctx, p->cp, OP_FWD, &p->oc, c, xin, p->out_p + n0 * hw * d->cout);
         if (p->pp)
-            apply_post(d, p->pp, p->out_p, n0, nimg);
+            apply_post(d, p->pp, p->out_p, n0, chunk_nimg(p->o, c));
         break;
-    }
     case PLAN_BWD_DATA:
-        if (!p->v) {
-            op_exec_chunk(p->ctx, p->cp, OP_BWD_DATA, &p->oc, c, p->dst + n0 * hw * d->cin, xin);
-        } else {
-            op_exec_chunk(p->ctx, p->v, OP_BWD_DATA, &p->oc, c, z, xin);
-            taps_sum(z, d->cin, -1, p->out_p + n0 * hw * d->cin, p->accumulate, nimg, d->h, d->w);
-        }
+        op_exec_chunk(p->ctx, p->cp, OP_BWD_DATA, &p->oc, c, p->dst + n0 * hw * d->cin, xin);
         break;
-    default: {
-        float *dyc = (float *)p->dy + n0 * hw * d->cout;
-        if (!p->v) {
-            op_exec_chunk(p->ctx, p->cp, OP_BWD_W, &p->oc, c, xin, dyc);
-        } else {
-            taps_spread(dyc, d->cout, -1, z, nimg, d->h, d->w);
-            op_exec_chunk(p->ctx, p->v, OP_BWD_W, &p->oc, c, xin, z);
-        }
-    }
+    default:
+        op_exec_chunk(p->ctx, p->cp, OP_BWD_W, &p->oc, c, xin, (float *)p->dy + n0 * hw * d->cout);
     }
 }
 
@@ -909,28 +977,30 @@ void cpu_plan_finish(cpu_plan *p)
     if (p->gemm) {
         /* written in place by the chunks */
     } else if (p->kind == PLAN_BWD_FILTER) {
-        chunk_op *o = p->o;
-        combine_partials(o);
         float *dw = p->out_p;
-        if (!p->v) {
+        if (!p->taps) {
+            chunk_op *o = p->o;
+            combine_partials(o->wbuf, o->w_floats, o->nchunk);
             if (o->wreorder)
                 reorder(p->ctx, o->wreorder, &o->md_w, o->wbuf, &p->cp->md_wuser, dw);
             else
                 memcpy(dw, o->wbuf, o->w_floats * sizeof(float));
-        } else { /* dWv [9 cout, cin] in the 1x1 convolution's layout, then to dw's */
-            const float *wv = o->wbuf;
-            if (o->wreorder) {
-                reorder(p->ctx, o->wreorder, &o->md_w, o->wbuf, &p->v->md_wuser, p->cp->wtap);
-                wv = p->cp->wtap;
-            }
+        } else { /* [9 cout, cin] (row t*cout + o) */
+            const float *wv = p->cp->wpart;
+            combine_partials(p->cp->wpart, (size_t)9 * d->cout * d->cin, p->nchunk);
             const int ci = d->cin, co = d->cout, cin1 = d->cin + (d->edge ? 1 : 0);
+            /* row by row of the partial's layout: contiguous reads, dw's writes 9 apart */
+#pragma omp parallel for schedule(static) if ((size_t)9 * co * ci > CPU_PAR_MEM)
             for (int oo = 0; oo < co; oo++)
-                for (int c = 0; c < ci; c++)
-                    for (int t = 0; t < 9; t++)
-                        dw[((size_t)oo * cin1 + c) * 9 + t] = wv[((size_t)t * co + oo) * ci + c];
+                for (int t = 0; t < 9; t++) {
+                    const float *row = wv + ((size_t)t * co + oo) * ci;
+                    float *dp = dw + (size_t)oo * cin1 * 9 + t;
+                    for (int c = 0; c < ci; c++)
+                        dp[(size_t)c * 9] = row[c];
+                }
         }
         if (d->edge)
-            edge_bwd_filter(d, p->dy, dw);
+            edge_bwd_filter(p->cp, p->dy, dw);
     } else if (p->kind == PLAN_BWD_DATA && p->dst != p->out_p) {
         const size_t nx = (size_t)d->n * d->h * d->w * d->cin;
         float *dx = p->out_p;
@@ -944,8 +1014,6 @@ void cpu_plan_finish(cpu_plan *p)
 
 void cpu_plan_discard(cpu_plan *p)
 {
-    if (p->post.em)
-        edge_map_free(&p->em);
     free(p->s);
     free(p);
 }
@@ -1003,6 +1071,13 @@ void cpu_conv_release(cpu_ctx *ctx)
         free(p->dx_tmp);
         free(p->tap);
         free(p->wtap);
+        free(p->wpart);
+        if (p->em) {
+            free(p->em->pix);
+            free(p->em->map);
+            free(p->em);
+        }
+        free(p->edge_s);
         free(p);
         p = next;
     }
