@@ -220,8 +220,11 @@ static void check_conv_threads(const bk_conv *c)
  * through sgemm (the gemm form: image chunks, and the filter gradient in blocks
  * of 64 output channels, the last one short here for 130); a 3x3 filter gradient
  * over a weight of CONV_WIDE_W values or more in chunks of more images than the
- * other operations of the shape. Against the naive convolution, and the same bits
- * for any thread count, also for a single chunk (one image: no parallel region). */
+ * other operations of the shape; the tap forms (their products by sgemm), with
+ * the edge channel's map and filter gradient (by blocks of 64 output channels);
+ * weights of 64K values or more, reordered with all threads. Against the naive
+ * convolution, and the same bits for any thread count, also for a single chunk
+ * (one image: no parallel region). */
 static void test_conv_wide(void)
 {
     static const bk_conv shapes[] = {
@@ -230,6 +233,9 @@ static void test_conv_wide(void)
         {1, 4, 4, 128, 192, 1, 0},
         {5, 8, 8, 128, 96, 1, 0},     /* one side narrow: the convolution */
         {6, 8, 8, 64, 128, 3, 1},     /* a wide 3x3 filter gradient */
+        {5, 8, 8, 256, 12, 3, 1},     /* few outputs: the forward pass and the filter gradient */
+        {5, 8, 8, 3, 256, 3, 1},      /* few inputs: the forward pass and the data gradient */
+        {3, 8, 8, 48, 160, 3, 1},     /* direct, a weight of 69K values (160 x 48 x 9) */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         const bk_conv *c = &shapes[i];
