@@ -793,7 +793,7 @@ static cpu_plan *plan_new(int kind, cpu_ctx *ctx, const bk_conv *d)
 
 /* What runs op: sgemm (the gemm form, or the tap form's product with the
  * weights in cp's wtap) or cp's convolution primitives. */
-static void plan_prim(cpu_plan *p, int taps, int out, int op, const float *w)
+static void plan_prim(cpu_plan *p, int form, int op, const float *w)
 {
     const bk_conv *d = &p->cp->d;
     if (gemm_form(d)) {
@@ -810,7 +810,8 @@ static void plan_prim(cpu_plan *p, int taps, int out, int op, const float *w)
         }
         return;
     }
-    if (taps) {
+    if (form != FORM_DIRECT) {
+        const int out = form == FORM_TAPS_OUT;
         p->taps = 1;
         p->out = out;
         taps_ready(p->cp);
@@ -840,7 +841,7 @@ cpu_plan *cpu_plan_fwd(cpu_ctx *ctx, const bk_conv *d, const float *x, const flo
         p->post.s = p->s;
     }
     p->pp = p->post.em || p->post.s ? &p->post : NULL;
-    plan_prim(p, tap_form(d, OP_FWD) != FORM_DIRECT, tap_form(d, OP_FWD) == FORM_TAPS_OUT, OP_FWD, w);
+    plan_prim(p, tap_form(d, OP_FWD), OP_FWD, w);
     return p;
 }
 
@@ -851,8 +852,7 @@ cpu_plan *cpu_plan_bwd_data(cpu_ctx *ctx, const bk_conv *d, const float *dy, con
     p->a = dy;
     p->out_p = p->dst = dx;
     p->accumulate = accumulate;
-    plan_prim(p, tap_form(d, OP_BWD_DATA) != FORM_DIRECT, tap_form(d, OP_BWD_DATA) == FORM_TAPS_OUT, OP_BWD_DATA,
-              w);
+    plan_prim(p, tap_form(d, OP_BWD_DATA), OP_BWD_DATA, w);
     /* the direct primitive writes: with accumulate it writes a tmp, added at the end */
     if (!p->taps && !p->gemm && accumulate) {
         if (!p->cp->dx_tmp)
@@ -868,7 +868,7 @@ cpu_plan *cpu_plan_bwd_filter(cpu_ctx *ctx, const bk_conv *d, const float *x, co
     p->a = x;
     p->dy = dy;
     p->out_p = dw;
-    plan_prim(p, tap_form(d, OP_BWD_W) != FORM_DIRECT, tap_form(d, OP_BWD_W) == FORM_TAPS_OUT, OP_BWD_W, NULL);
+    plan_prim(p, tap_form(d, OP_BWD_W), OP_BWD_W, NULL);
     return p;
 }
 
