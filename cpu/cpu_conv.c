@@ -118,7 +118,11 @@ struct conv_prim {
  *     as well (a split prior, 2 -> 4) the 1x1 convolution is as narrow as before;
  *   few inputs, data gradient: conv1 2 -> 128 at 16x16 22 -> 60, 4 -> 128 43 -> 77,
  *     6 -> 512 43 -> 100; its forward pass only gains when the outputs are many
- *     (6 -> 512: 68 -> 97; 2 -> 128: 93 -> 91). */
+ *     (6 -> 512: 68 -> 97; 2 -> 128: 93 -> 91).
+ * Those timings took the tap form's product as a oneDNN 1x1 convolution; with
+ * sgemm, every op of every 3x3 convolution with a side of up to 64 channels in
+ * the tap form measured within the spread of the runs (some ops better, some
+ * worse; conv_ops B and A128, 2026-12-02), so the choice stays. */
 #define TAP_COUT_MAX 12
 #define TAP_CIN_MAX 8
 #define TAP_WIDE 32  /* the other side at least this wide */
@@ -765,8 +769,7 @@ struct cpu_plan {
     int kind;
     cpu_ctx *ctx;
     conv_prim *cp;
-    int taps;     /* the tap form */
-    int out;      /* tap form over the outputs (else over the inputs) */
+    int form;     /* FORM_DIRECT or the tap form over the outputs or the inputs */
     op_call oc;
     chunk_op *o;       /* cp's operation for the pass; NULL in the gemm and tap forms */
     int gemm;          /* the gemm form */
@@ -812,8 +815,7 @@ static void plan_prim(cpu_plan *p, int form, int op, const float *w)
     }
     if (form != FORM_DIRECT) {
         const int out = form == FORM_TAPS_OUT;
-        p->taps = 1;
-        p->out = out;
+        p->form = form;
         taps_ready(p->cp);
         if (op != OP_BWD_W)
             weights_to_taps(d, w, out ? TAPW_OUT : op == OP_FWD ? TAPW_IN : TAPW_IN_T, p->cp->wtap);
@@ -854,7 +856,7 @@ cpu_plan *cpu_plan_bwd_data(cpu_ctx *ctx, const bk_conv *d, const float *dy, con
     p->accumulate = accumulate;
     plan_prim(p, tap_form(d, OP_BWD_DATA), OP_BWD_DATA, w);
     /* the direct primitive writes: with accumulate it writes a tmp, added at the end */
-    if (!p->taps && !p->gemm && accumulate) {
+    if (p->form == FORM_DIRECT && !p->gemm && accumulate) {
         if (!p->cp->dx_tmp)
             p->cp->dx_tmp = amalloc((size_t)d->n * d->h * d->w * d->cin * sizeof(float));
         p->dst = p->cp->dx_tmp;
@@ -917,7 +919,7 @@ static void taps_run_chunk(const cpu_plan *p, int c)
     case PLAN_FWD: {
         const float *xc = p->a + n0 * hw * d->cin;
         float *yc = p->out_p + n0 * hw * d->cout;
-        if (p->out) {
+        if (p->form == FORM_TAPS_OUT) {
             sgemm1('N', 'N', rows, co9, d->cin, xc, d->cin, wt, co9, 0.0f, z, co9);
             taps_sum(z, d->cout, 1, yc, 0, nimg, d->h, d->w);
         } else {
@@ -948,7 +950,7 @@ void cpu_plan_run_chunk(const cpu_plan *p, int c)
         gemm_run_chunk(p, c);
         return;
     }
-    if (p->taps) {
+    if (p->form != FORM_DIRECT) {
         taps_run_chunk(p, c);
         return;
     }
@@ -978,7 +980,7 @@ void cpu_plan_finish(cpu_plan *p)
         /* written in place by the chunks */
     } else if (p->kind == PLAN_BWD_FILTER) {
         float *dw = p->out_p;
-        if (!p->taps) {
+        if (p->form == FORM_DIRECT) {
             chunk_op *o = p->o;
             combine_partials(o->wbuf, o->w_floats, o->nchunk);
             if (o->wreorder)
