@@ -229,74 +229,57 @@ class Ours:
                     err = max(err, d["inv_error"])
         return rates, rss, err, os.path.join(run_dir, "checkpoint.safetensors")
 
-    def _reported(self, text):
-        m = re.search(r"(\d+) images in ([0-9.]+) s", text)
-        if not m:
-            raise SystemExit(f"run_bench: no timing in: {text[-500:]}")
-        return int(m.group(1)), float(m.group(2))
+    def _timed(self, tool, args, spec, nb, cpu=False):
+        """TOOL run over WARMUP_STEPS + nb batches with --times: the images/s of
+        each full batch after the warm-up ones (the tool's own per-batch timing,
+        as glow-train's per step and the peer's per batch), the peak RSS, and
+        images per CPU second (the median batch's CPU time, all threads)."""
+        b = spec["batch"]
+        times = os.path.join(self.tmp, f"{tool}-times.jsonl")
+        r = run([os.path.join(self.bin, tool), "--batch", str(b), "--device", self.device, "--times", times]
+                + args(b * (WARMUP_STEPS + nb)), env=env_threads(), cpu=cpu)
+        with open(times) as f:
+            lines = [json.loads(x) for x in f]
+        timed = [d for d in lines[WARMUP_STEPS:] if d["images"] == b]
+        if not timed:
+            raise SystemExit(f"run_bench: {tool}: no full batch after the {WARMUP_STEPS} warm-up ones in {times}")
+        rates = [d["images_per_s"] for d in timed]
+        cpu_s = sorted(d["cpu_seconds"] for d in timed)[len(timed) // 2]
+        return rates, r[1], b / max(cpu_s, 1e-9)
 
     def eval(self, spec, ckpt, data):
-        """Two runs of glow-bpd, 1 and 1 + eval_batches batches: the difference of
-        their own reported times is the steady rate without start-up; the
-        difference of their CPU times gives images per CPU second."""
-        b = spec["batch"]
-        res, rss, cpu = [], 0, []
-        for nb in (1, 1 + spec["eval_batches"]):
-            _, r, _, e, c = run([os.path.join(self.bin, "glow-bpd"), "-v", "--batch", str(b), "--limit",
-                                 str(nb * b), "--device", self.device, ckpt, data], env=env_threads(), cpu=True)
-            res.append(self._reported(e))
-            rss = max(rss, r)
-            cpu.append(c)
-        return ((res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss,
-                (res[1][0] - res[0][0]) / max(cpu[1] - cpu[0], 1e-9))
+        """glow-bpd: rates of the timed batches, peak RSS, images per CPU second"""
+        return self._timed("glow-bpd", lambda n: ["--limit", str(n), ckpt, data], spec, spec["eval_batches"])
 
     def sample(self, spec, ckpt):
-        b = spec["batch"]
-        res, rss, cpu = [], 0, []
-        for nb in (1, 1 + spec["sample_batches"]):
-            _, r, _, e, c = run([os.path.join(self.bin, "glow-sample"), "-v", "--batch", str(b), "-n", str(nb * b),
-                                 "--device", self.device, "-o", os.path.join(self.tmp, "samples.glow"), ckpt],
-                                env=env_threads(), cpu=True)
-            res.append(self._reported(e))
-            rss = max(rss, r)
-            cpu.append(c)
-        return ((res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9), rss,
-                (res[1][0] - res[0][0]) / max(cpu[1] - cpu[0], 1e-9))
+        out = os.path.join(self.tmp, "samples.glow")
+        return self._timed("glow-sample", lambda n: ["-n", str(n), "-o", out, ckpt], spec, spec["sample_batches"])
 
     def encode(self, spec, ckpt, data):
-        """glow-encode as glow-bpd: two runs, 1 and 1 + eval_batches batches."""
-        b = spec["batch"]
-        res = []
-        for nb in (1, 1 + spec["eval_batches"]):
-            _, _, _, e = run([os.path.join(self.bin, "glow-encode"), "-v", "--batch", str(b), "--limit",
-                              str(nb * b), "--device", self.device, "-o", os.path.join(self.tmp, "enc.glow"),
-                              ckpt, data], env=env_threads())
-            res.append(self._reported(e))
-        return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9)
+        """glow-encode as glow-bpd"""
+        out = os.path.join(self.tmp, "enc.glow")
+        return self._timed("glow-encode", lambda n: ["--limit", str(n), "-o", out, ckpt, data], spec,
+                           spec["eval_batches"])[0]
 
     def decode(self, spec, ckpt):
         """glow-decode as glow-sample: latents of glow-latent random (the same
-        noise as glow-sample draws), two runs of 1 and 1 + sample_batches batches."""
-        b = spec["batch"]
-        res = []
-        for nb in (1, 1 + spec["sample_batches"]):
-            lat = os.path.join(self.tmp, "lat.glow")
-            run([os.path.join(self.bin, "glow-latent"), "random", ckpt, str(nb * b), "--device", self.device,
-                 "-o", lat], env=env_threads())
-            _, _, _, e = run([os.path.join(self.bin, "glow-decode"), "-v", "--batch", str(b), "--device",
-                              self.device, "-o", os.path.join(self.tmp, "dec.glow"), ckpt, lat], env=env_threads())
-            res.append(self._reported(e))
-        return (res[1][0] - res[0][0]) / max(res[1][1] - res[0][1], 1e-9)
+        noise as glow-sample draws)"""
+        nb = spec["sample_batches"]
+        lat = os.path.join(self.tmp, "lat.glow")
+        run([os.path.join(self.bin, "glow-latent"), "random", ckpt, str(spec["batch"] * (WARMUP_STEPS + nb)),
+             "--device", self.device, "-o", lat], env=env_threads())
+        out = os.path.join(self.tmp, "dec.glow")
+        return self._timed("glow-decode", lambda n: ["-o", out, ckpt, lat], spec, nb)[0]
 
 
 def latent_rows(ours, name, spec, ckpt, data, rounds):
     """images/s of glow-bpd, glow-encode, glow-sample, glow-decode: medians over rounds"""
     r = {"eval": [], "encode": [], "sample": [], "decode": []}
     for _ in range(rounds):
-        r["eval"].append(ours.eval(spec, ckpt, data)[0])
-        r["encode"].append(ours.encode(spec, ckpt, data))
-        r["sample"].append(ours.sample(spec, ckpt)[0])
-        r["decode"].append(ours.decode(spec, ckpt))
+        r["eval"] += ours.eval(spec, ckpt, data)[0]
+        r["encode"] += ours.encode(spec, ckpt, data)
+        r["sample"] += ours.sample(spec, ckpt)[0]
+        r["decode"] += ours.decode(spec, ckpt)
     log(f"run_bench: {name} latent tools: " + json.dumps({k: round(med(v), 1) for k, v in r.items()}))
     return r
 
@@ -329,7 +312,7 @@ def latent_only(a):
             model = write_config(cfgpath, spec["model"], spec["batch"], device)
             H, W = model["image_size"]
             data = os.path.join(tmp, f"{name}.glow")
-            write_shards(data, spec["batch"] * (1 + spec["eval_batches"]), model["channels"], H, W, 5)
+            write_shards(data, spec["batch"] * (WARMUP_STEPS + spec["eval_batches"]), model["channels"], H, W, 5)
             run_dir = os.path.join(tmp, f"run-{name}")
             run([os.path.join(ours.bin, "glow-train"), "-q", "-c", cfgpath, "--device", device, "--steps", "1",
                  "-o", run_dir, data], env=env_threads())
@@ -770,7 +753,7 @@ def main():
             c0 = model["channels"]
             H, W = model["image_size"]
             data = os.path.join(tmp, f"{name}.glow")
-            write_shards(data, spec["batch"] * max(WARMUP_STEPS + 2 * spec["train_steps"], 1 + spec["eval_batches"]),
+            write_shards(data, spec["batch"] * (WARMUP_STEPS + max(2 * spec["train_steps"], spec["eval_batches"])),
                          c0, H, W, 5)
             fl = conv_flops(model)
             R = {}
@@ -809,9 +792,8 @@ def main():
                                 R[STORE]["cpu_train"].append(scpu)
                                 R[STORE]["rss_train"] = max(R[STORE]["rss_train"], srss)
                             else:
-                                rate, rss, per_cpu = (ours.eval(spec, ckpt, data) if mode == "eval"
-                                                      else ours.sample(spec, ckpt))
-                                rates = [rate]
+                                rates, rss, per_cpu = (ours.eval(spec, ckpt, data) if mode == "eval"
+                                                       else ours.sample(spec, ckpt))
                         else:
                             _, peer, comp = next(p for p in peers if p[0] == who)
                             rates, rss, d = torch_run(mode, model, spec, device, peer, comp)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# bench/run_bench.py's table of what the speed targets need: its verdicts and
-# numbers from made-up rounds, and its reading of bench/conv_ops' totals. The
-# system's Python alone (run_bench imports PyTorch only to time the peer).
+# bench/run_bench.py: its table of what the speed targets need (verdicts and
+# numbers from made-up rounds), its reading of bench/conv_ops' totals, and its
+# timing of our latent tools (--latent-only). The system's Python alone
+# (run_bench imports PyTorch only to time the peer).
 bats_require_minimum_version 1.5.0
 load helpers
 
@@ -125,4 +126,22 @@ EOF2
     echo "$output"
     [ "$status" -eq 0 ]
     [ "${lines[-1]}" = ok ]
+}
+
+@test "run_bench --latent-only: each tool's rate from its own --times lines, the warm-up batches dropped" {
+    # A128 (1x32x32, width 128): a one-step checkpoint, then glow-bpd, glow-encode,
+    # glow-sample and glow-decode over 3 warm-up + their timed batches (bench/README.md)
+    run --separate-stderr env BUILD="$BUILD" /usr/bin/python3 "$ROOT/bench/run_bench.py" --latent-only \
+        --configs A128 --rounds 1
+    echo "$output"; echo "$stderr"
+    [ "$status" -eq 0 ]
+    row=$(grep '^| A128 | 32 |' <<<"$output")
+    bpy - "$row" <<'EOF'
+import sys
+f = [c.strip() for c in sys.argv[1].strip("|").split("|")]
+rates = [float(f[i]) for i in (2, 3, 5, 6)]
+assert all(r > 0 for r in rates), f
+assert abs(float(f[4].rstrip("x")) - rates[1] / rates[0]) < 0.01, f
+assert abs(float(f[7].rstrip("x")) - rates[3] / rates[2]) < 0.01, f
+EOF
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # What every tool shares (libcommon/tool/): --version, -o in --help, no binary
-# data written to a terminal, temporary files removed on SIGTERM, and the
+# data written to a terminal, --times of the tools that run a model over
+# batches, temporary files removed on SIGTERM, and the
 # restart with an OpenMP wait policy (chosen from the load) of the tools that compute.
 load helpers
 bats_require_minimum_version 1.5.0
@@ -112,6 +113,62 @@ idx1024() {
     # --version and --help are text
     run script -qec "glow-sample --version" /dev/null
     [ "$status" -eq 0 ]
+}
+
+# times_check FILE IMAGES...: FILE holds one --times line per batch with these
+# image counts, numbered from 1, with consistent times
+times_check() {
+    py - "$@" <<'EOF'
+import json, sys
+path, want = sys.argv[1], [int(x) for x in sys.argv[2:]]
+rows = [json.loads(l) for l in open(path).read().splitlines()]
+assert [r["images"] for r in rows] == want, (path, rows)
+assert [r["batch"] for r in rows] == list(range(1, len(want) + 1)), rows
+for r in rows:
+    assert set(r) == {"batch", "images", "seconds", "cpu_seconds", "images_per_s"}, r
+    assert r["seconds"] > 0 and r["cpu_seconds"] >= 0, r
+    assert abs(r["images_per_s"] * r["seconds"] - r["images"]) <= 1e-2 * r["images"], r
+EOF
+}
+
+@test "--times FILE: one JSON line per batch from glow-sample, glow-bpd, glow-encode and glow-decode" {
+    glow-sample --device cpu -n 10 --batch 4 -o s.glow "$AFF"
+    glow-sample --device cpu -n 10 --batch 4 -o s2.glow --times st.jsonl "$AFF"
+    cmp s.glow s2.glow   # timing changes nothing of the output
+    times_check st.jsonl 4 4 2
+    glow-bpd --device cpu --batch 4 --json "$AFF" s.glow >plain.json
+    glow-bpd --device cpu --batch 4 --json --times bt.jsonl "$AFF" s.glow >timed.json
+    cmp plain.json timed.json
+    times_check bt.jsonl 4 4 2
+    # --ood: the other set's batches follow, numbered on
+    glow-bpd --device cpu --batch 4 --ood s2.glow --times bo.jsonl "$AFF" s.glow >/dev/null
+    times_check bo.jsonl 4 4 2 4 4 2
+    glow-encode --device cpu --batch 3 -o e.glow --times et.jsonl "$AFF" s.glow
+    times_check et.jsonl 3 3 3 1
+    glow-decode --device cpu --batch 5 -o d.glow --times dt.jsonl "$AFF" e.glow
+    times_check dt.jsonl 5 5
+    # a file, not standard output, which carries the results (usage, before anything runs)
+    run glow-bpd --times - "$AFF" s.glow
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "glow-bpd: --times needs a file name"
+    run glow-sample -o x.glow --times x.glow "$AFF"
+    [ "$status" -eq 2 ]
+    assert_contains "$output" "--times x.glow: also named as the output"
+    # not over an input, and an unwritable place names the file
+    run glow-bpd --times s.glow "$AFF" s.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "s.glow: is also the input"
+    cmp s.glow s2.glow
+    run glow-decode -o d2.glow --times nodir/t.jsonl "$AFF" e.glow
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "nodir/t.jsonl"
+    [ ! -e d2.glow ]
+    # a run that fails leaves no file of times, nor a temporary one
+    head -c 100 s.glow >cut.glow
+    run glow-bpd --times cut.jsonl "$AFF" cut.glow
+    [ "$status" -eq 1 ]
+    [ ! -e cut.jsonl ]
+    [ -z "$(ls -A | grep '\.tmp\.')" ]
 }
 
 # The tests below start tools in the background; those keep no descriptor of

@@ -13,6 +13,7 @@
 #include "base/util.h"
 #include "data/dataset.h"
 #include "model/model_load.h"
+#include "tool/batch_times.h"
 #include "tool/progress.h"
 #include "tool/tool.h"
 
@@ -44,6 +45,8 @@ static void usage(FILE *out)
             "  --mem-limit MiB   memory this tool may use: the model, its activations for\n"
             "                    a batch, the images held (default: half the available\n"
             "                    memory); what would need more is refused first\n"
+            "  --times FILE      one JSON line per batch in FILE: its images, seconds,\n"
+            "                    CPU seconds and images/s\n"
             "  -v, --verbose     report images/s on stderr at the end\n"
             "  -h, --help        show this help and exit\n"
             "      --version     print the version and exit\n"
@@ -165,7 +168,7 @@ static int expect_shape(void *ctx, const shard_record *hdr, int has_labels, glow
 }
 
 static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char **inputs,
-                      scored_set *s)
+                      glow_batch_times *bt, scored_set *s)
 {
     const glow_config *cfg = &lm->cfg;
     glow_error err;
@@ -204,6 +207,7 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
     glow_progress pr;
     glow_progress_init(&pr, 0);
     double t0 = pr.last;
+    glow_batch_times_start(bt);
     s->n = 0;
     while (s->n < total) {
         uint32_t want = (uint32_t)(total - s->n < (uint64_t)o->m.batch ? total - s->n
@@ -230,6 +234,8 @@ static void score_set(glow_loaded_model *lm, const options *o, int ninputs, char
         for (int i = 0; i < got; i++)
             s->bpd[s->n + (uint64_t)i] = r.bpd[i];
         s->n += (uint64_t)got;
+        if (glow_batch_times_mark(bt, (uint64_t)got, &err) != 0)
+            glow_die(EXIT_BADINPUT, "%s", err.msg);
         show_progress(s, total, &pr, 0);
     }
     show_progress(s, total, &pr, 1);
@@ -282,6 +288,11 @@ int main(int argc, char **argv)
     glow_tool_no_overwrite(NULL, o.ckpt, o.ninputs, o.inputs);
     if (o.nood)
         glow_tool_no_overwrite(NULL, NULL, o.nood, o.ood);
+    if (o.m.times) {
+        glow_tool_no_overwrite(o.m.times, o.ckpt, o.ninputs, o.inputs);
+        if (o.nood)
+            glow_tool_no_overwrite(o.m.times, NULL, o.nood, o.ood);
+    }
 
     glow_error err;
     glow_loaded_model lm;
@@ -291,10 +302,15 @@ int main(int argc, char **argv)
     if (glow_model_plan_batch(lm.m, (int)o.m.batch, 0, &err) != 0)
         glow_die(EXIT_BADINPUT, "--batch %ld: %s", o.m.batch, err.msg);
 
+    glow_batch_times bt;
+    if (glow_batch_times_open(&bt, o.m.times, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
     scored_set data = {0}, ood = {0};
-    score_set(&lm, &o, o.ninputs, o.inputs, &data);
+    score_set(&lm, &o, o.ninputs, o.inputs, &bt, &data);
     if (o.nood)
-        score_set(&lm, &o, o.nood, o.ood, &ood);
+        score_set(&lm, &o, o.nood, o.ood, &bt, &ood);
+    if (glow_batch_times_commit(&bt, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
 
     double m, se, om = 0, ose = 0, auroc = NAN;
     stats_mean_sem(data.bpd, data.n, &m, &se);

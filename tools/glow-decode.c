@@ -9,6 +9,7 @@
 #include "base/util.h"
 #include "latent/latent_codec.h"
 #include "model/model_load.h"
+#include "tool/batch_times.h"
 #include "tool/progress.h"
 #include "tool/tool.h"
 
@@ -33,6 +34,8 @@ static void usage(FILE *out)
             "                     memory; docs/security.md)\n"
             "  -o, --output FILE  write the stream to the file FILE (atomically) instead\n"
             "                     of standard output ('-o -': standard output)\n"
+            "  --times FILE       one JSON line per batch in FILE: its images, seconds,\n"
+            "                     CPU seconds and images/s\n"
             "  -v, --verbose      report images/s on stderr at the end\n"
             "  -h, --help         show this help and exit\n"
             "      --version      print the version and exit\n"
@@ -80,9 +83,21 @@ static void parse_args(int argc, char **argv, options *o)
     o->ninputs = op.ninputs;
 }
 
+/* after each batch: the progress line and the batch's --times line */
+typedef struct {
+    glow_progress pr;
+    glow_batch_times bt;
+    uint64_t done;
+} batch_ctx;
+
 static void show(void *ctx, uint64_t done)
 {
-    glow_progress_draw(ctx, 0, "%llu images", (unsigned long long)done);
+    batch_ctx *b = ctx;
+    glow_progress_draw(&b->pr, 0, "%llu images", (unsigned long long)done);
+    glow_error err;
+    if (glow_batch_times_mark(&b->bt, done - b->done, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    b->done = done;
 }
 
 int main(int argc, char **argv)
@@ -95,6 +110,11 @@ int main(int argc, char **argv)
         glow_tool_no_terminal("binary image data", "pipe it on (glow-decode ... | pngcat > "
                                                    "grid.png), redirect it, or use -o FILE");
     glow_tool_no_overwrite(o.output, o.ckpt, o.ninputs, o.inputs);
+    if (o.m.times) {
+        glow_tool_no_overwrite(o.m.times, o.ckpt, o.ninputs, o.inputs);
+        if (o.output && strcmp(o.m.times, o.output) == 0)
+            glow_usage_error("--times %s: also named as the output", o.m.times);
+    }
     glow_error err;
     glow_loaded_model lm;
     int rc = glow_model_load(o.ckpt, o.m.device, o.m.ema, &lm, &err);
@@ -111,23 +131,26 @@ int main(int argc, char **argv)
     atomic_file af;
     if (atomic_open(&af, to_stdout ? "-" : o.output, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
-    glow_progress pr;
-    glow_progress_init(&pr, 0);
-    latent_decode_opts d = {(int)o.m.batch, o.cls, show, &pr};
+    batch_ctx bc = {.done = 0};
+    if (glow_batch_times_open(&bc.bt, o.m.times, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
+    glow_progress_init(&bc.pr, 0);
+    latent_decode_opts d = {(int)o.m.batch, o.cls, show, &bc};
     latent_reader *in = latent_reader_open(o.ninputs, o.inputs);
     double t0 = now_seconds();
+    glow_batch_times_start(&bc.bt);
     uint64_t n = 0;
     const char *ckpt = strcmp(o.ckpt, "-") == 0 ? "standard input" : o.ckpt;
     if (latent_decode(&lm, ckpt, in, &d, af.f, to_stdout ? "standard output" : o.output, &n,
                       &err) != 0) {
-        glow_progress_end(&pr);
+        glow_progress_end(&bc.pr);
         atomic_abort(&af);
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     }
     double dt = now_seconds() - t0;
-    glow_progress_end(&pr);
+    glow_progress_end(&bc.pr);
     latent_reader_close(in);
-    if (atomic_commit(&af, &err) != 0)
+    if (atomic_commit(&af, &err) != 0 || glow_batch_times_commit(&bc.bt, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     if (o.m.verbose || stderr_is_tty()) {
         char dev[32];

@@ -9,6 +9,7 @@
 #include "base/util.h"
 #include "data/shard.h"
 #include "model/model_load.h"
+#include "tool/batch_times.h"
 #include "tool/progress.h"
 #include "tool/tool.h"
 
@@ -38,6 +39,8 @@ static void usage(FILE *out)
             "                     model or --batch that would need more is refused first\n"
             "  -o, --output FILE  write the stream to the file FILE (atomically) instead\n"
             "                     of standard output ('-o -': standard output)\n"
+            "  --times FILE       one JSON line per batch in FILE: its images, seconds,\n"
+            "                     CPU seconds and images/s\n"
             "  -v, --verbose      report images/s on stderr at the end\n"
             "  -h, --help         show this help and exit\n"
             "      --version      print the version and exit\n"
@@ -108,6 +111,11 @@ int main(int argc, char **argv)
                                                    "grid.png), redirect it, or use -o FILE");
 
     glow_tool_no_overwrite(o.output, NULL, 1, (char *[]){(char *)o.ckpt});
+    if (o.m.times) {
+        glow_tool_no_overwrite(o.m.times, NULL, 1, (char *[]){(char *)o.ckpt});
+        if (o.output && strcmp(o.m.times, o.output) == 0)
+            glow_usage_error("--times %s: also named as the output", o.m.times);
+    }
     glow_error err;
     glow_loaded_model lm;
     int rc = glow_model_load(o.ckpt, o.m.device, o.m.ema, &lm, &err);
@@ -127,6 +135,9 @@ int main(int argc, char **argv)
     atomic_file af;
     if (atomic_open(&af, to_stdout ? "-" : o.output, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
+    glow_batch_times bt;
+    if (glow_batch_times_open(&bt, o.m.times, &err) != 0)
+        glow_die(EXIT_BADINPUT, "%s", err.msg);
 
     /* Records hold a fixed number of images, whatever --batch is, so the output is
      * the same bytes for every batch size. */
@@ -143,6 +154,7 @@ int main(int argc, char **argv)
     double t0 = now_seconds();
     glow_progress pr;
     glow_progress_init(&pr, 0);
+    glow_batch_times_start(&bt);
     for (uint64_t first = 0; first < (uint64_t)o.count; first += per_rec) {
         uint64_t nrec = (uint64_t)o.count - first < per_rec ? (uint64_t)o.count - first : per_rec;
         /* The class of image i is a function of i alone, like its noise. */
@@ -154,6 +166,8 @@ int main(int argc, char **argv)
             uint64_t n = nrec - off < (uint64_t)o.m.batch ? nrec - off : (uint64_t)o.m.batch;
             glow_model_sample(lm.m, (int)n, (float)o.temperature, o.seed, first + off,
                               labels ? labels + off : NULL, pix + off * img, NULL);
+            if (glow_batch_times_mark(&bt, n, &err) != 0)
+                glow_die(EXIT_BADINPUT, "%s", err.msg);
             glow_progress_draw(&pr, 0, "%llu/%ld images", (unsigned long long)(first + off + n),
                                o.count);
         }
@@ -164,7 +178,7 @@ int main(int argc, char **argv)
             glow_die(EXIT_BADINPUT, "%s: %s", to_stdout ? "standard output" : o.output, err.msg);
         }
     }
-    if (atomic_commit(&af, &err) != 0)
+    if (atomic_commit(&af, &err) != 0 || glow_batch_times_commit(&bt, &err) != 0)
         glow_die(EXIT_BADINPUT, "%s", err.msg);
     double dt = now_seconds() - t0;
     glow_progress_end(&pr);

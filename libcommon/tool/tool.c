@@ -264,6 +264,12 @@ void glow_tool_model_opt(int c, const char *arg, char **argv, glow_tool_model_op
     case GLOW_OPT_BATCH: m->batch = glow_opt_long("--batch", arg, 1, 65536); break;
     case GLOW_OPT_DEVICE: m->device = arg; break;
     case GLOW_OPT_MEM: glow_tool_mem_limit(arg); break;
+    case GLOW_OPT_TIMES:
+        if (strcmp(arg, "-") == 0 || !*arg)
+            glow_usage_error("--times needs a file name: standard output carries the tool's "
+                             "results (/dev/stderr shows the lines on the terminal)");
+        m->times = arg;
+        break;
     case GLOW_OPT_VERSION: glow_tool_print_version();
     case 'v': m->verbose = 1; break;
     case ':': glow_usage_error("option '%s' needs a value", argv[optind - 1]);

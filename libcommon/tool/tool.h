@@ -81,19 +81,26 @@ void glow_tool_no_overwrite(const char *out, const char *also, int n, char *cons
 
 /* The options every tool that runs a checkpoint's model shares (glow-bpd,
  * glow-sample, glow-encode, glow-decode): --ema, --batch N (1..65536), --device D,
- * --mem-limit MiB, -v, --version. GLOW_TOOL_MODEL_LONGOPTS goes into the tool's
- * getopt_long table; glow_tool_model_opt takes getopt_long's answer for any option
- * the tool's own switch did not handle: one of these, or ':' (a missing value) and
- * anything else (an unknown option), which are usage errors. */
-enum { GLOW_OPT_EMA = 0x4000, GLOW_OPT_BATCH, GLOW_OPT_DEVICE, GLOW_OPT_MEM, GLOW_OPT_VERSION };
+ * --mem-limit MiB, --times FILE (a file, not "-": tool/batch_times.h), -v,
+ * --version. GLOW_TOOL_MODEL_LONGOPTS goes into the tool's getopt_long table;
+ * glow_tool_model_opt takes getopt_long's answer for any option the tool's own
+ * switch did not handle: one of these, or ':' (a missing value) and anything
+ * else (an unknown option), which are usage errors. */
+enum {
+    GLOW_OPT_EMA = 0x4000, GLOW_OPT_BATCH, GLOW_OPT_DEVICE, GLOW_OPT_MEM, GLOW_OPT_TIMES,
+    GLOW_OPT_VERSION
+};
 #define GLOW_TOOL_MODEL_LONGOPTS                                                                   \
     {"ema", no_argument, 0, GLOW_OPT_EMA}, {"batch", required_argument, 0, GLOW_OPT_BATCH},       \
         {"device", required_argument, 0, GLOW_OPT_DEVICE},                                         \
-        {"mem-limit", required_argument, 0, GLOW_OPT_MEM}, {"version", no_argument, 0, GLOW_OPT_VERSION}
+        {"mem-limit", required_argument, 0, GLOW_OPT_MEM},                                         \
+        {"times", required_argument, 0, GLOW_OPT_TIMES},                                           \
+        {"version", no_argument, 0, GLOW_OPT_VERSION}
 typedef struct {
     int ema, verbose;
     long batch;
     const char *device;
+    const char *times; /* --times FILE, or NULL */
 } glow_tool_model_opts;
 void glow_tool_model_opt(int c, const char *arg, char **argv, glow_tool_model_opts *m);
 
